@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+#
+# Build and test mod_bff the way CI does (.ci/run execs this):
+#   1. unit tests (cmocka) built with ASan + UBSan, out of tree in _build-asan/
+#   2. the module built normally with --enable-werror in _build/, then the
+#      integration tests (node --test, real httpd + provider + browser) against it.
+# Exits non-zero on any failure and ends with one summary line.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+JOBS=${JOBS:-2}
+START=$(date +%s)
+STAGE=setup
+UNIT_SUMMARY="unit: not run"
+INTEG_SUMMARY="integration: not run"
+
+summary() {
+    local rc=$? secs=$(( $(date +%s) - START ))
+    if [ "$rc" -eq 0 ]; then
+        printf '\n== build/test.sh: PASS (%s; %s) in %ss\n' "$UNIT_SUMMARY" "$INTEG_SUMMARY" "$secs"
+    else
+        printf '\n== build/test.sh: FAIL in stage "%s" (%s; %s) after %ss, exit %s\n' \
+            "$STAGE" "$UNIT_SUMMARY" "$INTEG_SUMMARY" "$secs" "$rc"
+    fi
+}
+trap summary EXIT
+
+step() { STAGE=$1; printf '\n== %s\n' "$1"; }
+
+# An in-tree configure blocks out-of-tree builds ("source directory already
+# configured"); its outputs are all generated, so clean them.
+clean_in_tree() {
+    if [ -f "$ROOT/config.status" ]; then
+        echo "note: in-tree build found; running 'make distclean' so the out-of-tree builds can configure"
+        if [ -f "$ROOT/Makefile" ]; then
+            make -C "$ROOT" -s distclean >/dev/null 2>&1 || true
+        fi
+        rm -f "$ROOT/config.status"
+    fi
+}
+
+# configure into $1 with the remaining arguments (always re-run: autoreconf just
+# regenerated configure, and a stale cache would hide configure.ac changes).
+configure_in() {
+    local dir=$1; shift
+    mkdir -p "$dir"
+    (cd "$dir" && "$ROOT/configure" -q "$@")
+}
+
+print_unit_logs() {
+    local dir=$1 f
+    echo "---- unit test logs ($dir) ----"
+    if [ -f "$dir/test-suite.log" ]; then
+        cat "$dir/test-suite.log"
+    fi
+    for f in "$dir"/test/unit/*.log; do
+        [ -f "$f" ] || continue
+        printf -- '---- %s\n' "${f#"$ROOT"/}"
+        cat "$f"
+    done
+}
+
+step "dependencies"
+bash build/deps.sh
+
+step "autoreconf"
+clean_in_tree
+areconf_log=$(mktemp)
+if ! autoreconf -fi >"$areconf_log" 2>&1; then
+    cat "$areconf_log" >&2
+    rm -f "$areconf_log"
+    exit 1
+fi
+rm -f "$areconf_log"
+
+# ---- 1. unit tests under ASan + UBSan ---------------------------------------
+step "unit tests (ASan+UBSan, _build-asan/)"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+configure_in _build-asan --enable-werror --enable-sanitizers
+if ! make -C _build-asan -s -j"$JOBS" check >_build-asan/check.out 2>&1; then
+    cat _build-asan/check.out
+    print_unit_logs "$ROOT/_build-asan"
+    UNIT_SUMMARY="unit: FAILED"
+    exit 1
+fi
+# Per-test PASS lines and automake's result block (# TOTAL/# PASS/...).
+cat _build-asan/check.out
+UNIT_SUMMARY="unit: $(awk '/^# TOTAL:/{t=$3} /^# PASS:/{p=$3} END{printf "%s/%s passed", p, t}' _build-asan/check.out)"
+
+# ---- 2. module + integration tests ---------------------------------------
+step "module build (_build/)"
+configure_in _build --enable-werror
+make -C _build -s -j"$JOBS"
+MODULE=$ROOT/_build/.libs/mod_bff.so
+[ -f "$MODULE" ] || { echo "module not built: $MODULE" >&2; exit 1; }
+echo "module: ${MODULE#"$ROOT"/}"
+
+step "integration tests (node --test test/integration/)"
+# The node runner's summary (# tests/# pass/# fail ...) stays in the output for CI.
+integ_log=_build/integration.out
+set +e
+BFF_MODULE=$MODULE timeout --kill-after=15 "${INTEG_TIMEOUT:-900}" \
+    node --test --test-concurrency=1 test/integration/ 2>&1 | tee "$integ_log"
+integ_rc=${PIPESTATUS[0]}
+set -e
+INTEG_SUMMARY="integration: $(awk '/^# tests /{t=$3} /^# pass /{p=$3} END{printf "%s/%s passed", p, t}' "$integ_log")"
+if [ "$integ_rc" -eq 124 ]; then
+    echo "integration tests timed out after ${INTEG_TIMEOUT:-900}s" >&2
+fi
+if [ "$integ_rc" -ne 0 ]; then
+    INTEG_SUMMARY="$INTEG_SUMMARY, FAILED (exit $integ_rc)"
+    exit 1
+fi
+STAGE="done"

@@ -1,0 +1,151 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * mod_bff: httpd as a Backend-for-Frontend for single-page applications
+ * (OAuth 2.0 for Browser-Based Applications, BFF pattern). The module record,
+ * hooks and the directive table; everything else lives in src/.
+ */
+#include <apr_strings.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <ap_mpm.h>
+#include <http_core.h>
+
+#define BFF_MODULE_FILE
+#include "src/mod_bff.h"
+#include "src/mod_bff_config.h"
+#include "src/mod_bff_handler.h"
+#include "src/mod_bff_provider.h"
+#include "src/mod_bff_store.h"
+#include "src/bff_http.h"
+#include "src/bff_log.h"
+
+static server_rec *log_server;
+
+/* Core log lines go to the main server's error log. */
+static void core_log(void *baton, const char *file, int line, int level, apr_status_t rv,
+                     const char *msg)
+{
+    ap_log_error(file, line, APLOG_MODULE_INDEX, level, rv, (server_rec *)baton, "%s", msg);
+}
+
+static int bff_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    if (APR_SUCCESS != bff_glue_store_pre_config(pconf)) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+static int bff_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                           server_rec *s)
+{
+    /* httpd reads its configuration twice at start-up; the first pass only
+     * checks it, so nothing expensive happens then. */
+    int dry_run = ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG;
+    server_rec *vs;
+    const char *err;
+
+    log_server = s;
+    bff_log_bind(core_log, s);
+    bff_log_set_level(ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX));
+    for (vs = s; vs; vs = vs->next) {
+        bff_srv_conf_t *sc = bff_srv_conf(vs);
+        if ((err = bff_config_finalize(pconf, vs, sc, !dry_run))) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, vs, "BFF00001: %s", err);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    if (dry_run) {
+        return OK;
+    }
+    if (APR_SUCCESS != bff_http_global_init()) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "BFF00002: cannot initialise libcurl");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    for (vs = s; vs; vs = vs->next) {
+        bff_srv_conf_t *sc = bff_srv_conf(vs);
+        if (!sc->issuer) {
+            continue;
+        }
+        if (APR_SUCCESS != bff_glue_store_setup(pconf, vs, sc)) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        sc->provider = bff_provider_create(pconf, vs, sc->issuer, sc->ca_file);
+    }
+    return OK;
+}
+
+static void bff_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    server_rec *vs;
+
+    bff_glue_store_child_init(pchild, s);
+    for (vs = s; vs; vs = vs->next) {
+        bff_srv_conf_t *sc = bff_srv_conf(vs);
+        if (sc->provider) {
+            bff_provider_child_init(sc->provider, pchild);
+        }
+    }
+}
+
+static void bff_register_hooks(apr_pool_t *p)
+{
+    ap_hook_pre_config(bff_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(bff_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(bff_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(bff_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+/* Every directive, with its default in the help text; docs/directives.md
+ * has the same list (a test compares them). */
+static const command_rec bff_cmds[] = {
+    AP_INIT_TAKE1(BFF_D_PROVIDER, bff_cmd_provider, NULL, RSRC_CONF,
+                  "The OpenID provider's issuer URL (https; discovery at "
+                  "<issuer>/.well-known/openid-configuration). Required."),
+    AP_INIT_TAKE1(BFF_D_PROVIDER_CA, bff_cmd_provider_ca, NULL, RSRC_CONF,
+                  "PEM file of extra CA certificates to trust for the provider. "
+                  "Default: the system trust store only."),
+    AP_INIT_TAKE1(BFF_D_CLIENT_ID, bff_cmd_client_id, NULL, RSRC_CONF,
+                  "The client id registered at the provider. Required."),
+    AP_INIT_TAKE1(BFF_D_CLIENT_SECRET, bff_cmd_client_secret, NULL, RSRC_CONF,
+                  "The client secret, or file:/path to read it from. Required."),
+    AP_INIT_TAKE1(BFF_D_CLIENT_AUTH, bff_cmd_client_auth, NULL, RSRC_CONF,
+                  "client_secret_basic or client_secret_post. Default: client_secret_basic."),
+    AP_INIT_TAKE1(BFF_D_REDIRECT_URI, bff_cmd_redirect_uri, NULL, RSRC_CONF,
+                  "Absolute https URL of the handler's callback endpoint. Required."),
+    AP_INIT_TAKE1(BFF_D_SCOPE, bff_cmd_scope, NULL, RSRC_CONF,
+                  "Scopes to request (must include openid). Default: \"openid profile email\"."),
+    AP_INIT_RAW_ARGS(BFF_D_AUTH_PARAMS, bff_cmd_auth_params, NULL, RSRC_CONF,
+                  "Extra authorization request parameters as name=value pairs. Default: none."),
+    AP_INIT_TAKE1(BFF_D_SESSION_STORE, bff_cmd_session_store, NULL, RSRC_CONF,
+                  "shm or shm:<size> (e.g. shm:256M). Default: shm (100M, over 10,000 sessions)."),
+    AP_INIT_TAKE1(BFF_D_CRYPTO_KEY, bff_cmd_crypto_key, NULL, RSRC_CONF,
+                  "Session encryption key material (>= 16 bytes) or file:/path; repeat for "
+                  "rotation, the first encrypts. Default: a random key per start."),
+    AP_INIT_TAKE1(BFF_D_COOKIE_NAME, bff_cmd_cookie_name, NULL, RSRC_CONF,
+                  "Session cookie name. Default: __Host-Http-bff."),
+    AP_INIT_TAKE1(BFF_D_COOKIE_SAMESITE, bff_cmd_cookie_samesite, NULL, RSRC_CONF,
+                  "Strict or Lax. Default: Strict."),
+    AP_INIT_TAKE1(BFF_D_IDLE_TIMEOUT, bff_cmd_idle_timeout, NULL, RSRC_CONF,
+                  "Session idle timeout (e.g. 30m). Default: 30m."),
+    AP_INIT_TAKE1(BFF_D_MAX_LIFETIME, bff_cmd_max_lifetime, NULL, RSRC_CONF,
+                  "Absolute session lifetime (e.g. 8h). Default: 8h."),
+    {NULL}
+};
+
+AP_DECLARE_MODULE(bff) = {
+    STANDARD20_MODULE_STUFF,
+    bff_config_create_dir,
+    bff_config_merge_dir,
+    bff_config_create_server,
+    bff_config_merge_server,
+    bff_cmds,
+    bff_register_hooks,
+#if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
+    AP_MODULE_FLAG_NONE
+#endif
+};

@@ -1,0 +1,44 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#ifndef BFF_HTTP_H
+#define BFF_HTTP_H
+
+#include <apr_pools.h>
+#include <apr_errno.h>
+
+/* The back channel to the provider, over libcurl. TLS verification is always
+ * on (system CAs plus ca_file, if set, added to the trust store); redirects
+ * are not followed; only https is allowed, or http when allow_http is set
+ * (loopback providers); every call is bounded by the timeouts and the body
+ * size. */
+typedef struct {
+    const char *ca_file;        /* extra PEM CA certificates, or NULL */
+    long connect_timeout_ms;    /* default 3000 */
+    long timeout_ms;            /* whole transfer, default 10000 */
+    apr_size_t max_body;        /* default 1 MiB */
+    int allow_http;
+} bff_http_opts_t;
+
+typedef struct {
+    long status;
+    const char *content_type;   /* NULL when absent */
+    const char *body;           /* NUL-terminated */
+    apr_size_t len;
+} bff_http_resp_t;
+
+/* Once per process before threads start (curl_global_init). */
+apr_status_t bff_http_global_init(void);
+
+/* APR_TIMEUP on a timeout, APR_ECONNREFUSED when unreachable, APR_EINVAL for
+ * a refused URL, APR_ENOSPC when the body exceeds max_body, APR_EGENERAL
+ * otherwise; *err in words (no secrets). Any HTTP status is APR_SUCCESS. */
+apr_status_t bff_http_get(apr_pool_t *p, const bff_http_opts_t *opts, const char *url,
+                          bff_http_resp_t **resp, const char **err);
+
+/* POST application/x-www-form-urlencoded. With basic_user set, sends
+ * Authorization: Basic of form-urlencoded user and password (RFC 6749 2.3.1). */
+apr_status_t bff_http_post_form(apr_pool_t *p, const bff_http_opts_t *opts, const char *url,
+                                const char *form_body, const char *basic_user,
+                                const char *basic_pass, bff_http_resp_t **resp,
+                                const char **err);
+
+#endif /* BFF_HTTP_H */

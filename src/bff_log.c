@@ -1,0 +1,43 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "bff_log.h"
+
+static bff_log_fn *log_fn;
+static void *log_baton;
+static int log_level = BFF_LOG_WARNING;
+
+void bff_log_bind(bff_log_fn *fn, void *baton)
+{
+    log_fn = fn;
+    log_baton = baton;
+}
+
+void bff_log_set_level(int level)
+{
+    log_level = level;
+}
+
+int bff_log_is_level(int level)
+{
+    return level <= log_level;
+}
+
+void bff_log_emit(const char *file, int line, int level, apr_status_t rv,
+                  const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (log_fn) {
+        log_fn(log_baton, file, line, level, rv, buf);
+    }
+    else {
+        /* Unit tests and tools without a bound hook. */
+        fprintf(stderr, "[bff:%d] %s\n", level, buf);
+    }
+}

@@ -1,0 +1,654 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include <string.h>
+#include <strings.h>
+
+#include <apr_strings.h>
+#include <apr_tables.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "bff_jose.h"
+#include "bff_oidc.h"
+#include "bff_url.h"
+#include "bff_util.h"
+
+#define WELL_KNOWN "/.well-known/openid-configuration"
+
+/* An expires_in beyond this is clamped, so that now + expires_in can never
+ * overflow in a caller (ten years is longer than any sane token lives). */
+#define BFF_OIDC_MAX_EXPIRES_IN ((apr_int64_t)10 * 365 * 24 * 3600)
+
+/* ---------------------------------------------------------------------- */
+/* Discovery metadata */
+
+static apr_status_t meta_fail(const char **err, const char *msg)
+{
+    *err = msg;
+    return APR_EINVAL;
+}
+
+/* Optional string member: absent is fine (*out NULL), any other type is not. */
+static apr_status_t opt_string(apr_pool_t *p, json_t *obj, const char *name,
+                               const char **out, const char **err)
+{
+    json_t *v = json_object_get(obj, name);
+
+    *out = NULL;
+    if (!v) {
+        return APR_SUCCESS;
+    }
+    if (!json_is_string(v)) {
+        *err = apr_psprintf(p, "provider metadata: %s is not a string", name);
+        return APR_EINVAL;
+    }
+    *out = apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
+    return APR_SUCCESS;
+}
+
+static apr_status_t opt_bool(apr_pool_t *p, json_t *obj, const char *name, int *out,
+                             const char **err)
+{
+    json_t *v = json_object_get(obj, name);
+
+    *out = 0;
+    if (!v) {
+        return APR_SUCCESS;
+    }
+    if (!json_is_boolean(v)) {
+        *err = apr_psprintf(p, "provider metadata: %s is not a boolean", name);
+        return APR_EINVAL;
+    }
+    *out = json_is_true(v);
+    return APR_SUCCESS;
+}
+
+/* An optional array of strings: absent gives *out NULL. */
+static apr_status_t opt_string_array(apr_pool_t *p, json_t *obj, const char *name,
+                                     json_t **out, const char **err)
+{
+    json_t *v = json_object_get(obj, name), *item;
+    size_t i;
+
+    *out = NULL;
+    if (!v) {
+        return APR_SUCCESS;
+    }
+    if (!json_is_array(v)) {
+        *err = apr_psprintf(p, "provider metadata: %s is not an array", name);
+        return APR_EINVAL;
+    }
+    json_array_foreach(v, i, item) {
+        if (!json_is_string(item)) {
+            *err = apr_psprintf(p, "provider metadata: %s holds a non-string", name);
+            return APR_EINVAL;
+        }
+    }
+    *out = v;
+    return APR_SUCCESS;
+}
+
+static apr_status_t check_endpoint(apr_pool_t *p, const char *name, const char *url,
+                                   int allow_http, const char **err)
+{
+    bff_url_t u;
+
+    if (APR_SUCCESS != bff_url_parse(p, url, &u)) {
+        *err = apr_psprintf(p, "provider metadata: %s is not a valid absolute URL", name);
+        return APR_EINVAL;
+    }
+    if (!strcmp(u.scheme, "https")) {
+        return APR_SUCCESS;
+    }
+    if (allow_http && !strcmp(u.scheme, "http") && bff_url_host_is_loopback(u.host)) {
+        return APR_SUCCESS;
+    }
+    *err = apr_psprintf(p, "provider metadata: %s is not https%s", name,
+                        allow_http ? " (http is allowed only to a loopback host)" : "");
+    return APR_EINVAL;
+}
+
+static apr_status_t endpoint(apr_pool_t *p, json_t *doc, const char *name, int required,
+                             int allow_http, const char **out, const char **err)
+{
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = opt_string(p, doc, name, out, err))) {
+        return rv;
+    }
+    if (!*out) {
+        if (required) {
+            *err = apr_psprintf(p, "provider metadata: %s is missing", name);
+            return APR_EINVAL;
+        }
+        return APR_SUCCESS;
+    }
+    return check_endpoint(p, name, *out, allow_http, err);
+}
+
+static apr_status_t meta_algs(apr_pool_t *p, json_t *doc, bff_oidc_meta_t *m,
+                              const char **err)
+{
+    json_t *arr, *item;
+    apr_array_header_t *algs;
+    size_t i;
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = opt_string_array(p, doc, "id_token_signing_alg_values_supported",
+                                              &arr, err))) {
+        return rv;
+    }
+    algs = apr_array_make(p, 4, sizeof(const char *));
+    if (!arr) {
+        /* OIDC Core makes RS256 the default every provider supports. */
+        APR_ARRAY_PUSH(algs, const char *) = "RS256";
+    }
+    else {
+        json_array_foreach(arr, i, item) {
+            const char *alg = json_string_value(item);
+            if (bff_jose_alg_supported(alg)) {
+                APR_ARRAY_PUSH(algs, const char *) = apr_pstrdup(p, alg);
+            }
+        }
+    }
+    if (algs->nelts == 0) {
+        return meta_fail(err, "provider metadata: no supported ID token signing algorithm "
+                              "in id_token_signing_alg_values_supported");
+    }
+    APR_ARRAY_PUSH(algs, const char *) = NULL;
+    m->id_token_algs = (const char **)algs->elts;
+    return APR_SUCCESS;
+}
+
+static apr_status_t meta_pkce(apr_pool_t *p, json_t *doc, bff_oidc_meta_t *m,
+                              const char **err)
+{
+    json_t *arr, *item;
+    size_t i;
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = opt_string_array(p, doc, "code_challenge_methods_supported",
+                                              &arr, err))) {
+        return rv;
+    }
+    if (!arr) {
+        /* Not advertised: we send S256 anyway (RFC 9700 2.1.1). */
+        m->pkce_s256 = 1;
+        return APR_SUCCESS;
+    }
+    json_array_foreach(arr, i, item) {
+        if (!strcmp(json_string_value(item), "S256")) {
+            m->pkce_s256 = 1;
+        }
+    }
+    if (!m->pkce_s256) {
+        return meta_fail(err, "provider metadata: code_challenge_methods_supported "
+                              "does not list S256");
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t meta_from_json(apr_pool_t *p, json_t *doc, const char *expected_issuer,
+                                   int allow_http, bff_oidc_meta_t *m, const char **err)
+{
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = opt_string(p, doc, "issuer", &m->issuer, err))) {
+        return rv;
+    }
+    if (!m->issuer) {
+        return meta_fail(err, "provider metadata: issuer is missing");
+    }
+    /* OIDC Discovery 4.3: exactly equal, no normalisation (a trailing slash
+     * makes a different issuer). */
+    if (!expected_issuer || strcmp(m->issuer, expected_issuer)) {
+        return meta_fail(err, "provider metadata: issuer does not equal the configured issuer");
+    }
+    if (APR_SUCCESS != (rv = endpoint(p, doc, "authorization_endpoint", 1, allow_http,
+                                      &m->authorization_endpoint, err))
+        || APR_SUCCESS != (rv = endpoint(p, doc, "token_endpoint", 1, allow_http,
+                                         &m->token_endpoint, err))
+        || APR_SUCCESS != (rv = endpoint(p, doc, "jwks_uri", 1, allow_http,
+                                         &m->jwks_uri, err))
+        || APR_SUCCESS != (rv = endpoint(p, doc, "userinfo_endpoint", 0, allow_http,
+                                         &m->userinfo_endpoint, err))
+        || APR_SUCCESS != (rv = endpoint(p, doc, "end_session_endpoint", 0, allow_http,
+                                         &m->end_session_endpoint, err))
+        || APR_SUCCESS != (rv = endpoint(p, doc, "revocation_endpoint", 0, allow_http,
+                                         &m->revocation_endpoint, err))) {
+        return rv;
+    }
+    if (APR_SUCCESS != (rv = opt_bool(p, doc, "authorization_response_iss_parameter_supported",
+                                      &m->iss_parameter_supported, err))
+        || APR_SUCCESS != (rv = opt_bool(p, doc, "backchannel_logout_supported",
+                                         &m->backchannel_logout_supported, err))
+        || APR_SUCCESS != (rv = opt_bool(p, doc, "backchannel_logout_session_supported",
+                                         &m->backchannel_logout_session_supported, err))) {
+        return rv;
+    }
+    if (APR_SUCCESS != (rv = meta_algs(p, doc, m, err))) {
+        return rv;
+    }
+    return meta_pkce(p, doc, m, err);
+}
+
+apr_status_t bff_oidc_meta_parse(apr_pool_t *p, const char *json, apr_size_t len,
+                                 const char *expected_issuer, int allow_http,
+                                 bff_oidc_meta_t **meta, const char **err)
+{
+    json_t *doc;
+    json_error_t jerr;
+    bff_oidc_meta_t *m;
+    apr_status_t rv;
+
+    *meta = NULL;
+    *err = NULL;
+    if (!json) {
+        return meta_fail(err, "provider metadata: empty document");
+    }
+    /* Duplicate names could make us and another parser disagree. */
+    doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!doc) {
+        return meta_fail(err, "provider metadata: not valid JSON");
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return meta_fail(err, "provider metadata: not a JSON object");
+    }
+    m = apr_pcalloc(p, sizeof(*m));
+    rv = meta_from_json(p, doc, expected_issuer, allow_http, m, err);
+    json_decref(doc);
+    if (rv == APR_SUCCESS) {
+        *meta = m;
+    }
+    return rv;
+}
+
+char *bff_oidc_discovery_url(apr_pool_t *p, const char *issuer)
+{
+    apr_size_t n;
+
+    if (!issuer) {
+        return NULL;
+    }
+    n = strlen(issuer);
+    if (n && issuer[n - 1] == '/') {
+        n--;
+    }
+    return apr_pstrcat(p, apr_pstrmemdup(p, issuer, n), WELL_KNOWN, NULL);
+}
+
+/* ---------------------------------------------------------------------- */
+/* PKCE (RFC 7636) */
+
+char *bff_oidc_pkce_verifier(apr_pool_t *p)
+{
+    /* 32 bytes -> 43 base64url characters, the RFC's recommendation. */
+    return bff_util_random_token(p, 32);
+}
+
+char *bff_oidc_pkce_challenge(apr_pool_t *p, const char *verifier)
+{
+    unsigned char md[32];
+    char *out;
+
+    if (!verifier || APR_SUCCESS != bff_util_sha256(verifier, strlen(verifier), md)) {
+        return NULL;
+    }
+    out = bff_util_b64url_encode(p, md, sizeof(md));
+    OPENSSL_cleanse(md, sizeof(md));
+    return out;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Authorization request */
+
+static const char *const authz_reserved[] = {
+    "response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
+    "code_challenge", "code_challenge_method", "response_mode", "request", "request_uri",
+    NULL
+};
+
+static int authz_is_reserved(const char *name)
+{
+    int i;
+
+    /* Case-insensitive: a provider that folds case must not see a second
+     * "State" that it might prefer over ours. */
+    for (i = 0; authz_reserved[i]; i++) {
+        if (!strcasecmp(name, authz_reserved[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void push_param(apr_pool_t *p, apr_array_header_t *parts, const char *name,
+                       const char *value)
+{
+    if (parts->nelts) {
+        APR_ARRAY_PUSH(parts, const char *) = "&";
+    }
+    APR_ARRAY_PUSH(parts, const char *) = bff_util_url_encode(p, name);
+    APR_ARRAY_PUSH(parts, const char *) = "=";
+    APR_ARRAY_PUSH(parts, const char *) = bff_util_url_encode(p, value);
+}
+
+char *bff_oidc_authz_url(apr_pool_t *p, const bff_oidc_meta_t *meta, const bff_oidc_authz_t *req)
+{
+    apr_array_header_t *parts;
+    const char *ep, *sep;
+    char *query;
+    apr_size_t n;
+    int i;
+
+    if (!meta || !req || !meta->authorization_endpoint || !req->client_id
+        || !req->redirect_uri || !req->state || !req->nonce || !req->code_challenge) {
+        return NULL;
+    }
+    ep = meta->authorization_endpoint;
+    n = strlen(ep);
+    if (!strchr(ep, '?')) {
+        sep = "?";
+    }
+    else if (ep[n - 1] == '?' || ep[n - 1] == '&') {
+        sep = "";
+    }
+    else {
+        sep = "&";
+    }
+
+    parts = apr_array_make(p, 48, sizeof(const char *));
+    push_param(p, parts, "response_type", "code");
+    push_param(p, parts, "client_id", req->client_id);
+    push_param(p, parts, "redirect_uri", req->redirect_uri);
+    push_param(p, parts, "scope", req->scope ? req->scope : "openid");
+    push_param(p, parts, "state", req->state);
+    push_param(p, parts, "nonce", req->nonce);
+    push_param(p, parts, "code_challenge", req->code_challenge);
+    push_param(p, parts, "code_challenge_method", "S256");
+
+    for (i = 0; req->extra && i < req->extra->nelts; i++) {
+        const char *kv = APR_ARRAY_IDX(req->extra, i, const char *);
+        const char *eq, *name, *value;
+
+        if (!kv) {
+            continue;
+        }
+        eq = strchr(kv, '=');
+        name = eq ? apr_pstrmemdup(p, kv, (apr_size_t)(eq - kv)) : kv;
+        value = eq ? eq + 1 : "";
+        if (!*name || authz_is_reserved(name)) {
+            continue;
+        }
+        push_param(p, parts, name, value);
+    }
+    query = apr_array_pstrcat(p, parts, '\0');
+    return apr_pstrcat(p, ep, sep, query, NULL);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Token endpoint */
+
+/* Error codes and descriptions come from the provider and end up in logs
+ * and pages: keep RFC 6749's printable ASCII, bounded. */
+static const char *clean_text(apr_pool_t *p, json_t *v, apr_size_t max)
+{
+    const char *s;
+    char *out;
+    apr_size_t n, i;
+
+    if (!json_is_string(v)) {
+        return NULL;
+    }
+    s = json_string_value(v);
+    n = json_string_length(v);
+    if (n > max) {
+        n = max;
+    }
+    out = apr_pstrmemdup(p, s, n);
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)out[i];
+        if (ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\') {
+            out[i] = '?';
+        }
+    }
+    return out;
+}
+
+static apr_status_t tok_fail(apr_pool_t *p, const bff_http_resp_t *resp, const char *why,
+                             const char **err)
+{
+    *err = apr_psprintf(p, "token endpoint answered HTTP %ld%s%s", resp->status,
+                        why ? ": " : "", why ? why : "");
+    return APR_EGENERAL;
+}
+
+/* Optional token string: absent or JSON null is absent, any other
+ * non-string is refused. */
+static int tok_opt_string(apr_pool_t *p, json_t *obj, const char *name, const char **out)
+{
+    json_t *v = json_object_get(obj, name);
+
+    *out = NULL;
+    if (!v || json_is_null(v)) {
+        return 1;
+    }
+    if (!json_is_string(v)) {
+        return 0;
+    }
+    *out = apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
+    return 1;
+}
+
+static apr_status_t tokens_from_json(apr_pool_t *p, const bff_http_resp_t *resp, json_t *doc,
+                                     bff_oidc_tokens_t *t, const char **err)
+{
+    json_t *v;
+
+    v = json_object_get(doc, "access_token");
+    if (!json_is_string(v) || json_string_length(v) == 0) {
+        return tok_fail(p, resp, "access_token missing or not a string", err);
+    }
+    t->access_token = apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
+
+    v = json_object_get(doc, "token_type");
+    if (!json_is_string(v)) {
+        return tok_fail(p, resp, "token_type missing or not a string", err);
+    }
+    /* We attach the token as Bearer; DPoP or MAC tokens would need proofs. */
+    if (strcasecmp(json_string_value(v), "Bearer")) {
+        return tok_fail(p, resp, "token_type is not Bearer", err);
+    }
+    t->token_type = "Bearer";
+
+    if (!tok_opt_string(p, doc, "refresh_token", &t->refresh_token)) {
+        return tok_fail(p, resp, "refresh_token is not a string", err);
+    }
+    if (!tok_opt_string(p, doc, "id_token", &t->id_token)) {
+        return tok_fail(p, resp, "id_token is not a string", err);
+    }
+    if (!tok_opt_string(p, doc, "scope", &t->scope)) {
+        return tok_fail(p, resp, "scope is not a string", err);
+    }
+
+    v = json_object_get(doc, "expires_in");
+    if (v && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0) {
+            return tok_fail(p, resp, "expires_in is not a non-negative integer", err);
+        }
+        t->expires_in = (apr_int64_t)json_integer_value(v);
+        if (t->expires_in > BFF_OIDC_MAX_EXPIRES_IN) {
+            t->expires_in = BFF_OIDC_MAX_EXPIRES_IN;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t bff_oidc_token_response_parse(apr_pool_t *p, const bff_http_resp_t *resp,
+                                           bff_oidc_tokens_t **tokens, const char **err)
+{
+    json_t *doc = NULL, *ev;
+    json_error_t jerr;
+    bff_oidc_tokens_t *t;
+    apr_status_t rv;
+
+    *tokens = NULL;
+    *err = NULL;
+    if (!resp) {
+        *err = "token endpoint: no response";
+        return APR_EGENERAL;
+    }
+    if (resp->status != 200 && (resp->status < 400 || resp->status > 499)) {
+        return tok_fail(p, resp, NULL, err);
+    }
+    if (resp->body) {
+        doc = json_loadb(resp->body, resp->len, JSON_REJECT_DUPLICATES, &jerr);
+    }
+    if (!json_is_object(doc)) {
+        rv = tok_fail(p, resp, "body is not a JSON object", err);
+        goto leave;
+    }
+    t = apr_pcalloc(p, sizeof(*t));
+    if (resp->status != 200) {
+        ev = json_object_get(doc, "error");
+        if (!json_is_string(ev) || json_string_length(ev) == 0) {
+            rv = tok_fail(p, resp, "no OAuth error code", err);
+            goto leave;
+        }
+        t->error = clean_text(p, ev, 128);
+        t->error_description = clean_text(p, json_object_get(doc, "error_description"), 512);
+        *tokens = t;
+        rv = APR_SUCCESS;
+        goto leave;
+    }
+    if (APR_SUCCESS == (rv = tokens_from_json(p, resp, doc, t, err))) {
+        *tokens = t;
+    }
+leave:
+    json_decref(doc);
+    return rv;
+}
+
+/* Appends name=value (value encoded) to a form being built in parts. */
+static void form_add(apr_pool_t *p, apr_array_header_t *parts, const char *name,
+                     const char *value)
+{
+    if (parts->nelts) {
+        APR_ARRAY_PUSH(parts, char *) = apr_pstrdup(p, "&");
+    }
+    APR_ARRAY_PUSH(parts, char *) = apr_pstrcat(p, name, "=", NULL);
+    APR_ARRAY_PUSH(parts, char *) = bff_util_url_encode(p, value);
+}
+
+/* The form holds secrets (code, refresh token, client secret): every piece
+ * is wiped once sent. */
+static void form_wipe(apr_array_header_t *parts, char *form)
+{
+    int i;
+
+    for (i = 0; i < parts->nelts; i++) {
+        char *s = APR_ARRAY_IDX(parts, i, char *);
+        if (s) {
+            OPENSSL_cleanse(s, strlen(s));
+        }
+    }
+    OPENSSL_cleanse(form, strlen(form));
+}
+
+/* Adds the client part of the form and posts it. */
+static apr_status_t token_call(apr_pool_t *p, const bff_http_opts_t *http,
+                               const bff_oidc_meta_t *meta, const bff_oidc_client_t *client,
+                               apr_array_header_t *parts, bff_oidc_tokens_t **tokens,
+                               const char **err)
+{
+    bff_http_resp_t *resp = NULL;
+    const char *herr = NULL;
+    char *form;
+    apr_status_t rv;
+    int basic = client->auth == BFF_CLIENT_AUTH_BASIC;
+
+    /* client_id in the body for Basic as well: harmless (RFC 6749 allows
+     * it) and some providers want it. */
+    form_add(p, parts, "client_id", client->client_id);
+    if (!basic) {
+        form_add(p, parts, "client_secret", client->client_secret);
+    }
+    form = apr_array_pstrcat(p, parts, '\0');
+    rv = bff_http_post_form(p, http, meta->token_endpoint, form,
+                            basic ? client->client_id : NULL,
+                            basic ? client->client_secret : NULL, &resp, &herr);
+    form_wipe(parts, form);
+    if (rv != APR_SUCCESS) {
+        *err = apr_psprintf(p, "token endpoint: %s", herr ? herr : "request failed");
+        return rv;
+    }
+    rv = bff_oidc_token_response_parse(p, resp, tokens, err);
+    /* The raw response holds the tokens too; only the parsed copy stays.
+     * bff_http allocated it in p for us, so writing to it is ours to do. */
+    if (resp->body) {
+        OPENSSL_cleanse((void *)(apr_uintptr_t)resp->body, resp->len);
+    }
+    return rv;
+}
+
+static apr_status_t token_args_ok(const bff_oidc_meta_t *meta, const bff_oidc_client_t *client,
+                                  bff_oidc_tokens_t **tokens, const char **err)
+{
+    *tokens = NULL;
+    *err = NULL;
+    if (!meta || !meta->token_endpoint) {
+        *err = "token endpoint: no provider metadata";
+        return APR_EINVAL;
+    }
+    if (!client || !client->client_id || !client->client_secret) {
+        *err = "token endpoint: client id or secret not configured";
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t bff_oidc_exchange_code(apr_pool_t *p, const bff_http_opts_t *http,
+                                    const bff_oidc_meta_t *meta, const bff_oidc_client_t *client,
+                                    const char *code, const char *code_verifier,
+                                    const char *redirect_uri, bff_oidc_tokens_t **tokens,
+                                    const char **err)
+{
+    apr_array_header_t *parts;
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = token_args_ok(meta, client, tokens, err))) {
+        return rv;
+    }
+    if (!code || !*code || !code_verifier || !redirect_uri) {
+        *err = "token endpoint: code, code_verifier or redirect_uri missing";
+        return APR_EINVAL;
+    }
+    parts = apr_array_make(p, 24, sizeof(char *));
+    form_add(p, parts, "grant_type", "authorization_code");
+    form_add(p, parts, "code", code);
+    form_add(p, parts, "redirect_uri", redirect_uri);
+    form_add(p, parts, "code_verifier", code_verifier);
+    return token_call(p, http, meta, client, parts, tokens, err);
+}
+
+apr_status_t bff_oidc_refresh(apr_pool_t *p, const bff_http_opts_t *http,
+                              const bff_oidc_meta_t *meta, const bff_oidc_client_t *client,
+                              const char *refresh_token, bff_oidc_tokens_t **tokens,
+                              const char **err)
+{
+    apr_array_header_t *parts;
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = token_args_ok(meta, client, tokens, err))) {
+        return rv;
+    }
+    if (!refresh_token || !*refresh_token) {
+        *err = "token endpoint: no refresh token";
+        return APR_EINVAL;
+    }
+    parts = apr_array_make(p, 16, sizeof(char *));
+    form_add(p, parts, "grant_type", "refresh_token");
+    form_add(p, parts, "refresh_token", refresh_token);
+    return token_call(p, http, meta, client, parts, tokens, err);
+}

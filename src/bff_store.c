@@ -1,0 +1,153 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include <string.h>
+
+#include <apr_lib.h>
+#include <apr_strings.h>
+
+#include "bff_store.h"
+#include "bff_util.h"
+
+#define SPEC_EXPECTED "expected shm, shm:<size> (e.g. shm:256M) or memcache:host:port[,host:port...]"
+#define SHM_SIZE_MIN ((apr_size_t)1024 * 1024)
+#define SHM_SIZE_MAX ((apr_size_t)64 * 1024 * 1024 * 1024)
+#define HOST_MAX 255
+
+static int host_char_ok(char c, int bracketed)
+{
+    if (apr_isalnum((unsigned char)c) || c == '.' || c == '-') {
+        return 1;
+    }
+    if (bracketed) {
+        return c == ':' || c == '%';
+    }
+    return c == '_';
+}
+
+/* host:port, host a name or IPv4 address, or [IPv6]; port 1-65535. */
+static apr_status_t server_check(apr_pool_t *p, const char *s, apr_size_t len,
+                                 const char **err)
+{
+    const char *colon = NULL, *h, *hend;
+    apr_size_t i;
+    unsigned long port = 0;
+    int bracketed;
+
+    for (i = len; i > 0; i--) {
+        if (s[i - 1] == ':') {
+            colon = s + i - 1;
+            break;
+        }
+    }
+    if (!colon) {
+        *err = apr_psprintf(p, "memcache server '%s' has no port: expected host:port",
+                            apr_pstrmemdup(p, s, len));
+        return APR_EINVAL;
+    }
+    h = s;
+    hend = colon;
+    bracketed = (hend > h && *h == '[');
+    if (bracketed) {
+        if (hend - h < 3 || hend[-1] != ']') {
+            *err = apr_psprintf(p, "memcache server '%s': expected [ipv6-address]:port",
+                                apr_pstrmemdup(p, s, len));
+            return APR_EINVAL;
+        }
+        h++;
+        hend--;
+    }
+    if (hend == h || (apr_size_t)(hend - h) > HOST_MAX) {
+        *err = apr_psprintf(p, "memcache server '%s': expected a host name before ':port'",
+                            apr_pstrmemdup(p, s, len));
+        return APR_EINVAL;
+    }
+    for (; h < hend; h++) {
+        if (!host_char_ok(*h, bracketed)) {
+            *err = apr_psprintf(p, "memcache server '%s': invalid character in host name",
+                                apr_pstrmemdup(p, s, len));
+            return APR_EINVAL;
+        }
+    }
+    for (h = colon + 1; h < s + len; h++) {
+        if (!apr_isdigit((unsigned char)*h) || port > 65535) {
+            port = 0;
+            break;
+        }
+        port = port * 10 + (unsigned long)(*h - '0');
+    }
+    if (h == colon + 1 || port < 1 || port > 65535) {
+        *err = apr_psprintf(p, "memcache server '%s': expected a port from 1 to 65535",
+                            apr_pstrmemdup(p, s, len));
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t servers_parse(apr_pool_t *p, const char *list, bff_store_spec_t *spec,
+                                  const char **err)
+{
+    const char *s = list, *comma;
+    apr_size_t len;
+    apr_status_t rv;
+
+    if (!*list) {
+        *err = "memcache: needs at least one server: " SPEC_EXPECTED;
+        return APR_EINVAL;
+    }
+    for (;;) {
+        comma = strchr(s, ',');
+        len = comma ? (apr_size_t)(comma - s) : strlen(s);
+        if (len == 0) {
+            *err = "memcache: empty server in list: " SPEC_EXPECTED;
+            return APR_EINVAL;
+        }
+        if (APR_SUCCESS != (rv = server_check(p, s, len, err))) {
+            return rv;
+        }
+        if (!comma) {
+            break;
+        }
+        s = comma + 1;
+    }
+    spec->kind = BFF_STORE_MEMCACHE;
+    spec->servers = apr_pstrdup(p, list);
+    spec->shm_size = 0;
+    return APR_SUCCESS;
+}
+
+apr_status_t bff_store_spec_parse(apr_pool_t *p, const char *arg, bff_store_spec_t *spec,
+                                  const char **err)
+{
+    apr_size_t size;
+
+    *err = NULL;
+    if (!arg) {
+        *err = SPEC_EXPECTED;
+        return APR_EINVAL;
+    }
+    if (!strcasecmp(arg, "shm")) {
+        spec->kind = BFF_STORE_SHM;
+        spec->shm_size = BFF_STORE_SHM_DEFAULT_SIZE;
+        spec->servers = NULL;
+        return APR_SUCCESS;
+    }
+    if (!strncasecmp(arg, "shm:", 4)) {
+        if (APR_SUCCESS != bff_util_parse_size(arg + 4, &size)) {
+            *err = apr_psprintf(p, "invalid shm size '%s': expected a number with an "
+                                "optional K, M or G suffix, e.g. shm:256M", arg + 4);
+            return APR_EINVAL;
+        }
+        if (size < SHM_SIZE_MIN || size > SHM_SIZE_MAX) {
+            *err = apr_psprintf(p, "shm size '%s' out of range: expected 1M to 64G", arg + 4);
+            return APR_EINVAL;
+        }
+        spec->kind = BFF_STORE_SHM;
+        spec->shm_size = size;
+        spec->servers = NULL;
+        return APR_SUCCESS;
+    }
+    if (!strncasecmp(arg, "memcache:", 9)) {
+        return servers_parse(p, arg + 9, spec, err);
+    }
+    *err = apr_psprintf(p, "unknown session store '%s': " SPEC_EXPECTED, arg);
+    return APR_EINVAL;
+}

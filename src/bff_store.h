@@ -1,0 +1,54 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#ifndef BFF_STORE_H
+#define BFF_STORE_H
+
+#include <apr_pools.h>
+#include <apr_errno.h>
+
+/* A session store is a table of functions, one implementation per backend
+ * (shm now, memcache next). Keys are short printable strings (see
+ * bff_crypto_store_key); values are opaque sealed records. expires is an
+ * absolute time in seconds since the epoch after which the entry is gone.
+ *
+ * Status codes every backend uses:
+ *   APR_SUCCESS   done
+ *   APR_NOTFOUND  get/remove: no such (live) entry
+ *   APR_EEXIST    add: a live entry already has that key
+ *   APR_ENOSPC    set/add: the value is larger than the backend can hold
+ *   anything else the store is unavailable (the caller answers 503)
+ */
+typedef struct bff_store_t bff_store_t;
+struct bff_store_t {
+    const char *name;       /* "shm", "memcache" */
+    void *ctx;
+    apr_status_t (*child_init)(bff_store_t *st, apr_pool_t *pchild);
+    apr_status_t (*get)(bff_store_t *st, apr_pool_t *p, const char *key,
+                        unsigned char **val, apr_size_t *len);
+    apr_status_t (*set)(bff_store_t *st, apr_pool_t *p, const char *key,
+                        const unsigned char *val, apr_size_t len, apr_int64_t expires);
+    apr_status_t (*add)(bff_store_t *st, apr_pool_t *p, const char *key,
+                        const unsigned char *val, apr_size_t len, apr_int64_t expires);
+    apr_status_t (*remove)(bff_store_t *st, apr_pool_t *p, const char *key);
+};
+
+#define bff_store_get(st, p, k, v, l)        ((st)->get((st), (p), (k), (v), (l)))
+#define bff_store_set(st, p, k, v, l, e)     ((st)->set((st), (p), (k), (v), (l), (e)))
+#define bff_store_add(st, p, k, v, l, e)     ((st)->add((st), (p), (k), (v), (l), (e)))
+#define bff_store_remove(st, p, k)           ((st)->remove((st), (p), (k)))
+
+/* Parsed BFFSessionStore value. */
+typedef enum { BFF_STORE_SHM = 0, BFF_STORE_MEMCACHE = 1 } bff_store_kind_e;
+typedef struct {
+    bff_store_kind_e kind;
+    apr_size_t shm_size;        /* bytes, for shm */
+    const char *servers;        /* "host:port,host:port" for memcache */
+} bff_store_spec_t;
+
+/* Default shm size: room for at least 10,000 sessions of 8 KB. */
+#define BFF_STORE_SHM_DEFAULT_SIZE ((apr_size_t)100 * 1024 * 1024)
+
+/* "shm", "shm:64M", "memcache:h:p[,h:p...]". *err explains a refusal. */
+apr_status_t bff_store_spec_parse(apr_pool_t *p, const char *arg, bff_store_spec_t *spec,
+                                  const char **err);
+
+#endif /* BFF_STORE_H */

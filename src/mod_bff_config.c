@@ -1,0 +1,459 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include <apr_strings.h>
+#include <apr_file_info.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+
+#include "mod_bff.h"
+#include "mod_bff_config.h"
+#include "bff_cookie.h"
+#include "bff_url.h"
+#include "bff_util.h"
+
+/* Parameters the module sets itself; BFFAuthParams must not override them. */
+static const char *const reserved_auth_params[] = {
+    "response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
+    "code_challenge", "code_challenge_method", "response_mode", "request",
+    "request_uri", NULL
+};
+
+void *bff_config_create_server(apr_pool_t *p, server_rec *s)
+{
+    bff_srv_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
+
+    sc->client_auth = -1;
+    sc->samesite = -1;
+    sc->idle_timeout = -1;
+    sc->max_lifetime = -1;
+    sc->server = s;
+    return sc;
+}
+
+#define MERGE_PTR(f) (add->f ? add->f : base->f)
+#define MERGE_INT(f) (add->f != -1 ? add->f : base->f)
+
+void *bff_config_merge_server(apr_pool_t *p, void *basev, void *addv)
+{
+    bff_srv_conf_t *base = basev, *add = addv;
+    bff_srv_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
+
+    sc->issuer = MERGE_PTR(issuer);
+    sc->ca_file = MERGE_PTR(ca_file);
+    sc->client_id = MERGE_PTR(client_id);
+    sc->client_secret = MERGE_PTR(client_secret);
+    sc->client_auth = MERGE_INT(client_auth);
+    sc->redirect_uri = MERGE_PTR(redirect_uri);
+    sc->scope = MERGE_PTR(scope);
+    sc->auth_params = MERGE_PTR(auth_params);
+    sc->store_arg = MERGE_PTR(store_arg);
+    sc->store_spec = add->store_arg ? add->store_spec : base->store_spec;
+    sc->crypto_keys = MERGE_PTR(crypto_keys);
+    sc->cookie_name = MERGE_PTR(cookie_name);
+    sc->samesite = MERGE_INT(samesite);
+    sc->idle_timeout = MERGE_INT(idle_timeout);
+    sc->max_lifetime = MERGE_INT(max_lifetime);
+    sc->server = add->server;
+    return sc;
+}
+
+void *bff_config_create_dir(apr_pool_t *p, char *dir)
+{
+    return apr_pcalloc(p, sizeof(bff_dir_conf_t));
+}
+
+void *bff_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
+{
+    bff_dir_conf_t *dc = apr_pcalloc(p, sizeof(*dc));
+    (void)basev;
+    (void)addv;
+    return dc;
+}
+
+static bff_srv_conf_t *cmd_srv_conf(cmd_parms *cmd)
+{
+    return bff_srv_conf(cmd->server);
+}
+
+static const char *cmd_err(cmd_parms *cmd, const char *what)
+{
+    return apr_psprintf(cmd->pool, "%s: %s", cmd->directive->directive, what);
+}
+
+/* An absolute URL we will talk to or send browsers to. */
+static const char *check_url(cmd_parms *cmd, const char *arg, bff_url_t *u)
+{
+    if (APR_SUCCESS != bff_url_parse(cmd->pool, arg, u)) {
+        return cmd_err(cmd, apr_psprintf(cmd->pool,
+                       "expected an absolute https URL, got '%s'", arg));
+    }
+    if (strcmp(u->scheme, "https") && !(!strcmp(u->scheme, "http")
+                                        && bff_url_host_is_loopback(u->host))) {
+        return cmd_err(cmd, apr_psprintf(cmd->pool,
+                       "'%s' must use https (http is allowed only for loopback hosts)", arg));
+    }
+    return NULL;
+}
+
+const char *bff_cmd_provider(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    bff_url_t u;
+
+    if (err) {
+        return err;
+    }
+    if ((err = check_url(cmd, arg, &u))) {
+        return err;
+    }
+    if (u.query) {
+        return cmd_err(cmd, "the issuer URL must not have a query");
+    }
+    cmd_srv_conf(cmd)->issuer = arg;
+    return NULL;
+}
+
+const char *bff_cmd_provider_ca(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    const char *path;
+    apr_finfo_t fi;
+
+    if (err) {
+        return err;
+    }
+    path = ap_server_root_relative(cmd->pool, arg);
+    if (!path || APR_SUCCESS != apr_stat(&fi, path, APR_FINFO_TYPE, cmd->pool)
+        || fi.filetype != APR_REG) {
+        return cmd_err(cmd, apr_psprintf(cmd->pool,
+                       "expected a readable PEM file of CA certificates, '%s' is not one", arg));
+    }
+    cmd_srv_conf(cmd)->ca_file = path;
+    return NULL;
+}
+
+const char *bff_cmd_client_id(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    const char *c;
+
+    if (err) {
+        return err;
+    }
+    if (!*arg || strlen(arg) > 255) {
+        return cmd_err(cmd, "expected a client id of 1 to 255 characters");
+    }
+    for (c = arg; *c; ++c) {
+        if ((unsigned char)*c < 0x21 || (unsigned char)*c > 0x7e) {
+            return cmd_err(cmd, "the client id must be printable ASCII without spaces");
+        }
+    }
+    cmd_srv_conf(cmd)->client_id = arg;
+    return NULL;
+}
+
+const char *bff_cmd_client_secret(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    const char *secret, *why = NULL;
+    apr_size_t len;
+
+    if (err) {
+        return err;
+    }
+    if (APR_SUCCESS != bff_util_read_secret(cmd->pool, arg, &secret, &len, &why)) {
+        return cmd_err(cmd, why ? why : "cannot read the secret");
+    }
+    if (!len || memchr(secret, '\0', len)) {
+        return cmd_err(cmd, "expected a non-empty secret (or file:/path to one)");
+    }
+    cmd_srv_conf(cmd)->client_secret = secret;
+    return NULL;
+}
+
+const char *bff_cmd_client_auth(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+
+    if (err) {
+        return err;
+    }
+    if (!strcasecmp(arg, "client_secret_basic")) {
+        cmd_srv_conf(cmd)->client_auth = BFF_CLIENT_AUTH_BASIC;
+    }
+    else if (!strcasecmp(arg, "client_secret_post")) {
+        cmd_srv_conf(cmd)->client_auth = BFF_CLIENT_AUTH_POST;
+    }
+    else {
+        return cmd_err(cmd, "expected client_secret_basic or client_secret_post");
+    }
+    return NULL;
+}
+
+const char *bff_cmd_redirect_uri(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    bff_url_t u;
+    apr_size_t n;
+
+    if (err) {
+        return err;
+    }
+    if ((err = check_url(cmd, arg, &u))) {
+        return err;
+    }
+    n = strlen(u.path);
+    if (u.query || n < 9 || strcmp(u.path + n - 9, "/callback")) {
+        return cmd_err(cmd, "expected an absolute URL ending in the bff handler's "
+                       "callback endpoint, e.g. https://app.example/bff/callback");
+    }
+    cmd_srv_conf(cmd)->redirect_uri = arg;
+    return NULL;
+}
+
+const char *bff_cmd_scope(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    const char *c, *w;
+    int has_openid = 0;
+    char *copy, *last;
+
+    if (err) {
+        return err;
+    }
+    for (c = arg; *c; ++c) {
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e || *c == '"' || *c == '\\') {
+            return cmd_err(cmd, "scopes are printable ASCII separated by spaces");
+        }
+    }
+    copy = apr_pstrdup(cmd->pool, arg);
+    for (w = apr_strtok(copy, " ", &last); w; w = apr_strtok(NULL, " ", &last)) {
+        if (!strcmp(w, "openid")) {
+            has_openid = 1;
+        }
+    }
+    if (!has_openid) {
+        return cmd_err(cmd, "the scope must include openid, e.g. \"openid profile email\"");
+    }
+    cmd_srv_conf(cmd)->scope = arg;
+    return NULL;
+}
+
+const char *bff_cmd_auth_params(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    bff_srv_conf_t *sc = cmd_srv_conf(cmd);
+    const char *w, *const *res;
+    char *copy, *last, *eq;
+
+    if (err) {
+        return err;
+    }
+    if (!sc->auth_params) {
+        sc->auth_params = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    }
+    copy = apr_pstrdup(cmd->pool, arg);
+    for (w = apr_strtok(copy, " \t", &last); w; w = apr_strtok(NULL, " \t", &last)) {
+        eq = strchr(w, '=');
+        if (!eq || eq == w) {
+            return cmd_err(cmd, apr_psprintf(cmd->pool,
+                           "expected name=value pairs, e.g. \"prompt=login\", got '%s'", w));
+        }
+        for (res = reserved_auth_params; *res; ++res) {
+            if (!strncmp(w, *res, (apr_size_t)(eq - w)) && strlen(*res) == (apr_size_t)(eq - w)) {
+                return cmd_err(cmd, apr_psprintf(cmd->pool,
+                               "'%s' is set by mod_bff itself and cannot be overridden", *res));
+            }
+        }
+        APR_ARRAY_PUSH(sc->auth_params, const char *) = w;
+    }
+    return NULL;
+}
+
+const char *bff_cmd_session_store(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    bff_srv_conf_t *sc = cmd_srv_conf(cmd);
+    const char *why = NULL;
+
+    if (err) {
+        return err;
+    }
+    if (APR_SUCCESS != bff_store_spec_parse(cmd->pool, arg, &sc->store_spec, &why)) {
+        return cmd_err(cmd, why ? why : "expected shm or shm:<size>");
+    }
+    if (sc->store_spec.kind == BFF_STORE_MEMCACHE) {
+        return cmd_err(cmd, "the memcache store is not available in this version; use shm");
+    }
+    sc->store_arg = arg;
+    return NULL;
+}
+
+const char *bff_cmd_crypto_key(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    bff_srv_conf_t *sc = cmd_srv_conf(cmd);
+    const char *secret, *why = NULL;
+    apr_size_t len;
+    bff_secret_t *k;
+
+    if (err) {
+        return err;
+    }
+    if (APR_SUCCESS != bff_util_read_secret(cmd->pool, arg, &secret, &len, &why)) {
+        return cmd_err(cmd, why ? why : "cannot read the key");
+    }
+    if (len < BFF_CRYPTO_MIN_SECRET) {
+        return cmd_err(cmd, "the key must be at least 16 bytes; use 32 random bytes, "
+                       "e.g. from: openssl rand -base64 32");
+    }
+    if (!sc->crypto_keys) {
+        sc->crypto_keys = apr_array_make(cmd->pool, 2, sizeof(bff_secret_t));
+    }
+    if (sc->crypto_keys->nelts >= 16) {
+        return cmd_err(cmd, "at most 16 keys");
+    }
+    k = apr_array_push(sc->crypto_keys);
+    k->data = secret;
+    k->len = len;
+    return NULL;
+}
+
+const char *bff_cmd_cookie_name(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+
+    if (err) {
+        return err;
+    }
+    if (!bff_cookie_name_ok(arg) || strlen(arg) > 64) {
+        return cmd_err(cmd, "expected a cookie name (letters, digits and -_.!#$%&'*+^`|~, "
+                       "at most 64 characters)");
+    }
+    cmd_srv_conf(cmd)->cookie_name = arg;
+    return NULL;
+}
+
+const char *bff_cmd_cookie_samesite(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+
+    if (err) {
+        return err;
+    }
+    if (!strcasecmp(arg, "Strict")) {
+        cmd_srv_conf(cmd)->samesite = BFF_SAMESITE_STRICT;
+    }
+    else if (!strcasecmp(arg, "Lax")) {
+        cmd_srv_conf(cmd)->samesite = BFF_SAMESITE_LAX;
+    }
+    else {
+        return cmd_err(cmd, "expected Strict or Lax (None is never allowed for a session cookie)");
+    }
+    return NULL;
+}
+
+static const char *parse_duration(cmd_parms *cmd, const char *arg, apr_int64_t *out)
+{
+    apr_int64_t secs;
+
+    if (APR_SUCCESS != bff_util_parse_duration(arg, &secs) || secs <= 0
+        || secs > 366 * 24 * 3600) {
+        return cmd_err(cmd, "expected a duration such as 900, 90s, 30m, 8h or 2d "
+                       "(more than 0, at most a year)");
+    }
+    *out = secs;
+    return NULL;
+}
+
+const char *bff_cmd_idle_timeout(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    return err ? err : parse_duration(cmd, arg, &cmd_srv_conf(cmd)->idle_timeout);
+}
+
+const char *bff_cmd_max_lifetime(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    return err ? err : parse_duration(cmd, arg, &cmd_srv_conf(cmd)->max_lifetime);
+}
+
+const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc,
+                                int log_warnings)
+{
+    const char *srv = apr_psprintf(p, "%s:%d", s->server_hostname ? s->server_hostname : "?",
+                                   (int)s->port);
+
+    if (!sc->scope) {
+        sc->scope = BFF_DEFAULT_SCOPE;
+    }
+    if (sc->client_auth == -1) {
+        sc->client_auth = BFF_CLIENT_AUTH_BASIC;
+    }
+    if (!sc->store_arg) {
+        sc->store_spec.kind = BFF_STORE_SHM;
+        sc->store_spec.shm_size = BFF_STORE_SHM_DEFAULT_SIZE;
+        sc->store_arg = "shm";
+    }
+    if (!sc->cookie_name) {
+        sc->cookie_name = BFF_DEFAULT_COOKIE_NAME;
+    }
+    sc->txn_cookie_name = apr_pstrcat(p, sc->cookie_name, "-tx", NULL);
+    if (sc->samesite == -1) {
+        sc->samesite = BFF_SAMESITE_STRICT;
+    }
+    if (sc->idle_timeout == -1) {
+        sc->idle_timeout = BFF_DEFAULT_IDLE;
+    }
+    if (sc->max_lifetime == -1) {
+        sc->max_lifetime = BFF_DEFAULT_LIFETIME;
+    }
+    sc->server = s;
+    sc->client.client_id = sc->client_id;
+    sc->client.client_secret = sc->client_secret;
+    sc->client.auth = (bff_client_auth_e)sc->client_auth;
+
+    if (!sc->issuer) {
+        return NULL; /* mod_bff is not used in this server */
+    }
+    if (!sc->client_id) {
+        return apr_psprintf(p, "%s is set for %s but %s is missing", BFF_D_PROVIDER, srv,
+                            BFF_D_CLIENT_ID);
+    }
+    if (!sc->client_secret) {
+        return apr_psprintf(p, "%s is set for %s but %s is missing (mod_bff is a "
+                            "confidential client)", BFF_D_PROVIDER, srv, BFF_D_CLIENT_SECRET);
+    }
+    if (!sc->redirect_uri) {
+        return apr_psprintf(p, "%s is set for %s but %s is missing", BFF_D_PROVIDER, srv,
+                            BFF_D_REDIRECT_URI);
+    }
+    if (sc->idle_timeout > sc->max_lifetime) {
+        return apr_psprintf(p, "%s (%" APR_INT64_T_FMT "s) is longer than %s (%"
+                            APR_INT64_T_FMT "s) for %s", BFF_D_IDLE_TIMEOUT, sc->idle_timeout,
+                            BFF_D_MAX_LIFETIME, sc->max_lifetime, srv);
+    }
+    if (log_warnings) {
+        if (!strncmp(sc->issuer, "http:", 5)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "BFF00101: %s %s uses plain http "
+                         "(allowed for loopback only); use https in production",
+                         BFF_D_PROVIDER, sc->issuer);
+        }
+        if (strncmp(sc->cookie_name, "__Host-", 7)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "BFF00102: %s %s has no __Host- "
+                         "prefix: the cookie can be overwritten from sibling subdomains",
+                         BFF_D_COOKIE_NAME, sc->cookie_name);
+        }
+        if (sc->samesite == BFF_SAMESITE_LAX) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "BFF00103: %s Lax weakens the "
+                         "session cookie (sent on cross-site top-level navigations)",
+                         BFF_D_COOKIE_SAMESITE);
+        }
+        if (sc->client_auth == BFF_CLIENT_AUTH_POST) {
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "BFF00104: %s client_secret_post "
+                         "sends the client secret in the request body", BFF_D_CLIENT_AUTH);
+        }
+    }
+    return NULL;
+}

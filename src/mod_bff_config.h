@@ -1,0 +1,108 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#ifndef MOD_BFF_CONFIG_H
+#define MOD_BFF_CONFIG_H
+
+#include <httpd.h>
+#include <http_config.h>
+
+#include "bff_cookie.h"
+#include "bff_crypto.h"
+#include "bff_oidc.h"
+#include "bff_store.h"
+
+/* Directive names live here and nowhere else. */
+#define BFF_D_PROVIDER          "BFFProvider"
+#define BFF_D_PROVIDER_CA       "BFFProviderCAFile"
+#define BFF_D_CLIENT_ID         "BFFClientID"
+#define BFF_D_CLIENT_SECRET     "BFFClientSecret"
+#define BFF_D_CLIENT_AUTH       "BFFClientAuth"
+#define BFF_D_REDIRECT_URI      "BFFRedirectURI"
+#define BFF_D_SCOPE             "BFFScope"
+#define BFF_D_AUTH_PARAMS       "BFFAuthParams"
+#define BFF_D_SESSION_STORE     "BFFSessionStore"
+#define BFF_D_CRYPTO_KEY        "BFFCryptoKey"
+#define BFF_D_COOKIE_NAME       "BFFCookieName"
+#define BFF_D_COOKIE_SAMESITE   "BFFCookieSameSite"
+#define BFF_D_IDLE_TIMEOUT      "BFFSessionIdleTimeout"
+#define BFF_D_MAX_LIFETIME      "BFFSessionMaxLifetime"
+
+#define BFF_DEFAULT_SCOPE        "openid profile email"
+#define BFF_DEFAULT_COOKIE_NAME  "__Host-Http-bff"
+#define BFF_DEFAULT_IDLE         (30 * 60)
+#define BFF_DEFAULT_LIFETIME     (8 * 60 * 60)
+#define BFF_TXN_LIFETIME         600
+#define BFF_CSRF_HEADER          "X-CSRF"
+#define BFF_CSRF_VALUE           "1"
+
+struct bff_provider_t;
+
+typedef struct {
+    const void *data;
+    apr_size_t len;
+} bff_secret_t;
+
+/* Per server (virtual host). Unset fields are NULL or -1 until merge and
+ * bff_config_finalize() fill in the defaults in one place. */
+typedef struct {
+    const char *issuer;
+    const char *ca_file;
+    const char *client_id;
+    const char *client_secret;
+    int client_auth;                    /* bff_client_auth_e, -1 unset */
+    const char *redirect_uri;
+    const char *scope;
+    apr_array_header_t *auth_params;    /* const char * "k=v", NULL unset */
+    const char *store_arg;
+    bff_store_spec_t store_spec;
+    apr_array_header_t *crypto_keys;    /* bff_secret_t, NULL unset */
+    const char *cookie_name;
+    int samesite;                       /* bff_samesite_e, -1 unset */
+    apr_int64_t idle_timeout;           /* seconds, -1 unset */
+    apr_int64_t max_lifetime;           /* seconds, -1 unset */
+
+    /* Runtime, set up in post_config. */
+    server_rec *server;
+    const char *txn_cookie_name;
+    bff_keyring_t *keyring;
+    bff_store_t *store;
+    struct bff_provider_t *provider;
+    bff_oidc_client_t client;
+} bff_srv_conf_t;
+
+typedef struct {
+    int unused;
+} bff_dir_conf_t;
+
+void *bff_config_create_server(apr_pool_t *p, server_rec *s);
+void *bff_config_merge_server(apr_pool_t *p, void *basev, void *addv);
+void *bff_config_create_dir(apr_pool_t *p, char *dir);
+void *bff_config_merge_dir(apr_pool_t *p, void *basev, void *addv);
+
+const char *bff_cmd_provider(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_provider_ca(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_client_id(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_client_secret(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_client_auth(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_redirect_uri(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_scope(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_auth_params(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_session_store(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_crypto_key(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_cookie_name(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_cookie_samesite(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_idle_timeout(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_max_lifetime(cmd_parms *cmd, void *dc, const char *arg);
+
+/* Apply defaults and cross-directive checks after merging. Returns an
+ * error message for the admin, or NULL. Logs warnings for weakened
+ * settings when log_warnings is set (the real start, not the dry run). */
+const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc,
+                                int log_warnings);
+
+static APR_INLINE bff_srv_conf_t *bff_srv_conf(server_rec *s)
+{
+    extern module AP_MODULE_DECLARE_DATA bff_module;
+    return ap_get_module_config(s->module_config, &bff_module);
+}
+
+#endif /* MOD_BFF_CONFIG_H */

@@ -1,0 +1,35 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#ifndef MOD_BFF_PROVIDER_H
+#define MOD_BFF_PROVIDER_H
+
+#include <httpd.h>
+
+#include "bff_http.h"
+#include "bff_jose.h"
+#include "bff_oidc.h"
+
+/* The provider's metadata and keys, fetched lazily and cached per child
+ * process: parsed once, shared read-only by all threads through immutable
+ * snapshots that a request holds until its pool is cleaned up. */
+typedef struct bff_provider_t bff_provider_t;
+
+typedef struct {
+    const bff_oidc_meta_t *meta;
+    const bff_jwks_t *jwks;
+} bff_provider_view_t;
+
+bff_provider_t *bff_provider_create(apr_pool_t *pconf, server_rec *s, const char *issuer,
+                                    const char *ca_file);
+void bff_provider_child_init(bff_provider_t *prov, apr_pool_t *pchild);
+const bff_http_opts_t *bff_provider_http(const bff_provider_t *prov);
+
+/* A view valid for the life of r->pool. APR_SUCCESS, or the back-channel
+ * error (APR_TIMEUP for a timeout) after logging why. */
+apr_status_t bff_provider_get(bff_provider_t *prov, request_rec *r, bff_provider_view_t *view);
+
+/* The ID token names a kid we don't know: fetch the JWKS again (at most
+ * once per 30 s per child) and give a fresh view. */
+apr_status_t bff_provider_refresh_jwks(bff_provider_t *prov, request_rec *r,
+                                       bff_provider_view_t *view);
+
+#endif /* MOD_BFF_PROVIDER_H */

@@ -1,0 +1,187 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include <apr_strings.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <http_request.h>
+
+#include "mod_bff.h"
+#include "mod_bff_session.h"
+#include "bff_cookie.h"
+#include "bff_util.h"
+
+#define TOUCH_INTERVAL 60
+#define SESSION_KEY_PREFIX "s:"
+
+typedef struct {
+    int loaded;
+    apr_status_t rv;
+    bff_req_session_t *rs;
+} req_cache_t;
+
+static request_rec *main_req(request_rec *r)
+{
+    while (r->main) {
+        r = r->main;
+    }
+    while (r->prev) {
+        r = r->prev;
+    }
+    return r;
+}
+
+static req_cache_t *req_cache(request_rec *r)
+{
+    request_rec *m = main_req(r);
+    req_cache_t *c = ap_get_module_config(m->request_config, &bff_module);
+
+    if (!c) {
+        c = apr_pcalloc(m->pool, sizeof(*c));
+        ap_set_module_config(m->request_config, &bff_module, c);
+    }
+    return c;
+}
+
+static apr_int64_t store_expiry(const bff_srv_conf_t *sc, const bff_session_t *s)
+{
+    apr_int64_t idle_end = s->last_access + sc->idle_timeout;
+    return idle_end < s->expires ? idle_end : s->expires;
+}
+
+static apr_status_t load_uncached(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t **out)
+{
+    const char *hdr = apr_table_get(r->headers_in, "Cookie");
+    const char *id;
+    bff_req_session_t *rs;
+    unsigned char *rec;
+    apr_size_t len;
+    apr_int64_t now;
+    apr_status_t rv;
+    int i, n;
+
+    id = hdr ? bff_cookie_get(r->pool, hdr, sc->cookie_name) : NULL;
+    if (!id) {
+        return APR_NOTFOUND;
+    }
+    if (!bff_session_id_ok(id)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01301: malformed session cookie "
+                      "ignored");
+        return APR_NOTFOUND;
+    }
+    rs = apr_pcalloc(r->pool, sizeof(*rs));
+    rs->id = id;
+    /* After a key rotation, sessions written under an older key are found
+     * under that key's store key; they move on their next write. */
+    n = bff_crypto_keyring_count(sc->keyring);
+    for (i = 0, rv = APR_NOTFOUND; i < n && rv == APR_NOTFOUND; ++i) {
+        rs->key = bff_crypto_store_key(r->pool, sc->keyring, i, SESSION_KEY_PREFIX, id);
+        rs->store_key_index = i;
+        rv = bff_store_get(sc->store, r->pool, rs->key, &rec, &len);
+    }
+    if (rv == APR_NOTFOUND) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01302: session cookie names no "
+                      "live session (expired, logged out or never issued)");
+        return APR_NOTFOUND;
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF01303: session store (%s) "
+                      "unavailable", sc->store->name);
+        return rv;
+    }
+    rv = bff_session_open(r->pool, sc->keyring, rs->key, rec, len, &rs->s, &rs->key_index);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "BFF01304: session record failed "
+                      "authentication or decoding; treated as no session");
+        return APR_NOTFOUND;
+    }
+    now = bff_util_now();
+    if (now >= rs->s->expires || now >= rs->s->last_access + sc->idle_timeout) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01305: session expired (%s)",
+                      now >= rs->s->expires ? "maximum lifetime" : "idle timeout");
+        bff_store_remove(sc->store, r->pool, rs->key);
+        return APR_NOTFOUND;
+    }
+    if (!rs->s->iss || strcmp(rs->s->iss, sc->issuer)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "BFF01306: session belongs to "
+                      "another provider; treated as no session");
+        return APR_NOTFOUND;
+    }
+    *out = rs;
+    return APR_SUCCESS;
+}
+
+apr_status_t bff_glue_session_load(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t **out)
+{
+    req_cache_t *c = req_cache(r);
+
+    if (!c->loaded) {
+        c->rv = load_uncached(r, sc, &c->rs);
+        c->loaded = 1;
+    }
+    *out = c->rs;
+    return c->rv;
+}
+
+apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs,
+                                   int create)
+{
+    unsigned char *rec;
+    apr_size_t len;
+    apr_status_t rv;
+
+    const char *old_key = NULL;
+
+    rs->s->rev++;
+    if (rs->store_key_index != 0 || !rs->key) {
+        old_key = rs->key;
+        rs->key = bff_crypto_store_key(r->pool, sc->keyring, 0, SESSION_KEY_PREFIX, rs->id);
+        rs->store_key_index = 0;
+    }
+    rs->key_index = 0;
+    rv = bff_session_seal(r->pool, sc->keyring, rs->key, rs->s, &rec, &len);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF01307: cannot encode the session");
+        return rv;
+    }
+    rv = create ? bff_store_add(sc->store, r->pool, rs->key, rec, len, store_expiry(sc, rs->s))
+                : bff_store_set(sc->store, r->pool, rs->key, rec, len, store_expiry(sc, rs->s));
+    if (rv == APR_ENOSPC) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF01308: session record of %"
+                      APR_SIZE_T_FMT " bytes is too large for the session store", len);
+    }
+    else if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF01309: cannot write the session to "
+                      "the store (%s)", sc->store->name);
+    }
+    else if (old_key) {
+        bff_store_remove(sc->store, r->pool, old_key);
+    }
+    return rv;
+}
+
+void bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
+{
+    apr_int64_t now = bff_util_now();
+
+    if (now - rs->s->last_access < TOUCH_INTERVAL && rs->key_index == 0
+        && rs->store_key_index == 0) {
+        return;
+    }
+    rs->s->last_access = now;
+    (void)bff_glue_session_save(r, sc, rs, 0);
+}
+
+apr_status_t bff_glue_session_remove(request_rec *r, bff_srv_conf_t *sc, const char *id)
+{
+    int i, n = bff_crypto_keyring_count(sc->keyring);
+    apr_status_t rv = APR_NOTFOUND;
+
+    for (i = 0; i < n; ++i) {
+        const char *key = bff_crypto_store_key(r->pool, sc->keyring, i, SESSION_KEY_PREFIX, id);
+        if (bff_store_remove(sc->store, r->pool, key) == APR_SUCCESS) {
+            rv = APR_SUCCESS;
+        }
+    }
+    return rv;
+}

@@ -1,0 +1,36 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#ifndef MOD_BFF_SESSION_H
+#define MOD_BFF_SESSION_H
+
+#include <httpd.h>
+
+#include "mod_bff_config.h"
+#include "bff_session.h"
+
+/* A session as one request sees it. */
+typedef struct {
+    const char *id;        /* the cookie value; never logged */
+    const char *key;       /* the store key derived from it */
+    bff_session_t *s;
+    int key_index;         /* keyring entry that opened it (0 = current) */
+    int store_key_index;   /* keyring entry the store key was derived with */
+} bff_req_session_t;
+
+/* Load the session named by the request's cookie: one store read, cached in
+ * the request so subrequests and later hooks reuse it. APR_NOTFOUND when
+ * there is none (absent, malformed, unknown, expired, tampered: each logged
+ * at info/debug with a tag); any other status means the store failed. */
+apr_status_t bff_glue_session_load(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t **out);
+
+/* Write a session (new or changed), with a store TTL that follows its idle
+ * and absolute lifetimes. */
+apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs,
+                                   int create);
+
+/* Slide the idle timeout, writing at most once a minute per session. */
+void bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs);
+
+/* Forget a session server-side (store entry removed). */
+apr_status_t bff_glue_session_remove(request_rec *r, bff_srv_conf_t *sc, const char *id);
+
+#endif /* MOD_BFF_SESSION_H */

@@ -1,0 +1,153 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include <apr_strings.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <ap_mpm.h>
+#include <util_mutex.h>
+
+#include "mod_bff.h"
+#include "mod_bff_store.h"
+#include "bff_store_shm.h"
+#include "bff_util.h"
+
+#define BFF_MUTEX_TYPE "bff-shm"
+#define BFF_RETAINED_STORES "mod_bff-stores"
+#define BFF_RETAINED_KEY "mod_bff-random-key"
+
+/* One store per distinct spec, kept across restarts in the process pool. */
+typedef struct retained_store_t {
+    struct retained_store_t *next;
+    const char *spec;
+    bff_store_t *store;
+} retained_store_t;
+
+typedef struct {
+    retained_store_t *stores;
+} retained_stores_t;
+
+typedef struct {
+    unsigned char key[32];
+    int made;
+} retained_key_t;
+
+apr_status_t bff_glue_store_pre_config(apr_pool_t *pconf)
+{
+    return ap_mutex_register(pconf, BFF_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0);
+}
+
+static retained_stores_t *retained_stores(void)
+{
+    retained_stores_t *rs = ap_retained_data_get(BFF_RETAINED_STORES);
+
+    if (!rs) {
+        rs = ap_retained_data_create(BFF_RETAINED_STORES, sizeof(*rs));
+    }
+    return rs;
+}
+
+static apr_status_t shm_store_get(server_rec *s, const bff_store_spec_t *spec,
+                                  bff_store_t **st)
+{
+    retained_stores_t *rs = retained_stores();
+    apr_pool_t *pp = s->process->pool;
+    const char *key = apr_psprintf(pp, "shm:%" APR_SIZE_T_FMT, spec->shm_size);
+    retained_store_t *e;
+    apr_global_mutex_t *mutex;
+    apr_status_t rv;
+
+    for (e = rs->stores; e; e = e->next) {
+        if (!strcmp(e->spec, key)) {
+            *st = e->store;
+            return APR_SUCCESS;
+        }
+    }
+    rv = ap_global_mutex_create(&mutex, NULL, BFF_MUTEX_TYPE, NULL, s, pp, 0);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "BFF00401: cannot create the session "
+                     "store mutex; check the Mutex directive for " BFF_MUTEX_TYPE);
+        return rv;
+    }
+    rv = bff_store_shm_create(pp, spec->shm_size, mutex, st);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "BFF00402: cannot create the "
+                     "shared-memory session store of %" APR_SIZE_T_FMT " bytes",
+                     spec->shm_size);
+        return rv;
+    }
+    e = apr_pcalloc(pp, sizeof(*e));
+    e->spec = key;
+    e->store = *st;
+    e->next = rs->stores;
+    rs->stores = e;
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "BFF00403: shared-memory session store of "
+                 "%" APR_SIZE_T_FMT " bytes created", spec->shm_size);
+    return APR_SUCCESS;
+}
+
+static apr_status_t keyring_setup(apr_pool_t *pconf, server_rec *s, bff_srv_conf_t *sc)
+{
+    apr_status_t rv;
+    int i;
+
+    if (APR_SUCCESS != (rv = bff_crypto_keyring_create(pconf, &sc->keyring))) {
+        return rv;
+    }
+    if (sc->crypto_keys && sc->crypto_keys->nelts) {
+        for (i = 0; i < sc->crypto_keys->nelts; ++i) {
+            const bff_secret_t *k = &APR_ARRAY_IDX(sc->crypto_keys, i, bff_secret_t);
+            if (APR_SUCCESS != (rv = bff_crypto_keyring_add(sc->keyring, k->data, k->len))) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "BFF00407: BFFCryptoKey #%d %s",
+                             i + 1, rv == APR_EEXIST ? "repeats an earlier key"
+                                                     : "cannot be used");
+                return rv;
+            }
+        }
+        return APR_SUCCESS;
+    }
+    else {
+        /* Kept in retained data so a graceful restart does not lose sessions. */
+        retained_key_t *rk = ap_retained_data_get(BFF_RETAINED_KEY);
+        if (!rk) {
+            rk = ap_retained_data_create(BFF_RETAINED_KEY, sizeof(*rk));
+        }
+        if (!rk->made) {
+            if (APR_SUCCESS != (rv = bff_util_random(rk->key, sizeof(rk->key)))) {
+                return rv;
+            }
+            rk->made = 1;
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "BFF00404: no BFFCryptoKey "
+                         "configured: using a random key; sessions will not survive a "
+                         "full restart of httpd");
+        }
+        return bff_crypto_keyring_add(sc->keyring, rk->key, sizeof(rk->key));
+    }
+}
+
+apr_status_t bff_glue_store_setup(apr_pool_t *pconf, server_rec *s, bff_srv_conf_t *sc)
+{
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = keyring_setup(pconf, s, sc))) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "BFF00405: cannot set up the "
+                     "session encryption keys");
+        return rv;
+    }
+    return shm_store_get(s, &sc->store_spec, &sc->store);
+}
+
+void bff_glue_store_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    retained_stores_t *rs = ap_retained_data_get(BFF_RETAINED_STORES);
+    retained_store_t *e;
+    apr_status_t rv;
+
+    for (e = rs ? rs->stores : NULL; e; e = e->next) {
+        if (e->store->child_init
+            && APR_SUCCESS != (rv = e->store->child_init(e->store, pchild))) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "BFF00406: cannot attach the "
+                         "session store in this child");
+        }
+    }
+}

@@ -1,0 +1,20 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#ifndef MOD_BFF_STORE_H
+#define MOD_BFF_STORE_H
+
+#include <httpd.h>
+
+#include "mod_bff_config.h"
+
+/* Register the global mutex type (pre_config). */
+apr_status_t bff_glue_store_pre_config(apr_pool_t *pconf);
+
+/* Attach a store and a keyring to sc (post_config, real run only). Stores
+ * and the random fallback key live in httpd's retained data, so sessions
+ * survive a graceful restart. */
+apr_status_t bff_glue_store_setup(apr_pool_t *pconf, server_rec *s, bff_srv_conf_t *sc);
+
+/* Re-attach mutexes in each child. */
+void bff_glue_store_child_init(apr_pool_t *pchild, server_rec *s);
+
+#endif /* MOD_BFF_STORE_H */

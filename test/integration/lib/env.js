@@ -1,0 +1,147 @@
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+//
+// One test environment per test file: test PKI, the OpenID provider on
+// https://127.0.0.1:P1 and httpd with mod_bff on https://localhost:P2 (two
+// host names, so the login round trip is cross-site as in production).
+//
+//   const env = useEnv({ bff: {...extra directives}, provider: {...} });
+//   test('...', async () => { const c = env.client(); ... });
+//
+// useEnv registers before()/after() hooks; after() stops everything and
+// fails the file if the error log has unexpected error lines.
+
+import crypto from 'node:crypto';
+import { after, before } from 'node:test';
+import { startProvider } from '../../provider/provider.js';
+import { Client, CookieJar, parseSetCookie } from './client.js';
+import { freePort, Httpd } from './httpd.js';
+import { createPki } from './pki.js';
+
+export const COOKIE = '__Host-Http-bff';
+export const TX_COOKIE = '__Host-Http-bff-tx';
+
+/**
+ * Start provider + httpd. Options:
+ *   provider: extra startProvider options,
+ *   bff: BFF* directives added to / overriding the defaults (null value removes one),
+ *   httpd: extra Httpd options (mpm, extraServer, site, ...),
+ *   allow: regexes of error-log lines this whole file may produce.
+ */
+export async function startEnv(opts = {}) {
+    const pki = createPki();
+    const sitePort = await freePort();
+    let providerPort = await freePort();
+    while (providerPort === sitePort) providerPort = await freePort();
+    const siteOrigin = `https://localhost:${sitePort}`;
+    const clientId = 'bff-test';
+    const clientSecret = crypto.randomBytes(24).toString('base64url');
+    const redirectUri = `${siteOrigin}/bff/callback`;
+    const provider = await startProvider({
+        port: providerPort,
+        cert: pki.cert,
+        key: pki.key,
+        ca: pki.ca,
+        clientId,
+        clientSecret,
+        redirectUri,
+        postLogoutRedirectUri: `${siteOrigin}/`,
+        quiet: true,
+        ...(opts.provider || {}),
+    });
+    const bff = {
+        BFFProvider: provider.issuer,
+        BFFProviderCAFile: pki.caFile,
+        BFFClientID: clientId,
+        BFFClientSecret: clientSecret,
+        BFFRedirectURI: redirectUri,
+        BFFCryptoKey: crypto.randomBytes(32).toString('base64url'),
+        ...(opts.bff || {}),
+    };
+    if (opts.provider?.clientAuth && !('BFFClientAuth' in (opts.bff || {}))) {
+        bff.BFFClientAuth = opts.provider.clientAuth;
+    }
+    const httpd = new Httpd({ pki, port: sitePort, bff, ...(opts.httpd || {}) });
+    const clients = [];
+    const env = {
+        pki,
+        provider,
+        httpd,
+        bff,
+        clientId,
+        clientSecret,
+        siteOrigin,
+        redirectUri,
+        allow: opts.allow || [],
+        url: (p = '/') => `${siteOrigin}${p}`,
+        /** A new scripted browser (its own cookie jar unless one is given). */
+        client(jar = new CookieJar()) {
+            const c = new Client({ ca: pki.ca, jar });
+            clients.push(c);
+            return c;
+        },
+        /** Log in as alice (or opts.username) in a new client; returns { client, login }. */
+        async login(loginOpts = {}) {
+            const c = loginOpts.client || env.client();
+            const returnTo = loginOpts.returnTo ?? '/app.html';
+            const login = await c.followLogin(env.url(`/bff/login?returnTo=${encodeURIComponent(returnTo)}`),
+                loginOpts);
+            return { client: c, login };
+        },
+        async stop() {
+            for (const c of clients) c.close();
+            await httpd.stop();
+            await provider.close();
+        },
+    };
+    try {
+        await httpd.start();
+    } catch (e) {
+        await provider.close();
+        throw e;
+    }
+    return env;
+}
+
+/** Register before/after hooks for one env; the returned object fills in at before(). */
+export function useEnv(opts = {}) {
+    const holder = {};
+    let env = null;
+    before(async () => {
+        env = await startEnv(opts);
+        Object.assign(holder, env);
+    });
+    after(async () => {
+        if (!env) return;
+        await env.stop();
+        try {
+            env.httpd.assertCleanLog({ allow: env.allow });
+        } finally {
+            env.httpd.cleanup();
+        }
+    });
+    return holder;
+}
+
+/** The parsed Set-Cookie for `name` in a response, or null. */
+export function setCookieOf(resp, name) {
+    for (const h of resp.setCookies || []) {
+        const c = parseSetCookie(h);
+        if (c && c.name === name) return c;
+    }
+    return null;
+}
+
+/** True if the response sets a non-empty session cookie. */
+export function setsSession(resp, name = COOKIE) {
+    const c = setCookieOf(resp, name);
+    return Boolean(c && c.value !== '' && c.attrs.get('max-age') !== '0');
+}
+
+/** GET /bff/user with the CSRF header; { status, body (parsed if JSON), resp }. */
+export async function getUser(client, env, opts = {}) {
+    const headers = opts.csrf === false ? {} : { 'X-CSRF': '1' };
+    const resp = await client.get(env.url('/bff/user'), { headers, ...opts });
+    let body = null;
+    try { body = JSON.parse(resp.body); } catch { /* not JSON */ }
+    return { status: resp.status, body, resp };
+}

@@ -1,0 +1,832 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include "unit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <apr_global_mutex.h>
+#include <apr_strings.h>
+#include <apr_time.h>
+
+#include "bff_log.h"
+#include "bff_store.h"
+#include "bff_store_shm.h"
+
+#define SMALL_SIZE ((apr_size_t)64 * 1024)
+
+/* ---- log capture ---- */
+
+static char log_lines[64][1024];
+static int log_count;
+
+static void log_capture(void *baton, const char *file, int line, int level, apr_status_t rv,
+                        const char *msg)
+{
+    if (log_count < 64) {
+        apr_cpystrn(log_lines[log_count], msg, sizeof(log_lines[0]));
+    }
+    log_count++;
+}
+
+static void log_start(void)
+{
+    log_count = 0;
+    bff_log_bind(log_capture, NULL);
+}
+
+static void log_stop(void)
+{
+    bff_log_bind(NULL, NULL);
+}
+
+static int log_has(const char *tag)
+{
+    int i, n = 0;
+
+    for (i = 0; i < log_count && i < 64; i++) {
+        n += strstr(log_lines[i], tag) != NULL;
+    }
+    return n;
+}
+
+/* ---- helpers ---- */
+
+static apr_int64_t now(void)
+{
+    return (apr_int64_t)apr_time_sec(apr_time_now());
+}
+
+static bff_store_t *mkstore(apr_pool_t *p, apr_size_t size)
+{
+    apr_global_mutex_t *m;
+    bff_store_t *st;
+
+    assert_int_equal(apr_global_mutex_create(&m, NULL, APR_LOCK_DEFAULT, p), APR_SUCCESS);
+    assert_int_equal(bff_store_shm_create(p, size, m, &st), APR_SUCCESS);
+    assert_non_null(st);
+    assert_string_equal(st->name, "shm");
+    return st;
+}
+
+static void verify_ok(bff_store_t *st, apr_pool_t *p)
+{
+    const char *err = NULL;
+    apr_status_t rv = bff_store_shm_verify(st, p, &err);
+
+    if (rv != APR_SUCCESS) {
+        fail_msg("store inconsistent: %s", err ? err : "?");
+    }
+}
+
+static bff_store_shm_stats_t stats_of(bff_store_t *st)
+{
+    bff_store_shm_stats_t s;
+
+    assert_int_equal(bff_store_shm_stats(st, &s), APR_SUCCESS);
+    return s;
+}
+
+static unsigned char *pattern(apr_pool_t *p, apr_size_t len, unsigned seed)
+{
+    unsigned char *v = apr_palloc(p, len ? len : 1);
+    apr_size_t i;
+
+    for (i = 0; i < len; i++) {
+        v[i] = (unsigned char)(seed * 131u + i * 7u + (i >> 8));
+    }
+    return v;
+}
+
+static void expect_val(bff_store_t *st, apr_pool_t *p, const char *key,
+                         const unsigned char *want, apr_size_t wlen)
+{
+    unsigned char *v;
+    apr_size_t len;
+
+    assert_int_equal(bff_store_get(st, p, key, &v, &len), APR_SUCCESS);
+    assert_non_null(v);
+    assert_int_equal(len, wlen);
+    if (wlen) {
+        assert_memory_equal(v, want, wlen);
+    }
+}
+
+static void expect_gone(bff_store_t *st, apr_pool_t *p, const char *key)
+{
+    static unsigned char sentinel[1];
+    unsigned char *v = sentinel;
+    apr_size_t len = 99;
+
+    assert_int_equal(bff_store_get(st, p, key, &v, &len), APR_NOTFOUND);
+    assert_null(v);
+    assert_int_equal(len, 0);
+}
+
+static apr_uint32_t blocks_for(apr_size_t len, apr_size_t payload)
+{
+    return (apr_uint32_t)((len + payload - 1) / payload);
+}
+
+/* ---- semantics ---- */
+
+static void test_basic(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, 1024 * 1024);
+    apr_int64_t exp = now() + 3600;
+    char longkey[200];
+    bff_store_shm_stats_t s;
+
+    expect_gone(st, p, "a");
+    assert_int_equal(bff_store_set(st, p, "a", (const unsigned char *)"one", 3, exp),
+                     APR_SUCCESS);
+    expect_val(st, p, "a", (const unsigned char *)"one", 3);
+
+    assert_int_equal(bff_store_add(st, p, "a", (const unsigned char *)"two", 3, exp),
+                     APR_EEXIST);
+    expect_val(st, p, "a", (const unsigned char *)"one", 3);
+    assert_int_equal(bff_store_add(st, p, "b", (const unsigned char *)"two", 3, exp),
+                     APR_SUCCESS);
+    expect_val(st, p, "b", (const unsigned char *)"two", 3);
+
+    assert_int_equal(bff_store_remove(st, p, "a"), APR_SUCCESS);
+    expect_gone(st, p, "a");
+    assert_int_equal(bff_store_remove(st, p, "a"), APR_NOTFOUND);
+    assert_int_equal(bff_store_remove(st, p, "never"), APR_NOTFOUND);
+    expect_val(st, p, "b", (const unsigned char *)"two", 3);
+
+    /* An empty value is a value. */
+    assert_int_equal(bff_store_set(st, p, "empty", (const unsigned char *)"", 0, exp),
+                     APR_SUCCESS);
+    expect_val(st, p, "empty", NULL, 0);
+
+    /* Keys: 127 bytes fit, 128 do not, empty and NULL are refused. */
+    memset(longkey, 'k', sizeof(longkey));
+    longkey[127] = '\0';
+    assert_int_equal(bff_store_set(st, p, longkey, (const unsigned char *)"L", 1, exp),
+                     APR_SUCCESS);
+    expect_val(st, p, longkey, (const unsigned char *)"L", 1);
+    longkey[127] = 'k';
+    longkey[128] = '\0';
+    assert_int_equal(bff_store_set(st, p, longkey, (const unsigned char *)"L", 1, exp),
+                     APR_EINVAL);
+    assert_int_equal(bff_store_add(st, p, longkey, (const unsigned char *)"L", 1, exp),
+                     APR_EINVAL);
+    longkey[199] = '\0';
+    assert_int_equal(bff_store_remove(st, p, longkey), APR_EINVAL);
+    assert_int_equal(bff_store_set(st, p, "", (const unsigned char *)"L", 1, exp), APR_EINVAL);
+    assert_int_equal(bff_store_set(st, p, NULL, (const unsigned char *)"L", 1, exp),
+                     APR_EINVAL);
+    assert_int_equal(bff_store_set(st, p, "nullval", NULL, 5, exp), APR_EINVAL);
+
+    s = stats_of(st);
+    assert_int_equal(s.entries_used, 3);
+    assert_int_equal(s.blocks_used, 2);
+    assert_int_equal(s.evictions, 0);
+    verify_ok(st, p);
+}
+
+static void test_replace(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, 1024 * 1024);
+    apr_int64_t exp = now() + 3600;
+    bff_store_shm_stats_t s = stats_of(st);
+    apr_size_t pl = s.block_payload, sizes[] = { 10, 5000, 508, 509, 1, 20000, 0, 3 * 508 };
+    unsigned char *v;
+    apr_size_t i;
+
+    assert_int_equal(pl, 508);
+    assert_int_equal(bff_store_set(st, p, "other", pattern(p, 700, 99), 700, exp),
+                     APR_SUCCESS);
+    for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        v = pattern(p, sizes[i], (unsigned)i);
+        assert_int_equal(bff_store_set(st, p, "k", v, sizes[i], exp), APR_SUCCESS);
+        expect_val(st, p, "k", v, sizes[i]);
+        s = stats_of(st);
+        assert_int_equal(s.entries_used, 2);
+        /* Old blocks went back: only the new value and "other" hold blocks. */
+        assert_int_equal(s.blocks_used, blocks_for(sizes[i], pl) + blocks_for(700, pl));
+        verify_ok(st, p);
+    }
+    expect_val(st, p, "other", pattern(p, 700, 99), 700);
+}
+
+static void test_expiry(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, 1024 * 1024);
+    apr_int64_t t = now();
+    bff_store_shm_stats_t s;
+
+    assert_int_equal(bff_store_set(st, p, "old", (const unsigned char *)"v", 1, t - 10),
+                     APR_SUCCESS);
+    expect_gone(st, p, "old");
+    s = stats_of(st);
+    assert_int_equal(s.entries_used, 0);
+    assert_int_equal(s.expired, 1);
+
+    /* add over an expired entry succeeds and stores the new value. */
+    assert_int_equal(bff_store_set(st, p, "k", (const unsigned char *)"old", 3, t - 1),
+                     APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, "k", (const unsigned char *)"new", 3, t + 60),
+                     APR_SUCCESS);
+    expect_val(st, p, "k", (const unsigned char *)"new", 3);
+    assert_int_equal(bff_store_add(st, p, "k", (const unsigned char *)"3rd", 3, t + 60),
+                     APR_EEXIST);
+
+    /* remove of an expired entry: not found, and it is gone. */
+    assert_int_equal(bff_store_set(st, p, "r", (const unsigned char *)"v", 1, t - 1),
+                     APR_SUCCESS);
+    assert_int_equal(bff_store_remove(st, p, "r"), APR_NOTFOUND);
+    s = stats_of(st);
+    assert_int_equal(s.entries_used, 1);
+    assert_int_equal(s.expired, 3);
+
+    /* An entry expiring in the future is live. */
+    assert_int_equal(bff_store_set(st, p, "edge", (const unsigned char *)"e", 1, t + 1),
+                     APR_SUCCESS);
+    expect_val(st, p, "edge", (const unsigned char *)"e", 1);
+    verify_ok(st, p);
+}
+
+/* Fill every entry, live ones first (so they sit at the LRU tail) then
+ * expired ones: making room must reclaim the expired ones behind the live
+ * tail rather than evict. With more live entries than the bounded tail scan
+ * looks at, only the full sweep finds them. */
+static void expired_before_eviction(apr_pool_t *p, apr_size_t size, apr_uint32_t live)
+{
+    bff_store_t *st = mkstore(p, size);
+    bff_store_shm_stats_t s = stats_of(st);
+    apr_int64_t t = now();
+    apr_uint32_t i;
+    char key[32];
+
+    for (i = 0; i < s.entries_max; i++) {
+        apr_snprintf(key, sizeof(key), "e%u", i);
+        assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)"v", 1,
+                                       i < live ? t + 3600 : t - 5), APR_SUCCESS);
+    }
+    log_start();
+    for (i = 0; i < s.entries_max - live; i++) {
+        apr_snprintf(key, sizeof(key), "n%u", i);
+        assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)"w", 1, t + 3600),
+                         APR_SUCCESS);
+    }
+    log_stop();
+    s = stats_of(st);
+    assert_int_equal(s.evictions, 0);
+    assert_int_equal(s.expired, s.entries_max - live);
+    assert_int_equal(log_has("BFF00501"), 0);
+    for (i = 0; i < live; i++) {
+        apr_snprintf(key, sizeof(key), "e%u", i);
+        expect_val(st, p, key, (const unsigned char *)"v", 1);
+    }
+    verify_ok(st, p);
+}
+
+static void test_expired_reclaimed_before_eviction(void **state)
+{
+    expired_before_eviction(*state, SMALL_SIZE, 4);
+}
+
+static void test_expired_full_sweep(void **state)
+{
+    expired_before_eviction(*state, 1024 * 1024, 100);
+}
+
+/* ---- eviction ---- */
+
+static void test_lru_entries(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, SMALL_SIZE);
+    bff_store_shm_stats_t s = stats_of(st);
+    apr_int64_t exp = now() + 3600;
+    apr_uint32_t i;
+    char key[32];
+
+    assert_int_equal(s.entries_max, 16);
+    for (i = 0; i < s.entries_max; i++) {
+        apr_snprintf(key, sizeof(key), "k%u", i);
+        assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)key, strlen(key),
+                                       exp), APR_SUCCESS);
+    }
+    /* Touch the oldest; k1 becomes the least recently used. */
+    expect_val(st, p, "k0", (const unsigned char *)"k0", 2);
+    log_start();
+    assert_int_equal(bff_store_set(st, p, "new1", (const unsigned char *)"n", 1, exp),
+                     APR_SUCCESS);
+    expect_val(st, p, "k0", (const unsigned char *)"k0", 2);
+    expect_gone(st, p, "k1");
+    expect_val(st, p, "k2", (const unsigned char *)"k2", 2);
+    s = stats_of(st);
+    assert_int_equal(s.evictions, 1);
+    assert_int_equal(s.entries_used, 16);
+    assert_int_equal(log_has("BFF00501"), 1);
+    assert_non_null(strstr(log_lines[0], "evicted 1 least recently used"));
+    assert_non_null(strstr(log_lines[0], "raise BFFSessionStore shm:<size>"));
+
+    /* Replacing an entry does not need a new one: no eviction. */
+    assert_int_equal(bff_store_set(st, p, "k5", (const unsigned char *)"K5", 2, exp),
+                     APR_SUCCESS);
+    assert_int_equal(stats_of(st).evictions, 1);
+    /* The replace made k5 recent; k3 (k2 was read above) goes next, and the
+     * second burst within 10 s is not logged again. */
+    assert_int_equal(bff_store_add(st, p, "new2", (const unsigned char *)"n", 1, exp),
+                     APR_SUCCESS);
+    expect_gone(st, p, "k3");
+    expect_val(st, p, "k2", (const unsigned char *)"k2", 2);
+    expect_val(st, p, "k5", (const unsigned char *)"K5", 2);
+    log_stop();
+    assert_int_equal(log_has("BFF00501"), 1);
+    assert_int_equal(stats_of(st).evictions, 2);
+    verify_ok(st, p);
+}
+
+static void test_lru_blocks(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, SMALL_SIZE);
+    bff_store_shm_stats_t s = stats_of(st);
+    apr_int64_t exp = now() + 3600;
+    apr_size_t vlen = 20 * s.block_payload;     /* 20 blocks each */
+    apr_uint32_t i, fit = s.blocks_max / 20;
+    char key[32];
+
+    assert_true(fit >= 3 && fit < s.entries_max);
+    for (i = 0; i < fit; i++) {
+        apr_snprintf(key, sizeof(key), "b%u", i);
+        assert_int_equal(bff_store_set(st, p, key, pattern(p, vlen, i), vlen, exp),
+                         APR_SUCCESS);
+    }
+    assert_int_equal(stats_of(st).evictions, 0);
+    expect_val(st, p, "b0", pattern(p, vlen, 0), vlen);
+    log_start();
+    /* Needs 20 more blocks than are free: b1, the least recently used, goes. */
+    assert_int_equal(bff_store_set(st, p, "big", pattern(p, vlen, 77), vlen, exp),
+                     APR_SUCCESS);
+    log_stop();
+    expect_gone(st, p, "b1");
+    expect_val(st, p, "b0", pattern(p, vlen, 0), vlen);
+    expect_val(st, p, "big", pattern(p, vlen, 77), vlen);
+    for (i = 2; i < fit; i++) {
+        apr_snprintf(key, sizeof(key), "b%u", i);
+        expect_val(st, p, key, pattern(p, vlen, i), vlen);
+    }
+    assert_int_equal(stats_of(st).evictions, 1);
+    verify_ok(st, p);
+}
+
+static void test_enospc(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, SMALL_SIZE);
+    bff_store_shm_stats_t s = stats_of(st);
+    apr_int64_t exp = now() + 3600;
+    apr_size_t max = (apr_size_t)s.blocks_max * s.block_payload;
+    unsigned char *big = pattern(p, max + 1, 5);
+
+    assert_int_equal(bff_store_set(st, p, "a", (const unsigned char *)"A", 1, exp),
+                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "b", (const unsigned char *)"B", 1, exp),
+                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "huge", big, max + 1, exp), APR_ENOSPC);
+    assert_int_equal(bff_store_add(st, p, "huge", big, max + 1, exp), APR_ENOSPC);
+    assert_int_equal(bff_store_set(st, p, "a", big, max + 1, exp), APR_ENOSPC);
+    assert_int_equal(bff_store_set(st, p, "x", big, (apr_size_t)-1, exp), APR_ENOSPC);
+    /* Nothing was evicted, "a" kept its value. */
+    s = stats_of(st);
+    assert_int_equal(s.evictions, 0);
+    assert_int_equal(s.entries_used, 2);
+    expect_val(st, p, "a", (const unsigned char *)"A", 1);
+    expect_gone(st, p, "huge");
+
+    /* Exactly the whole table fits, by evicting everything else; replacing
+     * "a" with it needs a's own blocks too. */
+    log_start();
+    assert_int_equal(bff_store_set(st, p, "a", big, max, exp), APR_SUCCESS);
+    log_stop();
+    expect_val(st, p, "a", big, max);
+    expect_gone(st, p, "b");
+    s = stats_of(st);
+    assert_int_equal(s.entries_used, 1);
+    assert_int_equal(s.blocks_used, s.blocks_max);
+    verify_ok(st, p);
+}
+
+static void test_default_capacity(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, BFF_STORE_SHM_DEFAULT_SIZE);
+    bff_store_shm_stats_t s = stats_of(st);
+    apr_int64_t exp = now() + 3600;
+    unsigned char *v = pattern(p, 8192, 1), *got;
+    apr_size_t len;
+    char key[32];
+    int i;
+
+    assert_int_equal(s.size, BFF_STORE_SHM_DEFAULT_SIZE);
+    assert_true(s.entries_max >= 10000);
+    assert_true((apr_uint64_t)s.blocks_max >= 10000ull * blocks_for(8192, s.block_payload));
+    for (i = 0; i < 10000; i++) {
+        apr_snprintf(key, sizeof(key), "session-%05d", i);
+        v[0] = (unsigned char)i;
+        v[8191] = (unsigned char)(i >> 8);
+        assert_int_equal(bff_store_set(st, p, key, v, 8192, exp), APR_SUCCESS);
+    }
+    s = stats_of(st);
+    assert_int_equal(s.entries_used, 10000);
+    assert_int_equal(s.evictions, 0);
+    for (i = 0; i < 10000; i += 997) {
+        apr_snprintf(key, sizeof(key), "session-%05d", i);
+        assert_int_equal(bff_store_get(st, p, key, &got, &len), APR_SUCCESS);
+        assert_int_equal(len, 8192);
+        assert_int_equal(got[0], (unsigned char)i);
+        assert_int_equal(got[8191], (unsigned char)(i >> 8));
+        assert_memory_equal(got + 1, v + 1, 8190);
+    }
+    verify_ok(st, p);
+}
+
+static void test_collisions(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, 1024 * 1024);
+    bff_store_shm_stats_t s = stats_of(st);
+    apr_int64_t exp = now() + 3600;
+    apr_uint32_t i, n = s.entries_max;
+    char key[32];
+
+    /* As many keys as buckets: many chains hold several entries. Removing
+     * every other one unlinks from chain heads, middles and tails. */
+    for (i = 0; i < n; i++) {
+        apr_snprintf(key, sizeof(key), "c%u", i);
+        assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)key, strlen(key),
+                                       exp), APR_SUCCESS);
+    }
+    assert_int_equal(stats_of(st).evictions, 0);
+    verify_ok(st, p);
+    for (i = 0; i < n; i += 2) {
+        apr_snprintf(key, sizeof(key), "c%u", i);
+        assert_int_equal(bff_store_remove(st, p, key), APR_SUCCESS);
+    }
+    verify_ok(st, p);
+    for (i = 0; i < n; i++) {
+        apr_snprintf(key, sizeof(key), "c%u", i);
+        if (i % 2) {
+            expect_val(st, p, key, (const unsigned char *)key, strlen(key));
+        }
+        else {
+            expect_gone(st, p, key);
+        }
+    }
+    for (i = 0; i < n; i += 2) {
+        apr_snprintf(key, sizeof(key), "c%u", i);
+        assert_int_equal(bff_store_add(st, p, key, (const unsigned char *)"again", 5, exp),
+                         APR_SUCCESS);
+    }
+    for (i = 0; i < n; i++) {
+        apr_snprintf(key, sizeof(key), "c%u", i);
+        if (i % 2) {
+            expect_val(st, p, key, (const unsigned char *)key, strlen(key));
+        }
+        else {
+            expect_val(st, p, key, (const unsigned char *)"again", 5);
+        }
+    }
+    s = stats_of(st);
+    assert_int_equal(s.entries_used, n);
+    assert_int_equal(s.evictions, 0);
+    verify_ok(st, p);
+}
+
+/* ---- damage ---- */
+
+static void test_damage_block(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, SMALL_SIZE);
+    apr_int64_t exp = now() + 3600;
+    const char *err;
+
+    assert_int_equal(bff_store_set(st, p, "a", pattern(p, 1000, 1), 1000, exp), APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "b", pattern(p, 1000, 2), 1000, exp), APR_SUCCESS);
+    assert_int_equal(bff_store_shm_damage(st, "a", BFF_STORE_SHM_DAMAGE_BLOCK), APR_SUCCESS);
+    assert_int_equal(bff_store_shm_damage(st, "zz", BFF_STORE_SHM_DAMAGE_BLOCK), APR_NOTFOUND);
+    log_start();
+    expect_gone(st, p, "a");
+    assert_int_equal(log_has("BFF00502"), 1);
+    assert_int_equal(bff_store_shm_verify(st, p, &err), APR_EGENERAL);
+    assert_non_null(err);
+    /* The next operation drops the damaged table as a whole. */
+    expect_gone(st, p, "b");
+    log_stop();
+    assert_int_equal(log_has("BFF00503"), 1);
+    verify_ok(st, p);
+    assert_int_equal(stats_of(st).entries_used, 0);
+    assert_int_equal(bff_store_set(st, p, "c", pattern(p, 600, 3), 600, exp), APR_SUCCESS);
+    expect_val(st, p, "c", pattern(p, 600, 3), 600);
+    verify_ok(st, p);
+}
+
+static void test_damage_length(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, SMALL_SIZE);
+    apr_int64_t exp = now() + 3600;
+
+    assert_int_equal(bff_store_set(st, p, "a", pattern(p, 1000, 1), 1000, exp), APR_SUCCESS);
+    assert_int_equal(bff_store_shm_damage(st, "a", BFF_STORE_SHM_DAMAGE_LENGTH), APR_SUCCESS);
+    log_start();
+    expect_gone(st, p, "a");
+    log_stop();
+    assert_int_equal(log_has("BFF00502"), 1);
+}
+
+static void test_damage_chain(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, SMALL_SIZE);
+    apr_int64_t exp = now() + 3600;
+    char key[32];
+    int i;
+
+    assert_int_equal(bff_store_set(st, p, "a", (const unsigned char *)"A", 1, exp),
+                     APR_SUCCESS);
+    assert_int_equal(bff_store_shm_damage(st, "a", BFF_STORE_SHM_DAMAGE_CHAIN), APR_SUCCESS);
+    /* "a" itself is found before the bad link is followed. */
+    expect_val(st, p, "a", (const unsigned char *)"A", 1);
+    /* Missing keys landing in a's bucket follow the bad link: with 16
+     * buckets one of 200 keys does (chance of none: (15/16)^200). */
+    log_start();
+    for (i = 0; i < 200 && !log_has("BFF00502"); i++) {
+        apr_snprintf(key, sizeof(key), "missing%d", i);
+        expect_gone(st, p, key);
+    }
+    log_stop();
+    assert_int_equal(log_has("BFF00502"), 1);
+}
+
+/* ---- several processes ---- */
+
+#define MP_KEYS     96
+#define MP_CHILDREN 4
+#define MP_OPS      20000
+#define MP_HDR      12
+
+static apr_size_t mp_value(unsigned char *buf, unsigned key, unsigned ver, apr_size_t len)
+{
+    unsigned l = (unsigned)len;
+    apr_size_t i;
+
+    memcpy(buf, &key, 4);
+    memcpy(buf + 4, &ver, 4);
+    memcpy(buf + 8, &l, 4);
+    for (i = MP_HDR; i < len; i++) {
+        buf[i] = (unsigned char)(key * 131u + ver * 31u + i);
+    }
+    return len;
+}
+
+/* 0 if buf is exactly one whole value written for key. */
+static int mp_check(const unsigned char *buf, apr_size_t len, unsigned key)
+{
+    unsigned k, ver, l;
+    apr_size_t i;
+
+    if (len < MP_HDR) {
+        return 1;
+    }
+    memcpy(&k, buf, 4);
+    memcpy(&ver, buf + 4, 4);
+    memcpy(&l, buf + 8, 4);
+    if (k != key || l != len) {
+        return 2;
+    }
+    for (i = MP_HDR; i < len; i++) {
+        if (buf[i] != (unsigned char)(key * 131u + ver * 31u + i)) {
+            return 3;
+        }
+    }
+    return 0;
+}
+
+static int mp_child(bff_store_t *st, unsigned id)
+{
+    apr_pool_t *pchild, *p;
+    unsigned seed = id * 7919u + 1, key, ver = id << 24;
+    unsigned char buf[4000], *v;
+    apr_size_t len;
+    apr_int64_t exp;
+    apr_status_t rv;
+    char k[32];
+    int i, op, bad = 0;
+
+    if (apr_pool_create(&pchild, NULL) != APR_SUCCESS
+        || st->child_init(st, pchild) != APR_SUCCESS
+        || apr_pool_create(&p, pchild) != APR_SUCCESS) {
+        return 10;
+    }
+    for (i = 0; i < MP_OPS && !bad; i++) {
+        key = (unsigned)rand_r(&seed) % MP_KEYS;
+        apr_snprintf(k, sizeof(k), "mp-%u", key);
+        op = rand_r(&seed) % 10;
+        if (op < 4) {
+            rv = bff_store_get(st, p, k, &v, &len);
+            if (rv == APR_SUCCESS) {
+                bad = mp_check(v, len, key) ? 20 + mp_check(v, len, key) : 0;
+            }
+            else if (rv != APR_NOTFOUND) {
+                bad = 30;
+            }
+        }
+        else if (op < 8) {
+            len = MP_HDR + (apr_size_t)rand_r(&seed) % (sizeof(buf) - MP_HDR);
+            mp_value(buf, key, ++ver, len);
+            exp = now() + (i % 10 == 0 ? -1 : 3600);
+            if (op == 7) {
+                rv = bff_store_add(st, p, k, buf, len, exp);
+            }
+            else {
+                rv = bff_store_set(st, p, k, buf, len, exp);
+            }
+            if (rv != APR_SUCCESS && !(op == 7 && rv == APR_EEXIST)) {
+                bad = 40;
+            }
+        }
+        else {
+            rv = bff_store_remove(st, p, k);
+            if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+                bad = 50;
+            }
+        }
+        if (i % 64 == 0) {
+            apr_pool_clear(p);
+        }
+    }
+    if (bad) {
+        fprintf(stderr, "child %u: op %d failed with %d\n", id, i, bad);
+    }
+    return bad;
+}
+
+static void test_multiprocess(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, 256 * 1024);
+    pid_t pids[MP_CHILDREN];
+    bff_store_shm_stats_t s;
+    unsigned char *v;
+    apr_size_t len;
+    unsigned i;
+    int status, found = 0;
+    char k[32];
+
+    log_start();
+    for (i = 0; i < MP_CHILDREN; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            _exit(mp_child(st, i + 1));
+        }
+    }
+    for (i = 0; i < MP_CHILDREN; i++) {
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    log_stop();
+    verify_ok(st, p);
+    for (i = 0; i < MP_KEYS; i++) {
+        apr_snprintf(k, sizeof(k), "mp-%u", i);
+        if (bff_store_get(st, p, k, &v, &len) == APR_SUCCESS) {
+            assert_int_equal(mp_check(v, len, i), 0);
+            found++;
+        }
+    }
+    s = stats_of(st);
+    assert_int_equal(s.entries_used, (apr_uint32_t)found);
+    assert_true(s.entries_used <= s.entries_max);
+    assert_true(s.blocks_used <= s.blocks_max);
+    /* 96 keys in 64 entries: the children did run the store full. */
+    assert_true(s.evictions > 0);
+    assert_true(s.expired > 0);
+    verify_ok(st, p);
+}
+
+/* ---- BFFSessionStore ---- */
+
+static void test_spec_parse_ok(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_spec_t spec;
+    const char *err;
+
+    assert_int_equal(bff_store_spec_parse(p, "shm", &spec, &err), APR_SUCCESS);
+    assert_int_equal(spec.kind, BFF_STORE_SHM);
+    assert_int_equal(spec.shm_size, BFF_STORE_SHM_DEFAULT_SIZE);
+    assert_null(err);
+    assert_int_equal(bff_store_spec_parse(p, "shm:256M", &spec, &err), APR_SUCCESS);
+    assert_int_equal(spec.kind, BFF_STORE_SHM);
+    assert_int_equal(spec.shm_size, (apr_size_t)256 * 1024 * 1024);
+    assert_int_equal(bff_store_spec_parse(p, "shm:1M", &spec, &err), APR_SUCCESS);
+    assert_int_equal(spec.shm_size, (apr_size_t)1024 * 1024);
+    assert_int_equal(bff_store_spec_parse(p, "shm:1024K", &spec, &err), APR_SUCCESS);
+    assert_int_equal(spec.shm_size, (apr_size_t)1024 * 1024);
+    assert_int_equal(bff_store_spec_parse(p, "shm:64G", &spec, &err), APR_SUCCESS);
+    assert_int_equal(spec.shm_size, (apr_size_t)64 * 1024 * 1024 * 1024);
+
+    assert_int_equal(bff_store_spec_parse(p, "memcache:127.0.0.1:11211", &spec, &err),
+                     APR_SUCCESS);
+    assert_int_equal(spec.kind, BFF_STORE_MEMCACHE);
+    assert_string_equal(spec.servers, "127.0.0.1:11211");
+    assert_int_equal(bff_store_spec_parse(p, "memcache:mc1.example.com:1,mc-2:65535,[::1]:11211",
+                                          &spec, &err), APR_SUCCESS);
+    assert_string_equal(spec.servers, "mc1.example.com:1,mc-2:65535,[::1]:11211");
+}
+
+static void test_spec_parse_bad(void **state)
+{
+    apr_pool_t *p = *state;
+    static const char *const bad[] = {
+        "", "sh", "shmx", "redis:h:1", "shm:", "shm:0", "shm:512K", "shm:1048575",
+        "shm:65G", "shm:abc", "shm:-1M", "shm:10M ", "shm: 10M", "memcache", "memcache:",
+        "memcache:host", "memcache::11211", "memcache:h:", "memcache:h:0", "memcache:h:65536",
+        "memcache:h:99999999999999999999", "memcache:h:12x", "memcache:h:-1", "memcache:h:1,",
+        "memcache:,h:1", "memcache:h:1,,h:2", "memcache:h o:1", "memcache:h/x:1",
+        "memcache:user@h:1", "memcache:[::1:11211", "memcache:[]:11211",
+        "memcache:::1:11211", "memcache:h:1 ", NULL
+    };
+    bff_store_spec_t spec;
+    const char *err;
+    int i;
+
+    for (i = 0; bad[i]; i++) {
+        err = NULL;
+        if (bff_store_spec_parse(p, bad[i], &spec, &err) != APR_EINVAL) {
+            fail_msg("accepted '%s'", bad[i]);
+        }
+        assert_non_null(err);
+        assert_true(strlen(err) > 10);
+    }
+    assert_int_equal(bff_store_spec_parse(p, NULL, &spec, &err), APR_EINVAL);
+    assert_non_null(strstr(err, "expected shm, shm:<size> (e.g. shm:256M) or "
+                                "memcache:host:port[,host:port...]"));
+    assert_int_equal(bff_store_spec_parse(p, "redis:x", &spec, &err), APR_EINVAL);
+    assert_non_null(strstr(err, "expected shm"));
+    assert_int_equal(bff_store_spec_parse(p, "shm:512K", &spec, &err), APR_EINVAL);
+    assert_non_null(strstr(err, "1M to 64G"));
+    assert_int_equal(bff_store_spec_parse(p, "memcache:h:0", &spec, &err), APR_EINVAL);
+    assert_non_null(strstr(err, "1 to 65535"));
+}
+
+static void test_create_bad(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_global_mutex_t *m;
+    bff_store_t *st = (bff_store_t *)1;
+
+    assert_int_equal(apr_global_mutex_create(&m, NULL, APR_LOCK_DEFAULT, p), APR_SUCCESS);
+    assert_int_equal(bff_store_shm_create(p, 1024, m, &st), APR_EINVAL);
+    assert_null(st);
+    assert_int_equal(bff_store_shm_create(p, SMALL_SIZE, NULL, &st), APR_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_basic, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_replace, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_expired_reclaimed_before_eviction,
+                                        unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_expired_full_sweep, unit_pool_setup,
+                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_lru_entries, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_lru_blocks, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_enospc, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_default_capacity, unit_pool_setup,
+                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_collisions, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_block, unit_pool_setup,
+                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_length, unit_pool_setup,
+                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_chain, unit_pool_setup,
+                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_multiprocess, unit_pool_setup,
+                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_spec_parse_ok, unit_pool_setup,
+                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_spec_parse_bad, unit_pool_setup,
+                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_create_bad, unit_pool_setup, unit_pool_teardown),
+    };
+
+    return unit_run("store_shm", tests);
+}
