@@ -19,6 +19,7 @@
 #include "src/mod_bff_config.h"
 #include "src/mod_bff_handler.h"
 #include "src/mod_bff_provider.h"
+#include "src/mod_bff_relay.h"
 #include "src/mod_bff_store.h"
 #include "src/bff_http.h"
 #include "src/bff_log.h"
@@ -97,6 +98,8 @@ static void bff_register_hooks(apr_pool_t *p)
     ap_hook_pre_config(bff_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(bff_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(bff_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Before mod_proxy's handler (APR_HOOK_FIRST), which forwards the request. */
+    ap_hook_handler(bff_relay_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_handler(bff_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
@@ -134,6 +137,19 @@ static const command_rec bff_cmds[] = {
                   "Session idle timeout (e.g. 30m). Default: 30m."),
     AP_INIT_TAKE1(BFF_D_MAX_LIFETIME, bff_cmd_max_lifetime, NULL, RSRC_CONF,
                   "Absolute session lifetime (e.g. 8h). Default: 8h."),
+    AP_INIT_TAKE1(BFF_D_REFRESH_BEFORE, bff_cmd_refresh_before, NULL, RSRC_CONF,
+                  "Refresh the access token this many seconds before it expires. Default: 60."),
+    AP_INIT_TAKE1(BFF_D_POST_LOGOUT_URI, bff_cmd_post_logout_uri, NULL, RSRC_CONF,
+                  "Where the provider sends the browser after logout. Default: the site's /."),
+    AP_INIT_TAKE1(BFF_D_TOKEN_RELAY, bff_cmd_token_relay, NULL, RSRC_CONF | ACCESS_CONF,
+                  "On, Off or optional: put the session's access token on requests that "
+                  "mod_proxy forwards from this location. Default: Off."),
+    AP_INIT_TAKE12(BFF_D_CSRF_HEADER, bff_cmd_csrf_header, NULL, RSRC_CONF | ACCESS_CONF,
+                  "The header (and value) every session request must carry. Default: X-CSRF 1."),
+    AP_INIT_ITERATE(BFF_D_TRUSTED_ORIGIN, bff_cmd_trusted_origin, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Other origins allowed to use the session (besides the site's own). "
+                  "Default: none."),
     {NULL}
 };
 

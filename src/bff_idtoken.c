@@ -1,5 +1,6 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 #include <string.h>
+#include <strings.h>
 
 #include "bff_idtoken.h"
 #include "bff_jose.h"
@@ -100,21 +101,36 @@ static apr_status_t check_aud(const json_t *claims, const char *client_id, const
     return APR_SUCCESS;
 }
 
-static apr_status_t check_times(const json_t *claims, const bff_idtoken_expect_t *e,
-                                const char **err)
+static apr_status_t check_exp(const json_t *claims, const bff_idtoken_expect_t *e,
+                              int required, const char **err)
 {
-    apr_int64_t exp, iat;
+    apr_int64_t exp;
     apr_int64_t leeway = e->leeway > 0 ? e->leeway : 0;
-    apr_int64_t max_age = e->max_age > 0 ? e->max_age : 0;
 
+    if (!json_object_get(claims, "exp") && !required) {
+        return APR_SUCCESS;
+    }
     if (!claim_time(claims, "exp", &exp)) {
-        *err = "exp claim missing or not a number";
+        *err = required ? "exp claim missing or not a number" : "exp claim is not a number";
         return APR_EINVAL;
     }
     if (exp <= sat_add(e->now, -leeway)) {
         *err = "token expired (exp)";
         return APR_EINVAL;
     }
+    return APR_SUCCESS;
+}
+
+/* iat is always required and never in the future; its age is bounded only
+ * where the token must be fresh (login, logout), not for a refreshed ID
+ * token whose session may be hours old. */
+static apr_status_t check_iat(const json_t *claims, const bff_idtoken_expect_t *e,
+                              int check_age, const char **err)
+{
+    apr_int64_t iat;
+    apr_int64_t leeway = e->leeway > 0 ? e->leeway : 0;
+    apr_int64_t max_age = e->max_age > 0 ? e->max_age : 0;
+
     if (!claim_time(claims, "iat", &iat)) {
         *err = "iat claim missing or not a number";
         return APR_EINVAL;
@@ -123,18 +139,17 @@ static apr_status_t check_times(const json_t *claims, const bff_idtoken_expect_t
         *err = "iat claim is in the future";
         return APR_EINVAL;
     }
-    if (iat < sat_add(sat_add(e->now, -max_age), -leeway)) {
+    if (check_age && iat < sat_add(sat_add(e->now, -max_age), -leeway)) {
         *err = "iat claim is too old";
         return APR_EINVAL;
     }
     return APR_SUCCESS;
 }
 
-apr_status_t bff_idtoken_validate(const json_t *claims, const bff_idtoken_expect_t *expect,
-                                  const char **err)
+static apr_status_t check_start(const json_t *claims, const bff_idtoken_expect_t *expect,
+                                const char **err)
 {
     json_t *v;
-    apr_status_t rv;
 
     *err = NULL;
     if (!expect || !expect->issuer || !expect->client_id) {
@@ -145,7 +160,6 @@ apr_status_t bff_idtoken_validate(const json_t *claims, const bff_idtoken_expect
         *err = "claims are not a JSON object";
         return APR_EINVAL;
     }
-
     v = json_object_get(claims, "iss");
     if (!json_is_string(v)) {
         *err = "iss claim missing or not a string";
@@ -155,28 +169,33 @@ apr_status_t bff_idtoken_validate(const json_t *claims, const bff_idtoken_expect
         *err = "iss claim is not the expected issuer";
         return APR_EINVAL;
     }
+    return check_aud(claims, expect->client_id, err);
+}
 
-    if (APR_SUCCESS != (rv = check_aud(claims, expect->client_id, err))) {
-        return rv;
-    }
-    if (APR_SUCCESS != (rv = check_times(claims, expect, err))) {
-        return rv;
-    }
+static apr_status_t check_nonce(const json_t *claims, const char *nonce, const char **err)
+{
+    json_t *v;
 
-    if (expect->nonce) {
-        v = json_object_get(claims, "nonce");
-        if (!json_is_string(v)) {
-            *err = "nonce claim missing or not a string";
-            return APR_EINVAL;
-        }
-        if (json_string_length(v) != strlen(json_string_value(v))
-            || !bff_util_ct_streq(json_string_value(v), expect->nonce)) {
-            *err = "nonce claim does not match";
-            return APR_EINVAL;
-        }
+    if (!nonce) {
+        return APR_SUCCESS;
     }
+    v = json_object_get(claims, "nonce");
+    if (!json_is_string(v)) {
+        *err = "nonce claim missing or not a string";
+        return APR_EINVAL;
+    }
+    if (json_string_length(v) != strlen(json_string_value(v))
+        || !bff_util_ct_streq(json_string_value(v), nonce)) {
+        *err = "nonce claim does not match";
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
 
-    v = json_object_get(claims, "sub");
+static apr_status_t check_sub(const json_t *claims, const char **err)
+{
+    json_t *v = json_object_get(claims, "sub");
+
     if (!json_is_string(v)) {
         *err = "sub claim missing or not a string";
         return APR_EINVAL;
@@ -185,6 +204,238 @@ apr_status_t bff_idtoken_validate(const json_t *claims, const bff_idtoken_expect
         *err = "sub claim is empty";
         return APR_EINVAL;
     }
+    return APR_SUCCESS;
+}
+
+apr_status_t bff_idtoken_validate(const json_t *claims, const bff_idtoken_expect_t *expect,
+                                  const char **err)
+{
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = check_start(claims, expect, err))
+        || APR_SUCCESS != (rv = check_exp(claims, expect, 1, err))
+        || APR_SUCCESS != (rv = check_iat(claims, expect, 1, err))
+        || APR_SUCCESS != (rv = check_nonce(claims, expect->nonce, err))) {
+        return rv;
+    }
+    return check_sub(claims, err);
+}
+
+apr_status_t bff_idtoken_validate_refreshed(const json_t *claims,
+                                            const bff_idtoken_expect_t *expect,
+                                            const char *orig_sub, const char **err)
+{
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = check_start(claims, expect, err))) {
+        return rv;
+    }
+    if (!orig_sub || !*orig_sub) {
+        *err = "no original sub to compare the refreshed ID token with";
+        return APR_EINVAL;
+    }
+    if (APR_SUCCESS != (rv = check_exp(claims, expect, 1, err))
+        || APR_SUCCESS != (rv = check_iat(claims, expect, 0, err))
+        || APR_SUCCESS != (rv = check_nonce(claims, expect->nonce, err))
+        || APR_SUCCESS != (rv = check_sub(claims, err))) {
+        return rv;
+    }
+    /* OIDC Core 12.2: a refresh must not switch the session to another
+     * user. Length-aware: "alice\0x" is not "alice". */
+    if (!json_str_eq(json_object_get(claims, "sub"), orig_sub)) {
+        *err = "sub claim differs from the session's original sub";
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Back-channel logout tokens (OpenID Connect Back-Channel Logout 1.0) */
+
+#define BCL_EVENT "http://schemas.openid.net/event/backchannel-logout"
+#define BCL_JTI_MAX 256
+
+/* Optional identifier claim (sub, sid): absent is fine; present must be a
+ * non-empty string without NUL, since the caller matches sessions on it. */
+static apr_status_t logout_ident(const json_t *claims, const char *name, int *present,
+                                 const char *bad_msg, const char **err)
+{
+    json_t *v = json_object_get(claims, name);
+
+    *present = 0;
+    if (!v) {
+        return APR_SUCCESS;
+    }
+    if (!json_is_string(v) || json_string_length(v) == 0
+        || json_string_length(v) != strlen(json_string_value(v))) {
+        *err = bad_msg;
+        return APR_EINVAL;
+    }
+    *present = 1;
+    return APR_SUCCESS;
+}
+
+static apr_status_t logout_jti(const json_t *claims, const char **err)
+{
+    json_t *v = json_object_get(claims, "jti");
+
+    if (!json_is_string(v) || json_string_length(v) == 0) {
+        *err = "logout token: jti claim missing or not a non-empty string";
+        return APR_EINVAL;
+    }
+    /* jti keys the replay cache: bounded, and no NUL that would make two
+     * jtis one key. */
+    if (json_string_length(v) > BCL_JTI_MAX) {
+        *err = "logout token: jti claim is longer than 256 bytes";
+        return APR_EINVAL;
+    }
+    if (json_string_length(v) != strlen(json_string_value(v))) {
+        *err = "logout token: jti claim contains a NUL";
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t logout_events(const json_t *claims, const char **err)
+{
+    json_t *ev = json_object_get(claims, "events"), *member;
+
+    if (!ev) {
+        *err = "logout token: events claim missing";
+        return APR_EINVAL;
+    }
+    if (!json_is_object(ev)) {
+        *err = "logout token: events claim is not a JSON object";
+        return APR_EINVAL;
+    }
+    member = json_object_get(ev, BCL_EVENT);
+    if (!member) {
+        *err = "logout token: events claim lacks the back-channel logout event";
+        return APR_EINVAL;
+    }
+    if (!json_is_object(member)) {
+        *err = "logout token: back-channel logout event is not a JSON object";
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t bff_idtoken_validate_logout(const json_t *claims, const bff_idtoken_expect_t *expect,
+                                         const char **err)
+{
+    apr_status_t rv;
+    int has_sub, has_sid;
+
+    if (APR_SUCCESS != (rv = check_start(claims, expect, err))
+        || APR_SUCCESS != (rv = check_iat(claims, expect, 1, err))
+        || APR_SUCCESS != (rv = check_exp(claims, expect, 0, err))
+        || APR_SUCCESS != (rv = logout_jti(claims, err))
+        || APR_SUCCESS != (rv = logout_events(claims, err))) {
+        return rv;
+    }
+    /* Section 2.4: a nonce is prohibited, so an ID token can never pass. */
+    if (json_object_get(claims, "nonce")) {
+        *err = "logout token: nonce claim is present";
+        return APR_EINVAL;
+    }
+    if (APR_SUCCESS != (rv = logout_ident(claims, "sub", &has_sub,
+                                          "logout token: sub claim is not a non-empty string",
+                                          err))
+        || APR_SUCCESS != (rv = logout_ident(claims, "sid", &has_sid,
+                                             "logout token: sid claim is not a non-empty string",
+                                             err))) {
+        return rv;
+    }
+    if (!has_sub && !has_sid) {
+        *err = "logout token: neither sub nor sid claim present";
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Signed tokens */
+
+/* Case-insensitive media type compare, "application/" optional (RFC 7515
+ * 4.1.9), length-aware so an embedded NUL does not pass as a prefix. */
+static int typ_is(const json_t *typ, const char *want)
+{
+    const char *s = json_string_value(typ);
+    apr_size_t n = json_string_length(typ);
+    static const char app[] = "application/";
+
+    if (n >= sizeof(app) - 1 && !strncasecmp(s, app, sizeof(app) - 1)) {
+        s += sizeof(app) - 1;
+        n -= sizeof(app) - 1;
+    }
+    return n == strlen(want) && !strncasecmp(s, want, n);
+}
+
+static apr_status_t parse_and_verify(apr_pool_t *p, const char *compact,
+                                     const struct bff_jwks_t *jwks,
+                                     const char *const *allowed_algs, int for_logout,
+                                     bff_jws_t **jws, const char **err)
+{
+    json_t *typ;
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = bff_jose_jws_parse(p, compact, jws, err))) {
+        return rv;
+    }
+    /* Explicit typing (Back-Channel Logout 2.4) keeps the two kinds of
+     * token apart: a logout token is not accepted as an ID token, and
+     * nothing typed as something else is accepted as a logout token. */
+    typ = json_object_get((*jws)->header, "typ");
+    if (typ) {
+        if (for_logout && !typ_is(typ, "logout+jwt") && !typ_is(typ, "jwt")) {
+            *err = "logout token: JWS typ is neither logout+jwt nor JWT";
+            return APR_EINVAL;
+        }
+        if (!for_logout && typ_is(typ, "logout+jwt")) {
+            *err = "JWS typ is logout+jwt, not an ID token";
+            return APR_EINVAL;
+        }
+    }
+    return bff_jose_jws_verify(p, *jws, jwks, allowed_algs, err);
+}
+
+apr_status_t bff_idtoken_verify_logout(apr_pool_t *p, const char *compact,
+                                       const struct bff_jwks_t *jwks,
+                                       const char *const *allowed_algs,
+                                       const bff_idtoken_expect_t *expect, json_t **claims,
+                                       const char **err)
+{
+    bff_jws_t *jws;
+    apr_status_t rv;
+
+    *claims = NULL;
+    *err = NULL;
+    if (APR_SUCCESS != (rv = parse_and_verify(p, compact, jwks, allowed_algs, 1, &jws, err))
+        || APR_SUCCESS != (rv = bff_idtoken_validate_logout(jws->payload, expect, err))) {
+        return rv;
+    }
+    *claims = jws->payload;
+    return APR_SUCCESS;
+}
+
+apr_status_t bff_idtoken_verify_refreshed(apr_pool_t *p, const char *compact,
+                                          const struct bff_jwks_t *jwks,
+                                          const char *const *allowed_algs,
+                                          const bff_idtoken_expect_t *expect,
+                                          const char *orig_sub, json_t **claims,
+                                          const char **err)
+{
+    bff_jws_t *jws;
+    apr_status_t rv;
+
+    *claims = NULL;
+    *err = NULL;
+    if (APR_SUCCESS != (rv = parse_and_verify(p, compact, jwks, allowed_algs, 0, &jws, err))
+        || APR_SUCCESS != (rv = bff_idtoken_validate_refreshed(jws->payload, expect, orig_sub,
+                                                               err))) {
+        return rv;
+    }
+    *claims = jws->payload;
     return APR_SUCCESS;
 }
 

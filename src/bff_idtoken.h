@@ -35,4 +35,44 @@ apr_status_t bff_idtoken_verify(apr_pool_t *p, const char *compact,
                                 const bff_idtoken_expect_t *expect, json_t **claims,
                                 const char **err);
 
+/* A refreshed ID token (OIDC Core 12.2): checked as bff_idtoken_validate,
+ * except that iat may be any age (only not in the future beyond leeway),
+ * the nonce is checked only when expect->nonce is set (callers pass NULL),
+ * and sub must equal orig_sub exactly (iss is already pinned by
+ * expect->issuer). APR_EINVAL with *err as above. */
+apr_status_t bff_idtoken_validate_refreshed(const json_t *claims,
+                                            const bff_idtoken_expect_t *expect,
+                                            const char *orig_sub, const char **err);
+
+/* A back-channel logout token (OpenID Connect Back-Channel Logout 1.0,
+ * 2.4 and 2.6): iss and aud/azp as for an ID token; iat present, not in the
+ * future and not older than max_age (both with leeway); exp optional, in the
+ * future when present; jti a non-empty string of at most 256 bytes; events
+ * an object whose "http://schemas.openid.net/event/backchannel-logout"
+ * member is an object; nonce absent; sub and/or sid present, each a
+ * non-empty string when present. expect->nonce is ignored. The caller
+ * still has to reject a jti it has seen before. APR_EINVAL, *err distinct
+ * per failed check. */
+apr_status_t bff_idtoken_validate_logout(const json_t *claims, const bff_idtoken_expect_t *expect,
+                                         const char **err);
+
+/* As bff_idtoken_verify, for a logout token: also refuses a JWS header typ
+ * other than logout+jwt or JWT (case-insensitive, "application/" prefix
+ * optional; absent is accepted). APR_NOTFOUND for an unknown kid. */
+apr_status_t bff_idtoken_verify_logout(apr_pool_t *p, const char *compact,
+                                       const struct bff_jwks_t *jwks,
+                                       const char *const *allowed_algs,
+                                       const bff_idtoken_expect_t *expect, json_t **claims,
+                                       const char **err);
+
+/* As bff_idtoken_verify, for the ID token of a refresh response, with
+ * bff_idtoken_validate_refreshed. Also refuses a JWS typed logout+jwt.
+ * APR_NOTFOUND for an unknown kid. */
+apr_status_t bff_idtoken_verify_refreshed(apr_pool_t *p, const char *compact,
+                                          const struct bff_jwks_t *jwks,
+                                          const char *const *allowed_algs,
+                                          const bff_idtoken_expect_t *expect,
+                                          const char *orig_sub, json_t **claims,
+                                          const char **err);
+
 #endif /* BFF_IDTOKEN_H */

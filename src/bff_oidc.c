@@ -556,18 +556,20 @@ static void form_wipe(apr_array_header_t *parts, char *form)
     OPENSSL_cleanse(form, strlen(form));
 }
 
-/* Adds the client part of the form and posts it. */
-static apr_status_t token_call(apr_pool_t *p, const bff_http_opts_t *http,
-                               const bff_oidc_meta_t *meta, const bff_oidc_client_t *client,
-                               apr_array_header_t *parts, bff_oidc_tokens_t **tokens,
-                               const char **err)
+/* Adds the client part of the form (RFC 6749 2.3.1) and posts it; the
+ * form and its pieces are wiped afterwards. what names the endpoint in
+ * *err. */
+static apr_status_t client_post(apr_pool_t *p, const bff_http_opts_t *http, const char *url,
+                                const char *what, const bff_oidc_client_t *client,
+                                apr_array_header_t *parts, bff_http_resp_t **resp,
+                                const char **err)
 {
-    bff_http_resp_t *resp = NULL;
     const char *herr = NULL;
     char *form;
     apr_status_t rv;
     int basic = client->auth == BFF_CLIENT_AUTH_BASIC;
 
+    *resp = NULL;
     /* client_id in the body for Basic as well: harmless (RFC 6749 allows
      * it) and some providers want it. */
     form_add(p, parts, "client_id", client->client_id);
@@ -575,20 +577,39 @@ static apr_status_t token_call(apr_pool_t *p, const bff_http_opts_t *http,
         form_add(p, parts, "client_secret", client->client_secret);
     }
     form = apr_array_pstrcat(p, parts, '\0');
-    rv = bff_http_post_form(p, http, meta->token_endpoint, form,
-                            basic ? client->client_id : NULL,
-                            basic ? client->client_secret : NULL, &resp, &herr);
+    rv = bff_http_post_form(p, http, url, form, basic ? client->client_id : NULL,
+                            basic ? client->client_secret : NULL, resp, &herr);
     form_wipe(parts, form);
     if (rv != APR_SUCCESS) {
-        *err = apr_psprintf(p, "token endpoint: %s", herr ? herr : "request failed");
+        *resp = NULL;
+        *err = apr_psprintf(p, "%s: %s", what, herr ? herr : "request failed");
+    }
+    return rv;
+}
+
+/* The raw response may hold tokens; only parsed copies stay. bff_http
+ * allocated it in p for us, so writing to it is ours to do. */
+static void resp_wipe(bff_http_resp_t *resp)
+{
+    if (resp && resp->body) {
+        OPENSSL_cleanse((void *)(apr_uintptr_t)resp->body, resp->len);
+    }
+}
+
+static apr_status_t token_call(apr_pool_t *p, const bff_http_opts_t *http,
+                               const bff_oidc_meta_t *meta, const bff_oidc_client_t *client,
+                               apr_array_header_t *parts, bff_oidc_tokens_t **tokens,
+                               const char **err)
+{
+    bff_http_resp_t *resp = NULL;
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = client_post(p, http, meta->token_endpoint, "token endpoint",
+                                         client, parts, &resp, err))) {
         return rv;
     }
     rv = bff_oidc_token_response_parse(p, resp, tokens, err);
-    /* The raw response holds the tokens too; only the parsed copy stays.
-     * bff_http allocated it in p for us, so writing to it is ours to do. */
-    if (resp->body) {
-        OPENSSL_cleanse((void *)(apr_uintptr_t)resp->body, resp->len);
-    }
+    resp_wipe(resp);
     return rv;
 }
 
@@ -651,4 +672,78 @@ apr_status_t bff_oidc_refresh(apr_pool_t *p, const bff_http_opts_t *http,
     form_add(p, parts, "grant_type", "refresh_token");
     form_add(p, parts, "refresh_token", refresh_token);
     return token_call(p, http, meta, client, parts, tokens, err);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Logout: revocation (RFC 7009) and RP-initiated logout */
+
+/* The revocation form before the client part: token, then the hint. */
+static apr_array_header_t *revoke_form(apr_pool_t *p, const char *token,
+                                       const char *token_type_hint)
+{
+    apr_array_header_t *parts = apr_array_make(p, 12, sizeof(char *));
+
+    form_add(p, parts, "token", token);
+    if (token_type_hint && *token_type_hint) {
+        form_add(p, parts, "token_type_hint", token_type_hint);
+    }
+    return parts;
+}
+
+apr_status_t bff_oidc_revoke(apr_pool_t *p, const bff_http_opts_t *http,
+                             const bff_oidc_meta_t *meta, const bff_oidc_client_t *client,
+                             const char *token, const char *token_type_hint, const char **err)
+{
+    bff_http_resp_t *resp = NULL;
+    apr_status_t rv;
+
+    *err = NULL;
+    if (!meta || !meta->revocation_endpoint) {
+        *err = "revocation endpoint: the provider offers none";
+        return APR_ENOTIMPL;
+    }
+    if (!client || !client->client_id || !client->client_secret) {
+        *err = "revocation endpoint: client id or secret not configured";
+        return APR_EINVAL;
+    }
+    if (!token || !*token) {
+        *err = "revocation endpoint: no token to revoke";
+        return APR_EINVAL;
+    }
+    if (APR_SUCCESS != (rv = client_post(p, http, meta->revocation_endpoint,
+                                         "revocation endpoint", client,
+                                         revoke_form(p, token, token_type_hint), &resp, err))) {
+        return rv;
+    }
+    resp_wipe(resp);
+    /* RFC 7009 2.2: 200 whether or not the token was valid; anything else
+     * (400 unsupported_token_type, 503 with Retry-After, ...) the caller
+     * may log, but the local logout goes on regardless. */
+    if (resp->status != 200) {
+        *err = apr_psprintf(p, "revocation endpoint answered HTTP %ld", resp->status);
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+char *bff_oidc_end_session_url(apr_pool_t *p, const bff_oidc_meta_t *meta,
+                               const char *id_token_hint, const char *client_id,
+                               const char *post_logout_redirect_uri)
+{
+    char *url;
+
+    if (!meta || !meta->end_session_endpoint) {
+        return NULL;
+    }
+    url = apr_pstrdup(p, meta->end_session_endpoint);
+    if (url && id_token_hint) {
+        url = bff_url_add_param(p, url, "id_token_hint", id_token_hint);
+    }
+    if (url && client_id) {
+        url = bff_url_add_param(p, url, "client_id", client_id);
+    }
+    if (url && post_logout_redirect_uri) {
+        url = bff_url_add_param(p, url, "post_logout_redirect_uri", post_logout_redirect_uri);
+    }
+    return url;
 }

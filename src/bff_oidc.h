@@ -93,4 +93,23 @@ apr_status_t bff_oidc_refresh(apr_pool_t *p, const bff_http_opts_t *http,
                               const char *refresh_token, bff_oidc_tokens_t **tokens,
                               const char **err);
 
+/* RFC 7009: POST token (and token_type_hint, when set) to the revocation
+ * endpoint, with client authentication as for the token endpoint (Basic
+ * or client_secret_post; client_id always in the body). APR_ENOTIMPL when
+ * the provider has no revocation_endpoint; APR_EINVAL for missing client
+ * credentials or token; transport errors as bff_http (*err names the
+ * endpoint); HTTP 200 is APR_SUCCESS, any other status APR_EGENERAL with
+ * *err "revocation endpoint answered HTTP N". */
+apr_status_t bff_oidc_revoke(apr_pool_t *p, const bff_http_opts_t *http,
+                             const bff_oidc_meta_t *meta, const bff_oidc_client_t *client,
+                             const char *token, const char *token_type_hint, const char **err);
+
+/* OpenID Connect RP-Initiated Logout 1.0: end_session_endpoint with
+ * id_token_hint, client_id and post_logout_redirect_uri added (each only
+ * when non-NULL), kept after any query the endpoint already has. NULL when
+ * the provider has no end_session_endpoint. */
+char *bff_oidc_end_session_url(apr_pool_t *p, const bff_oidc_meta_t *meta,
+                               const char *id_token_hint, const char *client_id,
+                               const char *post_logout_redirect_uri);
+
 #endif /* BFF_OIDC_H */

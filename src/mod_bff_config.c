@@ -1,4 +1,5 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_file_info.h>
 
@@ -27,6 +28,7 @@ void *bff_config_create_server(apr_pool_t *p, server_rec *s)
     sc->samesite = -1;
     sc->idle_timeout = -1;
     sc->max_lifetime = -1;
+    sc->refresh_before = -1;
     sc->server = s;
     return sc;
 }
@@ -54,21 +56,45 @@ void *bff_config_merge_server(apr_pool_t *p, void *basev, void *addv)
     sc->samesite = MERGE_INT(samesite);
     sc->idle_timeout = MERGE_INT(idle_timeout);
     sc->max_lifetime = MERGE_INT(max_lifetime);
+    sc->refresh_before = MERGE_INT(refresh_before);
+    sc->post_logout_uri = MERGE_PTR(post_logout_uri);
     sc->server = add->server;
     return sc;
 }
 
 void *bff_config_create_dir(apr_pool_t *p, char *dir)
 {
-    return apr_pcalloc(p, sizeof(bff_dir_conf_t));
+    bff_dir_conf_t *dc = apr_pcalloc(p, sizeof(*dc));
+
+    dc->relay = BFF_RELAY_UNSET;
+    return dc;
 }
 
 void *bff_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
 {
+    bff_dir_conf_t *base = basev, *add = addv;
     bff_dir_conf_t *dc = apr_pcalloc(p, sizeof(*dc));
-    (void)basev;
-    (void)addv;
+
+    dc->relay = add->relay != BFF_RELAY_UNSET ? add->relay : base->relay;
+    dc->csrf_header = add->csrf_header ? add->csrf_header : base->csrf_header;
+    dc->csrf_value = add->csrf_header ? add->csrf_value : base->csrf_value;
+    dc->trusted_origins = add->trusted_origins ? add->trusted_origins : base->trusted_origins;
     return dc;
+}
+
+int bff_dir_relay(const bff_dir_conf_t *dc)
+{
+    return dc && dc->relay != BFF_RELAY_UNSET ? dc->relay : BFF_RELAY_OFF;
+}
+
+const char *bff_dir_csrf_header(const bff_dir_conf_t *dc)
+{
+    return dc && dc->csrf_header ? dc->csrf_header : BFF_DEFAULT_CSRF_HEADER;
+}
+
+const char *bff_dir_csrf_value(const bff_dir_conf_t *dc)
+{
+    return dc && dc->csrf_header ? dc->csrf_value : BFF_DEFAULT_CSRF_VALUE;
 }
 
 static bff_srv_conf_t *cmd_srv_conf(cmd_parms *cmd)
@@ -379,6 +405,140 @@ const char *bff_cmd_max_lifetime(cmd_parms *cmd, void *dc, const char *arg)
     return err ? err : parse_duration(cmd, arg, &cmd_srv_conf(cmd)->max_lifetime);
 }
 
+const char *bff_cmd_token_relay(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    bff_dir_conf_t *dc = dcv;
+
+    if (!strcasecmp(arg, "On")) {
+        dc->relay = BFF_RELAY_ON;
+    }
+    else if (!strcasecmp(arg, "Off")) {
+        dc->relay = BFF_RELAY_OFF;
+    }
+    else if (!strcasecmp(arg, "optional")) {
+        dc->relay = BFF_RELAY_OPTIONAL;
+    }
+    else {
+        return cmd_err(cmd, "expected On, Off or optional");
+    }
+    return NULL;
+}
+
+static int header_token_ok(const char *s)
+{
+    if (!*s) {
+        return 0;
+    }
+    for (; *s; ++s) {
+        if (!apr_isalnum(*s) && !strchr("!#$%&'*+-.^_`|~", *s)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+const char *bff_cmd_csrf_header(cmd_parms *cmd, void *dcv, const char *name, const char *value)
+{
+    bff_dir_conf_t *dc = dcv;
+    const char *c;
+
+    if (!header_token_ok(name) || strlen(name) > 64) {
+        return cmd_err(cmd, "expected a header name such as X-CSRF");
+    }
+    /* Headers a page can set without a CORS preflight would defeat the check. */
+    if (!strcasecmp(name, "Accept") || !strcasecmp(name, "Accept-Language")
+        || !strcasecmp(name, "Content-Language") || !strcasecmp(name, "Content-Type")
+        || !strcasecmp(name, "Range") || !strcasecmp(name, "Cookie")
+        || !strcasecmp(name, "Authorization") || !strcasecmp(name, "Origin")) {
+        return cmd_err(cmd, "this header can be sent cross-site without a CORS preflight "
+                       "(or is reserved); use a custom header such as X-CSRF");
+    }
+    if (value) {
+        for (c = value; *c; ++c) {
+            if ((unsigned char)*c < 0x21 || (unsigned char)*c > 0x7e) {
+                return cmd_err(cmd, "the value must be printable ASCII without spaces");
+            }
+        }
+        if (!*value) {
+            return cmd_err(cmd, "the value must not be empty");
+        }
+    }
+    dc->csrf_header = name;
+    dc->csrf_value = value ? value : BFF_DEFAULT_CSRF_VALUE;
+    return NULL;
+}
+
+const char *bff_cmd_trusted_origin(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    bff_dir_conf_t *dc = dcv;
+    bff_url_t u;
+    char *origin;
+
+    if (APR_SUCCESS != bff_url_parse(cmd->pool, arg, &u) || strcmp(u.path, "/") || u.query
+        || arg[strlen(arg) - 1] == '/') {
+        return cmd_err(cmd, apr_psprintf(cmd->pool, "expected an origin such as "
+                       "https://app.example.com (scheme, host and optional port only), got '%s'",
+                       arg));
+    }
+    origin = apr_pstrdup(cmd->pool, arg);
+    ap_str_tolower(origin);
+    if (!dc->trusted_origins) {
+        dc->trusted_origins = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(dc->trusted_origins, const char *) = origin;
+    return NULL;
+}
+
+const char *bff_cmd_refresh_before(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    apr_int64_t secs;
+
+    if (err) {
+        return err;
+    }
+    if (APR_SUCCESS != bff_util_parse_duration(arg, &secs) || secs < 0 || secs > 3600) {
+        return cmd_err(cmd, "expected seconds from 0 to 3600, e.g. 60");
+    }
+    cmd_srv_conf(cmd)->refresh_before = secs;
+    return NULL;
+}
+
+const char *bff_cmd_post_logout_uri(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    bff_url_t u;
+
+    if (err) {
+        return err;
+    }
+    if ((err = check_url(cmd, arg, &u))) {
+        return err;
+    }
+    cmd_srv_conf(cmd)->post_logout_uri = arg;
+    return NULL;
+}
+
+/* "https://host[:port]" of an absolute URL, lower case, default port left out. */
+static const char *url_origin(apr_pool_t *p, const char *url)
+{
+    bff_url_t u;
+    char *o;
+    int dflt;
+
+    if (APR_SUCCESS != bff_url_parse(p, url, &u)) {
+        return NULL;
+    }
+    dflt = (!strcmp(u.scheme, "https") && u.port == 443) || (!strcmp(u.scheme, "http") && u.port == 80);
+    o = strchr(u.host, ':') ? apr_psprintf(p, "%s://[%s]", u.scheme, u.host)
+                            : apr_psprintf(p, "%s://%s", u.scheme, u.host);
+    if (!dflt) {
+        o = apr_psprintf(p, "%s:%d", o, u.port);
+    }
+    ap_str_tolower(o);
+    return o;
+}
+
 const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc,
                                 int log_warnings)
 {
@@ -409,6 +569,9 @@ const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc
     if (sc->max_lifetime == -1) {
         sc->max_lifetime = BFF_DEFAULT_LIFETIME;
     }
+    if (sc->refresh_before == -1) {
+        sc->refresh_before = BFF_DEFAULT_REFRESH_BEFORE;
+    }
     sc->server = s;
     sc->client.client_id = sc->client_id;
     sc->client.client_secret = sc->client_secret;
@@ -428,6 +591,10 @@ const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc
     if (!sc->redirect_uri) {
         return apr_psprintf(p, "%s is set for %s but %s is missing", BFF_D_PROVIDER, srv,
                             BFF_D_REDIRECT_URI);
+    }
+    sc->origin = url_origin(p, sc->redirect_uri);
+    if (!sc->post_logout_uri) {
+        sc->post_logout_uri = apr_pstrcat(p, sc->origin, "/", NULL);
     }
     if (sc->idle_timeout > sc->max_lifetime) {
         return apr_psprintf(p, "%s (%" APR_INT64_T_FMT "s) is longer than %s (%"

@@ -25,14 +25,27 @@
 #define BFF_D_COOKIE_SAMESITE   "BFFCookieSameSite"
 #define BFF_D_IDLE_TIMEOUT      "BFFSessionIdleTimeout"
 #define BFF_D_MAX_LIFETIME      "BFFSessionMaxLifetime"
+#define BFF_D_TOKEN_RELAY       "BFFTokenRelay"
+#define BFF_D_CSRF_HEADER       "BFFCSRFHeader"
+#define BFF_D_TRUSTED_ORIGIN    "BFFTrustedOrigin"
+#define BFF_D_REFRESH_BEFORE    "BFFRefreshBeforeExpiry"
+#define BFF_D_POST_LOGOUT_URI   "BFFPostLogoutRedirectURI"
 
 #define BFF_DEFAULT_SCOPE        "openid profile email"
 #define BFF_DEFAULT_COOKIE_NAME  "__Host-Http-bff"
 #define BFF_DEFAULT_IDLE         (30 * 60)
 #define BFF_DEFAULT_LIFETIME     (8 * 60 * 60)
 #define BFF_TXN_LIFETIME         600
-#define BFF_CSRF_HEADER          "X-CSRF"
-#define BFF_CSRF_VALUE           "1"
+#define BFF_DEFAULT_CSRF_HEADER  "X-CSRF"
+#define BFF_DEFAULT_CSRF_VALUE   "1"
+#define BFF_DEFAULT_REFRESH_BEFORE 60
+
+typedef enum {
+    BFF_RELAY_UNSET = -1,
+    BFF_RELAY_OFF = 0,
+    BFF_RELAY_ON = 1,
+    BFF_RELAY_OPTIONAL = 2
+} bff_relay_e;
 
 struct bff_provider_t;
 
@@ -59,6 +72,8 @@ typedef struct {
     int samesite;                       /* bff_samesite_e, -1 unset */
     apr_int64_t idle_timeout;           /* seconds, -1 unset */
     apr_int64_t max_lifetime;           /* seconds, -1 unset */
+    apr_int64_t refresh_before;         /* seconds, -1 unset */
+    const char *post_logout_uri;
 
     /* Runtime, set up in post_config. */
     server_rec *server;
@@ -67,11 +82,21 @@ typedef struct {
     bff_store_t *store;
     struct bff_provider_t *provider;
     bff_oidc_client_t client;
+    const char *origin;                 /* scheme://host[:port] of BFFRedirectURI */
 } bff_srv_conf_t;
 
+/* Per directory (Location). */
 typedef struct {
-    int unused;
+    int relay;                          /* bff_relay_e */
+    const char *csrf_header;            /* NULL unset */
+    const char *csrf_value;
+    apr_array_header_t *trusted_origins; /* const char *, NULL unset */
 } bff_dir_conf_t;
+
+/* Getters that apply the defaults. */
+int bff_dir_relay(const bff_dir_conf_t *dc);
+const char *bff_dir_csrf_header(const bff_dir_conf_t *dc);
+const char *bff_dir_csrf_value(const bff_dir_conf_t *dc);
 
 void *bff_config_create_server(apr_pool_t *p, server_rec *s);
 void *bff_config_merge_server(apr_pool_t *p, void *basev, void *addv);
@@ -92,6 +117,11 @@ const char *bff_cmd_cookie_name(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_cookie_samesite(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_idle_timeout(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_max_lifetime(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_token_relay(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_csrf_header(cmd_parms *cmd, void *dc, const char *name, const char *value);
+const char *bff_cmd_trusted_origin(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_refresh_before(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_post_logout_uri(cmd_parms *cmd, void *dc, const char *arg);
 
 /* Apply defaults and cross-directive checks after merging. Returns an
  * error message for the admin, or NULL. Logs warnings for weakened
@@ -103,6 +133,12 @@ static APR_INLINE bff_srv_conf_t *bff_srv_conf(server_rec *s)
 {
     extern module AP_MODULE_DECLARE_DATA bff_module;
     return ap_get_module_config(s->module_config, &bff_module);
+}
+
+static APR_INLINE bff_dir_conf_t *bff_dir_conf(request_rec *r)
+{
+    extern module AP_MODULE_DECLARE_DATA bff_module;
+    return ap_get_module_config(r->per_dir_config, &bff_module);
 }
 
 #endif /* MOD_BFF_CONFIG_H */

@@ -13,7 +13,9 @@
 #include "mod_bff.h"
 #include "mod_bff_config.h"
 #include "mod_bff_handler.h"
+#include "mod_bff_logout.h"
 #include "mod_bff_provider.h"
+#include "mod_bff_relay.h"
 #include "mod_bff_session.h"
 #include "bff_cookie.h"
 #include "bff_idtoken.h"
@@ -444,6 +446,11 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
                                "The session is too large to store.")
             : store_unavailable_page(r);
     }
+    /* So a back-channel logout can find the session by sid or sub. */
+    if (s.sid && *s.sid) {
+        bff_glue_index_add(r, sc, BFF_INDEX_SID, s.sid, rs.key, s.expires);
+    }
+    bff_glue_index_add(r, sc, BFF_INDEX_SUB, s.sub, rs.key, s.expires);
     set_cookie(r, sc->cookie_name, rs.id, -1, (bff_samesite_e)sc->samesite);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF00223: login completed for sub %s",
                   ap_escape_logitem(r->pool, s.sub));
@@ -451,17 +458,6 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
 }
 
 /* ---- user ----------------------------------------------------------- */
-
-static int csrf_ok(request_rec *r)
-{
-    const char *v = apr_table_get(r->headers_in, BFF_CSRF_HEADER);
-    const char *site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
-
-    if (!v || strcmp(v, BFF_CSRF_VALUE)) {
-        return 0;
-    }
-    return !(site && !strcasecmp(site, "cross-site"));
-}
 
 static const char *base_path(request_rec *r)
 {
@@ -476,11 +472,15 @@ static int handle_user(request_rec *r, bff_srv_conf_t *sc)
     apr_int64_t now, idle_left;
     apr_status_t rv;
 
-    if (!csrf_ok(r)) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF00230: user request without the "
-                      "CSRF header " BFF_CSRF_HEADER " or from another site");
-        return bff_respond_json_error(r, HTTP_FORBIDDEN, "csrf", "The request must carry the "
-                                      "header " BFF_CSRF_HEADER ": " BFF_CSRF_VALUE ".");
+    const bff_dir_conf_t *dc = bff_dir_conf(r);
+    const char *why;
+
+    if ((why = bff_glue_csrf_check(r, sc, dc))) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF00230: user request refused: %s", why);
+        return bff_respond_json_error(r, HTTP_FORBIDDEN, "csrf", apr_psprintf(r->pool,
+                                      "The request must come from this site and carry the "
+                                      "header %s: %s.", bff_dir_csrf_header(dc),
+                                      bff_dir_csrf_value(dc)));
     }
     rv = bff_glue_session_load(r, sc, &rs);
     if (rv == APR_NOTFOUND) {
@@ -513,6 +513,13 @@ static int handle_user(request_rec *r, bff_srv_conf_t *sc)
 
 /* ---- dispatch ------------------------------------------------------- */
 
+static int method_not_allowed(request_rec *r, const char *allow)
+{
+    apr_table_setn(r->err_headers_out, "Allow", allow);
+    return bff_respond_json_error(r, HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                                  apr_psprintf(r->pool, "Use %s for this endpoint.", allow));
+}
+
 int bff_handler(request_rec *r)
 {
     bff_srv_conf_t *sc;
@@ -531,22 +538,26 @@ int bff_handler(request_rec *r)
     }
     ep = strrchr(r->uri, '/');
     ep = ep ? ep + 1 : r->uri;
-    if (r->method_number != M_GET) {
-        apr_table_setn(r->headers_out, "Allow", "GET, HEAD");
-        if (!strcmp(ep, "login") || !strcmp(ep, "callback") || !strcmp(ep, "user")) {
-            return bff_respond_json_error(r, HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-                                          "Use GET for this endpoint.");
+    if (!strcmp(ep, "logout")) {
+        if (r->method_number == M_GET || r->method_number == M_POST) {
+            return bff_logout_handle(r, sc);
         }
+        return method_not_allowed(r, "GET, HEAD, POST");
     }
-    else if (!strcmp(ep, "login")) {
-        return handle_login(r, sc);
+    if (!strcmp(ep, "backchannel-logout")) {
+        if (r->method_number == M_POST) {
+            return bff_logout_backchannel(r, sc);
+        }
+        return method_not_allowed(r, "POST");
     }
-    else if (!strcmp(ep, "callback")) {
-        return handle_callback(r, sc);
-    }
-    else if (!strcmp(ep, "user")) {
-        return handle_user(r, sc);
+    if (!strcmp(ep, "login") || !strcmp(ep, "callback") || !strcmp(ep, "user")) {
+        if (r->method_number != M_GET) {
+            return method_not_allowed(r, "GET, HEAD");
+        }
+        return !strcmp(ep, "login") ? handle_login(r, sc)
+             : !strcmp(ep, "callback") ? handle_callback(r, sc) : handle_user(r, sc);
     }
     return bff_respond_json_error(r, HTTP_NOT_FOUND, "not_found",
-                                  "No such endpoint; use login, callback or user.");
+                                  "No such endpoint; use login, callback, user, logout or "
+                                  "backchannel-logout.");
 }

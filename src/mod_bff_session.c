@@ -12,6 +12,7 @@
 #include "bff_util.h"
 
 #define TOUCH_INTERVAL 60
+#define LOCK_TTL 30
 #define SESSION_KEY_PREFIX "s:"
 
 typedef struct {
@@ -163,13 +164,155 @@ apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_s
 void bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
 {
     apr_int64_t now = bff_util_now();
+    const char *key = rs->key;
+    bff_session_t *fresh;
 
     if (now - rs->s->last_access < TOUCH_INTERVAL && rs->key_index == 0
         && rs->store_key_index == 0) {
         return;
     }
-    rs->s->last_access = now;
-    (void)bff_glue_session_save(r, sc, rs, 0);
+    /* Whoever holds the lock is writing this session anyway. */
+    if (APR_SUCCESS != bff_glue_lock(r, sc, key, LOCK_TTL)) {
+        return;
+    }
+    if (APR_SUCCESS == bff_glue_session_reload(r, sc, rs, &fresh)) {
+        rs->s = fresh;
+        rs->s->last_access = now;
+        (void)bff_glue_session_save(r, sc, rs, 0);
+    }
+    bff_glue_unlock(r, sc, key);
+}
+
+apr_status_t bff_glue_lock(request_rec *r, bff_srv_conf_t *sc, const char *key, apr_int64_t ttl)
+{
+    static const unsigned char one = '1';
+    const char *lk = apr_pstrcat(r->pool, "l:", key, NULL);
+
+    return bff_store_add(sc->store, r->pool, lk, &one, 1, bff_util_now() + ttl);
+}
+
+void bff_glue_unlock(request_rec *r, bff_srv_conf_t *sc, const char *key)
+{
+    bff_store_remove(sc->store, r->pool, apr_pstrcat(r->pool, "l:", key, NULL));
+}
+
+int bff_glue_is_locked(request_rec *r, bff_srv_conf_t *sc, const char *key)
+{
+    unsigned char *v;
+    apr_size_t len;
+
+    return bff_store_get(sc->store, r->pool, apr_pstrcat(r->pool, "l:", key, NULL), &v, &len)
+           != APR_NOTFOUND;
+}
+
+apr_status_t bff_glue_session_reload(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs,
+                                     bff_session_t **fresh)
+{
+    unsigned char *rec;
+    apr_size_t len;
+    apr_status_t rv;
+
+    rv = bff_store_get(sc->store, r->pool, rs->key, &rec, &len);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = bff_session_open(r->pool, sc->keyring, rs->key, rec, len, fresh, &rs->key_index);
+    return rv == APR_SUCCESS ? APR_SUCCESS : APR_NOTFOUND;
+}
+
+void bff_glue_session_forget(request_rec *r)
+{
+    req_cache_t *c = req_cache(r);
+
+    c->loaded = 1;
+    c->rv = APR_NOTFOUND;
+    c->rs = NULL;
+}
+
+/* ---- back-channel logout indexes ---------------------------------- */
+
+#define INDEX_MAX 32
+
+static const char *index_key(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind,
+                             const char *value)
+{
+    const char *id = apr_pstrcat(r->pool, sc->issuer, "\n", value, NULL);
+    return bff_crypto_store_key(r->pool, sc->keyring, 0, kind == BFF_INDEX_SID ? "x:sid:"
+                                                                               : "x:sub:", id);
+}
+
+/* An index is a sealed list of session store keys, newest last. */
+static apr_array_header_t *index_read(request_rec *r, bff_srv_conf_t *sc, const char *key)
+{
+    apr_array_header_t *list = apr_array_make(r->pool, 4, sizeof(const char *));
+    unsigned char *rec, *pt;
+    apr_size_t len, ptlen;
+    char *txt, *tok, *last;
+
+    if (APR_SUCCESS != bff_store_get(sc->store, r->pool, key, &rec, &len)
+        || APR_SUCCESS != bff_crypto_open(r->pool, sc->keyring, key, strlen(key), rec, len, &pt,
+                                          &ptlen, NULL)) {
+        return list;
+    }
+    txt = (char *)pt;
+    for (tok = apr_strtok(txt, "\n", &last); tok; tok = apr_strtok(NULL, "\n", &last)) {
+        APR_ARRAY_PUSH(list, const char *) = tok;
+    }
+    return list;
+}
+
+void bff_glue_index_add(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind, const char *value,
+                        const char *session_key, apr_int64_t expires)
+{
+    const char *key = index_key(r, sc, kind, value);
+    apr_array_header_t *list;
+    unsigned char *rec;
+    apr_size_t len;
+    const char *txt;
+    int i, start, tries;
+
+    for (tries = 0; APR_SUCCESS != bff_glue_lock(r, sc, key, LOCK_TTL); ++tries) {
+        if (tries >= 50) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "BFF01310: logout index busy; "
+                          "this session will not be found by a back-channel logout");
+            return;
+        }
+        apr_sleep(apr_time_from_msec(20));
+    }
+    list = index_read(r, sc, key);
+    APR_ARRAY_PUSH(list, const char *) = session_key;
+    /* Bounded: the oldest sessions of a very busy sub fall out of the index. */
+    start = list->nelts > INDEX_MAX ? list->nelts - INDEX_MAX : 0;
+    txt = "";
+    for (i = start; i < list->nelts; ++i) {
+        txt = apr_pstrcat(r->pool, txt, APR_ARRAY_IDX(list, i, const char *), "\n", NULL);
+    }
+    if (APR_SUCCESS == bff_crypto_seal(r->pool, sc->keyring, key, strlen(key), txt, strlen(txt),
+                                       &rec, &len)) {
+        bff_store_set(sc->store, r->pool, key, rec, len, expires);
+    }
+    bff_glue_unlock(r, sc, key);
+}
+
+int bff_glue_index_end_sessions(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind,
+                                const char *value)
+{
+    const char *key = index_key(r, sc, kind, value);
+    apr_array_header_t *list = index_read(r, sc, key);
+    int i, n = 0;
+
+    for (i = 0; i < list->nelts; ++i) {
+        const char *sk = APR_ARRAY_IDX(list, i, const char *);
+        /* Only session keys: a damaged index must not delete other entries. */
+        if (strncmp(sk, SESSION_KEY_PREFIX, strlen(SESSION_KEY_PREFIX))) {
+            continue;
+        }
+        if (bff_store_remove(sc->store, r->pool, sk) == APR_SUCCESS) {
+            ++n;
+        }
+    }
+    bff_store_remove(sc->store, r->pool, key);
+    return n;
 }
 
 apr_status_t bff_glue_session_remove(request_rec *r, bff_srv_conf_t *sc, const char *id)

@@ -33,4 +33,27 @@ void bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_
 /* Forget a session server-side (store entry removed). */
 apr_status_t bff_glue_session_remove(request_rec *r, bff_srv_conf_t *sc, const char *id);
 
+/* A short-lived lock in the store, taken with add() (atomic in every
+ * backend) under "l:<key>". APR_EEXIST while someone else holds it. Every
+ * write of an existing session happens under its lock, so a writer never
+ * overwrites tokens it did not see. */
+apr_status_t bff_glue_lock(request_rec *r, bff_srv_conf_t *sc, const char *key, apr_int64_t ttl);
+void bff_glue_unlock(request_rec *r, bff_srv_conf_t *sc, const char *key);
+int bff_glue_is_locked(request_rec *r, bff_srv_conf_t *sc, const char *key);
+
+/* Read the session's record again (bypassing the request cache). */
+apr_status_t bff_glue_session_reload(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs,
+                                     bff_session_t **fresh);
+
+/* Drop the request's cached view (after the session was removed). */
+void bff_glue_session_forget(request_rec *r);
+
+/* Back-channel logout indexes: the sessions of a provider sid or sub. */
+typedef enum { BFF_INDEX_SID = 0, BFF_INDEX_SUB = 1 } bff_index_e;
+void bff_glue_index_add(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind, const char *value,
+                        const char *session_key, apr_int64_t expires);
+/* Remove every session listed under the index; returns how many existed. */
+int bff_glue_index_end_sessions(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind,
+                                const char *value);
+
 #endif /* MOD_BFF_SESSION_H */

@@ -187,6 +187,7 @@ static void meta_wrong_types(void **state)
         {.token = "{}"},
         {.userinfo = "1"},
         {.end_session = "false"},
+        {.revocation = "1"},
         {.iss_param = "\"true\""},
         {.bcl = "1"},
         {.bcl_session = "null"},
@@ -852,6 +853,162 @@ static void exchange_args(void **state)
     assert_non_null(strstr(err, "token endpoint"));
 }
 
+/* ---------------------------------------------------------------------- */
+/* Logout: revocation and end-session URL */
+
+static bff_oidc_meta_t *revoke_meta(apr_pool_t *p, srv_t *s)
+{
+    bff_oidc_meta_t *m = local_meta(p, s);
+    m->revocation_endpoint = apr_psprintf(p, "http://127.0.0.1:%d/revoke?x=1", s->port);
+    return m;
+}
+
+static void revoke_basic(void **state)
+{
+    apr_pool_t *p = *state;
+    srv_t *s = srv_listen(p);
+    pthread_t t = srv_start(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+                               "Connection: close\r\n\r\n");
+    bff_oidc_client_t client = {.client_id = "client:id", .client_secret = "s3cr=t&",
+                                .auth = BFF_CLIENT_AUTH_BASIC};
+    const char *err = "x";
+
+    assert_int_equal(bff_oidc_revoke(p, &local_opts, revoke_meta(p, s), &client, "R/T+1",
+                                     "refresh_token", &err), APR_SUCCESS);
+    srv_join(s, t);
+    assert_null(err);
+    assert_true(!strncmp(s->req, "POST /revoke?x=1 HTTP/1.1\r\n", 27));
+    assert_non_null(find_ci(s->req, s->req_len,
+                            "\r\nAuthorization: Basic Y2xpZW50JTNBaWQ6czNjciUzRHQlMjY=\r\n"));
+    assert_non_null(find_ci(s->req, s->req_len,
+                            "\r\nContent-Type: application/x-www-form-urlencoded\r\n"));
+    assert_string_equal(req_body(s), "token=R%2FT%2B1&token_type_hint=refresh_token"
+                                     "&client_id=client%3Aid");
+}
+
+static void revoke_post_and_errors(void **state)
+{
+    apr_pool_t *p = *state;
+    srv_t *s = srv_listen(p);
+    pthread_t t = srv_start(s, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                               "Connection: close\r\n\r\n{\"error\":\"unsupported_token_type\"}");
+    bff_oidc_client_t client = {.client_id = "cid", .client_secret = "s e",
+                                .auth = BFF_CLIENT_AUTH_POST};
+    const char *err = NULL;
+
+    /* No hint: the parameter is left out. */
+    assert_int_equal(bff_oidc_revoke(p, &local_opts, revoke_meta(p, s), &client, "AT", NULL,
+                                     &err), APR_EGENERAL);
+    srv_join(s, t);
+    assert_string_equal(err, "revocation endpoint answered HTTP 400");
+    assert_null(find_ci(s->req, s->req_len, "Authorization:"));
+    assert_string_equal(req_body(s), "token=AT&client_id=cid&client_secret=s%20e");
+
+    s = srv_listen(p);
+    t = srv_start(s, "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n"
+                     "Connection: close\r\n\r\n");
+    assert_int_equal(bff_oidc_revoke(p, &local_opts, revoke_meta(p, s), &client, "RT",
+                                     "refresh_token", &err), APR_EGENERAL);
+    srv_join(s, t);
+    assert_string_equal(err, "revocation endpoint answered HTTP 503");
+    assert_string_equal(req_body(s), "token=RT&token_type_hint=refresh_token"
+                                     "&client_id=cid&client_secret=s%20e");
+
+    /* 204 is not 200 (RFC 7009 2.2). */
+    s = srv_listen(p);
+    t = srv_start(s, "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+    assert_int_equal(bff_oidc_revoke(p, &local_opts, revoke_meta(p, s), &client, "RT", NULL,
+                                     &err), APR_EGENERAL);
+    srv_join(s, t);
+    assert_string_equal(err, "revocation endpoint answered HTTP 204");
+}
+
+static void revoke_args(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_oidc_meta_t meta = {.token_endpoint = "http://127.0.0.1:1/token"};
+    bff_oidc_client_t client = {.client_id = "cid", .client_secret = NULL};
+    const char *err = NULL;
+
+    /* No revocation endpoint advertised. */
+    assert_int_equal(bff_oidc_revoke(p, &local_opts, &meta, &client, "RT", NULL, &err),
+                     APR_ENOTIMPL);
+    assert_non_null(err);
+    assert_int_equal(bff_oidc_revoke(p, &local_opts, NULL, &client, "RT", NULL, &err),
+                     APR_ENOTIMPL);
+    meta.revocation_endpoint = "http://127.0.0.1:1/revoke";
+    assert_int_equal(bff_oidc_revoke(p, &local_opts, &meta, &client, "RT", NULL, &err),
+                     APR_EINVAL);
+    client.client_secret = "x";
+    assert_int_equal(bff_oidc_revoke(p, &local_opts, &meta, &client, "", NULL, &err),
+                     APR_EINVAL);
+    assert_int_equal(bff_oidc_revoke(p, &local_opts, &meta, &client, NULL, NULL, &err),
+                     APR_EINVAL);
+    /* Transport errors pass through; the token is not in the message. */
+    assert_int_equal(bff_oidc_revoke(p, &local_opts, &meta, &client, "SECRET-RT", NULL, &err),
+                     APR_ECONNREFUSED);
+    assert_non_null(strstr(err, "revocation endpoint"));
+    assert_null(strstr(err, "SECRET"));
+}
+
+static apr_table_t *url_query(apr_pool_t *p, const char *url, const char *want_prefix)
+{
+    bff_url_t u;
+    apr_table_t *q;
+
+    assert_non_null(url);
+    assert_true(!strncmp(url, want_prefix, strlen(want_prefix)));
+    assert_int_equal(bff_url_parse(p, url, &u), APR_SUCCESS);
+    assert_non_null(u.query);
+    assert_int_equal(bff_url_parse_query(p, u.query, &q), APR_SUCCESS);
+    return q;
+}
+
+static void end_session_url(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_oidc_meta_t meta = {.end_session_endpoint = ISS "/logout"};
+    const char *hint = "eyJh.eyJz.c2ln";
+    const char *back = "https://app.example.com/bff/logged-out?a=1&b=two words";
+    apr_table_t *q;
+    char *url;
+
+    url = bff_oidc_end_session_url(p, &meta, hint, "my client", back);
+    q = url_query(p, url, ISS "/logout?id_token_hint=");
+    assert_string_equal(apr_table_get(q, "id_token_hint"), hint);
+    assert_string_equal(apr_table_get(q, "client_id"), "my client");
+    assert_string_equal(apr_table_get(q, "post_logout_redirect_uri"), back);
+    assert_int_equal(apr_table_elts(q)->nelts, 3);
+    assert_null(strchr(url, ' '));
+
+    /* An endpoint that already has a query keeps it. */
+    meta.end_session_endpoint = ISS "/protocol/logout?tenant=a&x=";
+    url = bff_oidc_end_session_url(p, &meta, hint, "cid", "https://app/");
+    q = url_query(p, url, ISS "/protocol/logout?tenant=a&x=&id_token_hint=");
+    assert_string_equal(apr_table_get(q, "tenant"), "a");
+    assert_string_equal(apr_table_get(q, "x"), "");
+    assert_string_equal(apr_table_get(q, "id_token_hint"), hint);
+    assert_string_equal(apr_table_get(q, "client_id"), "cid");
+    assert_string_equal(apr_table_get(q, "post_logout_redirect_uri"), "https://app/");
+    assert_int_equal(apr_table_elts(q)->nelts, 5);
+
+    /* A trailing '?' does not get a stray '&'. */
+    meta.end_session_endpoint = ISS "/logout?";
+    assert_string_equal(bff_oidc_end_session_url(p, &meta, NULL, "cid", NULL),
+                        ISS "/logout?client_id=cid");
+
+    /* No hint: only the others. */
+    meta.end_session_endpoint = ISS "/logout";
+    url = bff_oidc_end_session_url(p, &meta, NULL, "cid", "https://app/");
+    assert_string_equal(url, ISS "/logout?client_id=cid"
+                             "&post_logout_redirect_uri=https%3A%2F%2Fapp%2F");
+
+    /* No end_session_endpoint. */
+    meta.end_session_endpoint = NULL;
+    assert_null(bff_oidc_end_session_url(p, &meta, hint, "cid", "https://app/"));
+    assert_null(bff_oidc_end_session_url(p, NULL, hint, "cid", "https://app/"));
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, unit_pool_setup, unit_pool_teardown)
 
 int main(void)
@@ -880,6 +1037,10 @@ int main(void)
         T(exchange_basic),
         T(exchange_post_and_refresh),
         T(exchange_args),
+        T(revoke_basic),
+        T(revoke_post_and_errors),
+        T(revoke_args),
+        T(end_session_url),
     };
 
     if (bff_http_global_init() != APR_SUCCESS) {

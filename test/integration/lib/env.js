@@ -113,11 +113,9 @@ export function useEnv(opts = {}) {
     after(async () => {
         if (!env) return;
         await env.stop();
-        try {
-            env.httpd.assertCleanLog({ allow: env.allow });
-        } finally {
-            env.httpd.cleanup();
-        }
+        // On failure the temporary directory (config, logs) stays for a look.
+        env.httpd.assertCleanLog({ allow: env.allow });
+        env.httpd.cleanup();
     });
     return holder;
 }

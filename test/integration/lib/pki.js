@@ -66,5 +66,8 @@ export function createPki() {
             cached = null;
         },
     };
+    if (!process.env.BFF_KEEP_TMP) {
+        process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+    }
     return cached;
 }

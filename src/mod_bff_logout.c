@@ -1,0 +1,218 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include <apr_strings.h>
+#include <jansson.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include "mod_bff.h"
+#include "mod_bff_config.h"
+#include "mod_bff_handler.h"
+#include "mod_bff_logout.h"
+#include "mod_bff_provider.h"
+#include "mod_bff_session.h"
+#include "bff_cookie.h"
+#include "bff_idtoken.h"
+#include "bff_oidc.h"
+#include "bff_url.h"
+#include "bff_util.h"
+
+#define LOGOUT_TOKEN_MAX_AGE 300
+#define LOGOUT_TOKEN_LEEWAY 60
+#define FORM_MAX (64 * 1024)
+
+static int redirect_to(request_rec *r, const char *url)
+{
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->headers_out, "Location", url);
+    return HTTP_MOVED_TEMPORARILY;
+}
+
+static void expire_cookie(request_rec *r, bff_srv_conf_t *sc)
+{
+    const char *c = bff_cookie_format(r->pool, sc->cookie_name, "", 0,
+                                      (bff_samesite_e)sc->samesite);
+    if (c) {
+        apr_table_add(r->err_headers_out, "Set-Cookie", c);
+    }
+}
+
+static void revoke_refresh_token(request_rec *r, bff_srv_conf_t *sc,
+                                 const bff_provider_view_t *pv, const char *rt)
+{
+    const char *err = NULL;
+    apr_status_t rv;
+
+    if (!rt || !pv->meta->revocation_endpoint) {
+        return;
+    }
+    rv = bff_oidc_revoke(r->pool, bff_provider_http(sc->provider), pv->meta, &sc->client, rt,
+                         "refresh_token", &err);
+    if (rv != APR_SUCCESS) {
+        /* The session is deleted all the same; the token dies with its grant. */
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "BFF01501: refresh token revocation "
+                      "at %s failed: %s", pv->meta->revocation_endpoint, err ? err : "error");
+    }
+}
+
+int bff_logout_handle(request_rec *r, bff_srv_conf_t *sc)
+{
+    apr_table_t *q = NULL;
+    bff_req_session_t *rs = NULL;
+    bff_provider_view_t pv;
+    const char *sid, *url = NULL;
+    apr_status_t rv;
+
+    if (r->args && APR_SUCCESS != bff_url_parse_query(r->pool, r->args, &q)) {
+        q = NULL;
+    }
+    sid = q ? apr_table_get(q, "sid") : NULL;
+    rv = bff_glue_session_load(r, sc, &rs);
+    if (rv == APR_NOTFOUND) {
+        /* Nothing to end: just leave, and drop a stale cookie. */
+        expire_cookie(r, sc);
+        return redirect_to(r, sc->post_logout_uri);
+    }
+    if (rv != APR_SUCCESS) {
+        return bff_respond_page(r, HTTP_SERVICE_UNAVAILABLE, "Sign-out is unavailable",
+                                "The session store is not available right now. "
+                                "Please try again in a moment.");
+    }
+    if (!sid || !bff_util_ct_streq(sid, rs->s->logout_id)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01502: logout refused: %s sid "
+                      "parameter", sid ? "wrong" : "missing");
+        return bff_respond_page(r, HTTP_BAD_REQUEST, "Sign-out link not valid",
+                                "Use the sign-out button of the application.");
+    }
+    if (APR_SUCCESS == bff_provider_get(sc->provider, r, &pv)) {
+        revoke_refresh_token(r, sc, &pv, rs->s->refresh_token);
+        url = bff_oidc_end_session_url(r->pool, pv.meta, rs->s->id_token, sc->client_id,
+                                       sc->post_logout_uri);
+    }
+    bff_store_remove(sc->store, r->pool, rs->key);
+    bff_glue_session_forget(r);
+    expire_cookie(r, sc);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01503: logout of sub %s",
+                  ap_escape_logitem(r->pool, rs->s->sub));
+    return redirect_to(r, url ? url : sc->post_logout_uri);
+}
+
+/* ---- back-channel logout ------------------------------------------- */
+
+static int bc_error(request_rec *r, const char *error, const char *msg)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "BFF01510: back-channel logout refused: %s",
+                  msg);
+    return bff_respond_json_error(r, HTTP_BAD_REQUEST, error, msg);
+}
+
+static apr_status_t read_body(request_rec *r, char **body, apr_size_t *len)
+{
+    apr_size_t cap = FORM_MAX, n = 0;
+    char *buf;
+    long got;
+
+    if (ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK) != OK) {
+        return APR_EGENERAL;
+    }
+    buf = apr_palloc(r->pool, cap + 1);
+    if (ap_should_client_block(r)) {
+        while ((got = ap_get_client_block(r, buf + n, cap - n)) > 0) {
+            n += (apr_size_t)got;
+            if (n >= cap) {
+                return APR_ENOSPC;
+            }
+        }
+        if (got < 0) {
+            return APR_EGENERAL;
+        }
+    }
+    buf[n] = '\0';
+    *body = buf;
+    *len = n;
+    return APR_SUCCESS;
+}
+
+static int verify_logout_token(request_rec *r, bff_srv_conf_t *sc, const char *token,
+                               json_t **claims, const char **err)
+{
+    bff_provider_view_t pv;
+    bff_idtoken_expect_t ex;
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = bff_provider_get(sc->provider, r, &pv))) {
+        *err = "the provider's keys are not available";
+        return HTTP_BAD_GATEWAY;
+    }
+    memset(&ex, 0, sizeof(ex));
+    ex.issuer = sc->issuer;
+    ex.client_id = sc->client_id;
+    ex.now = bff_util_now();
+    ex.leeway = LOGOUT_TOKEN_LEEWAY;
+    ex.max_age = LOGOUT_TOKEN_MAX_AGE;
+    rv = bff_idtoken_verify_logout(r->pool, token, pv.jwks, pv.meta->id_token_algs, &ex, claims,
+                                   err);
+    if (rv == APR_NOTFOUND && APR_SUCCESS == bff_provider_refresh_jwks(sc->provider, r, &pv)) {
+        rv = bff_idtoken_verify_logout(r->pool, token, pv.jwks, pv.meta->id_token_algs, &ex,
+                                       claims, err);
+    }
+    return rv == APR_SUCCESS ? OK : HTTP_BAD_REQUEST;
+}
+
+int bff_logout_backchannel(request_rec *r, bff_srv_conf_t *sc)
+{
+    const char *ctype = apr_table_get(r->headers_in, "Content-Type");
+    const char *token, *err = NULL, *sid, *sub, *jti;
+    apr_table_t *form;
+    json_t *claims = NULL;
+    char *body;
+    apr_size_t len;
+    unsigned char one = '1';
+    apr_status_t rv;
+    int status, n;
+
+    if (!ctype || strncasecmp(ctype, "application/x-www-form-urlencoded", 33)) {
+        return bc_error(r, "invalid_request", "expected an application/x-www-form-urlencoded "
+                        "POST");
+    }
+    if (APR_SUCCESS != read_body(r, &body, &len)
+        || APR_SUCCESS != bff_url_parse_query(r->pool, body, &form)
+        || !(token = apr_table_get(form, "logout_token")) || !*token) {
+        return bc_error(r, "invalid_request", "no logout_token in the request body");
+    }
+    status = verify_logout_token(r, sc, token, &claims, &err);
+    if (status != OK) {
+        return status == HTTP_BAD_REQUEST
+            ? bc_error(r, "invalid_request", apr_psprintf(r->pool, "logout token rejected: %s",
+                                                          err ? err : "invalid"))
+            : bff_respond_json_error(r, status, "temporarily_unavailable",
+                                     "The provider's keys are not available.");
+    }
+    jti = json_string_value(json_object_get(claims, "jti"));
+    /* Replay defence: remember each jti for as long as a token could be fresh. */
+    rv = bff_store_add(sc->store, r->pool,
+                       bff_crypto_store_key(r->pool, sc->keyring, 0, "j:", jti), &one, 1,
+                       bff_util_now() + LOGOUT_TOKEN_MAX_AGE + 2 * LOGOUT_TOKEN_LEEWAY);
+    if (rv == APR_EEXIST) {
+        return bc_error(r, "invalid_request", "logout token replayed (jti already seen)");
+    }
+    if (rv != APR_SUCCESS) {
+        return bff_respond_json_error(r, HTTP_SERVICE_UNAVAILABLE, "temporarily_unavailable",
+                                      "The session store is not available.");
+    }
+    sid = json_string_value(json_object_get(claims, "sid"));
+    sub = json_string_value(json_object_get(claims, "sub"));
+    n = sid && *sid ? bff_glue_index_end_sessions(r, sc, BFF_INDEX_SID, sid)
+                    : bff_glue_index_end_sessions(r, sc, BFF_INDEX_SUB, sub);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01511: back-channel logout by %s "
+                  "(sub %s) ended %d session(s)", sid && *sid ? "sid" : "sub",
+                  sub ? ap_escape_logitem(r->pool, sub) : "-", n);
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    r->status = HTTP_OK;
+    ap_set_content_length(r, 0);
+    return OK;
+}

@@ -1,0 +1,16 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#ifndef MOD_BFF_LOGOUT_H
+#define MOD_BFF_LOGOUT_H
+
+#include <httpd.h>
+
+#include "mod_bff_config.h"
+
+/* GET/POST logout?sid=...: revoke, delete the session, expire the cookie,
+ * send the browser to the provider's end-session endpoint. */
+int bff_logout_handle(request_rec *r, bff_srv_conf_t *sc);
+
+/* POST backchannel-logout with a logout_token from the provider. */
+int bff_logout_backchannel(request_rec *r, bff_srv_conf_t *sc);
+
+#endif /* MOD_BFF_LOGOUT_H */
