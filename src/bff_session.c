@@ -47,6 +47,7 @@ static const field_t session_fields[] = {
     SF(claims, F_OBJ, 0),
     SF(logout_id, F_STR, 0),
     SF(at_expires, F_INT, 0),
+    SF(at_issued, F_INT, 0),
     SF(created, F_INT, 1),
     SF(last_access, F_INT, 0),
     SF(expires, F_INT, 1),

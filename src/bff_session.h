@@ -22,6 +22,7 @@ typedef struct {
     const char *claims;          /* the ID token's claims, a JSON object as text */
     const char *logout_id;       /* random value that logout requests must carry */
     apr_int64_t at_expires;      /* access token expiry, 0 = unknown */
+    apr_int64_t at_issued;       /* when we obtained the access token */
     apr_int64_t created;
     apr_int64_t last_access;     /* idle timeout counts from here */
     apr_int64_t expires;         /* absolute end of the session */

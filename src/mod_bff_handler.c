@@ -422,6 +422,7 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
     free(claims_txt);
     s.logout_id = bff_util_random_token(r->pool, 16);
     s.at_expires = tok->expires_in > 0 ? now + tok->expires_in : 0;
+    s.at_issued = now;
     s.created = now;
     s.last_access = now;
     s.expires = now + sc->max_lifetime;

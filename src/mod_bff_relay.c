@@ -76,7 +76,15 @@ const char *bff_glue_csrf_check(request_rec *r, bff_srv_conf_t *sc, const bff_di
 
 static int needs_refresh(bff_srv_conf_t *sc, const bff_session_t *s, apr_int64_t now)
 {
-    return s->at_expires && now + sc->refresh_before >= s->at_expires;
+    apr_int64_t window = sc->refresh_before;
+
+    /* Tokens that live shorter than twice the window would be refreshed on
+     * every request: refresh those at half their lifetime instead. */
+    if (s->at_issued && s->at_expires > s->at_issued
+        && (s->at_expires - s->at_issued) / 2 < window) {
+        window = (s->at_expires - s->at_issued) / 2;
+    }
+    return s->at_expires && now + window >= s->at_expires;
 }
 
 static int relay_error(request_rec *r, int status, const char *error, const char *msg)
@@ -136,6 +144,7 @@ static apr_status_t apply_tokens(request_rec *r, bff_srv_conf_t *sc, bff_provide
         s->refresh_token = tok->refresh_token;
     }
     s->at_expires = tok->expires_in > 0 ? now + tok->expires_in : 0;
+    s->at_issued = now;
     s->last_access = now;
     return APR_SUCCESS;
 }

@@ -32,6 +32,7 @@ static bff_session_t full_session(void)
     s.claims = CLAIMS;
     s.logout_id = "logout-xyz";
     s.at_expires = 1700000300;
+    s.at_issued = 1700000000;
     s.created = 1700000000;
     s.last_access = 1700000100;
     s.expires = APR_INT64_MAX;
@@ -75,6 +76,7 @@ static void assert_session_equal(const bff_session_t *a, const bff_session_t *b)
     assert_str_or_null(a->claims, b->claims);
     assert_str_or_null(a->logout_id, b->logout_id);
     assert_true(a->at_expires == b->at_expires);
+    assert_true(a->at_issued == b->at_issued);
     assert_true(a->created == b->created);
     assert_true(a->last_access == b->last_access);
     assert_true(a->expires == b->expires);
