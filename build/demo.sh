@@ -270,6 +270,9 @@ start_demo() {
 
     mkdir -p "$DEMO_DIR/logs" "$DEMO_DIR/run"
     chmod 755 "$DEMO_DIR"
+    # Each start gets fresh logs, so what is there belongs to this run.
+    : >"$DEMO_DIR/logs/error.log"
+    : >"$DEMO_DIR/logs/access.log"
     make_tls
     make_secrets
     write_conf
@@ -304,6 +307,6 @@ case "${1:-start}" in
     start) start_demo ;;
     stop) stop_demo ;;
     status) status_demo ;;
-    -h|--help|help) sed -n '3,11p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h|--help|help) sed -n '4,11p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) die "usage: build/demo.sh [start|stop|status]" ;;
 esac

@@ -49,17 +49,23 @@ configure_in() {
     (cd "$dir" && "$ROOT/configure" -q "$@")
 }
 
+# automake's test-suite.log holds the log of every test that did not pass.
 print_unit_logs() {
     local dir=$1 f
-    echo "---- unit test logs ($dir) ----"
     if [ -f "$dir/test-suite.log" ]; then
+        echo "---- ${dir#"$ROOT"/}/test-suite.log ----"
         cat "$dir/test-suite.log"
+        return 0
     fi
     for f in "$dir"/test/unit/*.log; do
         [ -f "$f" ] || continue
-        printf -- '---- %s\n' "${f#"$ROOT"/}"
+        echo "---- ${f#"$ROOT"/} ----"
         cat "$f"
     done
+}
+
+unit_counts() {
+    awk '/^# TOTAL:/{t=$3} /^# PASS:/{p=$3} END{if (t != "") printf "%s/%s passed", p, t; else printf "no result"}' "$1"
 }
 
 step "dependencies"
@@ -83,12 +89,12 @@ configure_in _build-asan --enable-werror --enable-sanitizers
 if ! make -C _build-asan -s -j"$JOBS" check >_build-asan/check.out 2>&1; then
     cat _build-asan/check.out
     print_unit_logs "$ROOT/_build-asan"
-    UNIT_SUMMARY="unit: FAILED"
+    UNIT_SUMMARY="unit: $(unit_counts _build-asan/check.out), FAILED"
     exit 1
 fi
 # Per-test PASS lines and automake's result block (# TOTAL/# PASS/...).
 cat _build-asan/check.out
-UNIT_SUMMARY="unit: $(awk '/^# TOTAL:/{t=$3} /^# PASS:/{p=$3} END{printf "%s/%s passed", p, t}' _build-asan/check.out)"
+UNIT_SUMMARY="unit: $(unit_counts _build-asan/check.out)"
 
 # ---- 2. module + integration tests ---------------------------------------
 step "module build (_build/)"
@@ -106,7 +112,7 @@ BFF_MODULE=$MODULE timeout --kill-after=15 "${INTEG_TIMEOUT:-900}" \
     node --test --test-concurrency=1 test/integration/ 2>&1 | tee "$integ_log"
 integ_rc=${PIPESTATUS[0]}
 set -e
-INTEG_SUMMARY="integration: $(awk '/^# tests /{t=$3} /^# pass /{p=$3} END{printf "%s/%s passed", p, t}' "$integ_log")"
+INTEG_SUMMARY="integration: $(awk '/^# tests /{t=$3} /^# pass /{p=$3} END{if (t != "") printf "%s/%s passed", p, t; else printf "no result"}' "$integ_log")"
 if [ "$integ_rc" -eq 124 ]; then
     echo "integration tests timed out after ${INTEG_TIMEOUT:-900}s" >&2
 fi

@@ -229,6 +229,10 @@ const char *bff_cmd_redirect_uri(cmd_parms *cmd, void *dc, const char *arg)
     if ((err = check_url(cmd, arg, &u))) {
         return err;
     }
+    if (strcmp(u.scheme, "https")) {
+        return cmd_err(cmd, "expected an https URL: the session cookie is Secure and "
+                       "__Host- prefixed, so the site must be served over https");
+    }
     n = strlen(u.path);
     if (u.query || n < 9 || strcmp(u.path + n - 9, "/callback")) {
         return cmd_err(cmd, "expected an absolute URL ending in the bff handler's "

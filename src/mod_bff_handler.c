@@ -366,7 +366,7 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
                              "does not match the provider (mix-up attack?)"
                              : "BFF00216: callback without the iss parameter the provider "
                              "advertises", "The sign-in response came from an unexpected "
-                             "identity provider.", APLOG_WARNING);
+                             "identity provider.", APLOG_INFO);
     }
     if (error) {
         const char *e = safe_error_code(r, error);
@@ -402,7 +402,7 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
     }
     rv = verify_id_token(r, sc, &pv, tok->id_token, t->nonce, &claims, &err);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF00222: ID token rejected: %s",
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF00222: ID token rejected: %s",
                       err ? err : "invalid");
         return bff_respond_page(r, HTTP_BAD_GATEWAY, "Sign-in failed",
                                 "The identity provider's answer could not be verified.");

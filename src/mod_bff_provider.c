@@ -11,7 +11,7 @@
 #include "bff_util.h"
 
 #define META_TTL 3600      /* refetch discovery and keys hourly */
-#define JWKS_REFETCH_MIN 30 /* at most one unknown-kid refetch per 30 s */
+#define JWKS_REFETCH_MIN 10 /* at most one unknown-kid refetch per 10 s per child */
 #define FAIL_RETRY 5       /* after a failed fetch, wait before hammering again */
 
 typedef struct snapshot_t {
@@ -135,7 +135,7 @@ static apr_status_t fetch_jwks(bff_provider_t *prov, request_rec *r, apr_pool_t 
     }
     rv = bff_jose_jwks_parse(p, resp->body, resp->len, jwks, &skipped, &err);
     if (rv != APR_SUCCESS || bff_jose_jwks_count(*jwks) == 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF00304: the provider's JWKS at %s "
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF00304: the provider's JWKS at %s "
                       "has no usable signing key: %s", meta->jwks_uri,
                       err ? err : "no keys");
         return APR_EGENERAL;
@@ -228,7 +228,6 @@ apr_status_t bff_provider_get(bff_provider_t *prov, request_rec *r, bff_provider
     }
     if (rv == APR_SUCCESS) {
         install_locked(prov, snap);
-        prov->last_jwks_fetch = now;
         prov->last_failure = 0;
     }
     else {

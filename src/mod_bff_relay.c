@@ -126,7 +126,7 @@ static apr_status_t apply_tokens(request_rec *r, bff_srv_conf_t *sc, bff_provide
                                               &err);
         }
         if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF01401: refreshed ID token "
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF01401: refreshed ID token "
                           "rejected: %s", err ? err : "invalid");
             return APR_EGENERAL;
         }
