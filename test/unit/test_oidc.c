@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <apr_network_io.h>
 #include <apr_portable.h>
@@ -1043,6 +1044,8 @@ int main(void)
         T(end_session_url),
     };
 
+    /* A regression in the transfer timeouts must fail the run, not hang it. */
+    alarm(120);
     if (bff_http_global_init() != APR_SUCCESS) {
         return 1;
     }
