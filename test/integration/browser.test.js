@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { COOKIE, useEnv } from './lib/env.js';
 
@@ -21,26 +21,25 @@ const ARGS = [
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
 
-let context = null;
-let profileDir = null;
-
-before(async () => {
-    profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bff-chromium-'));
-    context = await chromium.launchPersistentContext(profileDir, {
+/** A fresh headless Chromium with its own profile, closed by the caller's t.after. */
+async function launch(t) {
+    const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bff-chromium-'));
+    const context = await chromium.launchPersistentContext(profileDir, {
         executablePath: EXECUTABLE,
         headless: true,
         args: ARGS,
         ignoreHTTPSErrors: true,
         timeout: 30000,
     });
-});
+    t.after(async () => {
+        await context.close();
+        fs.rmSync(profileDir, { recursive: true, force: true });
+    });
+    return context;
+}
 
-after(async () => {
-    if (context) await context.close();
-    if (profileDir) fs.rmSync(profileDir, { recursive: true, force: true });
-});
-
-test('browser login across sites lands signed in with a Strict cookie', async () => {
+test('browser login across sites lands signed in with a Strict cookie', async (t) => {
+    const context = await launch(t);
     const page = await context.newPage();
     page.setDefaultTimeout(20000);
 

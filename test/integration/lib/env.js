@@ -14,7 +14,7 @@ import crypto from 'node:crypto';
 import { after, before } from 'node:test';
 import { startProvider } from '../../provider/provider.js';
 import { Client, CookieJar, parseSetCookie } from './client.js';
-import { freePort, Httpd } from './httpd.js';
+import { freePort, Httpd, moduleBuilt } from './httpd.js';
 import { createPki } from './pki.js';
 
 export const COOKIE = '__Host-Http-bff';
@@ -97,6 +97,7 @@ export async function startEnv(opts = {}) {
         await httpd.start();
     } catch (e) {
         await provider.close();
+        if (!moduleBuilt()) httpd.cleanup(); // nothing to look at
         throw e;
     }
     return env;
