@@ -63,6 +63,7 @@ static int bff_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     if (dry_run) {
         return OK;
     }
+    bff_glue_store_post_config(pconf);
     if (APR_SUCCESS != bff_http_global_init()) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "BFF00002: cannot initialise libcurl");
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -125,7 +126,8 @@ static const command_rec bff_cmds[] = {
     AP_INIT_RAW_ARGS(BFF_D_AUTH_PARAMS, bff_cmd_auth_params, NULL, RSRC_CONF,
                   "Extra authorization request parameters as name=value pairs. Default: none."),
     AP_INIT_TAKE1(BFF_D_SESSION_STORE, bff_cmd_session_store, NULL, RSRC_CONF,
-                  "shm or shm:<size> (e.g. shm:256M). Default: shm (100M, over 10,000 sessions)."),
+                  "shm, shm:<size> (e.g. shm:256M) or memcache:host:port[,host:port...]. "
+                  "Default: shm (100M, over 10,000 sessions)."),
     AP_INIT_TAKE1(BFF_D_CRYPTO_KEY, bff_cmd_crypto_key, NULL, RSRC_CONF,
                   "Session encryption key material (>= 16 bytes) or file:/path; repeat for "
                   "rotation, the first encrypts. Default: a random key per start."),

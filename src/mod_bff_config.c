@@ -313,9 +313,6 @@ const char *bff_cmd_session_store(cmd_parms *cmd, void *dc, const char *arg)
     if (APR_SUCCESS != bff_store_spec_parse(cmd->pool, arg, &sc->store_spec, &why)) {
         return cmd_err(cmd, why ? why : "expected shm or shm:<size>");
     }
-    if (sc->store_spec.kind == BFF_STORE_MEMCACHE) {
-        return cmd_err(cmd, "the memcache store is not available in this version; use shm");
-    }
     sc->store_arg = arg;
     return NULL;
 }
@@ -599,6 +596,12 @@ const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc
     sc->origin = url_origin(p, sc->redirect_uri);
     if (!sc->post_logout_uri) {
         sc->post_logout_uri = apr_pstrcat(p, sc->origin, "/", NULL);
+    }
+    if (sc->store_spec.kind == BFF_STORE_MEMCACHE && !(sc->crypto_keys
+                                                       && sc->crypto_keys->nelts)) {
+        return apr_psprintf(p, "%s memcache:... needs %s for %s: every node must use the "
+                            "same key to read the sessions the others write",
+                            BFF_D_SESSION_STORE, BFF_D_CRYPTO_KEY, srv);
     }
     if (sc->idle_timeout > sc->max_lifetime) {
         return apr_psprintf(p, "%s (%" APR_INT64_T_FMT "s) is longer than %s (%"

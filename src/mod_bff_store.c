@@ -9,6 +9,7 @@
 
 #include "mod_bff.h"
 #include "mod_bff_store.h"
+#include "bff_store_memcache.h"
 #include "bff_store_shm.h"
 #include "bff_util.h"
 
@@ -125,6 +126,63 @@ static apr_status_t keyring_setup(apr_pool_t *pconf, server_rec *s, bff_srv_conf
     }
 }
 
+/* memcache clients belong to one configuration generation: no shared state
+ * to keep, and each child opens its own connections. */
+static retained_store_t *generation_stores;
+
+static apr_status_t memcache_store_get(apr_pool_t *pconf, server_rec *s,
+                                       const bff_store_spec_t *spec, bff_store_t **st)
+{
+    bff_store_memcache_opts_t o;
+    retained_store_t *e;
+    const char *err = NULL;
+    int threads = 0;
+    apr_status_t rv;
+
+    for (e = generation_stores; e; e = e->next) {
+        if (!strcmp(e->spec, spec->servers)) {
+            *st = e->store;
+            return APR_SUCCESS;
+        }
+    }
+    bff_store_memcache_opts_default(&o);
+    /* memcached's 1m item limit also counts the key and the item header. */
+    o.max_item = 1024 * 1024 - 4096;
+    /* One connection per worker thread and server is enough never to wait. */
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) == APR_SUCCESS && threads > 0) {
+        o.conn_smax = o.conn_max = threads;
+    }
+    else {
+        o.conn_smax = o.conn_max = 1;
+    }
+    rv = bff_store_memcache_create(pconf, spec->servers, &o, st, &err);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "BFF00408: cannot set up the memcache "
+                     "session store %s: %s", spec->servers, err ? err : "error");
+        return rv;
+    }
+    e = apr_pcalloc(pconf, sizeof(*e));
+    e->spec = spec->servers;
+    e->store = *st;
+    e->next = generation_stores;
+    generation_stores = e;
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "BFF00409: memcache session store on %s",
+                 spec->servers);
+    return APR_SUCCESS;
+}
+
+static apr_status_t generation_reset(void *data)
+{
+    generation_stores = NULL;
+    return APR_SUCCESS;
+}
+
+void bff_glue_store_post_config(apr_pool_t *pconf)
+{
+    generation_stores = NULL;
+    apr_pool_cleanup_register(pconf, NULL, generation_reset, apr_pool_cleanup_null);
+}
+
 apr_status_t bff_glue_store_setup(apr_pool_t *pconf, server_rec *s, bff_srv_conf_t *sc)
 {
     apr_status_t rv;
@@ -133,6 +191,9 @@ apr_status_t bff_glue_store_setup(apr_pool_t *pconf, server_rec *s, bff_srv_conf
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "BFF00405: cannot set up the "
                      "session encryption keys");
         return rv;
+    }
+    if (sc->store_spec.kind == BFF_STORE_MEMCACHE) {
+        return memcache_store_get(pconf, s, &sc->store_spec, &sc->store);
     }
     return shm_store_get(s, &sc->store_spec, &sc->store);
 }
@@ -148,6 +209,13 @@ void bff_glue_store_child_init(apr_pool_t *pchild, server_rec *s)
             && APR_SUCCESS != (rv = e->store->child_init(e->store, pchild))) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "BFF00406: cannot attach the "
                          "session store in this child");
+        }
+    }
+    for (e = generation_stores; e; e = e->next) {
+        if (e->store->child_init
+            && APR_SUCCESS != (rv = e->store->child_init(e->store, pchild))) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "BFF00410: cannot set up the "
+                         "memcache client in this child");
         }
     }
 }

@@ -9,6 +9,9 @@
 /* Register the global mutex type (pre_config). */
 apr_status_t bff_glue_store_pre_config(apr_pool_t *pconf);
 
+/* Start of each configuration generation (post_config). */
+void bff_glue_store_post_config(apr_pool_t *pconf);
+
 /* Attach a store and a keyring to sc (post_config, real run only). Stores
  * and the random fallback key live in httpd's retained data, so sessions
  * survive a graceful restart. */

@@ -1,0 +1,771 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <apr_atomic.h>
+#include <apr_lib.h>
+#include <apr_memcache.h>
+#include <apr_network_io.h>
+#include <apr_reslist.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <apr_version.h>
+#include <apu_version.h>
+
+#include "bff_log.h"
+#include "bff_store_memcache.h"
+
+#if !APR_HAS_THREADS
+#error "the memcache store needs APR with threads (apr_memcache keeps a connection list)"
+#endif
+
+/* What apr_memcache 1.6 does, and what this file does about it:
+ * - Connections: apr_memcache_server_create() makes an apr_reslist whose
+ *   constructor connects with a 1 s timeout and then sets the socket timeout
+ *   to -1: every later read blocks forever on a server that accepts but
+ *   never answers (SIGSTOP'd, overloaded). There is no API for a timeout.
+ *   We keep apr_memcache's list as a "factory" and give apr_memcache our own
+ *   list (ms->conns is public) whose constructor takes a connection from the
+ *   factory and sets op_timeout on its socket, reached through the private
+ *   connection layout of apr-util 1.6 (checked for every connection).
+ * - Dead servers: on a network error apr_memcache marks the server dead and
+ *   its default server selection then sends the key to the NEXT server (a
+ *   live session reads as absent there, and writes land on the wrong node),
+ *   and when no server is live it returns APR_NOTFOUND, the same as a
+ *   missing key. Our own selection always returns the key's server; we keep
+ *   our own down/retry state and fail fast with a non-NOTFOUND status.
+ * - Stale connections: 1.6 never checks an idle connection before reuse.
+ *   After memcached restarts, every idle connection fails once (a reset, or
+ *   EOF taken as an unexpected answer, APR_EGENERAL, after which the dead
+ *   connection even goes back to the list). After an error other than a
+ *   timeout we drop all idle connections of that server and try once more,
+ *   so a restart costs no failed request. */
+
+#define KEY_MAX         128             /* bytes, NUL included, as the shm store */
+#define SERVERS_MAX     64
+#define HOST_MAX        255
+#define REL_TTL_MAX     (30 * 24 * 3600)        /* memcached: above is absolute time */
+#define EXPTIME_MAX     APR_INT64_C(2147483647) /* memcached parses exptime as int32 */
+#define ITEM_MAX        ((apr_size_t)1024 * 1024 * 1024)
+#define OP_TIMEOUT_MAX  apr_time_from_sec(60)
+
+/* The first fields of apr-util 1.6's private struct apr_memcache_conn_t
+ * (memcache/apr_memcache.c). Used only to reach the socket of a connection
+ * just made, after checking that ms and the peer port agree. */
+typedef struct {
+    char *buffer;
+    apr_size_t blen;
+    apr_pool_t *p;
+    apr_pool_t *tp;
+    apr_socket_t *sock;
+    void *bb;
+    void *tb;
+    apr_memcache_server_t *ms;
+} mc_conn_view_t;
+
+typedef struct {
+    const char *host;
+    apr_port_t port;
+    const char *name;           /* "host:port" for log lines */
+} mc_addr_t;
+
+typedef struct mc_ctx_t mc_ctx_t;
+
+typedef struct {
+    mc_ctx_t *c;
+    const mc_addr_t *addr;
+    apr_memcache_t *mc;
+    apr_memcache_server_t *ms;
+    apr_reslist_t *factory;     /* apr_memcache's own list: connects and closes */
+    apr_reslist_t *conns;       /* ours, installed as ms->conns */
+    apr_uint32_t nconns;        /* connections alive in conns (atomic) */
+    apr_uint32_t made;          /* connections ever made (atomic) */
+    apr_thread_mutex_t *lock;   /* guards the fields below */
+    int down;                   /* also read without the lock (atomic load) */
+    int warned;                 /* BFF01601 logged for the current outage */
+    apr_time_t next_try;
+    apr_time_t last_warn;
+    apr_status_t last_rv;
+} mc_server_t;
+
+typedef struct {
+    mc_ctx_t *c;
+    pid_t pid;
+    apr_memcache_t *mc;
+    mc_server_t *servers;
+} mc_proc_t;
+
+struct mc_ctx_t {
+    apr_pool_t *pool;
+    bff_store_memcache_opts_t o;
+    mc_addr_t *addrs;
+    int naddrs;
+    apr_thread_mutex_t *init_lock;
+    mc_proc_t *proc;            /* this process's client (atomic pointer) */
+};
+
+typedef enum { OP_GET, OP_SET, OP_ADD, OP_DEL } mc_op_e;
+
+typedef struct {
+    mc_op_e kind;
+    apr_pool_t *p;
+    const char *key;
+    char *data;                 /* in for set/add, out for get */
+    apr_size_t len;
+    apr_uint32_t exptime;
+} mc_op_t;
+
+static int layout_logged;
+
+void bff_store_memcache_opts_default(bff_store_memcache_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->conn_min = 0;
+    o->conn_smax = 25;
+    o->conn_max = 25;
+    o->conn_ttl = apr_time_from_sec(15);
+    o->op_timeout = apr_time_from_msec(500);
+    o->retry_after = apr_time_from_sec(5);
+    o->max_item = (apr_size_t)1024 * 1024;
+}
+
+/* ---- keys and values ---- */
+
+static apr_status_t key_check(const char *key, apr_size_t *klen)
+{
+    apr_size_t i;
+
+    if (!key) {
+        return APR_EINVAL;
+    }
+    /* memcached's text protocol ends a key at whitespace and a line at
+     * CRLF: anything else could inject a second command. */
+    for (i = 0; key[i]; i++) {
+        if (i >= KEY_MAX - 1 || (unsigned char)key[i] <= 0x20 || (unsigned char)key[i] >= 0x7f) {
+            return APR_EINVAL;
+        }
+    }
+    *klen = i;
+    return i ? APR_SUCCESS : APR_EINVAL;
+}
+
+static int is_answer(apr_status_t rv)
+{
+    return rv == APR_SUCCESS || rv == APR_NOTFOUND || rv == APR_EEXIST;
+}
+
+/* A failure must never look like one of the statuses with a meaning. */
+static apr_status_t unavailable(apr_status_t rv)
+{
+    if (rv == APR_SUCCESS || rv == APR_NOTFOUND || rv == APR_EEXIST || rv == APR_ENOSPC
+        || rv == APR_EINVAL) {
+        return APR_EGENERAL;
+    }
+    return rv;
+}
+
+/* ---- connections ---- */
+
+static apr_status_t conn_bound(mc_server_t *s, void *conn)
+{
+    const mc_conn_view_t *v = conn;
+    apr_sockaddr_t *sa = NULL;
+
+    if (!v || v->ms != s->ms || !v->sock
+        || apr_socket_addr_get(&sa, APR_REMOTE, v->sock) != APR_SUCCESS || !sa
+        || sa->port != s->addr->port) {
+        if (!__atomic_exchange_n(&layout_logged, 1, __ATOMIC_ACQ_REL)) {
+            BFF_LOG(BFF_LOG_ERR, APR_EGENERAL, "BFF01603: apr_memcache's connection "
+                    "structure is not the one of apr-util 1.6 (%s): cannot bound waits on "
+                    "memcached, so the session store refuses to work", apu_version_string());
+        }
+        return APR_EGENERAL;
+    }
+    return apr_socket_timeout_set(v->sock, s->c->o.op_timeout);
+}
+
+static apr_status_t conn_make(void **res, void *params, apr_pool_t *pool)
+{
+    mc_server_t *s = params;
+    void *conn = NULL;
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = apr_reslist_acquire(s->factory, &conn))) {
+        return rv;
+    }
+    if (APR_SUCCESS != (rv = conn_bound(s, conn))) {
+        apr_reslist_invalidate(s->factory, conn);
+        return rv;
+    }
+    apr_atomic_inc32(&s->nconns);
+    apr_atomic_inc32(&s->made);
+    *res = conn;
+    return APR_SUCCESS;
+}
+
+static apr_status_t conn_drop(void *res, void *params, apr_pool_t *pool)
+{
+    mc_server_t *s = params;
+
+    apr_atomic_dec32(&s->nconns);
+    return apr_reslist_invalidate(s->factory, res);
+}
+
+/* Close the idle connections of s: after an error they may all be dead
+ * (memcached restarted), and apr_memcache 1.6 would reuse them one by one.
+ * Stops early when the list hands out a new connection instead. */
+static void conns_drain(mc_server_t *s)
+{
+    apr_uint32_t total = apr_atomic_read32(&s->nconns), before;
+    int idle = (int)total - apr_reslist_acquired_count(s->conns), i;
+    void *conn;
+
+    for (i = 0; i < idle; i++) {
+        before = apr_atomic_read32(&s->made);
+        if (APR_SUCCESS != apr_reslist_acquire(s->conns, &conn)) {
+            return;
+        }
+        if (apr_atomic_read32(&s->made) != before) {
+            apr_reslist_release(s->conns, conn);
+            return;
+        }
+        apr_reslist_invalidate(s->conns, conn);
+    }
+}
+
+/* ---- server state ---- */
+
+/* APR_SUCCESS: go ahead (*probe set when this request is the one that tries
+ * a server that was down). Otherwise the server is down: fail fast. */
+static apr_status_t server_admit(mc_server_t *s, int *probe)
+{
+    apr_time_t now;
+    apr_status_t rv = APR_SUCCESS;
+
+    *probe = 0;
+    if (!__atomic_load_n(&s->down, __ATOMIC_ACQUIRE)) {
+        return APR_SUCCESS;
+    }
+    now = apr_time_now();
+    apr_thread_mutex_lock(s->lock);
+    if (s->down) {
+        if (now >= s->next_try) {
+            /* Only this request tries; the others keep failing fast. */
+            s->next_try = now + s->c->o.retry_after;
+            *probe = 1;
+        }
+        else {
+            rv = unavailable(s->last_rv);
+        }
+    }
+    apr_thread_mutex_unlock(s->lock);
+    return rv;
+}
+
+static void server_failed(mc_server_t *s, apr_status_t rv)
+{
+    apr_interval_time_t retry = s->c->o.retry_after;
+    apr_time_t now = apr_time_now();
+    int log = 0;
+
+    apr_thread_mutex_lock(s->lock);
+    if (!s->down) {
+        s->next_try = now + retry;
+        if (!s->last_warn || now - s->last_warn >= retry) {
+            s->last_warn = now;
+            s->warned = log = 1;
+        }
+        __atomic_store_n(&s->down, 1, __ATOMIC_RELEASE);
+    }
+    s->last_rv = rv;
+    apr_thread_mutex_unlock(s->lock);
+    if (log) {
+        BFF_LOG(BFF_LOG_WARNING, rv, "BFF01601: memcached server %s is unavailable: the "
+                "sessions stored on it fail (503) until it answers again; next attempt in %"
+                APR_TIME_T_FMT " ms", s->addr->name, apr_time_as_msec(retry));
+    }
+}
+
+static void server_ok(mc_server_t *s)
+{
+    int log = 0;
+
+    if (!__atomic_load_n(&s->down, __ATOMIC_ACQUIRE)) {
+        return;
+    }
+    apr_thread_mutex_lock(s->lock);
+    if (s->down) {
+        __atomic_store_n(&s->down, 0, __ATOMIC_RELEASE);
+        log = s->warned;
+        s->warned = 0;
+        apr_memcache_enable_server(s->mc, s->ms);
+    }
+    apr_thread_mutex_unlock(s->lock);
+    if (log) {
+        BFF_LOG(BFF_LOG_NOTICE, APR_SUCCESS, "BFF01602: memcached server %s answers again",
+                s->addr->name);
+    }
+}
+
+/* ---- per-process client ---- */
+
+/* apr_memcache's own selection skips dead servers (see top of file). */
+static apr_memcache_server_t *pick_server(void *baton, apr_memcache_t *mc,
+                                          const apr_uint32_t hash)
+{
+    return mc->ntotal ? mc->live_servers[hash % mc->ntotal] : NULL;
+}
+
+static apr_status_t server_make(mc_proc_t *pr, mc_server_t *s, const mc_addr_t *a,
+                                apr_pool_t *pool)
+{
+    const bff_store_memcache_opts_t *o = &pr->c->o;
+    apr_pool_t *lpool;
+    apr_status_t rv;
+
+    s->c = pr->c;
+    s->addr = a;
+    s->mc = pr->mc;
+    /* The factory never keeps idle connections (ours does), so no ttl. */
+    rv = apr_memcache_server_create(pool, a->host, a->port, 0, (apr_uint32_t)o->conn_max,
+                                    (apr_uint32_t)o->conn_max, 0, &s->ms);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    s->factory = s->ms->conns;
+    if (APR_SUCCESS != (rv = apr_thread_mutex_create(&s->lock, APR_THREAD_MUTEX_DEFAULT,
+                                                     pool))) {
+        return rv;
+    }
+    /* In a pool created after the factory's: subpools are destroyed newest
+     * first, so ours hands its connections back while the factory exists
+     * (apr_reslist asserts that none is left out at cleanup). */
+    if (APR_SUCCESS != (rv = apr_pool_create(&lpool, pool))) {
+        return rv;
+    }
+    rv = apr_reslist_create(&s->conns, o->conn_min, o->conn_smax, o->conn_max, o->conn_ttl,
+                            conn_make, conn_drop, s, lpool);
+    if (rv != APR_SUCCESS && o->conn_min > 0) {
+        /* conn_min connects at once; a server down at startup must not
+         * stop the child, it only fails its own keys. */
+        rv = apr_reslist_create(&s->conns, 0, o->conn_smax, o->conn_max, o->conn_ttl,
+                                conn_make, conn_drop, s, lpool);
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    /* A full list waits for a connection at most op_timeout (APR_EAGAIN). */
+    apr_reslist_timeout_set(s->conns, o->op_timeout);
+    s->ms->conns = s->conns;
+    return apr_memcache_add_server(pr->mc, s->ms);
+}
+
+static apr_status_t proc_cleanup(void *data)
+{
+    mc_proc_t *pr = data;
+    mc_proc_t *expected = pr;
+
+    __atomic_compare_exchange_n(&pr->c->proc, &expected, NULL, 0, __ATOMIC_ACQ_REL,
+                                __ATOMIC_ACQUIRE);
+    return APR_SUCCESS;
+}
+
+/* Called with c->init_lock held. */
+static apr_status_t proc_make(mc_ctx_t *c, apr_pool_t *parent, mc_proc_t **out)
+{
+    apr_pool_t *pool;
+    mc_proc_t *pr;
+    apr_status_t rv;
+    int i;
+
+    if (APR_SUCCESS != (rv = apr_pool_create(&pool, parent))) {
+        return rv;
+    }
+    apr_pool_tag(pool, "bff_store_memcache");
+    pr = apr_pcalloc(pool, sizeof(*pr));
+    pr->c = c;
+    pr->pid = getpid();
+    if (APR_SUCCESS != (rv = apr_memcache_create(pool, (apr_uint16_t)c->naddrs, 0, &pr->mc))) {
+        goto fail;
+    }
+    pr->mc->hash_func = NULL;
+    pr->mc->hash_baton = NULL;
+    pr->mc->server_func = pick_server;
+    pr->mc->server_baton = pr;
+    pr->servers = apr_pcalloc(pool, sizeof(*pr->servers) * (apr_size_t)c->naddrs);
+    for (i = 0; i < c->naddrs; i++) {
+        if (APR_SUCCESS != (rv = server_make(pr, &pr->servers[i], &c->addrs[i], pool))) {
+            goto fail;
+        }
+    }
+    apr_pool_pre_cleanup_register(pool, pr, proc_cleanup);
+    *out = pr;
+    return APR_SUCCESS;
+fail:
+    apr_pool_destroy(pool);
+    return rv;
+}
+
+static apr_status_t proc_install(mc_ctx_t *c, apr_pool_t *parent, int force, mc_proc_t **out)
+{
+    mc_proc_t *pr;
+    apr_status_t rv = APR_SUCCESS;
+
+    apr_thread_mutex_lock(c->init_lock);
+    pr = c->proc;
+    if (force || !pr || pr->pid != getpid()) {
+        if (APR_SUCCESS == (rv = proc_make(c, parent, &pr))) {
+            __atomic_store_n(&c->proc, pr, __ATOMIC_RELEASE);
+        }
+    }
+    apr_thread_mutex_unlock(c->init_lock);
+    if (rv == APR_SUCCESS && out) {
+        *out = pr;
+    }
+    return rv;
+}
+
+static apr_status_t proc_get(mc_ctx_t *c, mc_proc_t **out)
+{
+    mc_proc_t *pr = __atomic_load_n(&c->proc, __ATOMIC_ACQUIRE);
+
+    if (pr && pr->pid == getpid()) {
+        *out = pr;
+        return APR_SUCCESS;
+    }
+    /* No child_init in this process (tests, tools), or a process forked
+     * after the parent used the store: never share its connections. */
+    return proc_install(c, c->pool, 0, out);
+}
+
+static apr_status_t mc_child_init(bff_store_t *st, apr_pool_t *pchild)
+{
+    return proc_install(st->ctx, pchild, 1, NULL);
+}
+
+/* ---- operations ---- */
+
+static apr_status_t op_exec(apr_memcache_t *mc, mc_op_t *op)
+{
+    apr_status_t rv;
+
+    switch (op->kind) {
+    case OP_GET:
+        op->data = NULL;
+        op->len = 0;
+        return apr_memcache_getp(mc, op->p, op->key, &op->data, &op->len, NULL);
+    case OP_SET:
+        rv = apr_memcache_set(mc, op->key, op->data, op->len, op->exptime, 0);
+        /* NOT_STORED for a set is no answer we expect. */
+        return rv == APR_EEXIST ? APR_EGENERAL : rv;
+    case OP_ADD:
+        return apr_memcache_add(mc, op->key, op->data, op->len, op->exptime, 0);
+    case OP_DEL:
+        return apr_memcache_delete(mc, op->key, 0);
+    }
+    return APR_EINVAL;
+}
+
+static apr_status_t mc_run(mc_ctx_t *c, mc_op_t *op, apr_size_t klen)
+{
+    mc_proc_t *pr;
+    mc_server_t *s;
+    apr_status_t rv;
+    int probe;
+
+    if (APR_SUCCESS != (rv = proc_get(c, &pr))) {
+        return unavailable(rv);
+    }
+    s = &pr->servers[apr_memcache_hash(pr->mc, op->key, klen) % (apr_uint32_t)c->naddrs];
+    if (APR_SUCCESS != (rv = server_admit(s, &probe))) {
+        return rv;
+    }
+    if (probe) {
+        conns_drain(s);
+    }
+    rv = op_exec(pr->mc, op);
+    if (!is_answer(rv) && !probe && !APR_STATUS_IS_TIMEUP(rv) && !APR_STATUS_IS_EAGAIN(rv)) {
+        /* Perhaps a stale connection: once more on a fresh one. Not after a
+         * timeout, which would double the wait; a request that timed out may
+         * have been executed, and its connection is closed anyway. */
+        conns_drain(s);
+        rv = op_exec(pr->mc, op);
+    }
+    if (is_answer(rv)) {
+        server_ok(s);
+        return rv;
+    }
+    /* APR_EGENERAL is an answer we did not expect (e.g. SERVER_ERROR): the
+     * server is up, only this request failed. */
+    if (rv != APR_EGENERAL || probe) {
+        server_failed(s, rv);
+    }
+    return unavailable(rv);
+}
+
+/* memcached exptime for an absolute expires; 0 when already past. */
+static apr_uint32_t exptime_for(apr_int64_t expires)
+{
+    apr_int64_t now = (apr_int64_t)apr_time_sec(apr_time_now());
+    apr_int64_t ttl;
+
+    if (expires < now) {
+        return 0;
+    }
+    /* The entry lives through second expires, as in the shm store. */
+    ttl = expires - now + 1;
+    if (ttl <= REL_TTL_MAX) {
+        return (apr_uint32_t)ttl;
+    }
+    return (apr_uint32_t)(expires + 1 > EXPTIME_MAX ? EXPTIME_MAX : expires + 1);
+}
+
+static apr_status_t mc_get(bff_store_t *st, apr_pool_t *p, const char *key,
+                           unsigned char **val, apr_size_t *len)
+{
+    mc_op_t op = { OP_GET, p, key, NULL, 0, 0 };
+    apr_size_t klen;
+    apr_status_t rv;
+
+    *val = NULL;
+    *len = 0;
+    if (APR_SUCCESS != (rv = key_check(key, &klen))) {
+        return rv;
+    }
+    if (APR_SUCCESS != (rv = mc_run(st->ctx, &op, klen))) {
+        return rv;
+    }
+    /* apr_memcache gives NULL for an empty value. */
+    *val = op.data ? (unsigned char *)op.data : apr_pcalloc(p, 1);
+    *len = op.len;
+    return APR_SUCCESS;
+}
+
+static apr_status_t mc_put(bff_store_t *st, apr_pool_t *p, const char *key,
+                           const unsigned char *val, apr_size_t len, apr_int64_t expires,
+                           mc_op_e kind)
+{
+    mc_ctx_t *c = st->ctx;
+    mc_op_t op = { kind, p, key, NULL, len, 0 };
+    apr_size_t klen;
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = key_check(key, &klen)) || (!val && len)) {
+        return APR_EINVAL;
+    }
+    if (len > c->o.max_item) {
+        return APR_ENOSPC;
+    }
+    /* apr_memcache takes char * but only sends the bytes. */
+    op.data = (char *)(uintptr_t)(val ? val : (const unsigned char *)"");
+    op.exptime = exptime_for(expires);
+    if (op.exptime == 0) {
+        /* memcached would take 0 as "never expires": store nothing. A set
+         * ends the existing entry; an add only reports whether one lives. */
+        op.kind = kind == OP_SET ? OP_DEL : OP_GET;
+        rv = mc_run(c, &op, klen);
+        if (kind == OP_SET) {
+            return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
+        }
+        return rv == APR_SUCCESS ? APR_EEXIST : rv == APR_NOTFOUND ? APR_SUCCESS : rv;
+    }
+    return mc_run(c, &op, klen);
+}
+
+static apr_status_t mc_set(bff_store_t *st, apr_pool_t *p, const char *key,
+                           const unsigned char *val, apr_size_t len, apr_int64_t expires)
+{
+    return mc_put(st, p, key, val, len, expires, OP_SET);
+}
+
+static apr_status_t mc_add(bff_store_t *st, apr_pool_t *p, const char *key,
+                           const unsigned char *val, apr_size_t len, apr_int64_t expires)
+{
+    return mc_put(st, p, key, val, len, expires, OP_ADD);
+}
+
+static apr_status_t mc_remove(bff_store_t *st, apr_pool_t *p, const char *key)
+{
+    mc_op_t op = { OP_DEL, p, key, NULL, 0, 0 };
+    apr_size_t klen;
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = key_check(key, &klen))) {
+        return rv;
+    }
+    return mc_run(st->ctx, &op, klen);
+}
+
+int bff_store_memcache_server_index(bff_store_t *st, const char *key)
+{
+    mc_ctx_t *c = st->ctx;
+    apr_size_t klen;
+
+    if (APR_SUCCESS != key_check(key, &klen)) {
+        return -1;
+    }
+    /* What apr_memcache_hash() computes when no hash_func is set. */
+    return (int)(apr_memcache_hash_default(NULL, key, klen) % (apr_uint32_t)c->naddrs);
+}
+
+/* ---- creation ---- */
+
+static apr_status_t addr_parse(apr_pool_t *p, const char *s, apr_size_t len, mc_addr_t *a,
+                               const char **err)
+{
+    const char *colon = NULL, *h;
+    apr_size_t i, hlen;
+    unsigned long port = 0;
+
+    for (i = len; i > 0; i--) {
+        if (s[i - 1] == ':') {
+            colon = s + i - 1;
+            break;
+        }
+    }
+    hlen = colon ? (apr_size_t)(colon - s) : 0;
+    if (!colon || hlen == 0 || hlen > HOST_MAX) {
+        *err = apr_psprintf(p, "memcache server '%s': expected host:port",
+                            apr_pstrmemdup(p, s, len));
+        return APR_EINVAL;
+    }
+    if (s[0] == '[') {
+        *err = apr_psprintf(p, "memcache server '%s': IPv6 addresses are not supported "
+                            "(apr-util 1.6 connects to memcached over IPv4 only)",
+                            apr_pstrmemdup(p, s, len));
+        return APR_EINVAL;
+    }
+    for (h = s; h < colon; h++) {
+        if (!apr_isalnum((unsigned char)*h) && *h != '.' && *h != '-' && *h != '_') {
+            *err = apr_psprintf(p, "memcache server '%s': invalid character in host name",
+                                apr_pstrmemdup(p, s, len));
+            return APR_EINVAL;
+        }
+    }
+    for (h = colon + 1; h < s + len; h++) {
+        if (!apr_isdigit((unsigned char)*h) || port > 65535) {
+            port = 0;
+            break;
+        }
+        port = port * 10 + (unsigned long)(*h - '0');
+    }
+    if (h == colon + 1 || port < 1 || port > 65535) {
+        *err = apr_psprintf(p, "memcache server '%s': expected a port from 1 to 65535",
+                            apr_pstrmemdup(p, s, len));
+        return APR_EINVAL;
+    }
+    a->host = apr_pstrmemdup(p, s, hlen);
+    a->port = (apr_port_t)port;
+    a->name = apr_pstrmemdup(p, s, len);
+    return APR_SUCCESS;
+}
+
+static apr_status_t addrs_parse(apr_pool_t *p, const char *list, mc_ctx_t *c,
+                                const char **err)
+{
+    const char *s = list, *comma;
+    apr_size_t len;
+    apr_status_t rv;
+    int n = 1, i;
+
+    for (comma = list; (comma = strchr(comma, ',')); comma++) {
+        n++;
+    }
+    if (n > SERVERS_MAX) {
+        *err = apr_psprintf(p, "memcache: at most %d servers", SERVERS_MAX);
+        return APR_EINVAL;
+    }
+    c->addrs = apr_pcalloc(p, sizeof(*c->addrs) * (apr_size_t)n);
+    for (i = 0; i < n; i++) {
+        comma = strchr(s, ',');
+        len = comma ? (apr_size_t)(comma - s) : strlen(s);
+        if (len == 0) {
+            *err = "memcache: empty server in list: expected host:port[,host:port...]";
+            return APR_EINVAL;
+        }
+        if (APR_SUCCESS != (rv = addr_parse(p, s, len, &c->addrs[i], err))) {
+            return rv;
+        }
+        s = comma ? comma + 1 : s + len;
+    }
+    c->naddrs = n;
+    return APR_SUCCESS;
+}
+
+static apr_status_t opts_check(const bff_store_memcache_opts_t *o, const char **err)
+{
+    if (o->conn_max < 1 || o->conn_max > 10000 || o->conn_min < 0
+        || o->conn_min > o->conn_smax || o->conn_smax > o->conn_max) {
+        *err = "memcache: connection limits must satisfy 0 <= min <= smax <= max, max >= 1";
+        return APR_EINVAL;
+    }
+    if (o->conn_ttl < 0) {
+        *err = "memcache: connection TTL must not be negative";
+        return APR_EINVAL;
+    }
+    if (o->op_timeout <= 0 || o->op_timeout > OP_TIMEOUT_MAX) {
+        *err = "memcache: operation timeout must be more than 0 and at most 60 s";
+        return APR_EINVAL;
+    }
+    if (o->retry_after < 0) {
+        *err = "memcache: retry interval must not be negative";
+        return APR_EINVAL;
+    }
+    if (o->max_item < 1 || o->max_item > ITEM_MAX) {
+        *err = "memcache: maximum item size must be from 1 byte to 1 GiB";
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t bff_store_memcache_create(apr_pool_t *pool, const char *servers,
+                                       const bff_store_memcache_opts_t *o, bff_store_t **st,
+                                       const char **err)
+{
+    apr_version_t v;
+    mc_ctx_t *c;
+    bff_store_t *s;
+    apr_status_t rv;
+
+    *st = NULL;
+    *err = NULL;
+    apu_version(&v);
+    if (v.major != 1 || v.minor != 6) {
+        *err = apr_psprintf(pool, "memcache: apr-util %s is not supported: the memcache "
+                            "store needs apr-util 1.6 to bound its waits on memcached",
+                            apu_version_string());
+        return APR_ENOTIMPL;
+    }
+    if (!servers || !*servers) {
+        *err = "memcache: needs at least one server: expected host:port[,host:port...]";
+        return APR_EINVAL;
+    }
+    c = apr_pcalloc(pool, sizeof(*c));
+    c->pool = pool;
+    if (o) {
+        c->o = *o;
+    }
+    else {
+        bff_store_memcache_opts_default(&c->o);
+    }
+    if (APR_SUCCESS != (rv = opts_check(&c->o, err))
+        || APR_SUCCESS != (rv = addrs_parse(pool, servers, c, err))) {
+        return rv;
+    }
+    if (APR_SUCCESS != (rv = apr_thread_mutex_create(&c->init_lock, APR_THREAD_MUTEX_DEFAULT,
+                                                     pool))) {
+        *err = "memcache: cannot create a mutex";
+        return rv;
+    }
+    s = apr_pcalloc(pool, sizeof(*s));
+    s->name = "memcache";
+    s->ctx = c;
+    s->child_init = mc_child_init;
+    s->get = mc_get;
+    s->set = mc_set;
+    s->add = mc_add;
+    s->remove = mc_remove;
+    *st = s;
+    return APR_SUCCESS;
+}

@@ -1,0 +1,80 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#ifndef BFF_STORE_MEMCACHE_H
+#define BFF_STORE_MEMCACHE_H
+
+#include <apr_time.h>
+
+#include "bff_store.h"
+
+/* Session store on one or more memcached servers, through APR-util's
+ * apr_memcache client, so that several httpd nodes share sessions.
+ *
+ * Keys are spread over the servers by apr_memcache's hash, in the order the
+ * servers are listed: every node must list the same servers in the same
+ * order. A key always goes to its own server; there is no fail-over to
+ * another one (that would answer "no session" for a live session and split
+ * writes), so while a server is down only its keys fail, with a status that
+ * is never APR_NOTFOUND (the caller answers 503, not 401).
+ *
+ * Bounded waits: every connection gets op_timeout as its socket timeout
+ * (each read or write waits at most that long; apr-util itself waits up to
+ * 1 s for a TCP connect). A server that fails is skipped (failing at once)
+ * for retry_after, then one request tries it again; the first success
+ * brings it back. BFF01601 (warning, at most once per retry_after and
+ * server) names a server that went down, BFF01602 (notice) one that is back.
+ *
+ * Expiry: the absolute expires is sent as a relative TTL (at least 1 s, the
+ * entry lives through second expires like the shm store), or as an absolute
+ * time when more than 30 days away (memcached's rule; the servers' clocks
+ * then matter). A set whose expires has already passed stores nothing and
+ * removes any existing entry (APR_SUCCESS); such an add stores nothing and
+ * answers APR_EEXIST if a live entry exists, APR_SUCCESS otherwise.
+ *
+ * Keys: 1..127 printable ASCII characters without spaces, else APR_EINVAL.
+ * A value longer than max_item is APR_ENOSPC without being sent. Keep
+ * max_item somewhat below memcached's item size limit (-I, default 1m),
+ * which also counts the key and about 50 bytes of item header: a value that
+ * the server refuses is an error (503), not APR_ENOSPC.
+ *
+ * Processes: the client and its connections belong to one process. Call
+ * child_init in each child (httpd: child_init hook). Without it, the first
+ * operation in a process builds the client lazily (unit tests, tools), and a
+ * process forked after that builds its own instead of using the parent's
+ * connections; fork only from a single-threaded process.
+ *
+ * Needs apr-util 1.6 (checked at create): apr_memcache offers no timeout of
+ * its own and leaves its sockets blocking without limit, so this backend
+ * sets the timeout on each new connection itself, which relies on the
+ * layout of apr-util 1.6's private connection structure (verified per
+ * connection; a mismatch fails the operation with BFF01603). Host names
+ * are resolved on every new connection and apr-util 1.6 connects over IPv4
+ * only: IPv6 addresses are refused. The caller must ignore SIGPIPE (httpd
+ * does). */
+
+typedef struct {
+    int conn_min;                       /* connections kept open per server and process */
+    int conn_smax;                      /* idle ones above this close after conn_ttl */
+    int conn_max;                       /* hard limit per server and process */
+    apr_interval_time_t conn_ttl;       /* idle connection lifetime, 0 = forever */
+    apr_interval_time_t op_timeout;     /* per read or write on a connection, > 0 */
+    apr_interval_time_t retry_after;    /* a failed server is skipped this long */
+    apr_size_t max_item;                /* largest value, bytes */
+} bff_store_memcache_opts_t;
+
+/* op_timeout 500 ms, retry_after 5 s, max_item 1 MiB, conn_ttl 15 s,
+ * conn_min 0, conn_smax = conn_max = 25 (one per httpd worker thread). */
+void bff_store_memcache_opts_default(bff_store_memcache_opts_t *o);
+
+/* servers: "host:port[,host:port...]" as bff_store_spec_parse stores it.
+ * o may be NULL for the defaults. Nothing connects here: a server that is
+ * down at startup only fails the operations that need it. APR_EINVAL (bad
+ * list or options) or APR_ENOTIMPL (unsupported apr-util) with *err. */
+apr_status_t bff_store_memcache_create(apr_pool_t *pool, const char *servers,
+                                       const bff_store_memcache_opts_t *o, bff_store_t **st,
+                                       const char **err);
+
+/* Index in the server list of the server that holds key, -1 for an invalid
+ * key (tests, diagnostics). */
+int bff_store_memcache_server_index(bff_store_t *st, const char *key);
+
+#endif /* BFF_STORE_MEMCACHE_H */

@@ -1,0 +1,1036 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include "unit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <apr_strings.h>
+#include <apr_thread_proc.h>
+#include <apr_time.h>
+
+#include "bff_log.h"
+#include "bff_store.h"
+#include "bff_store_memcache.h"
+
+/* These tests run real memcached processes, children of the test (killed
+ * with it through PR_SET_PDEATHSIG) on free loopback ports, and stop them
+ * by PID. Without memcached the tests fail: the backend would be untested. */
+
+#define MEMCACHED       "/usr/bin/memcached"
+#define OP_TIMEOUT_MS   300
+#define RETRY_MS        1000
+#define MCD_MAX         8
+
+/* ---- log capture ---- */
+
+static char log_lines[64][1024];
+static int log_count;
+
+static void log_capture(void *baton, const char *file, int line, int level, apr_status_t rv,
+                        const char *msg)
+{
+    if (log_count < 64) {
+        apr_cpystrn(log_lines[log_count], msg, sizeof(log_lines[0]));
+    }
+    log_count++;
+}
+
+static void log_start(void)
+{
+    log_count = 0;
+    bff_log_set_level(BFF_LOG_DEBUG);
+    bff_log_bind(log_capture, NULL);
+}
+
+static void log_stop(void)
+{
+    bff_log_set_level(BFF_LOG_WARNING);
+    bff_log_bind(NULL, NULL);
+}
+
+/* Lines carrying tag, and (if non-NULL) also text. */
+static int log_has(const char *tag, const char *text)
+{
+    int i, n = 0;
+
+    for (i = 0; i < log_count && i < 64; i++) {
+        n += strstr(log_lines[i], tag) != NULL && (!text || strstr(log_lines[i], text));
+    }
+    return n;
+}
+
+/* ---- memcached processes ---- */
+
+typedef struct {
+    pid_t pid;
+    int port;
+} mcd_t;
+
+static pid_t mcd_pids[MCD_MAX];
+
+static void mcd_track(pid_t pid, int add)
+{
+    int i;
+
+    for (i = 0; i < MCD_MAX; i++) {
+        if (add ? mcd_pids[i] == 0 : mcd_pids[i] == pid) {
+            mcd_pids[i] = add ? pid : 0;
+            return;
+        }
+    }
+}
+
+/* A failed assertion leaves a test early: stop its servers anyway. */
+static void mcd_reap_all(void)
+{
+    int i;
+
+    for (i = 0; i < MCD_MAX; i++) {
+        if (mcd_pids[i] > 0) {
+            kill(mcd_pids[i], SIGCONT);
+            kill(mcd_pids[i], SIGKILL);
+            waitpid(mcd_pids[i], NULL, 0);
+            mcd_pids[i] = 0;
+        }
+    }
+}
+
+static int test_setup(void **state)
+{
+    log_count = 0;
+    return unit_pool_setup(state);
+}
+
+static int test_teardown(void **state)
+{
+    log_stop();
+    mcd_reap_all();
+    return unit_pool_teardown(state);
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in sa;
+    socklen_t slen = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &slen), 0);
+    port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+static int raw_connect(int port)
+{
+    struct sockaddr_in sa;
+    struct timeval tv = { 2, 0 };
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (fd < 0) {
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((unsigned short)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Send cmd, read until the reply ends with end. 0 on success. */
+static int raw_cmd(int port, const char *cmd, const char *end, char *buf, size_t cap)
+{
+    size_t n = 0, elen = strlen(end);
+    ssize_t r;
+    int fd = raw_connect(port);
+
+    if (fd < 0) {
+        return -1;
+    }
+    if (write(fd, cmd, strlen(cmd)) != (ssize_t)strlen(cmd)) {
+        close(fd);
+        return -1;
+    }
+    while (n + 1 < cap && (r = read(fd, buf + n, cap - 1 - n)) > 0) {
+        n += (size_t)r;
+        buf[n] = '\0';
+        if (n >= elen && !strcmp(buf + n - elen, end)) {
+            close(fd);
+            return 0;
+        }
+    }
+    close(fd);
+    return -1;
+}
+
+static long stat_of(int port, const char *name)
+{
+    char buf[8192], pat[64], *s;
+
+    assert_int_equal(raw_cmd(port, "stats\r\n", "END\r\n", buf, sizeof(buf)), 0);
+    apr_snprintf(pat, sizeof(pat), "STAT %s ", name);
+    assert_non_null(s = strstr(buf, pat));
+    return strtol(s + strlen(pat), NULL, 10);
+}
+
+static void mcd_start(mcd_t *m, int port)
+{
+    char portstr[16], buf[256];
+    int i, devnull;
+    pid_t pid;
+
+    if (access(MEMCACHED, X_OK) != 0) {
+        fail_msg("%s is not installed: the memcache store cannot be tested", MEMCACHED);
+    }
+    m->port = port ? port : free_port();
+    apr_snprintf(portstr, sizeof(portstr), "%d", m->port);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        /* memcached refuses to run as root without -u. */
+        if (geteuid() == 0) {
+            execl(MEMCACHED, "memcached", "-l", "127.0.0.1", "-p", portstr, "-U", "0",
+                  "-m", "64", "-t", "2", "-u", "root", (char *)NULL);
+        }
+        else {
+            execl(MEMCACHED, "memcached", "-l", "127.0.0.1", "-p", portstr, "-U", "0",
+                  "-m", "64", "-t", "2", (char *)NULL);
+        }
+        _exit(127);
+    }
+    m->pid = pid;
+    mcd_track(pid, 1);
+    for (i = 0; i < 300; i++) {
+        if (raw_cmd(m->port, "version\r\n", "\r\n", buf, sizeof(buf)) == 0
+            && !strncmp(buf, "VERSION ", 8)) {
+            return;
+        }
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            mcd_track(pid, 0);
+            fail_msg("memcached exited at start (port %d)", m->port);
+        }
+        apr_sleep(apr_time_from_msec(10));
+    }
+    fail_msg("memcached did not answer on port %d", m->port);
+}
+
+/* Returns once the process is really stopped: kill() alone may return
+ * while memcached still answers a request or two. */
+static void mcd_pause(mcd_t *m)
+{
+    int status;
+
+    assert_int_equal(kill(m->pid, SIGSTOP), 0);
+    assert_int_equal(waitpid(m->pid, &status, WUNTRACED), m->pid);
+    assert_true(WIFSTOPPED(status));
+}
+
+static void mcd_stop(mcd_t *m, int sig)
+{
+    kill(m->pid, SIGCONT);
+    kill(m->pid, sig);
+    waitpid(m->pid, NULL, 0);
+    mcd_track(m->pid, 0);
+    m->pid = 0;
+}
+
+/* ---- helpers ---- */
+
+static apr_int64_t now(void)
+{
+    return (apr_int64_t)apr_time_sec(apr_time_now());
+}
+
+static apr_interval_time_t ms_since(apr_time_t t0)
+{
+    return apr_time_as_msec(apr_time_now() - t0);
+}
+
+static void test_opts(bff_store_memcache_opts_t *o)
+{
+    bff_store_memcache_opts_default(o);
+    o->op_timeout = apr_time_from_msec(OP_TIMEOUT_MS);
+    o->retry_after = apr_time_from_msec(RETRY_MS);
+}
+
+static bff_store_t *mkstore(apr_pool_t *p, const char *servers,
+                            const bff_store_memcache_opts_t *o)
+{
+    bff_store_memcache_opts_t def;
+    bff_store_t *st = NULL;
+    const char *err = NULL;
+    apr_status_t rv;
+
+    if (!o) {
+        test_opts(&def);
+        o = &def;
+    }
+    rv = bff_store_memcache_create(p, servers, o, &st, &err);
+    if (rv != APR_SUCCESS) {
+        fail_msg("create(%s): %s", servers, err ? err : "?");
+    }
+    assert_non_null(st);
+    assert_string_equal(st->name, "memcache");
+    return st;
+}
+
+static const char *servers1(apr_pool_t *p, const mcd_t *a)
+{
+    return apr_psprintf(p, "127.0.0.1:%d", a->port);
+}
+
+static const char *servers2(apr_pool_t *p, const mcd_t *a, const mcd_t *b)
+{
+    return apr_psprintf(p, "127.0.0.1:%d,127.0.0.1:%d", a->port, b->port);
+}
+
+static unsigned char *pattern(apr_pool_t *p, apr_size_t len, unsigned seed)
+{
+    unsigned char *v = apr_palloc(p, len ? len : 1);
+    apr_size_t i;
+
+    for (i = 0; i < len; i++) {
+        v[i] = (unsigned char)(seed * 131u + i * 7u + (i >> 8));
+    }
+    return v;
+}
+
+static void expect_val(bff_store_t *st, apr_pool_t *p, const char *key,
+                       const void *want, apr_size_t wlen)
+{
+    unsigned char *v;
+    apr_size_t len;
+
+    assert_int_equal(bff_store_get(st, p, key, &v, &len), APR_SUCCESS);
+    assert_non_null(v);
+    assert_int_equal(len, wlen);
+    if (wlen) {
+        assert_memory_equal(v, want, wlen);
+    }
+}
+
+static void expect_gone(bff_store_t *st, apr_pool_t *p, const char *key)
+{
+    static unsigned char sentinel[1];
+    unsigned char *v = sentinel;
+    apr_size_t len = 99;
+
+    assert_int_equal(bff_store_get(st, p, key, &v, &len), APR_NOTFOUND);
+    assert_null(v);
+    assert_int_equal(len, 0);
+}
+
+/* A store failure: neither an answer nor a refusal of the input. */
+#define expect_unavailable(call) expect_unavailable_at((call), __LINE__)
+static void expect_unavailable_at(apr_status_t rv, int line)
+{
+    if (rv == APR_SUCCESS || rv == APR_NOTFOUND || rv == APR_EEXIST || rv == APR_ENOSPC
+        || rv == APR_EINVAL) {
+        fail_msg("line %d: expected a store failure, got status %d", line, rv);
+    }
+}
+
+static void set_ok(bff_store_t *st, apr_pool_t *p, const char *key, const char *val)
+{
+    assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)val, strlen(val),
+                                   now() + 3600), APR_SUCCESS);
+}
+
+/* ---- options and creation ---- */
+
+static void test_opts_default(void **state)
+{
+    bff_store_memcache_opts_t o;
+
+    memset(&o, 0x55, sizeof(o));
+    bff_store_memcache_opts_default(&o);
+    assert_int_equal(o.conn_min, 0);
+    assert_int_equal(o.conn_smax, 25);
+    assert_int_equal(o.conn_max, 25);
+    assert_int_equal(o.op_timeout, apr_time_from_msec(500));
+    assert_int_equal(o.retry_after, apr_time_from_sec(5));
+    assert_int_equal(o.max_item, 1024 * 1024);
+    assert_true(o.conn_ttl >= 0);
+}
+
+static void create_bad(apr_pool_t *p, const char *servers, const bff_store_memcache_opts_t *o)
+{
+    bff_store_t *st = (bff_store_t *)&st;
+    const char *err = NULL;
+
+    if (bff_store_memcache_create(p, servers, o, &st, &err) != APR_EINVAL) {
+        fail_msg("create accepted '%s'", servers ? servers : "(null)");
+    }
+    assert_null(st);
+    assert_non_null(err);
+}
+
+static void test_create_bad(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_memcache_opts_t o;
+    static const char *const bad[] = {
+        "", "host", "host:", ":11211", "h:0", "h:65536", "h:12a", "h:-1", "[::1]:11211",
+        "a:1,,b:2", "a:1,", ",a:1", "h st:1", "h/x:1", "h\n:1", NULL
+    };
+    bff_store_t *st;
+    const char *err;
+    const char *many;
+    int i;
+
+    create_bad(p, NULL, NULL);
+    for (i = 0; bad[i]; i++) {
+        create_bad(p, bad[i], NULL);
+    }
+    many = "h:1";
+    for (i = 1; i < 65; i++) {
+        many = apr_pstrcat(p, many, ",h:1", NULL);
+    }
+    create_bad(p, many, NULL);
+
+#define BAD_OPT(field, value) \
+    do { test_opts(&o); o.field = (value); create_bad(p, "h:1", &o); } while (0)
+    BAD_OPT(conn_max, 0);
+    BAD_OPT(conn_min, -1);
+    BAD_OPT(conn_smax, 26);
+    BAD_OPT(conn_ttl, -1);
+    BAD_OPT(op_timeout, 0);
+    BAD_OPT(op_timeout, -5);
+    BAD_OPT(op_timeout, apr_time_from_sec(61));
+    BAD_OPT(retry_after, -1);
+    BAD_OPT(max_item, 0);
+    test_opts(&o);
+    o.conn_min = 5;
+    o.conn_smax = 4;
+    create_bad(p, "h:1", &o);
+#undef BAD_OPT
+
+    /* Nothing connects at create: no server needed, names allowed. */
+    assert_int_equal(bff_store_memcache_create(p, "localhost:1,127.0.0.1:2", NULL, &st, &err),
+                     APR_SUCCESS);
+    assert_non_null(st);
+    assert_int_equal(bff_store_memcache_server_index(st, "a b"), -1);
+    assert_int_equal(bff_store_memcache_server_index(st, ""), -1);
+    i = bff_store_memcache_server_index(st, "k1");
+    assert_true(i == 0 || i == 1);
+}
+
+/* ---- semantics ---- */
+
+static void test_basic(void **state)
+{
+    apr_pool_t *p = *state;
+    mcd_t a;
+    bff_store_t *st;
+    unsigned char *big, *v;
+    static const unsigned char bin[] = "x\r\nEND\r\n\0VALUE k 0 3\r\n\0\xff";
+    apr_size_t len;
+
+    mcd_start(&a, 0);
+    st = mkstore(p, servers1(p, &a), NULL);
+    assert_int_equal(st->child_init(st, p), APR_SUCCESS);
+
+    expect_gone(st, p, "k1");
+    assert_int_equal(bff_store_remove(st, p, "k1"), APR_NOTFOUND);
+    set_ok(st, p, "k1", "value-one");
+    expect_val(st, p, "k1", "value-one", 9);
+
+    /* add: refused while the key lives, the value unchanged */
+    assert_int_equal(bff_store_add(st, p, "k1", (const unsigned char *)"other", 5,
+                                   now() + 60), APR_EEXIST);
+    expect_val(st, p, "k1", "value-one", 9);
+    assert_int_equal(bff_store_add(st, p, "k2", (const unsigned char *)"two", 3, now() + 60),
+                     APR_SUCCESS);
+    expect_val(st, p, "k2", "two", 3);
+
+    /* replace with a shorter value */
+    set_ok(st, p, "k1", "v1");
+    expect_val(st, p, "k1", "v1", 2);
+
+    assert_int_equal(bff_store_remove(st, p, "k1"), APR_SUCCESS);
+    expect_gone(st, p, "k1");
+    assert_int_equal(bff_store_remove(st, p, "k1"), APR_NOTFOUND);
+    expect_val(st, p, "k2", "two", 3);
+
+    /* empty values, with and without a pointer */
+    assert_int_equal(bff_store_set(st, p, "e1", (const unsigned char *)"", 0, now() + 60),
+                     APR_SUCCESS);
+    expect_val(st, p, "e1", "", 0);
+    assert_int_equal(bff_store_set(st, p, "e2", NULL, 0, now() + 60), APR_SUCCESS);
+    expect_val(st, p, "e2", "", 0);
+    assert_int_equal(bff_store_set(st, p, "e3", NULL, 5, now() + 60), APR_EINVAL);
+    assert_int_equal(bff_store_add(st, p, "e3", NULL, 5, now() + 60), APR_EINVAL);
+
+    /* binary data that looks like protocol lines */
+    assert_int_equal(bff_store_set(st, p, "bin", bin, sizeof(bin), now() + 60), APR_SUCCESS);
+    expect_val(st, p, "bin", bin, sizeof(bin));
+
+    /* large value, byte for byte */
+    big = pattern(p, 300 * 1024, 7);
+    assert_int_equal(bff_store_set(st, p, "big", big, 300 * 1024, now() + 60), APR_SUCCESS);
+    assert_int_equal(bff_store_get(st, p, "big", &v, &len), APR_SUCCESS);
+    assert_int_equal(len, 300 * 1024);
+    assert_memory_equal(v, big, len);
+
+    mcd_stop(&a, SIGKILL);
+}
+
+static void test_expiry(void **state)
+{
+    apr_pool_t *p = *state;
+    const unsigned char *x = (const unsigned char *)"x";
+    mcd_t a;
+    bff_store_t *st;
+    apr_int64_t t = now();
+
+    mcd_start(&a, 0);
+    st = mkstore(p, servers1(p, &a), NULL);
+
+    assert_int_equal(bff_store_set(st, p, "short", x, 1, t + 1), APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, "short-add", x, 1, t + 1), APR_SUCCESS);
+    expect_val(st, p, "short", "x", 1);
+    expect_val(st, p, "short-add", "x", 1);
+    /* more than 30 days away: sent as an absolute time */
+    assert_int_equal(bff_store_set(st, p, "long", x, 1, t + 40 * 24 * 3600), APR_SUCCESS);
+    expect_val(st, p, "long", "x", 1);
+    assert_int_equal(bff_store_set(st, p, "far", x, 1, APR_INT64_C(1) << 40), APR_SUCCESS);
+    expect_val(st, p, "far", "x", 1);
+
+    /* already expired: set stores nothing and ends the old entry */
+    set_ok(st, p, "old", "live");
+    assert_int_equal(bff_store_set(st, p, "old", x, 1, t - 10), APR_SUCCESS);
+    expect_gone(st, p, "old");
+    assert_int_equal(bff_store_set(st, p, "never", x, 1, t - 10), APR_SUCCESS);
+    expect_gone(st, p, "never");
+    /* ... add stores nothing, and still reports a live entry */
+    assert_int_equal(bff_store_add(st, p, "long", x, 1, t - 10), APR_EEXIST);
+    expect_val(st, p, "long", "x", 1);
+    assert_int_equal(bff_store_add(st, p, "never", x, 1, t - 10), APR_SUCCESS);
+    expect_gone(st, p, "never");
+
+    /* memcached's clock ticks once a second: t + 1 is gone within 3 s */
+    apr_sleep(apr_time_from_msec(3100));
+    expect_gone(st, p, "short");
+    expect_gone(st, p, "short-add");
+    assert_int_equal(bff_store_add(st, p, "short", x, 1, now() + 60), APR_SUCCESS);
+    expect_val(st, p, "long", "x", 1);
+    expect_val(st, p, "far", "x", 1);
+
+    mcd_stop(&a, SIGKILL);
+}
+
+static void test_enospc(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_memcache_opts_t o;
+    unsigned char *v1000 = pattern(p, 1001, 3), *huge;
+    mcd_t a;
+    bff_store_t *st;
+    long sets;
+
+    mcd_start(&a, 0);
+    test_opts(&o);
+    o.max_item = 1000;
+    st = mkstore(p, servers1(p, &a), &o);
+
+    set_ok(st, p, "k", "small");
+    assert_int_equal(bff_store_set(st, p, "k2", NULL, 0, now() + 60), APR_SUCCESS);
+    sets = stat_of(a.port, "cmd_set");
+    assert_int_equal(bff_store_set(st, p, "k", v1000, 1001, now() + 60), APR_ENOSPC);
+    assert_int_equal(bff_store_add(st, p, "k2", v1000, 1001, now() + 60), APR_ENOSPC);
+    assert_int_equal(bff_store_add(st, p, "k2", v1000, 1001, now() - 60), APR_ENOSPC);
+    /* refused without sending anything, nothing truncated or replaced */
+    assert_int_equal(stat_of(a.port, "cmd_set"), sets);
+    expect_val(st, p, "k", "small", 5);
+    expect_val(st, p, "k2", "", 0);
+    assert_int_equal(bff_store_set(st, p, "k", v1000, 1000, now() + 60), APR_SUCCESS);
+    expect_val(st, p, "k", v1000, 1000);
+
+    /* Larger than the server's own item limit (-I 1m) but within
+     * max_item: the server refuses, which is a failure (memcached also
+     * drops the old value then), and the server is not treated as down. */
+    o.max_item = 2 * 1024 * 1024;
+    st = mkstore(p, servers1(p, &a), &o);
+    huge = pattern(p, 1536 * 1024, 5);
+    log_start();
+    expect_unavailable(bff_store_set(st, p, "k", huge, 1536 * 1024, now() + 60));
+    expect_gone(st, p, "k");
+    expect_val(st, p, "k2", "", 0);
+    assert_int_equal(log_has("BFF01601", NULL), 0);
+    log_stop();
+
+    mcd_stop(&a, SIGKILL);
+}
+
+static void test_bad_keys(void **state)
+{
+    apr_pool_t *p = *state;
+    const unsigned char *x = (const unsigned char *)"x";
+    char k127[128], k128[129];
+    static const char *const bad[] = {
+        "", "a b", "a\r\nset", "a\tb", "a\x01", "a\x7f", "caf\xc3\xa9", " lead", "trail ",
+        NULL
+    };
+    mcd_t a;
+    bff_store_t *st;
+    unsigned char *v;
+    apr_size_t len;
+    int i;
+
+    mcd_start(&a, 0);
+    st = mkstore(p, servers1(p, &a), NULL);
+    memset(k127, 'k', 127);
+    k127[127] = '\0';
+    memset(k128, 'k', 128);
+    k128[128] = '\0';
+
+    for (i = 0; bad[i]; i++) {
+        assert_int_equal(bff_store_get(st, p, bad[i], &v, &len), APR_EINVAL);
+        assert_int_equal(bff_store_set(st, p, bad[i], x, 1, now() + 60), APR_EINVAL);
+        assert_int_equal(bff_store_add(st, p, bad[i], x, 1, now() + 60), APR_EINVAL);
+        assert_int_equal(bff_store_remove(st, p, bad[i]), APR_EINVAL);
+    }
+    assert_int_equal(bff_store_get(st, p, NULL, &v, &len), APR_EINVAL);
+    assert_int_equal(bff_store_set(st, p, NULL, x, 1, now() + 60), APR_EINVAL);
+    assert_int_equal(bff_store_remove(st, p, NULL), APR_EINVAL);
+    assert_int_equal(bff_store_set(st, p, k128, x, 1, now() + 60), APR_EINVAL);
+    assert_int_equal(bff_store_get(st, p, k128, &v, &len), APR_EINVAL);
+    /* nothing reached the server */
+    assert_int_equal(stat_of(a.port, "cmd_set"), 0);
+    assert_int_equal(stat_of(a.port, "cmd_get"), 0);
+
+    assert_int_equal(bff_store_set(st, p, k127, x, 1, now() + 60), APR_SUCCESS);
+    expect_val(st, p, k127, "x", 1);
+    set_ok(st, p, "~!#$%&'()*+,-./:;<=>?@[\\]^_`{|}", "punct");
+    expect_val(st, p, "~!#$%&'()*+,-./:;<=>?@[\\]^_`{|}", "punct", 5);
+
+    mcd_stop(&a, SIGKILL);
+}
+
+/* ---- several servers and faults ---- */
+
+#define NKEYS 48
+
+static const char *key_n(apr_pool_t *p, int i)
+{
+    return apr_psprintf(p, "sess-%04d-key", i);
+}
+
+static void test_spread(void **state)
+{
+    apr_pool_t *p = *state;
+    mcd_t a, b;
+    bff_store_t *st;
+    int i, on_a = 0;
+
+    mcd_start(&a, 0);
+    mcd_start(&b, 0);
+    st = mkstore(p, servers2(p, &a, &b), NULL);
+    for (i = 0; i < NKEYS; i++) {
+        set_ok(st, p, key_n(p, i), key_n(p, i));
+        on_a += bff_store_memcache_server_index(st, key_n(p, i)) == 0;
+    }
+    assert_true(on_a > 0 && on_a < NKEYS);
+    /* The servers hold exactly the keys the index says. */
+    assert_int_equal(stat_of(a.port, "curr_items"), on_a);
+    assert_int_equal(stat_of(b.port, "curr_items"), NKEYS - on_a);
+    for (i = 0; i < NKEYS; i++) {
+        expect_val(st, p, key_n(p, i), key_n(p, i), strlen(key_n(p, i)));
+    }
+    mcd_stop(&a, SIGKILL);
+    mcd_stop(&b, SIGKILL);
+}
+
+static void test_server_down_and_back(void **state)
+{
+    apr_pool_t *p = *state;
+    mcd_t a, b;
+    bff_store_t *st;
+    unsigned char *v;
+    apr_size_t len;
+    apr_time_t t0;
+    apr_interval_time_t worst = 0, took;
+    apr_status_t rv;
+    const char *bport, *kb = NULL;
+    int i, ok = 0, failed = 0;
+
+    mcd_start(&a, 0);
+    mcd_start(&b, 0);
+    st = mkstore(p, servers2(p, &a, &b), NULL);
+    assert_int_equal(st->child_init(st, p), APR_SUCCESS);
+    for (i = 0; i < NKEYS; i++) {
+        set_ok(st, p, key_n(p, i), key_n(p, i));
+    }
+
+    log_start();
+    mcd_stop(&b, SIGKILL);
+    for (i = 0; i < NKEYS; i++) {
+        t0 = apr_time_now();
+        rv = bff_store_get(st, p, key_n(p, i), &v, &len);
+        took = ms_since(t0);
+        worst = took > worst ? took : worst;
+        if (bff_store_memcache_server_index(st, key_n(p, i)) == 0) {
+            assert_int_equal(rv, APR_SUCCESS);
+            assert_int_equal(len, strlen(key_n(p, i)));
+            ok++;
+        }
+        else {
+            expect_unavailable(rv);
+            kb = key_n(p, i);
+            failed++;
+        }
+    }
+    assert_true(ok > 0 && failed > 0);
+    assert_non_null(kb);
+    /* every kind of operation on a key of the dead server fails, fast */
+    t0 = apr_time_now();
+    expect_unavailable(bff_store_set(st, p, kb, (const unsigned char *)"x", 1, now() + 60));
+    expect_unavailable(bff_store_add(st, p, kb, (const unsigned char *)"x", 1, now() + 60));
+    expect_unavailable(bff_store_add(st, p, kb, (const unsigned char *)"x", 1, now() - 60));
+    expect_unavailable(bff_store_remove(st, p, kb));
+    took = ms_since(t0);
+    worst = took > worst ? took : worst;
+    print_message("    killed server: worst op %" APR_TIME_T_FMT " ms\n", worst);
+    assert_true(worst < 2000);
+    bport = apr_psprintf(p, ":%d", b.port);
+    assert_int_equal(log_has("BFF01601", bport), 1);
+    assert_int_equal(log_count, 1);
+
+    /* back on the same port (empty): used again once retry_after passed */
+    mcd_start(&b, b.port);
+    expect_unavailable(bff_store_get(st, p, kb, &v, &len));
+    apr_sleep(apr_time_from_msec(RETRY_MS + 100));
+    expect_gone(st, p, kb);
+    assert_int_equal(log_has("BFF01602", bport), 1);
+    set_ok(st, p, kb, "again");
+    expect_val(st, p, kb, "again", 5);
+    for (i = 0; i < NKEYS; i++) {
+        rv = bff_store_get(st, p, key_n(p, i), &v, &len);
+        assert_true(rv == APR_SUCCESS || rv == APR_NOTFOUND);
+    }
+    assert_int_equal(log_count, 2);
+    log_stop();
+
+    mcd_stop(&a, SIGKILL);
+    mcd_stop(&b, SIGKILL);
+}
+
+static void burst(apr_pool_t *p, bff_store_t *st, int nthreads, int ops);
+
+/* memcached restarted between two requests: the idle connections (several,
+ * after a burst of concurrent requests) are all dead but nothing failed
+ * yet. The next request must not fail on them. */
+static void test_restart_stale_connections(void **state)
+{
+    apr_pool_t *p = *state;
+    mcd_t a;
+    bff_store_t *st;
+    int port;
+
+    mcd_start(&a, 0);
+    st = mkstore(p, servers1(p, &a), NULL);
+    burst(p, st, 6, 20);
+    /* several idle connections now (+1: the stats connection itself) */
+    assert_true(stat_of(a.port, "curr_connections") >= 3 + 1);
+    set_ok(st, p, "k", "v");
+    expect_val(st, p, "k", "v", 1);
+    port = a.port;
+    mcd_stop(&a, SIGKILL);
+    mcd_start(&a, port);
+
+    log_start();
+    expect_gone(st, p, "k");
+    set_ok(st, p, "k", "w");
+    expect_val(st, p, "k", "w", 1);
+    assert_int_equal(log_count, 0);
+    log_stop();
+    mcd_stop(&a, SIGKILL);
+}
+
+static void test_stopped_server(void **state)
+{
+    apr_pool_t *p = *state;
+    mcd_t a, b;
+    bff_store_t *st;
+    unsigned char *v;
+    apr_size_t len;
+    apr_time_t t0;
+    apr_interval_time_t took;
+    const char *ka = NULL, *kb = NULL;
+    int i;
+
+    mcd_start(&a, 0);
+    mcd_start(&b, 0);
+    st = mkstore(p, servers2(p, &a, &b), NULL);
+    for (i = 0; i < NKEYS && (!ka || !kb); i++) {
+        if (bff_store_memcache_server_index(st, key_n(p, i)) == 0) {
+            ka = key_n(p, i);
+        }
+        else {
+            kb = key_n(p, i);
+        }
+    }
+    assert_non_null(ka);
+    assert_non_null(kb);
+    set_ok(st, p, ka, "a");
+    set_ok(st, p, kb, "b");
+
+    log_start();
+    mcd_pause(&b);
+    t0 = apr_time_now();
+    expect_unavailable(bff_store_get(st, p, kb, &v, &len));
+    took = ms_since(t0);
+    print_message("    stopped server: first op failed after %" APR_TIME_T_FMT " ms "
+                  "(op_timeout %d ms)\n", took, OP_TIMEOUT_MS);
+    assert_true(took >= OP_TIMEOUT_MS - 50 && took <= 2 * OP_TIMEOUT_MS);
+    /* then fail fast while it is skipped; the other server still works */
+    t0 = apr_time_now();
+    expect_unavailable(bff_store_set(st, p, kb, (const unsigned char *)"x", 1, now() + 60));
+    expect_unavailable(bff_store_remove(st, p, kb));
+    took = ms_since(t0);
+    assert_true(took < 50);
+    expect_val(st, p, ka, "a", 1);
+    assert_int_equal(log_has("BFF01601", apr_psprintf(p, ":%d", b.port)), 1);
+
+    /* one request tries again after retry_after: bounded again */
+    apr_sleep(apr_time_from_msec(RETRY_MS + 50));
+    t0 = apr_time_now();
+    expect_unavailable(bff_store_get(st, p, kb, &v, &len));
+    took = ms_since(t0);
+    print_message("    stopped server: retry failed after %" APR_TIME_T_FMT " ms\n", took);
+    assert_true(took <= 2 * OP_TIMEOUT_MS);
+    t0 = apr_time_now();
+    expect_unavailable(bff_store_get(st, p, kb, &v, &len));
+    assert_true(ms_since(t0) < 50);
+
+    /* resumed: its data is still there once retry_after passed */
+    assert_int_equal(kill(b.pid, SIGCONT), 0);
+    apr_sleep(apr_time_from_msec(RETRY_MS + 50));
+    expect_val(st, p, kb, "b", 1);
+    set_ok(st, p, kb, "b2");
+    expect_val(st, p, kb, "b2", 2);
+    assert_int_equal(log_has("BFF01602", NULL), 1);
+    assert_int_equal(log_has("BFF01601", NULL), 1);
+    log_stop();
+
+    mcd_stop(&a, SIGKILL);
+    mcd_stop(&b, SIGKILL);
+}
+
+static void test_no_server_at_start(void **state)
+{
+    apr_pool_t *p = *state;
+    mcd_t a;
+    bff_store_t *st;
+    unsigned char *v;
+    apr_size_t len;
+    apr_time_t t0;
+    int port = free_port();
+
+    st = mkstore(p, apr_psprintf(p, "127.0.0.1:%d", port), NULL);
+    assert_int_equal(st->child_init(st, p), APR_SUCCESS);
+    log_start();
+    t0 = apr_time_now();
+    expect_unavailable(bff_store_get(st, p, "k", &v, &len));
+    expect_unavailable(bff_store_set(st, p, "k", (const unsigned char *)"x", 1, now() + 60));
+    assert_true(ms_since(t0) < 1000);
+    assert_int_equal(log_has("BFF01601", NULL), 1);
+
+    mcd_start(&a, port);
+    expect_unavailable(bff_store_get(st, p, "k", &v, &len));
+    apr_sleep(apr_time_from_msec(RETRY_MS + 50));
+    expect_gone(st, p, "k");
+    set_ok(st, p, "k", "v");
+    expect_val(st, p, "k", "v", 1);
+    assert_int_equal(log_has("BFF01602", NULL), 1);
+    log_stop();
+    mcd_stop(&a, SIGKILL);
+}
+
+/* ---- processes and threads ---- */
+
+static int child_work(bff_store_t *st)
+{
+    apr_pool_t *p;
+    unsigned char *v;
+    apr_size_t len;
+    int i;
+
+    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+        return 10;
+    }
+    for (i = 0; i < 50; i++) {
+        if (bff_store_get(st, p, "parent", &v, &len) != APR_SUCCESS || len != 6
+            || memcmp(v, "parent", 6)) {
+            return 11;
+        }
+        if (bff_store_set(st, p, "child", (const unsigned char *)"child", 5,
+                          now() + 60) != APR_SUCCESS) {
+            return 12;
+        }
+    }
+    return 0;
+}
+
+/* Used in the parent without child_init, then in a forked child: the child
+ * must open its own connections (sharing the parent's sockets would mix
+ * replies between the two). */
+static void test_fork(void **state)
+{
+    apr_pool_t *p = *state;
+    mcd_t a;
+    bff_store_t *st;
+    pid_t pid;
+    int status, i;
+    long conns_before;
+
+    mcd_start(&a, 0);
+    st = mkstore(p, servers1(p, &a), NULL);
+    set_ok(st, p, "parent", "parent");
+    conns_before = stat_of(a.port, "total_connections");
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        _exit(child_work(st));
+    }
+    for (i = 0; i < 50; i++) {
+        expect_val(st, p, "parent", "parent", 6);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    expect_val(st, p, "child", "child", 5);
+    /* the child connected itself (plus our stats connection) */
+    assert_true(stat_of(a.port, "total_connections") >= conns_before + 2);
+    mcd_stop(&a, SIGKILL);
+}
+
+#define NTHREADS 8
+#define THREAD_OPS 150
+
+typedef struct {
+    bff_store_t *st;
+    int id;
+    int ops;
+    int errors;
+} thr_arg_t;
+
+static void *APR_THREAD_FUNC thr_main(apr_thread_t *t, void *data)
+{
+    thr_arg_t *a = data;
+    apr_pool_t *p;
+    unsigned char *v;
+    apr_size_t len;
+    char key[32], val[64];
+    int i;
+
+    apr_pool_create(&p, NULL);
+    for (i = 0; i < a->ops; i++) {
+        apr_snprintf(key, sizeof(key), "t%d-%d", a->id, i % 10);
+        apr_snprintf(val, sizeof(val), "value-%d-%d", a->id, i);
+        if (bff_store_set(a->st, p, key, (unsigned char *)val, strlen(val), now() + 60)
+            != APR_SUCCESS
+            || bff_store_get(a->st, p, key, &v, &len) != APR_SUCCESS
+            || len != strlen(val) || memcmp(v, val, len)) {
+            a->errors++;
+        }
+        apr_pool_clear(p);
+    }
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static void burst(apr_pool_t *p, bff_store_t *st, int nthreads, int ops)
+{
+    apr_thread_t *t[NTHREADS];
+    thr_arg_t args[NTHREADS];
+    apr_status_t trv;
+    int i;
+
+    assert_true(nthreads <= NTHREADS);
+    for (i = 0; i < nthreads; i++) {
+        args[i].st = st;
+        args[i].id = i;
+        args[i].ops = ops;
+        args[i].errors = 0;
+        assert_int_equal(apr_thread_create(&t[i], NULL, thr_main, &args[i], p), APR_SUCCESS);
+    }
+    for (i = 0; i < nthreads; i++) {
+        apr_thread_join(&trv, t[i]);
+    }
+    for (i = 0; i < nthreads; i++) {
+        assert_int_equal(args[i].errors, 0);
+    }
+}
+
+/* Many threads, fewer connections than threads, client built lazily by
+ * whichever thread comes first. */
+static void test_threads(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_memcache_opts_t o;
+    mcd_t a, b;
+    bff_store_t *st;
+
+    mcd_start(&a, 0);
+    mcd_start(&b, 0);
+    test_opts(&o);
+    o.conn_smax = o.conn_max = 3;
+    o.op_timeout = apr_time_from_sec(2);
+    st = mkstore(p, servers2(p, &a, &b), &o);
+    burst(p, st, NTHREADS, THREAD_OPS);
+    assert_true(stat_of(a.port, "curr_connections") <= 3 + 2 + 10);
+    mcd_stop(&a, SIGKILL);
+    mcd_stop(&b, SIGKILL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_opts_default, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_create_bad, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_basic, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_enospc, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_keys, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_spread, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_server_down_and_back, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_stale_connections, test_setup,
+                                        test_teardown),
+        cmocka_unit_test_setup_teardown(test_stopped_server, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_no_server_at_start, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_fork, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_threads, test_setup, test_teardown),
+    };
+
+    /* httpd ignores SIGPIPE; a write to a killed memcached must not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+    /* An unbounded wait is the bug these tests look for: fail, not hang. */
+    alarm(60);
+    return unit_run("store_memcache", tests);
+}
