@@ -230,7 +230,7 @@ export class Httpd {
     /** `apache2 -t -f conf`: { status, stdout, stderr }. */
     async configTest() {
         await this.writeConfig();
-        const r = spawnSync(APACHE, ['-t', '-f', this.confFile], { encoding: 'utf8', timeout: 20000 });
+        const r = spawnSync(APACHE, ['-t', '-f', this.confFile], { encoding: 'utf8', timeout: 20000, env: this.childEnv() });
         return { status: r.status, stdout: r.stdout, stderr: r.stderr, signal: r.signal };
     }
 
@@ -246,6 +246,7 @@ export class Httpd {
         const proc = spawn(APACHE, ['-f', this.confFile, '-DFOREGROUND'], {
             stdio: ['ignore', 'pipe', 'pipe'],
             detached: true,
+            env: this.childEnv(),
         });
         this.proc = proc;
         proc.stdout.on('data', (d) => { this.stderr += d; });
@@ -278,7 +279,7 @@ export class Httpd {
     /** Graceful restart (apachectl graceful) and wait for the new generation. */
     async graceful() {
         const before = this.startedCount();
-        const r = spawnSync(APACHE, ['-f', this.confFile, '-k', 'graceful'], { encoding: 'utf8', timeout: 20000 });
+        const r = spawnSync(APACHE, ['-f', this.confFile, '-k', 'graceful'], { encoding: 'utf8', timeout: 20000, env: this.childEnv() });
         if (r.status !== 0) throw new Error(`graceful failed: ${r.stderr}${r.stdout}`);
         const deadline = Date.now() + 15000;
         while (Date.now() < deadline) {
@@ -350,7 +351,32 @@ export class Httpd {
     }
 
     /** Throw if the error log has an unexpected error/crit/alert/emerg/warn line or a crash. */
+    /**
+     * BFF_ASAN_PRELOAD=/path/libasan.so runs httpd with a module built with
+     * --enable-sanitizers: AddressSanitizer reports go to asan.* files in the
+     * test directory and fail assertCleanLog.
+     */
+    childEnv() {
+        if (!process.env.BFF_ASAN_PRELOAD) return process.env;
+        return {
+            ...process.env,
+            LD_PRELOAD: process.env.BFF_ASAN_PRELOAD,
+            ASAN_OPTIONS: `detect_leaks=0:log_path=${path.join(this.dir, 'asan')}`,
+            UBSAN_OPTIONS: `print_stacktrace=1:log_path=${path.join(this.dir, 'ubsan')}`,
+        };
+    }
+
+    sanitizerReports() {
+        return fs.readdirSync(this.dir)
+            .filter((f) => /^(asan|ubsan)\./.test(f))
+            .map((f) => fs.readFileSync(path.join(this.dir, f), 'utf8'));
+    }
+
     assertCleanLog(opts = {}) {
+        const reports = this.sanitizerReports();
+        if (reports.length) {
+            throw new Error(`sanitizer reports from httpd:\n${reports.join('\n')}`);
+        }
         const bad = this.badLines(opts);
         if (bad.length) {
             throw new Error(`unexpected lines in ${this.errorLogFile}:\n${bad.join('\n')}`);
