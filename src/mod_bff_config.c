@@ -107,6 +107,24 @@ static const char *cmd_err(cmd_parms *cmd, const char *what)
     return apr_psprintf(cmd->pool, "%s: %s", cmd->directive->directive, what);
 }
 
+typedef struct {
+    const char *word;
+    int value;
+} keyword_t;
+
+/* One of a fixed set of words (case-insensitive), or an error naming them. */
+static const char *parse_keyword(cmd_parms *cmd, const char *arg, const keyword_t *words,
+                                 int *out, const char *expected)
+{
+    for (; words->word; ++words) {
+        if (!strcasecmp(arg, words->word)) {
+            *out = words->value;
+            return NULL;
+        }
+    }
+    return cmd_err(cmd, expected);
+}
+
 /* An absolute URL we will talk to or send browsers to. */
 static const char *check_url(cmd_parms *cmd, const char *arg, bff_url_t *u)
 {
@@ -201,20 +219,17 @@ const char *bff_cmd_client_secret(cmd_parms *cmd, void *dc, const char *arg)
 const char *bff_cmd_client_auth(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    static const keyword_t words[] = {
+        {"client_secret_basic", BFF_CLIENT_AUTH_BASIC},
+        {"client_secret_post", BFF_CLIENT_AUTH_POST},
+        {NULL, 0}
+    };
 
     if (err) {
         return err;
     }
-    if (!strcasecmp(arg, "client_secret_basic")) {
-        cmd_srv_conf(cmd)->client_auth = BFF_CLIENT_AUTH_BASIC;
-    }
-    else if (!strcasecmp(arg, "client_secret_post")) {
-        cmd_srv_conf(cmd)->client_auth = BFF_CLIENT_AUTH_POST;
-    }
-    else {
-        return cmd_err(cmd, "expected client_secret_basic or client_secret_post");
-    }
-    return NULL;
+    return parse_keyword(cmd, arg, words, &cmd_srv_conf(cmd)->client_auth,
+                         "expected client_secret_basic or client_secret_post");
 }
 
 const char *bff_cmd_redirect_uri(cmd_parms *cmd, void *dc, const char *arg)
@@ -366,19 +381,15 @@ const char *bff_cmd_cookie_samesite(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
 
+    static const keyword_t words[] = {
+        {"Strict", BFF_SAMESITE_STRICT}, {"Lax", BFF_SAMESITE_LAX}, {NULL, 0}
+    };
+
     if (err) {
         return err;
     }
-    if (!strcasecmp(arg, "Strict")) {
-        cmd_srv_conf(cmd)->samesite = BFF_SAMESITE_STRICT;
-    }
-    else if (!strcasecmp(arg, "Lax")) {
-        cmd_srv_conf(cmd)->samesite = BFF_SAMESITE_LAX;
-    }
-    else {
-        return cmd_err(cmd, "expected Strict or Lax (None is never allowed for a session cookie)");
-    }
-    return NULL;
+    return parse_keyword(cmd, arg, words, &cmd_srv_conf(cmd)->samesite,
+                         "expected Strict or Lax (None is never allowed for a session cookie)");
 }
 
 static const char *parse_duration(cmd_parms *cmd, const char *arg, apr_int64_t *out)
@@ -409,20 +420,12 @@ const char *bff_cmd_max_lifetime(cmd_parms *cmd, void *dc, const char *arg)
 const char *bff_cmd_token_relay(cmd_parms *cmd, void *dcv, const char *arg)
 {
     bff_dir_conf_t *dc = dcv;
+    static const keyword_t words[] = {
+        {"On", BFF_RELAY_ON}, {"Off", BFF_RELAY_OFF}, {"optional", BFF_RELAY_OPTIONAL},
+        {NULL, 0}
+    };
 
-    if (!strcasecmp(arg, "On")) {
-        dc->relay = BFF_RELAY_ON;
-    }
-    else if (!strcasecmp(arg, "Off")) {
-        dc->relay = BFF_RELAY_OFF;
-    }
-    else if (!strcasecmp(arg, "optional")) {
-        dc->relay = BFF_RELAY_OPTIONAL;
-    }
-    else {
-        return cmd_err(cmd, "expected On, Off or optional");
-    }
-    return NULL;
+    return parse_keyword(cmd, arg, words, &dc->relay, "expected On, Off or optional");
 }
 
 static int header_token_ok(const char *s)
