@@ -123,18 +123,19 @@ fi
 
 # ---- 3. the same integration suite with the module under ASan+UBSan ---------
 # httpd itself is not instrumented, so the ASan runtime is preloaded; any
-# sanitizer report fails the test whose httpd produced it.
-step "integration tests with the ASan+UBSan module (_build-asan/)"
+# sanitizer report fails the test whose httpd produced it. This pass runs the
+# prefork MPM (the first ran event), so both process models are covered.
+step "integration tests with the ASan+UBSan module (_build-asan/), prefork MPM"
 ASAN_MODULE=$ROOT/_build-asan/.libs/mod_bff.so
 make -C _build-asan -s -j"$JOBS"
 asan_log=_build-asan/integration.out
 set +e
-BFF_MODULE=$ASAN_MODULE BFF_ASAN_PRELOAD=$(gcc -print-file-name=libasan.so) \
+BFF_MPM=prefork BFF_MODULE=$ASAN_MODULE BFF_ASAN_PRELOAD=$(gcc -print-file-name=libasan.so) \
     timeout --kill-after=15 "${INTEG_TIMEOUT:-900}" \
     node --test --test-concurrency=1 test/integration/ 2>&1 | tee "$asan_log"
 asan_rc=${PIPESTATUS[0]}
 set -e
-INTEG_SUMMARY="$INTEG_SUMMARY; under ASan: $(awk '/^# tests /{t=$3} /^# pass /{p=$3} END{if (t != "") printf "%s/%s passed", p, t; else printf "no result"}' "$asan_log")"
+INTEG_SUMMARY="$INTEG_SUMMARY; ASan+prefork: $(awk '/^# tests /{t=$3} /^# pass /{p=$3} END{if (t != "") printf "%s/%s passed", p, t; else printf "no result"}' "$asan_log")"
 if [ "$asan_rc" -ne 0 ]; then
     INTEG_SUMMARY="$INTEG_SUMMARY, FAILED (exit $asan_rc)"
     exit 1
