@@ -24,8 +24,6 @@
 #include "src/bff_http.h"
 #include "src/bff_log.h"
 
-static server_rec *log_server;
-
 /* Core log lines go to the main server's error log. */
 static void core_log(void *baton, const char *file, int line, int level, apr_status_t rv,
                      const char *msg)
@@ -41,6 +39,23 @@ static int bff_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     return OK;
 }
 
+/* Runs for `apachectl configtest` too, so every cross-directive error shows
+ * there and not only at a real start. */
+static int bff_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                            server_rec *s)
+{
+    server_rec *vs;
+    const char *err;
+
+    for (vs = s; vs; vs = vs->next) {
+        if ((err = bff_config_finalize(pconf, vs, bff_srv_conf(vs)))) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, vs, "BFF00001: %s", err);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    return OK;
+}
+
 static int bff_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                            server_rec *s)
 {
@@ -48,20 +63,14 @@ static int bff_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
      * checks it, so nothing expensive happens then. */
     int dry_run = ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG;
     server_rec *vs;
-    const char *err;
 
-    log_server = s;
     bff_log_bind(core_log, s);
     bff_log_set_level(ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX));
-    for (vs = s; vs; vs = vs->next) {
-        bff_srv_conf_t *sc = bff_srv_conf(vs);
-        if ((err = bff_config_finalize(pconf, vs, sc, !dry_run))) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, vs, "BFF00001: %s", err);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
     if (dry_run) {
         return OK;
+    }
+    for (vs = s; vs; vs = vs->next) {
+        bff_config_log_warnings(vs, bff_srv_conf(vs));
     }
     bff_glue_store_post_config(pconf);
     if (APR_SUCCESS != bff_http_global_init()) {
@@ -97,6 +106,7 @@ static void bff_child_init(apr_pool_t *pchild, server_rec *s)
 static void bff_register_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(bff_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(bff_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(bff_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(bff_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* Before mod_proxy's handler (APR_HOOK_FIRST), which forwards the request. */

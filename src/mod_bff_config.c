@@ -543,8 +543,7 @@ static const char *url_origin(apr_pool_t *p, const char *url)
     return o;
 }
 
-const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc,
-                                int log_warnings)
+const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc)
 {
     const char *srv = apr_psprintf(p, "%s:%d", s->server_hostname ? s->server_hostname : "?",
                                    (int)s->port);
@@ -611,26 +610,31 @@ const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc
                             APR_INT64_T_FMT "s) for %s", BFF_D_IDLE_TIMEOUT, sc->idle_timeout,
                             BFF_D_MAX_LIFETIME, sc->max_lifetime, srv);
     }
-    if (log_warnings) {
-        if (!strncmp(sc->issuer, "http:", 5)) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "BFF00101: %s %s uses plain http "
-                         "(allowed for loopback only); use https in production",
-                         BFF_D_PROVIDER, sc->issuer);
-        }
-        if (strncmp(sc->cookie_name, "__Host-", 7)) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "BFF00102: %s %s has no __Host- "
-                         "prefix: the cookie can be overwritten from sibling subdomains",
-                         BFF_D_COOKIE_NAME, sc->cookie_name);
-        }
-        if (sc->samesite == BFF_SAMESITE_LAX) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "BFF00103: %s Lax weakens the "
-                         "session cookie (sent on cross-site top-level navigations)",
-                         BFF_D_COOKIE_SAMESITE);
-        }
-        if (sc->client_auth == BFF_CLIENT_AUTH_POST) {
-            ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "BFF00104: %s client_secret_post "
-                         "sends the client secret in the request body", BFF_D_CLIENT_AUTH);
-        }
-    }
     return NULL;
+}
+
+void bff_config_log_warnings(server_rec *s, const bff_srv_conf_t *sc)
+{
+    if (!sc->issuer) {
+        return;
+    }
+    if (!strncmp(sc->issuer, "http:", 5)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "BFF00101: %s %s uses plain http "
+                     "(allowed for loopback only); use https in production",
+                     BFF_D_PROVIDER, sc->issuer);
+    }
+    if (strncmp(sc->cookie_name, "__Host-", 7)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "BFF00102: %s %s has no __Host- "
+                     "prefix: the cookie can be overwritten from sibling subdomains",
+                     BFF_D_COOKIE_NAME, sc->cookie_name);
+    }
+    if (sc->samesite == BFF_SAMESITE_LAX) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "BFF00103: %s Lax weakens the "
+                     "session cookie (sent on cross-site top-level navigations)",
+                     BFF_D_COOKIE_SAMESITE);
+    }
+    if (sc->client_auth == BFF_CLIENT_AUTH_POST) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "BFF00104: %s client_secret_post "
+                     "sends the client secret in the request body", BFF_D_CLIENT_AUTH);
+    }
 }

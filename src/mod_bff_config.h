@@ -123,11 +123,13 @@ const char *bff_cmd_trusted_origin(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_refresh_before(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_post_logout_uri(cmd_parms *cmd, void *dc, const char *arg);
 
-/* Apply defaults and cross-directive checks after merging. Returns an
- * error message for the admin, or NULL. Logs warnings for weakened
- * settings when log_warnings is set (the real start, not the dry run). */
-const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc,
-                                int log_warnings);
+/* Apply defaults and cross-directive checks after merging (check_config,
+ * so `apachectl configtest` sees them too). Returns an error message for
+ * the admin, or NULL. */
+const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc);
+
+/* Warn about settings weaker than the defaults (once the logs are open). */
+void bff_config_log_warnings(server_rec *s, const bff_srv_conf_t *sc);
 
 static APR_INLINE bff_srv_conf_t *bff_srv_conf(server_rec *s)
 {

@@ -195,7 +195,7 @@ static int handle_login(request_rec *r, bff_srv_conf_t *sc)
         }
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF00203: cannot store the login "
+        ap_log_rerror(APLOG_MARK, bff_glue_store_fail_level(), rv, r, "BFF00203: cannot store the login "
                       "transaction (%s store)", sc->store->name);
         return store_unavailable_page(r);
     }
@@ -346,7 +346,7 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
                              "Please sign in again.", APLOG_INFO);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF00213: session store unavailable "
+        ap_log_rerror(APLOG_MARK, bff_glue_store_fail_level(), rv, r, "BFF00213: session store unavailable "
                       "during callback");
         return store_unavailable_page(r);
     }

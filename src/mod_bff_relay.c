@@ -24,6 +24,7 @@
 #define REFRESH_LOCK_TTL 30       /* longer than a token request can take */
 #define REFRESH_WAIT_MS 12000     /* waiters give up after this */
 #define REFRESH_POLL_MS 50
+#define REFRESH_FAIL_TTL 5        /* a failed refresh is not retried for this long */
 
 static int is_websocket(request_rec *r)
 {
@@ -98,6 +99,36 @@ static void end_session(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *r
     bff_glue_session_forget(r);
 }
 
+/* A refresh that failed at the provider leaves its answer in the store for
+ * a few seconds: the requests that waited for it, and the next ones, answer
+ * the same instead of each trying a provider that is down again. */
+static const char *fail_key(request_rec *r, const char *key)
+{
+    return apr_pstrcat(r->pool, "f:", key, NULL);
+}
+
+static void fail_mark(request_rec *r, bff_srv_conf_t *sc, const char *key, int status)
+{
+    const char *v = apr_itoa(r->pool, status);
+
+    bff_store_set(sc->store, r->pool, fail_key(r, key), (const unsigned char *)v, strlen(v),
+                  bff_util_now() + REFRESH_FAIL_TTL);
+}
+
+static int fail_status(request_rec *r, bff_srv_conf_t *sc, const char *key)
+{
+    unsigned char *v;
+    apr_size_t len;
+    int status;
+
+    if (APR_SUCCESS != bff_store_get(sc->store, r->pool, fail_key(r, key), &v, &len)
+        || len == 0 || len > 3) {
+        return 0;
+    }
+    status = atoi(apr_pstrmemdup(r->pool, (const char *)v, len));
+    return status == HTTP_BAD_GATEWAY || status == HTTP_GATEWAY_TIME_OUT ? status : 0;
+}
+
 /* Apply a token response to the session (we hold its lock). */
 static apr_status_t apply_tokens(request_rec *r, bff_srv_conf_t *sc, bff_provider_view_t *pv,
                                  bff_session_t *s, const bff_oidc_tokens_t *tok)
@@ -158,6 +189,7 @@ static int refresh_locked(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t 
     const char *err = NULL;
     apr_int64_t now = bff_util_now();
     apr_status_t rv;
+    int status;
 
     rv = bff_glue_session_reload(r, sc, rs, &fresh);
     if (rv == APR_NOTFOUND) {
@@ -181,8 +213,12 @@ static int refresh_locked(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t 
         return HTTP_UNAUTHORIZED;
     }
     if (APR_SUCCESS != (rv = bff_provider_get(sc->provider, r, &pv))) {
-        return now < fresh->at_expires ? OK
-               : (rv == APR_TIMEUP ? HTTP_GATEWAY_TIME_OUT : HTTP_BAD_GATEWAY);
+        status = rv == APR_TIMEUP ? HTTP_GATEWAY_TIME_OUT : HTTP_BAD_GATEWAY;
+        fail_mark(r, sc, rs->key, status);
+        return now < fresh->at_expires ? OK : status;
+    }
+    if (now >= fresh->at_expires && (status = fail_status(r, sc, rs->key))) {
+        return status;
     }
     rv = bff_oidc_refresh(r->pool, bff_provider_http(sc->provider), pv.meta, &sc->client,
                           fresh->refresh_token, &tok, &err);
@@ -191,8 +227,9 @@ static int refresh_locked(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t 
                       "BFF01403: token refresh at %s failed: %s%s", pv.meta->token_endpoint,
                       err ? err : "error", now < fresh->at_expires
                       ? "; the current access token is still used" : "");
-        return now < fresh->at_expires ? OK
-               : (rv == APR_TIMEUP ? HTTP_GATEWAY_TIME_OUT : HTTP_BAD_GATEWAY);
+        status = rv == APR_TIMEUP ? HTTP_GATEWAY_TIME_OUT : HTTP_BAD_GATEWAY;
+        fail_mark(r, sc, rs->key, status);
+        return now < fresh->at_expires ? OK : status;
     }
     if (tok->error) {
         if (!strcmp(tok->error, "invalid_grant")) {
@@ -203,6 +240,7 @@ static int refresh_locked(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t 
         }
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF01405: token refresh refused: %s",
                       tok->error);
+        fail_mark(r, sc, rs->key, HTTP_BAD_GATEWAY);
         return now < fresh->at_expires ? OK : HTTP_BAD_GATEWAY;
     }
     if (APR_SUCCESS != apply_tokens(r, sc, &pv, fresh, tok)) {
@@ -217,14 +255,15 @@ static int refresh_locked(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t 
 }
 
 /* Someone else is refreshing: wait (bounded) for their result. */
-static int refresh_wait(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
+static int refresh_wait(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs,
+                        apr_time_t deadline)
 {
     apr_uint64_t rev = rs->s->rev;
     bff_session_t *fresh;
     apr_status_t rv;
-    int waited;
+    int status;
 
-    for (waited = 0; waited < REFRESH_WAIT_MS; waited += REFRESH_POLL_MS) {
+    while (apr_time_now() < deadline) {
         apr_sleep(apr_time_from_msec(REFRESH_POLL_MS));
         rv = bff_glue_session_reload(r, sc, rs, &fresh);
         if (rv == APR_NOTFOUND) {
@@ -242,18 +281,27 @@ static int refresh_wait(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *r
             rev = fresh->rev;
         }
         if (!bff_glue_is_locked(r, sc, rs->key)) {
-            break; /* the refresher gave up without a new token */
+            /* The refresher gave up: take its answer rather than trying a
+             * provider that just failed once more. */
+            if (bff_util_now() < rs->s->at_expires) {
+                return OK;
+            }
+            status = fail_status(r, sc, rs->key);
+            return status ? status : DECLINED;
         }
     }
-    return DECLINED;
+    return bff_util_now() < rs->s->at_expires ? OK : HTTP_GATEWAY_TIME_OUT;
 }
 
 int bff_glue_refresh(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
 {
+    apr_time_t deadline = apr_time_now() + apr_time_from_msec(REFRESH_WAIT_MS);
     const char *key = rs->key;
     apr_status_t rv;
     int status, attempt;
 
+    /* A second attempt only when the lock holder vanished without a word
+     * (a crashed child): the wait is bounded from the start either way. */
     for (attempt = 0; attempt < 2; ++attempt) {
         rv = bff_glue_lock(r, sc, key, REFRESH_LOCK_TTL);
         if (rv == APR_SUCCESS) {
@@ -264,13 +312,12 @@ int bff_glue_refresh(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
         if (rv != APR_EEXIST) {
             return HTTP_SERVICE_UNAVAILABLE;
         }
-        status = refresh_wait(r, sc, rs);
+        status = refresh_wait(r, sc, rs, deadline);
         if (status != DECLINED) {
             return status;
         }
     }
-    /* Nobody produced a new token in time. */
-    return bff_util_now() < rs->s->at_expires ? OK : HTTP_GATEWAY_TIME_OUT;
+    return bff_util_now() < rs->s->at_expires ? OK : HTTP_BAD_GATEWAY;
 }
 
 /* ---- relay --------------------------------------------------------- */

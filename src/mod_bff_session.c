@@ -44,6 +44,19 @@ static req_cache_t *req_cache(request_rec *r)
     return c;
 }
 
+int bff_glue_store_fail_level(void)
+{
+    static volatile apr_int64_t last;
+    apr_int64_t now = bff_util_now();
+
+    /* Racy on purpose: at worst two threads both log at error. */
+    if (now - last >= 10) {
+        last = now;
+        return APLOG_ERR;
+    }
+    return APLOG_DEBUG;
+}
+
 static apr_int64_t store_expiry(const bff_srv_conf_t *sc, const bff_session_t *s)
 {
     apr_int64_t idle_end = s->last_access + sc->idle_timeout;
@@ -86,8 +99,8 @@ static apr_status_t load_uncached(request_rec *r, bff_srv_conf_t *sc, bff_req_se
         return APR_NOTFOUND;
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF01303: session store (%s) "
-                      "unavailable", sc->store->name);
+        ap_log_rerror(APLOG_MARK, bff_glue_store_fail_level(), rv, r, "BFF01303: session "
+                      "store (%s) unavailable", sc->store->name);
         return rv;
     }
     rv = bff_session_open(r->pool, sc->keyring, rs->key, rec, len, &rs->s, &rs->key_index);

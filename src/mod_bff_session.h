@@ -30,6 +30,11 @@ apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_s
 /* Slide the idle timeout, writing at most once a minute per session. */
 void bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs);
 
+/* Log level for "store unavailable": error at most once per 10 s per child,
+ * debug otherwise, so an outage does not flood the log (the store backend
+ * already names the server that is down). */
+int bff_glue_store_fail_level(void);
+
 /* Forget a session server-side (store entry removed). */
 apr_status_t bff_glue_session_remove(request_rec *r, bff_srv_conf_t *sc, const char *id);
 

@@ -10,10 +10,33 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { after } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
 import { COOKIE, useEnv } from './lib/env.js';
+import { bearerOf, startUpstream } from './lib/upstream.js';
 
-const env = useEnv();
+const TTL = 4; // short access tokens: refreshed at half their lifetime
+
+const up = await startUpstream();
+after(() => up.close());
+
+const env = useEnv({
+    provider: { accessTokenTTL: TTL, rotateRefreshToken: true },
+    httpd: {
+        extraModules: ['proxy', 'proxy_http'],
+        extraServer: [
+            '<Location /api/>',
+            `    ProxyPass http://127.0.0.1:${up.port}/api/`,
+            '    BFFTokenRelay On',
+            '</Location>',
+            '<Location /ws/>',
+            `    ProxyPass http://127.0.0.1:${up.port}/ws/ upgrade=websocket`,
+            '    BFFTokenRelay On',
+            '</Location>',
+        ],
+    },
+});
 
 const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARGS = [
@@ -91,5 +114,103 @@ test('browser login across sites lands signed in with a Strict cookie', async (t
 
     // Provider cookies stay on the provider's host.
     assert.ok(!cookies.some((c) => c.name.startsWith('_session') || c.name.startsWith('_interaction')));
+    await page.close();
+});
+
+/** Log in through the provider's form; the page ends on /app.html. */
+async function browserLogin(page, username = 'alice') {
+    await page.goto(env.url('/bff/login?returnTo=/app.html'));
+    await page.waitForURL((u) => u.origin === env.provider.issuer);
+    await page.fill('#username', username);
+    await page.fill('#password', `${username}-pass`);
+    await Promise.all([
+        page.waitForURL(env.url('/app.html'), { timeout: 20000 }),
+        page.click('#submit'),
+    ]);
+    assert.equal((await page.textContent('#state')).trim(), 'SIGNED-IN');
+}
+
+/** fetch() from the page: { status, body (parsed JSON or text) }. */
+function pageFetch(page, url, init = { headers: { 'X-CSRF': '1' } }) {
+    return page.evaluate(async ([u, i]) => {
+        const r = await fetch(u, i);
+        const text = await r.text();
+        let body = text;
+        try { body = JSON.parse(text); } catch { /* text */ }
+        return { status: r.status, body };
+    }, [url, init]);
+}
+
+test('browser: the API through the page, a refresh after expiry, WebSocket, logout then 401', async (t) => {
+    const context = await launch(t);
+    const page = await context.newPage();
+    page.setDefaultTimeout(20000);
+    const issuedBefore = env.provider.issued.access.length;
+    await browserLogin(page);
+    const loginAt = Date.now();
+    const token0 = env.provider.issued.access.slice(issuedBefore)[0];
+    assert.ok(token0);
+
+    const r1 = await pageFetch(page, '/api/data');
+    assert.equal(r1.status, 200, JSON.stringify(r1.body));
+    assert.equal(r1.body.ok, true);
+    const seen1 = up.find((r) => r.seq === r1.body.seq);
+    assert.equal(bearerOf(seen1.headers), token0);
+    assert.ok(!String(seen1.headers.cookie || '').includes(COOKIE));
+
+    // A page script cannot skip the CSRF header.
+    const noCsrf = await pageFetch(page, '/api/data', {});
+    assert.equal(noCsrf.status, 403);
+    assert.equal(noCsrf.body.error, 'csrf');
+
+    // A WebSocket opened by the page (the browser sends Origin) gets the token upstream.
+    const ws = await page.evaluate((url) => new Promise((resolve) => {
+        const sock = new WebSocket(url);
+        const timer = setTimeout(() => resolve({ error: 'timeout' }), 10000);
+        sock.onmessage = (e) => { clearTimeout(timer); sock.close(); resolve({ message: e.data }); };
+        sock.onerror = () => { clearTimeout(timer); resolve({ error: 'error' }); };
+    }), env.url('/ws/live').replace(/^https:/, 'wss:'));
+    assert.match(ws.message || '', /^hello \d+$/, JSON.stringify(ws));
+    const wsSeen = up.find((r) => r.seq === Number(ws.message.split(' ')[1]));
+    assert.equal(wsSeen.websocket, true);
+    assert.equal(wsSeen.headers.origin, env.siteOrigin);
+    assert.ok([token0, env.provider.issued.access.at(-1)].includes(bearerOf(wsSeen.headers)));
+
+    // Past the access token's expiry: the next call is relayed with a new token.
+    const left = loginAt + TTL * 1000 + 300 - Date.now();
+    if (left > 0) await sleep(left);
+    const refreshes = env.provider.tokenCalls.refresh_token;
+    const r2 = await pageFetch(page, '/api/data');
+    assert.equal(r2.status, 200, JSON.stringify(r2.body));
+    const token1 = bearerOf(up.find((r) => r.seq === r2.body.seq).headers);
+    assert.notEqual(token1, token0, 'the token was refreshed');
+    assert.equal(token1, env.provider.issued.access.at(-1));
+    assert.equal(env.provider.tokenCalls.refresh_token, refreshes + 1);
+
+    // A cross-site page (the provider's origin) cannot drive the API with the user's cookie.
+    await page.goto(`${env.provider.issuer}/.well-known/openid-configuration`);
+    const probe = `/api/csrf-probe-${Date.now()}`;
+    await page.evaluate(async (u) => {
+        try { await fetch(u, { method: 'POST', mode: 'no-cors', credentials: 'include', body: 'x=1' }); } catch { /* opaque */ }
+    }, env.url(probe));
+    assert.equal(up.find((r) => r.path === probe), null, 'a cross-site request reached the API');
+    await page.goto(env.url('/app.html'));
+
+    // Log out via logoutUrl (a navigation), confirm at the provider, back on the site.
+    const user = await pageFetch(page, '/bff/user');
+    assert.equal(user.status, 200);
+    await page.goto(env.url(user.body.logoutUrl));
+    await page.waitForURL((u) => u.origin === env.provider.issuer);
+    await Promise.all([
+        page.waitForURL(env.url('/'), { timeout: 20000 }),
+        page.click('#logout-yes'),
+    ]);
+    const after1 = await pageFetch(page, '/api/data');
+    assert.equal(after1.status, 401);
+    assert.equal(after1.body.error, 'unauthenticated');
+    const after2 = await pageFetch(page, '/bff/user');
+    assert.equal(after2.status, 401);
+    const cookies = await context.cookies(env.url('/'));
+    assert.ok(!cookies.some((c) => c.name === COOKIE), 'the session cookie is gone from the browser');
     await page.close();
 });

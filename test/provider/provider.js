@@ -8,7 +8,8 @@
 //   import { startProvider } from './provider.js';
 //   const op = await startProvider({ port, cert, key, clientId, clientSecret,
 //                                    redirectUri, postLogoutRedirectUri });
-//   ... op.issuer, op.tokenCalls, op.tamper = fn, await op.rotateKeys(), await op.close()
+//   ... op.issuer, op.tokenCalls, op.tamper = fn, await op.rotateKeys(), await op.close(),
+//   await op.restart(), await op.revokeGrants(sub)
 //
 // Command line (demo):
 //   node test/provider/provider.js --port 9443 --host 127.0.0.1 --cert c.pem --key k.pem \
@@ -270,6 +271,8 @@ export async function startProvider(opts = {}) {
         /** Query of every authorization request (GET /auth). */
         authRequests: [],
         revocationCalls: 0,
+        /** One entry per POST /token/revocation: { token, tokenTypeHint, status }. */
+        revocations: [],
         endSessionCalls: 0,
         jwksCalls: 0,
         discoveryCalls: 0,
@@ -305,6 +308,12 @@ export async function startProvider(opts = {}) {
             if (p === '/token/revocation') op.revocationCalls += 1;
             if (p.startsWith('/session/end') && !p.includes('success')) op.endSessionCalls += 1;
             await next();
+            if (ctx.method === 'POST' && p === '/token/revocation') {
+                const rp = ctx.oidc?.params || {};
+                op.revocations.push({
+                    token: rp.token, tokenTypeHint: rp.token_type_hint, status: ctx.status,
+                });
+            }
             if (ctx.method !== 'POST' || p !== '/token') return;
             const params = ctx.oidc?.params || {};
             const grantType = params.grant_type || 'unknown';
@@ -317,6 +326,10 @@ export async function startProvider(opts = {}) {
                     : (params.client_secret ? 'client_secret_post' : 'other'),
                 hasCodeVerifier: Boolean(params.code_verifier),
                 status: ctx.status,
+                // The refresh token presented (refresh_token grant), for reuse checks.
+                refreshToken: params.refresh_token,
+                error: ctx.status === 200 ? undefined : ctx.body?.error,
+                errorDescription: ctx.status === 200 ? undefined : ctx.body?.error_description,
             });
             const body = ctx.body;
             if (ctx.status !== 200 || !body || typeof body !== 'object') return;
@@ -471,11 +484,12 @@ ${form}
     function build() {
         const provider = new Provider(issuer, configuration());
         observe(provider);
-        provider.on('backchannel.success', (c, accountId, sid) => {
+        // oidc-provider emits (ctx, client, accountId, sid) and (ctx, err, client, accountId, sid).
+        provider.on('backchannel.success', (ctx, c, accountId, sid) => {
             op.backchannelLogouts.push({ sub: accountId, sid, ok: true });
         });
-        provider.on('backchannel.error', (e, c, accountId, sid) => {
-            op.backchannelLogouts.push({ sub: accountId, sid, ok: false, error: e.message });
+        provider.on('backchannel.error', (ctx, e, c, accountId, sid) => {
+            op.backchannelLogouts.push({ sub: accountId, sid, ok: false, error: e?.message });
         });
         if (!opts.quiet) {
             for (const ev of ['server_error', 'grant.error', 'backchannel.error']) {
@@ -501,8 +515,13 @@ ${form}
         return { provider, handler };
     }
 
-    async function listen() {
-        const { provider, handler } = build();
+    let currentHandler = null;
+
+    /** (Re)build the provider unless `reuse`, and serve it on the port. */
+    async function listen(reuse = false) {
+        const { provider, handler } = reuse && currentHandler
+            ? { provider: op.provider, handler: currentHandler } : build();
+        currentHandler = handler;
         const server = https.createServer({ cert, key }, handler);
         await new Promise((resolve, reject) => {
             server.once('error', reject);
@@ -536,6 +555,38 @@ ${form}
         return op.keys[0].kid;
     };
     op.close = closeServer;
+    /**
+     * Listen again on the same port (after close(), or now): the same
+     * provider instance, so keys, grants, sessions and tokens survive, as
+     * with a provider that keeps its state in a database.
+     */
+    op.restart = async () => {
+        await closeServer();
+        await listen(true);
+    };
+    /**
+     * Revoke (destroy) every grant of `sub` that a refresh token issued so far
+     * belongs to, as an administrator revoking a user's sessions would: the
+     * next refresh with any of those tokens fails with invalid_grant. Returns
+     * how many grants were destroyed.
+     */
+    op.revokeGrants = async (sub) => {
+        const p = op.provider;
+        const grantIds = new Set();
+        for (const value of op.issued.refresh) {
+            const rt = await p.RefreshToken.find(value, { ignoreExpiration: true });
+            if (rt && rt.accountId === sub && rt.grantId) grantIds.add(rt.grantId);
+        }
+        let n = 0;
+        for (const id of grantIds) {
+            const g = await p.Grant.find(id);
+            if (g) {
+                await g.destroy();
+                n += 1;
+            }
+        }
+        return n;
+    };
     /** Every token value issued so far (for "no token leaks" checks). */
     op.allTokens = () => [...op.issued.access, ...op.issued.refresh, ...op.issued.id];
 

@@ -26,6 +26,8 @@ export const TX_COOKIE = '__Host-Http-bff-tx';
  *   bff: BFF* directives added to / overriding the defaults (null value removes one),
  *   httpd: extra Httpd options (mpm, extraServer, site, ...),
  *   allow: regexes of error-log lines this whole file may produce.
+ * provider, bff and httpd may also be functions ({ siteOrigin, sitePort,
+ * providerPort, providerIssuer }) => options, for values that name the ports.
  */
 export async function startEnv(opts = {}) {
     const pki = createPki();
@@ -33,6 +35,10 @@ export async function startEnv(opts = {}) {
     let providerPort = await freePort();
     while (providerPort === sitePort) providerPort = await freePort();
     const siteOrigin = `https://localhost:${sitePort}`;
+    // provider, bff and httpd may be functions of the ports chosen here.
+    const ports = { siteOrigin, sitePort, providerPort, providerIssuer: `https://127.0.0.1:${providerPort}` };
+    opts = Object.fromEntries(Object.entries(opts).map(([k, v]) =>
+        [k, ['provider', 'bff', 'httpd'].includes(k) && typeof v === 'function' ? v(ports) : v]));
     const clientId = 'bff-test';
     const clientSecret = crypto.randomBytes(24).toString('base64url');
     const redirectUri = `${siteOrigin}/bff/callback`;
