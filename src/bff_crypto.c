@@ -32,6 +32,9 @@ typedef struct {
     unsigned char enc[BFF_KEY_LEN];
     unsigned char mac[BFF_KEY_LEN];
     unsigned char kid[BFF_KID_LEN];
+    /* Keyed once; each store key duplicates it, which skips the HMAC key
+     * schedule and parameter parsing on the per-request path. */
+    EVP_MAC_CTX *mac_ctx;
 } bff_key_t;
 
 struct bff_keyring_t {
@@ -54,6 +57,11 @@ static apr_status_t keyring_cleanup(void *data)
 {
     bff_keyring_t *ring = data;
 
+    int i;
+
+    for (i = 0; i < ring->nkeys; ++i) {
+        EVP_MAC_CTX_free(ring->keys[i].mac_ctx);
+    }
     OPENSSL_cleanse(ring->keys, sizeof(ring->keys));
     ring->nkeys = 0;
     EVP_CIPHER_free(ring->cipher);
@@ -138,6 +146,18 @@ apr_status_t bff_crypto_keyring_add(bff_keyring_t *ring, const void *secret, apr
         if (!memcmp(ring->keys[i].kid, key.kid, BFF_KID_LEN)) {
             rv = APR_EEXIST;
             goto leave;
+        }
+    }
+    {
+        OSSL_PARAM params[2];
+        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                     unconst("SHA256"), 0);
+        params[1] = OSSL_PARAM_construct_end();
+        /* Without a keyed context store keys still work, only slower. */
+        if ((key.mac_ctx = EVP_MAC_CTX_new(ring->hmac))
+            && EVP_MAC_init(key.mac_ctx, key.mac, BFF_KEY_LEN, params) != 1) {
+            EVP_MAC_CTX_free(key.mac_ctx);
+            key.mac_ctx = NULL;
         }
     }
     ring->keys[ring->nkeys++] = key;
@@ -334,8 +354,15 @@ const char *bff_crypto_store_key(apr_pool_t *p, const bff_keyring_t *ring, int k
     }
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, unconst("SHA256"), 0);
     params[1] = OSSL_PARAM_construct_end();
-    if (!(mctx = EVP_MAC_CTX_new(ring->hmac))
-        || EVP_MAC_init(mctx, ring->keys[key_index].mac, BFF_KEY_LEN, params) != 1
+    if (ring->keys[key_index].mac_ctx) {
+        mctx = EVP_MAC_CTX_dup(ring->keys[key_index].mac_ctx);
+    }
+    else if ((mctx = EVP_MAC_CTX_new(ring->hmac))
+             && EVP_MAC_init(mctx, ring->keys[key_index].mac, BFF_KEY_LEN, params) != 1) {
+        EVP_MAC_CTX_free(mctx);
+        mctx = NULL;
+    }
+    if (!mctx
         || EVP_MAC_update(mctx, (const unsigned char *)prefix, strlen(prefix)) != 1
         || EVP_MAC_update(mctx, &sep, 1) != 1
         || EVP_MAC_update(mctx, (const unsigned char *)id, strlen(id)) != 1

@@ -197,6 +197,36 @@ static apr_status_t basic_header(apr_pool_t *p, const char *user, const char *pa
     return APR_SUCCESS;
 }
 
+/* One easy handle per thread, reset between calls: it keeps curl's cache of
+ * the parsed system CA bundle and the open TLS connection to the provider,
+ * which a fresh handle would load and handshake again on every call (about
+ * 7 ms of CPU each on a 2-core machine). Bounded: one per worker thread. */
+static __thread CURL *thread_handle;
+
+static CURL *handle_get(void)
+{
+    CURL *c = thread_handle;
+
+    thread_handle = NULL;
+    if (c) {
+        curl_easy_reset(c);
+        return c;
+    }
+    return curl_easy_init();
+}
+
+static void handle_put(CURL *c, int reusable)
+{
+    if (!c) {
+        return;
+    }
+    if (reusable && !thread_handle) {
+        thread_handle = c;
+        return;
+    }
+    curl_easy_cleanup(c);
+}
+
 static apr_status_t perform(apr_pool_t *p, const bff_http_opts_t *opts, const char *url,
                             const char *form_body, const char *basic_user,
                             const char *basic_pass, bff_http_resp_t **resp,
@@ -226,7 +256,7 @@ static apr_status_t perform(apr_pool_t *p, const bff_http_opts_t *opts, const ch
     x.max = o.max_body;
     x.ca_file = o.ca_file;
 
-    if (!(c = curl_easy_init())) {
+    if (!(c = handle_get())) {
         *err = "cannot create a curl handle";
         return APR_ENOMEM;
     }
@@ -335,7 +365,8 @@ nomem:
     *err = "out of memory building the request";
     rv = APR_ENOMEM;
 leave:
-    curl_easy_cleanup(c);
+    /* After a failure start afresh: nothing of a broken exchange is kept. */
+    handle_put(c, rv == APR_SUCCESS);
     slist_wipe_free(hdrs);
     if (x.buf) {
         /* Token responses: do not leave them in freed heap memory. */
