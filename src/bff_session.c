@@ -34,25 +34,6 @@ typedef struct {
     int required;
 } field_t;
 
-#define SF(name, kind, req) { #name, kind, offsetof(bff_session_t, name), req }
-static const field_t session_fields[] = {
-    SF(rev, F_U64, 0),
-    SF(iss, F_STR, 1),
-    SF(sub, F_STR, 1),
-    SF(sid, F_STR, 0),
-    SF(access_token, F_STR, 0),
-    SF(token_type, F_STR, 0),
-    SF(refresh_token, F_STR, 0),
-    SF(id_token, F_STR, 0),
-    SF(claims, F_OBJ, 0),
-    SF(logout_id, F_STR, 0),
-    SF(at_expires, F_INT, 0),
-    SF(at_issued, F_INT, 0),
-    SF(created, F_INT, 1),
-    SF(last_access, F_INT, 0),
-    SF(expires, F_INT, 1),
-};
-#undef SF
 
 #define TF(name, kind, req) { #name, kind, offsetof(bff_txn_t, name), req }
 static const field_t txn_fields[] = {
@@ -254,23 +235,213 @@ leave:
     return rv;
 }
 
+/* ---- session records: a flat binary layout ------------------------------
+ *
+ * Sessions are read on every relayed request, so their record is a flat
+ * little-endian layout that decodes without parsing: "bfs" + version 2,
+ * rev (u64), five times (i64), then nine strings, each a u32 length
+ * (NO_STRING for NULL) and that many bytes plus a NUL, so that decoding
+ * can point into the buffer instead of copying. Records are authenticated
+ * before they are decoded; the checks below still refuse any structure
+ * encode would not write. The claims text is taken as it is: parsing it on
+ * every request would cost more than the rest of the relay, and only encode,
+ * which checks it, writes records. */
+
+#define REC_MAGIC "bfs\x02"
+#define REC_HEAD (4 + 8 + 5 * 8)
+#define NO_STRING 0xFFFFFFFFu
+#define NSTRINGS 9
+
+static const char **session_strings(bff_session_t *s, const char **v[NSTRINGS])
+{
+    v[0] = &s->iss;
+    v[1] = &s->sub;
+    v[2] = &s->sid;
+    v[3] = &s->access_token;
+    v[4] = &s->token_type;
+    v[5] = &s->refresh_token;
+    v[6] = &s->id_token;
+    v[7] = &s->claims;
+    v[8] = &s->logout_id;
+    return v[0];
+}
+
+static void put_u64(unsigned char *b, apr_uint64_t v)
+{
+    int i;
+    for (i = 0; i < 8; ++i) {
+        b[i] = (unsigned char)(v >> (8 * i));
+    }
+}
+
+static apr_uint64_t get_u64(const unsigned char *b)
+{
+    apr_uint64_t v = 0;
+    int i;
+    for (i = 7; i >= 0; --i) {
+        v = (v << 8) | b[i];
+    }
+    return v;
+}
+
+static void put_u32(unsigned char *b, apr_uint32_t v)
+{
+    b[0] = (unsigned char)v;
+    b[1] = (unsigned char)(v >> 8);
+    b[2] = (unsigned char)(v >> 16);
+    b[3] = (unsigned char)(v >> 24);
+}
+
+static apr_uint32_t get_u32(const unsigned char *b)
+{
+    return (apr_uint32_t)b[0] | ((apr_uint32_t)b[1] << 8) | ((apr_uint32_t)b[2] << 16)
+           | ((apr_uint32_t)b[3] << 24);
+}
+
+static int claims_ok(const char *c)
+{
+    json_error_t jerr;
+    json_t *v;
+    int ok;
+
+    if (strlen(c) > BFF_SESSION_MAX_RECORD) {
+        return 0;
+    }
+    v = json_loads(c, JSON_REJECT_DUPLICATES, &jerr);
+    ok = json_is_object(v);
+    json_decref(v);
+    return ok;
+}
+
 apr_status_t bff_session_encode(apr_pool_t *p, const bff_session_t *s, char **out,
                                 apr_size_t *len)
 {
-    return encode(p, session_fields, NFIELDS(session_fields), s, out, len);
+    apr_int64_t times[5];
+    bff_session_t copy;
+    const char **v[NSTRINGS];
+    apr_size_t total = REC_HEAD, slen[NSTRINGS], pos;
+    unsigned char *b;
+    int i;
+
+    *out = NULL;
+    *len = 0;
+    /* Never write what decode would refuse to read back. */
+    if (!s || !s->iss || !s->sub || !s->created || !s->expires
+        || s->rev > (apr_uint64_t)LLONG_MAX) {
+        return APR_EINVAL;
+    }
+    times[0] = s->at_expires;
+    times[1] = s->at_issued;
+    times[2] = s->created;
+    times[3] = s->last_access;
+    times[4] = s->expires;
+    copy = *s;
+    session_strings(&copy, v);
+    for (i = 0; i < 5; ++i) {
+        if (times[i] < 0) {
+            return APR_EINVAL;
+        }
+    }
+    if (s->claims && !claims_ok(s->claims)) {
+        return APR_EINVAL;
+    }
+    for (i = 0; i < NSTRINGS; ++i) {
+        slen[i] = *v[i] ? strlen(*v[i]) : 0;
+        if (slen[i] > BFF_SESSION_MAX_STRING && i != 7) {
+            return APR_EINVAL;
+        }
+        total += 4 + (*v[i] ? slen[i] + 1 : 0);
+    }
+    if (total > BFF_SESSION_MAX_RECORD) {
+        return APR_EINVAL;
+    }
+    b = apr_palloc(p, total + 1);
+    memcpy(b, REC_MAGIC, 4);
+    put_u64(b + 4, s->rev);
+    for (i = 0; i < 5; ++i) {
+        put_u64(b + 12 + 8 * i, (apr_uint64_t)times[i]);
+    }
+    pos = REC_HEAD;
+    for (i = 0; i < NSTRINGS; ++i) {
+        put_u32(b + pos, *v[i] ? (apr_uint32_t)slen[i] : NO_STRING);
+        pos += 4;
+        if (*v[i]) {
+            memcpy(b + pos, *v[i], slen[i] + 1);
+            pos += slen[i] + 1;
+        }
+    }
+    b[total] = '\0';
+    *out = (char *)b;
+    *len = total;
+    return APR_SUCCESS;
+}
+
+/* Decode in place: the strings point into buf, which must outlive *ps. */
+static apr_status_t decode_in_place(apr_pool_t *p, const unsigned char *b, apr_size_t len,
+                                    bff_session_t **ps)
+{
+    bff_session_t *s;
+    const char **v[NSTRINGS];
+    apr_int64_t *times[5];
+    apr_size_t pos;
+    int i;
+
+    *ps = NULL;
+    if (len < REC_HEAD || len > BFF_SESSION_MAX_RECORD || memcmp(b, REC_MAGIC, 4)) {
+        return APR_EINVAL;
+    }
+    s = apr_pcalloc(p, sizeof(*s));
+    times[0] = &s->at_expires;
+    times[1] = &s->at_issued;
+    times[2] = &s->created;
+    times[3] = &s->last_access;
+    times[4] = &s->expires;
+    s->rev = get_u64(b + 4);
+    if (s->rev > (apr_uint64_t)LLONG_MAX) {
+        return APR_EINVAL;
+    }
+    for (i = 0; i < 5; ++i) {
+        apr_uint64_t t = get_u64(b + 12 + 8 * i);
+        if (t > (apr_uint64_t)LLONG_MAX) {
+            return APR_EINVAL;
+        }
+        *times[i] = (apr_int64_t)t;
+    }
+    session_strings(s, v);
+    pos = REC_HEAD;
+    for (i = 0; i < NSTRINGS; ++i) {
+        apr_uint32_t n;
+        if (len - pos < 4) {
+            return APR_EINVAL;
+        }
+        n = get_u32(b + pos);
+        pos += 4;
+        if (n == NO_STRING) {
+            continue;
+        }
+        if ((apr_size_t)n >= len - pos || (n > BFF_SESSION_MAX_STRING && i != 7)
+            || b[pos + n] != '\0' || memchr(b + pos, '\0', n)) {
+            return APR_EINVAL;
+        }
+        *v[i] = (const char *)(b + pos);
+        pos += (apr_size_t)n + 1;
+    }
+    if (pos != len || !s->iss || !s->sub || !s->created || !s->expires) {
+        return APR_EINVAL;
+    }
+    *ps = s;
+    return APR_SUCCESS;
 }
 
 apr_status_t bff_session_decode(apr_pool_t *p, const char *in, apr_size_t len,
                                 bff_session_t **ps)
 {
-    bff_session_t *s = apr_pcalloc(p, sizeof(*s));
-    apr_status_t rv;
-
     *ps = NULL;
-    if (APR_SUCCESS == (rv = decode(p, session_fields, NFIELDS(session_fields), in, len, s))) {
-        *ps = s;
+    /* Short records never reach the copy (which would read past a 0-byte input). */
+    if (!in || len < REC_HEAD) {
+        return APR_EINVAL;
     }
-    return rv;
+    return decode_in_place(p, apr_pmemdup(p, in, len), len, ps);
 }
 
 apr_status_t bff_txn_encode(apr_pool_t *p, const bff_txn_t *t, char **out, apr_size_t *len)
@@ -355,8 +526,8 @@ apr_status_t bff_session_open(apr_pool_t *p, const bff_keyring_t *ring, const ch
     if (APR_SUCCESS != rv) {
         return rv;
     }
-    rv = bff_session_decode(p, (const char *)pt, ptlen, s);
-    OPENSSL_cleanse(pt, ptlen);
+    /* The strings point into the plaintext: it lives as long as the pool. */
+    rv = decode_in_place(p, pt, ptlen, s);
     return rv == APR_SUCCESS ? APR_SUCCESS : APR_EINVAL;
 }
 

@@ -8,8 +8,10 @@
 #include "bff_crypto.h"
 
 /* A user's server-side session. Times are seconds since the epoch. Strings
- * may be NULL when absent. Serialised as compact JSON, then sealed with
- * bff_crypto_seal() using the store key as AAD. */
+ * may be NULL when absent. Serialised in a flat binary layout (read on
+ * every relayed request, so it must decode without parsing; see
+ * bff_session.c), then sealed with bff_crypto_seal() using the store key as
+ * AAD. */
 typedef struct {
     apr_uint64_t rev;            /* bumped on every write */
     const char *iss;
@@ -39,12 +41,15 @@ typedef struct {
     apr_int64_t expires;
 } bff_txn_t;
 
-/* Decoding rejects anything that is not exactly what encoding writes:
+/* Decoding rejects anything that is not exactly what encoding writes
+ * (APR_EINVAL): for a session, a wrong magic or version, a truncated or
+ * overlong record, a string without its NUL or with one inside, trailing
+ * bytes, a missing iss, sub, created or expires; for a txn (compact JSON),
  * non-object JSON, wrong field types, an unknown format version, missing
- * required fields (iss, sub, created, expires for a session; state, nonce,
- * code_verifier, return_to, binder_hash, expires for a txn). APR_EINVAL. */
-/* Limits enforced by encode and decode: each string field, and the whole
- * JSON record (claims included). */
+ * required fields (state, nonce, code_verifier, return_to, binder_hash,
+ * expires). Encoding a session refuses claims that are not a JSON object.
+ * Limits enforced by encode and decode: each string field (claims may be
+ * longer), and the whole record. */
 #define BFF_SESSION_MAX_STRING (64 * 1024)
 #define BFF_SESSION_MAX_RECORD (256 * 1024)
 
