@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <apr_atomic.h>
 #include <apr_strings.h>
 
 #include <openssl/core_names.h>
@@ -38,6 +39,7 @@ typedef struct {
 } bff_key_t;
 
 struct bff_keyring_t {
+    apr_uint32_t id;            /* unique per process, never reused */
     int nkeys;
     bff_key_t keys[BFF_CRYPTO_MAX_KEYS];
     /* Fetched once: fetching per call costs a provider lookup, and both
@@ -71,12 +73,15 @@ static apr_status_t keyring_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+static apr_uint32_t keyring_ids;
+
 apr_status_t bff_crypto_keyring_create(apr_pool_t *p, bff_keyring_t **pring)
 {
     bff_keyring_t *ring;
 
     *pring = NULL;
     ring = apr_pcalloc(p, sizeof(*ring));
+    ring->id = apr_atomic_inc32(&keyring_ids) + 1;
     apr_pool_cleanup_register(p, ring, keyring_cleanup, apr_pool_cleanup_null);
     ring->cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
     ring->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
@@ -274,6 +279,11 @@ static const bff_key_t *find_key(const bff_keyring_t *ring, const unsigned char 
     return NULL;
 }
 
+/* Opening happens on every request: each thread keeps its decryption
+ * context, so OpenSSL re-keys it instead of building a new one per call.
+ * Initialisation sets key and IV every time; nothing carries over. */
+static __thread EVP_CIPHER_CTX *open_ctx;
+
 apr_status_t bff_crypto_open(apr_pool_t *p, const bff_keyring_t *ring,
                              const void *aad, apr_size_t aadlen,
                              const unsigned char *in, apr_size_t inlen,
@@ -307,7 +317,10 @@ apr_status_t bff_crypto_open(apr_pool_t *p, const bff_keyring_t *ring,
     ctlen = inlen - BFF_CRYPTO_OVERHEAD;
     tag = ct + ctlen;
     buf = apr_palloc(p, ctlen + 1);
-    if (!(ctx = EVP_CIPHER_CTX_new())
+    if (!open_ctx) {
+        open_ctx = EVP_CIPHER_CTX_new();
+    }
+    if (!(ctx = open_ctx)
         || EVP_DecryptInit_ex2(ctx, ring->cipher, key->enc, iv, NULL) != 1
         || !gcm_aad(ctx, 0, in, aad, aadlen)) {
         goto leave;
@@ -335,14 +348,46 @@ leave:
         /* Unauthenticated plaintext never leaves this function. */
         OPENSSL_cleanse(buf, ctlen + 1);
     }
-    EVP_CIPHER_CTX_free(ctx);
+    if (rv != APR_SUCCESS && ctx) {
+        /* Start clean after a failure. */
+        EVP_CIPHER_CTX_free(ctx);
+        open_ctx = NULL;
+    }
     return rv;
+}
+
+/* Store keys are computed on every request: each thread keeps one keyed
+ * HMAC context and re-initialises it (which reuses the key schedule)
+ * instead of allocating a context per call. Keyed by the ring's unique id,
+ * so a ring freed and another allocated at the same address never match. */
+static __thread struct {
+    apr_uint32_t ring_id;
+    int key_index;
+    EVP_MAC_CTX *ctx;
+} mac_cache;
+
+static EVP_MAC_CTX *thread_mac(const bff_keyring_t *ring, int key_index)
+{
+    if (mac_cache.ctx && mac_cache.ring_id == ring->id && mac_cache.key_index == key_index) {
+        if (EVP_MAC_init(mac_cache.ctx, NULL, 0, NULL) == 1) {
+            return mac_cache.ctx;
+        }
+    }
+    EVP_MAC_CTX_free(mac_cache.ctx);
+    mac_cache.ctx = NULL;
+    if (!ring->keys[key_index].mac_ctx
+        || !(mac_cache.ctx = EVP_MAC_CTX_dup(ring->keys[key_index].mac_ctx))) {
+        return NULL;
+    }
+    mac_cache.ring_id = ring->id;
+    mac_cache.key_index = key_index;
+    return mac_cache.ctx;
 }
 
 const char *bff_crypto_store_key(apr_pool_t *p, const bff_keyring_t *ring, int key_index,
                                  const char *prefix, const char *id)
 {
-    EVP_MAC_CTX *mctx = NULL;
+    EVP_MAC_CTX *mctx = NULL, *cached = NULL;
     OSSL_PARAM params[2];
     unsigned char mac[BFF_HMAC_LEN];
     size_t mlen = 0;
@@ -354,8 +399,8 @@ const char *bff_crypto_store_key(apr_pool_t *p, const bff_keyring_t *ring, int k
     }
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, unconst("SHA256"), 0);
     params[1] = OSSL_PARAM_construct_end();
-    if (ring->keys[key_index].mac_ctx) {
-        mctx = EVP_MAC_CTX_dup(ring->keys[key_index].mac_ctx);
+    if ((cached = thread_mac(ring, key_index))) {
+        mctx = cached;
     }
     else if ((mctx = EVP_MAC_CTX_new(ring->hmac))
              && EVP_MAC_init(mctx, ring->keys[key_index].mac, BFF_KEY_LEN, params) != 1) {
@@ -374,7 +419,9 @@ const char *bff_crypto_store_key(apr_pool_t *p, const bff_keyring_t *ring, int k
         res = apr_pstrcat(p, prefix, hex, NULL);
     }
 leave:
-    EVP_MAC_CTX_free(mctx);
+    if (mctx != cached) {
+        EVP_MAC_CTX_free(mctx);
+    }
     OPENSSL_cleanse(mac, sizeof(mac));
     return res;
 }
