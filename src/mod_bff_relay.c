@@ -111,7 +111,9 @@ static void fail_mark(request_rec *r, bff_srv_conf_t *sc, const char *key, int s
 {
     const char *v = apr_itoa(r->pool, status);
 
-    bff_store_set(sc->store, r->pool, fail_key(r, key), (const unsigned char *)v, strlen(v),
+    /* add, not set: later failures must not stretch the window, or several
+     * processes failing in turn would keep a recovered provider unused. */
+    bff_store_add(sc->store, r->pool, fail_key(r, key), (const unsigned char *)v, strlen(v),
                   bff_util_now() + REFRESH_FAIL_TTL);
 }
 
@@ -214,7 +216,10 @@ static int refresh_locked(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t 
     }
     if (APR_SUCCESS != (rv = bff_provider_get(sc->provider, r, &pv))) {
         status = rv == APR_TIMEUP ? HTTP_GATEWAY_TIME_OUT : HTTP_BAD_GATEWAY;
-        fail_mark(r, sc, rs->key, status);
+        if (rv != APR_EAGAIN) {
+            /* EAGAIN: this child's own back-off after a failed fetch, not news. */
+            fail_mark(r, sc, rs->key, status);
+        }
         return now < fresh->at_expires ? OK : status;
     }
     if (now >= fresh->at_expires && (status = fail_status(r, sc, rs->key))) {
