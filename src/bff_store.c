@@ -23,9 +23,9 @@ static int host_char_ok(char c, int bracketed)
     return c == '_';
 }
 
-/* host:port, host a name or IPv4 address, or [IPv6]; port 1-65535. */
-static apr_status_t server_check(apr_pool_t *p, const char *s, apr_size_t len,
-                                 const char **err)
+apr_status_t bff_store_server_parse(apr_pool_t *p, const char *s, apr_size_t len,
+                                   const char **host, apr_port_t *pport, int *ipv6,
+                                   const char **err)
 {
     const char *colon = NULL, *h, *hend;
     apr_size_t i;
@@ -79,6 +79,16 @@ static apr_status_t server_check(apr_pool_t *p, const char *s, apr_size_t len,
                             apr_pstrmemdup(p, s, len));
         return APR_EINVAL;
     }
+    if (host) {
+        *host = bracketed ? apr_pstrmemdup(p, s + 1, (apr_size_t)(colon - s) - 2)
+                          : apr_pstrmemdup(p, s, (apr_size_t)(colon - s));
+    }
+    if (pport) {
+        *pport = (apr_port_t)port;
+    }
+    if (ipv6) {
+        *ipv6 = bracketed;
+    }
     return APR_SUCCESS;
 }
 
@@ -100,7 +110,7 @@ static apr_status_t servers_parse(apr_pool_t *p, const char *list, bff_store_spe
             *err = "memcache: empty server in list: " SPEC_EXPECTED;
             return APR_EINVAL;
         }
-        if (APR_SUCCESS != (rv = server_check(p, s, len, err))) {
+        if (APR_SUCCESS != (rv = bff_store_server_parse(p, s, len, NULL, NULL, NULL, err))) {
             return rv;
         }
         if (!comma) {

@@ -4,6 +4,7 @@
 
 #include <apr_pools.h>
 #include <apr_errno.h>
+#include <apr_network_io.h>
 
 /* A session store is a table of functions, one implementation per backend
  * (shm now, memcache next). Keys are short printable strings (see
@@ -46,6 +47,13 @@ typedef struct {
 
 /* Default shm size: room for at least 10,000 sessions of 8 KB. */
 #define BFF_STORE_SHM_DEFAULT_SIZE ((apr_size_t)100 * 1024 * 1024)
+
+/* One "host:port" of a memcache list (len bytes at s): host a name, an IPv4
+ * address or [IPv6], port 1-65535. Outputs (each may be NULL): the host
+ * without brackets, the port, whether it was an IPv6 literal. */
+apr_status_t bff_store_server_parse(apr_pool_t *p, const char *s, apr_size_t len,
+                                   const char **host, apr_port_t *port, int *ipv6,
+                                   const char **err);
 
 /* "shm", "shm:64M", "memcache:h:p[,h:p...]". *err explains a refusal. */
 apr_status_t bff_store_spec_parse(apr_pool_t *p, const char *arg, bff_store_spec_t *spec,

@@ -614,49 +614,19 @@ int bff_store_memcache_server_index(bff_store_t *st, const char *key)
 static apr_status_t addr_parse(apr_pool_t *p, const char *s, apr_size_t len, mc_addr_t *a,
                                const char **err)
 {
-    const char *colon = NULL, *h;
-    apr_size_t i, hlen;
-    unsigned long port = 0;
+    apr_status_t rv;
+    int ipv6 = 0;
 
-    for (i = len; i > 0; i--) {
-        if (s[i - 1] == ':') {
-            colon = s + i - 1;
-            break;
-        }
+    if (APR_SUCCESS != (rv = bff_store_server_parse(p, s, len, &a->host, &a->port, &ipv6,
+                                                    err))) {
+        return rv;
     }
-    hlen = colon ? (apr_size_t)(colon - s) : 0;
-    if (!colon || hlen == 0 || hlen > HOST_MAX) {
-        *err = apr_psprintf(p, "memcache server '%s': expected host:port",
-                            apr_pstrmemdup(p, s, len));
-        return APR_EINVAL;
-    }
-    if (s[0] == '[') {
+    if (ipv6) {
         *err = apr_psprintf(p, "memcache server '%s': IPv6 addresses are not supported "
                             "(apr-util 1.6 connects to memcached over IPv4 only)",
                             apr_pstrmemdup(p, s, len));
         return APR_EINVAL;
     }
-    for (h = s; h < colon; h++) {
-        if (!apr_isalnum((unsigned char)*h) && *h != '.' && *h != '-' && *h != '_') {
-            *err = apr_psprintf(p, "memcache server '%s': invalid character in host name",
-                                apr_pstrmemdup(p, s, len));
-            return APR_EINVAL;
-        }
-    }
-    for (h = colon + 1; h < s + len; h++) {
-        if (!apr_isdigit((unsigned char)*h) || port > 65535) {
-            port = 0;
-            break;
-        }
-        port = port * 10 + (unsigned long)(*h - '0');
-    }
-    if (h == colon + 1 || port < 1 || port > 65535) {
-        *err = apr_psprintf(p, "memcache server '%s': expected a port from 1 to 65535",
-                            apr_pstrmemdup(p, s, len));
-        return APR_EINVAL;
-    }
-    a->host = apr_pstrmemdup(p, s, hlen);
-    a->port = (apr_port_t)port;
     a->name = apr_pstrmemdup(p, s, len);
     return APR_SUCCESS;
 }
