@@ -42,7 +42,7 @@ const CFG = {
     refreshTTL: 10,
     burst: num('BENCH_BURST', 20),
     scaleSteps: (env.BENCH_SCALE_STEPS || (QUICK ? '1,100,2000' : '1,1000,100000')).split(',').map(Number),
-    fillSeconds: num('BENCH_FILL_SECONDS', QUICK ? 20 : 300),
+    fillSeconds: num('BENCH_FILL_SECONDS', QUICK ? 20 : 480),
     fillWorkers: num('BENCH_FILL_WORKERS', 8),
     scaleStore: env.BENCH_SCALE_STORE || 'shm:1536M',
     scaleSeconds: num('BENCH_SCALE_SECONDS', QUICK ? 3 : 10),
@@ -54,6 +54,11 @@ const CFG = {
 };
 
 const HEADERS = { 'X-CSRF': '1', Accept: 'application/json' };
+
+/** What wrk sends to a variant: its session cookie, and plain's bearer token. */
+function wrkHeaders(v) {
+    return { ...HEADERS, ...v.extraHeaders, Cookie: `${v.cookieName}=${v.cookie}` };
+}
 
 function log(...a) {
     console.log(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
@@ -89,7 +94,7 @@ async function relayedGet(ca, v, cookie, agent) {
     const t0 = performance.now();
     try {
         const r = await c.get(v.httpd.url(API_PATH), {
-            cookie: `${v.cookieName}=${cookie}`, headers: HEADERS, store: false,
+            cookie: `${v.cookieName}=${cookie}`, headers: { ...HEADERS, ...v.extraHeaders }, store: false,
         });
         return { status: r.status, ms: performance.now() - t0, body: r.body };
     } finally {
@@ -247,7 +252,7 @@ async function benchmark(baseDir, results, cleanups, fail) {
     }
     log('one login per variant done, relay checked');
 
-    if (CFG.phases.has('throughput')) await throughput(variants, results, fail, upstreamPort);
+    if (CFG.phases.has('throughput')) await throughput(variants, results, fail, upstreamPort, { upstream, memcached });
     if (CFG.phases.has('logins')) await loginRates(modVariants, results, pki);
     if (CFG.phases.has('refresh')) await refreshPath(modVariants, results, pki, provider, ttl, fail);
     for (const v of variants) {
@@ -265,15 +270,17 @@ async function benchmark(baseDir, results, cleanups, fail) {
 // ---------------------------------------------------------------------------
 // Relayed requests/s: wrk, interleaved round robin across variants.
 
-async function measuredRun(v, conns, seconds, upstreamPort, { script, env: scriptEnv } = {}) {
+async function measuredRun(v, conns, seconds, upstreamPort, { script, env: scriptEnv, parts } = {}) {
     // Requests of an earlier wrk that were in flight when it stopped land now.
     await sleep(300);
     const before = await upstreamAccesses(upstreamPort);
+    const cpu0 = parts ? cpuSample(parts) : null;
     const r = await wrk(v.httpd.url(API_PATH), {
         connections: conns, threads: CFG.threads, seconds,
-        headers: script ? HEADERS : { ...HEADERS, Cookie: `${v.cookieName}=${v.cookie}` },
+        headers: script ? HEADERS : wrkHeaders(v),
         script, env: scriptEnv,
     });
+    if (cpu0) r.cpu = cpuPerRequest(cpu0, cpuSample(parts), r.requests);
     // The scoreboard counts a request after its response went out: let the last ones land.
     await sleep(300);
     const after = await upstreamAccesses(upstreamPort);
@@ -285,12 +292,53 @@ async function measuredRun(v, conns, seconds, upstreamPort, { script, env: scrip
     return r;
 }
 
-async function throughput(variants, results, fail, upstreamPort) {
+// CPU time per relayed request, by part: where a variant's overhead goes.
+// Read from /proc (utime + stime of each process; the machine's busy time
+// from /proc/stat, which also counts wrk and the kernel's network work).
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+function procTicks(pid) {
+    try {
+        const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        return Number(f[11]) + Number(f[12]);
+    } catch { return 0; }
+}
+
+function machineBusyTicks() {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal: all but idle and iowait.
+    return f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] || 0);
+}
+
+/** parts: { name: () => [pids] }. */
+function cpuSample(parts) {
+    const out = { machine: machineBusyTicks() };
+    for (const [name, pidsOf] of Object.entries(parts)) {
+        out[name] = pidsOf().reduce((a, pid) => a + procTicks(pid), 0);
+    }
+    return out;
+}
+
+function cpuPerRequest(a, b, requests) {
+    const out = {};
+    for (const k of Object.keys(a)) out[k] = requests ? ((b[k] - a[k]) / CLK_TCK) * 1e6 / requests : null;
+    return out;
+}
+
+function cpuParts(v, ctx) {
+    const parts = { front: () => v.httpd.pids(), upstream: () => ctx.upstream.pids() };
+    const mc = v.key === 'bff-memcache' ? ctx.memcached.bff : v.key === 'openidc-memcache' ? ctx.memcached.openidc : null;
+    if (mc) parts.memcached = () => [mc.pid];
+    return parts;
+}
+
+async function throughput(variants, results, fail, upstreamPort, ctxParts) {
     log(`throughput: warm-up ${CFG.warmupSeconds}s per variant`);
     for (const v of variants) {
         await wrk(v.httpd.url(API_PATH), {
             connections: 64, threads: CFG.threads, seconds: CFG.warmupSeconds,
-            headers: { ...HEADERS, Cookie: `${v.cookieName}=${v.cookie}` },
+            headers: wrkHeaders(v),
         });
     }
     for (let rep = 0; rep < CFG.repeats; rep += 1) {
@@ -298,9 +346,9 @@ async function throughput(variants, results, fail, upstreamPort) {
             // Round robin, a different first variant each repeat.
             const order = variants.map((_, i) => variants[(i + rep) % variants.length]);
             for (const v of order) {
-                const r = await measuredRun(v, conns, CFG.seconds, upstreamPort);
+                const r = await measuredRun(v, conns, CFG.seconds, upstreamPort, { parts: cpuParts(v, ctxParts) });
                 const run = {
-                    variant: v.key, conns, rep, rps: r.rps, requests: r.requests, p50: r.p50, p99: r.p99,
+                    variant: v.key, conns, rep, rps: r.rps, requests: r.requests, p50: r.p50, p99: r.p99, cpu: r.cpu,
                     non2xx: r.non2xx, socketErrors: r.socketErrors, upstream: r.upstream, upstreamOk: r.upstreamOk,
                 };
                 results.runs.push(run);
@@ -531,7 +579,9 @@ async function callgrindOne(ctx, results, pki, port, def, fail) {
             : await freshLogin(def.kind, pki.ca, httpd.origin);
         alive('after the login');
         const curlBase = ['-s', '--cacert', pki.caFile, '-H', 'X-CSRF: 1', '-H', 'Accept: application/json',
-            '-H', `Cookie: ${def.cookieName}=${v.cookie}`, '-o', '/dev/null', '-w', '%{http_code}\\n'];
+            '-H', `Cookie: ${def.cookieName}=${v.cookie}`,
+            ...Object.entries(def.extraHeaders || {}).flatMap(([k, val]) => ['-H', `${k}: ${val}`]),
+            '-o', '/dev/null', '-w', '%{http_code}\\n'];
         const n = CFG.callgrindRequests;
         const urlCfg = (k) => Array.from({ length: k }, () => `url = "${httpd.url(API_PATH)}"`).join('\n');
         const codesOf = (r) => {

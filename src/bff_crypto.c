@@ -280,9 +280,43 @@ static const bff_key_t *find_key(const bff_keyring_t *ring, const unsigned char 
 }
 
 /* Opening happens on every request: each thread keeps its decryption
- * context, so OpenSSL re-keys it instead of building a new one per call.
- * Initialisation sets key and IV every time; nothing carries over. */
-static __thread EVP_CIPHER_CTX *open_ctx;
+ * context keyed with the last key it used, so most opens only set the IV
+ * (OpenSSL's GCM key schedule and table set-up cost more than decrypting a
+ * session record). Keyed by the ring's unique id and the key's index, so a
+ * ring freed and another allocated at the same address never match. */
+static __thread struct {
+    apr_uint32_t ring_id;
+    int key_index;
+    EVP_CIPHER_CTX *ctx;
+} open_cache;
+
+static EVP_CIPHER_CTX *thread_open_ctx(const bff_keyring_t *ring, int idx,
+                                       const unsigned char *iv)
+{
+    EVP_CIPHER_CTX *ctx = open_cache.ctx;
+
+    if (ctx && open_cache.ring_id == ring->id && open_cache.key_index == idx) {
+        return EVP_DecryptInit_ex2(ctx, NULL, NULL, iv, NULL) == 1 ? ctx : NULL;
+    }
+    if (!ctx && !(ctx = open_cache.ctx = EVP_CIPHER_CTX_new())) {
+        return NULL;
+    }
+    open_cache.ring_id = 0;
+    if (EVP_DecryptInit_ex2(ctx, ring->cipher, ring->keys[idx].enc, iv, NULL) != 1) {
+        return NULL;
+    }
+    open_cache.ring_id = ring->id;
+    open_cache.key_index = idx;
+    return ctx;
+}
+
+static void thread_open_reset(void)
+{
+    /* Start clean after a failure. */
+    EVP_CIPHER_CTX_free(open_cache.ctx);
+    open_cache.ctx = NULL;
+    open_cache.ring_id = 0;
+}
 
 apr_status_t bff_crypto_open(apr_pool_t *p, const bff_keyring_t *ring,
                              const void *aad, apr_size_t aadlen,
@@ -317,12 +351,7 @@ apr_status_t bff_crypto_open(apr_pool_t *p, const bff_keyring_t *ring,
     ctlen = inlen - BFF_CRYPTO_OVERHEAD;
     tag = ct + ctlen;
     buf = apr_palloc(p, ctlen + 1);
-    if (!open_ctx) {
-        open_ctx = EVP_CIPHER_CTX_new();
-    }
-    if (!(ctx = open_ctx)
-        || EVP_DecryptInit_ex2(ctx, ring->cipher, key->enc, iv, NULL) != 1
-        || !gcm_aad(ctx, 0, in, aad, aadlen)) {
+    if (!(ctx = thread_open_ctx(ring, idx, iv)) || !gcm_aad(ctx, 0, in, aad, aadlen)) {
         goto leave;
     }
     n = 0;
@@ -348,10 +377,8 @@ leave:
         /* Unauthenticated plaintext never leaves this function. */
         OPENSSL_cleanse(buf, ctlen + 1);
     }
-    if (rv != APR_SUCCESS && ctx) {
-        /* Start clean after a failure. */
-        EVP_CIPHER_CTX_free(ctx);
-        open_ctx = NULL;
+    if (rv != APR_SUCCESS) {
+        thread_open_reset();
     }
     return rv;
 }

@@ -1,12 +1,17 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 #include <stdint.h>
+#include <errno.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <apr_atomic.h>
 #include <apr_lib.h>
 #include <apr_memcache.h>
 #include <apr_network_io.h>
+#include <apr_portable.h>
 #include <apr_reslist.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
@@ -27,7 +32,8 @@
  *   never answers (SIGSTOP'd, overloaded). There is no API for a timeout.
  *   We keep apr_memcache's list as a "factory" and give apr_memcache our own
  *   list (ms->conns is public) whose constructor takes a connection from the
- *   factory and sets op_timeout on its socket, reached through the private
+ *   factory and sets op_timeout on its socket (as kernel timeouts on the
+ *   blocking socket, see sock_timeouts()), reached through the private
  *   connection layout of apr-util 1.6 (checked for every connection).
  * - Dead servers: on a network error apr_memcache marks the server dead and
  *   its default server selection then sends the key to the NEXT server (a
@@ -91,7 +97,7 @@ typedef struct {
 
 typedef struct {
     mc_ctx_t *c;
-    pid_t pid;
+    unsigned long process;      /* process_id() of the process that made it */
     apr_memcache_t *mc;
     mc_server_t *servers;
 } mc_proc_t;
@@ -167,6 +173,29 @@ static apr_status_t unavailable(apr_status_t rv)
 
 /* ---- connections ---- */
 
+/* A blocking socket with kernel timeouts rather than APR's (non-blocking
+ * plus poll): a reply then costs one read instead of a read that finds
+ * nothing yet, a poll and a second read, on every store operation. A read
+ * or write that times out fails with EAGAIN, which is handled as a timeout. */
+static apr_status_t sock_timeouts(apr_socket_t *sock, apr_interval_time_t t)
+{
+    struct timeval tv;
+    apr_os_sock_t fd;
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = apr_socket_timeout_set(sock, -1))
+        || APR_SUCCESS != (rv = apr_os_sock_get(&fd, sock))) {
+        return rv;
+    }
+    tv.tv_sec = (time_t)(t / APR_USEC_PER_SEC);
+    tv.tv_usec = (suseconds_t)(t % APR_USEC_PER_SEC);
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0
+        || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0) {
+        return APR_FROM_OS_ERROR(errno);
+    }
+    return APR_SUCCESS;
+}
+
 static apr_status_t conn_bound(mc_server_t *s, void *conn)
 {
     const mc_conn_view_t *v = conn;
@@ -182,7 +211,7 @@ static apr_status_t conn_bound(mc_server_t *s, void *conn)
         }
         return APR_EGENERAL;
     }
-    return apr_socket_timeout_set(v->sock, s->c->o.op_timeout);
+    return sock_timeouts(v->sock, s->c->o.op_timeout);
 }
 
 static apr_status_t conn_make(void **res, void *params, apr_pool_t *pool)
@@ -361,6 +390,27 @@ static apr_status_t server_make(mc_proc_t *pr, mc_server_t *s, const mc_addr_t *
     return apr_memcache_add_server(pr->mc, s->ms);
 }
 
+/* Which process this is, without a getpid() system call on every store
+ * operation: a counter bumped in every child a fork makes. */
+static unsigned long forks;
+static pthread_once_t forks_once = PTHREAD_ONCE_INIT;
+
+static void forked(void)
+{
+    ++forks;
+}
+
+static void forks_watch(void)
+{
+    (void)pthread_atfork(NULL, NULL, forked);
+}
+
+static unsigned long process_id(void)
+{
+    pthread_once(&forks_once, forks_watch);
+    return __atomic_load_n(&forks, __ATOMIC_RELAXED) + 1;
+}
+
 static apr_status_t proc_cleanup(void *data)
 {
     mc_proc_t *pr = data;
@@ -385,7 +435,7 @@ static apr_status_t proc_make(mc_ctx_t *c, apr_pool_t *parent, mc_proc_t **out)
     apr_pool_tag(pool, "bff_store_memcache");
     pr = apr_pcalloc(pool, sizeof(*pr));
     pr->c = c;
-    pr->pid = getpid();
+    pr->process = process_id();
     if (APR_SUCCESS != (rv = apr_memcache_create(pool, (apr_uint16_t)c->naddrs, 0, &pr->mc))) {
         goto fail;
     }
@@ -414,7 +464,7 @@ static apr_status_t proc_install(mc_ctx_t *c, apr_pool_t *parent, int force, mc_
 
     apr_thread_mutex_lock(c->init_lock);
     pr = c->proc;
-    if (force || !pr || pr->pid != getpid()) {
+    if (force || !pr || pr->process != process_id()) {
         if (APR_SUCCESS == (rv = proc_make(c, parent, &pr))) {
             __atomic_store_n(&c->proc, pr, __ATOMIC_RELEASE);
         }
@@ -430,7 +480,7 @@ static apr_status_t proc_get(mc_ctx_t *c, mc_proc_t **out)
 {
     mc_proc_t *pr = __atomic_load_n(&c->proc, __ATOMIC_ACQUIRE);
 
-    if (pr && pr->pid == getpid()) {
+    if (pr && pr->process == process_id()) {
         *out = pr;
         return APR_SUCCESS;
     }

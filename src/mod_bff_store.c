@@ -6,6 +6,7 @@
 #include <http_log.h>
 #include <ap_mpm.h>
 #include <util_mutex.h>
+#include <unixd.h>
 
 #include "mod_bff.h"
 #include "mod_bff_store.h"
@@ -48,6 +49,51 @@ static retained_stores_t *retained_stores(void)
     return rs;
 }
 
+/* Does a Mutex directive anywhere in the configuration name this type? */
+static int mutex_named(apr_pool_t *p, const ap_directive_t *d, const char *type)
+{
+    for (; d; d = d->next) {
+        if (!strcasecmp(d->directive, "Mutex") && d->args) {
+            const char *args = d->args, *w;
+            (void)ap_getword_conf(p, &args);   /* the mechanism */
+            while (*(w = ap_getword_conf(p, &args))) {
+                if (!strcasecmp(w, type)) {
+                    return 1;
+                }
+            }
+        }
+        if (d->first_child && mutex_named(p, d->first_child, type)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Debian's stock apache2.conf says "Mutex file:${APACHE_LOCK_DIR} default",
+ * which would make the store lock an fcntl() lock: two system calls and the
+ * kernel's lock table on every store operation, a few percent of a relayed
+ * request. The store holds its lock for microseconds and never across I/O,
+ * so unless a Mutex directive names bff-shm itself it takes APR's default
+ * mechanism (process-shared pthread mutex on Linux) rather than the
+ * server-wide default. */
+static apr_status_t store_mutex_create(server_rec *s, apr_pool_t *pp, apr_global_mutex_t **m)
+{
+    apr_status_t rv;
+
+    if (mutex_named(pp, ap_conftree, BFF_MUTEX_TYPE)) {
+        return ap_global_mutex_create(m, NULL, BFF_MUTEX_TYPE, NULL, s, pp, 0);
+    }
+    if (APR_SUCCESS != (rv = apr_global_mutex_create(m, NULL, APR_LOCK_DEFAULT, pp))) {
+        return rv;
+    }
+    /* Needed where the default is a SysV semaphore: children run as User. */
+    if (APR_SUCCESS != (rv = ap_unixd_set_global_mutex_perms(*m))) {
+        apr_global_mutex_destroy(*m);
+        return rv;
+    }
+    return APR_SUCCESS;
+}
+
 static apr_status_t shm_store_get(server_rec *s, const bff_store_spec_t *spec,
                                   bff_store_t **st)
 {
@@ -64,7 +110,7 @@ static apr_status_t shm_store_get(server_rec *s, const bff_store_spec_t *spec,
             return APR_SUCCESS;
         }
     }
-    rv = ap_global_mutex_create(&mutex, NULL, BFF_MUTEX_TYPE, NULL, s, pp, 0);
+    rv = store_mutex_create(s, pp, &mutex);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "BFF00401: cannot create the session "
                      "store mutex; check the Mutex directive for " BFF_MUTEX_TYPE);
@@ -83,7 +129,8 @@ static apr_status_t shm_store_get(server_rec *s, const bff_store_spec_t *spec,
     e->next = rs->stores;
     rs->stores = e;
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "BFF00403: shared-memory session store of "
-                 "%" APR_SIZE_T_FMT " bytes created", spec->shm_size);
+                 "%" APR_SIZE_T_FMT " bytes created (lock: %s)", spec->shm_size,
+                 apr_global_mutex_name(mutex));
     return APR_SUCCESS;
 }
 

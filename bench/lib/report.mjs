@@ -37,10 +37,22 @@ export function summarise(results) {
                 variant: k, conns: c, rps: median(runs.map((r) => r.rps)), ratio: median(ratios),
                 p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)),
                 non2xx: runs.reduce((a, r) => a + r.non2xx, 0), n: runs.length,
+                cpu: cpuMedians(runs),
             });
         }
     }
     return rows;
+}
+
+function cpuMedians(runs) {
+    const withCpu = runs.filter((r) => r.cpu);
+    if (!withCpu.length) return null;
+    const out = {};
+    for (const k of ['front', 'upstream', 'memcached', 'machine']) {
+        const xs = withCpu.map((r) => r.cpu[k]).filter((x) => typeof x === 'number');
+        out[k] = xs.length ? median(xs) : null;
+    }
+    return out;
 }
 
 /** Target checks: [{ what, ok, detail }]. */
@@ -118,6 +130,24 @@ export function render(results) {
             'of the same round).', '');
         L.push(table(['variant', 'connections', 'req/s', 'ratio to mod_proxy', 'p50 ms', 'p99 ms', 'non-2xx'],
             rows.map((r) => [r.variant, r.conns, f0(r.rps), f3(r.ratio), f2(r.p50), f2(r.p99), r.non2xx])));
+        L.push('');
+    }
+    if (rows.some((r) => r.cpu)) {
+        L.push('## CPU time per relayed request', '');
+        L.push('Microseconds of CPU per request that wrk counted, median over the repeats, read from /proc: ' +
+            'the front httpd (all its processes), the upstream httpd, the variant\'s memcached, and the whole ' +
+            'machine (also wrk and the kernel\'s loopback networking). The last column is the machine\'s extra ' +
+            'CPU per request over plain mod_proxy at the same connection count: the overhead the ratio reflects. ' +
+            'With 2 cores shared by everything, ratio ≈ plain machine µs ÷ variant machine µs. The clock ticks ' +
+            'are 10 ms, so each figure is ±1-2 %.', '');
+        const plainCpu = (c) => rows.find((x) => x.variant === 'plain' && x.conns === c)?.cpu;
+        L.push(table(['variant', 'connections', 'front httpd µs', 'upstream µs', 'memcached µs', 'machine µs',
+            'machine µs over plain'],
+        rows.filter((r) => r.cpu).map((r) => {
+            const p = plainCpu(r.conns);
+            return [r.variant, r.conns, f1(r.cpu.front), f1(r.cpu.upstream), r.cpu.memcached === null ? '–'
+                : f1(r.cpu.memcached), f1(r.cpu.machine), p && r.variant !== 'plain' ? f1(r.cpu.machine - p.machine) : '–'];
+        })));
         L.push('');
     }
     if (tg.length) {

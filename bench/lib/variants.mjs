@@ -11,6 +11,8 @@ import { Httpd, OPENIDC_MODULE, q } from './servers.mjs';
 
 export const BFF_COOKIE = '__Host-Http-bff';
 export const OIDC_COOKIE = 'mod_auth_openidc_session';
+/* Same length as BFF_COOKIE, matched by neither module nor the upstream's check. */
+export const PLAIN_COOKIE = '__Host-Http-pln';
 export const API_PATH = '/api/data.json';
 
 const DATA_JSON = '{"ok":true,"items":[{"id":1,"name":"one"},{"id":2,"name":"two"}]}\n';
@@ -18,8 +20,8 @@ const INDEX_HTML = '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"
     '<body><p>signed in</p></body></html>\n';
 
 /**
- * The upstream API: plain http, a tiny static JSON file under /api/ and
- * /open/. /api/ answers 403 unless the request carries a bearer token and
+ * The upstream API: plain http, a tiny static JSON file under /api/. It
+ * answers 403 unless the request carries a bearer token and
  * none of the modules' session cookies, so a relay that lost its token or
  * leaked its cookie shows up as non-2xx in wrk. Enough threads never to be
  * the bottleneck; mod_status counts the requests it served.
@@ -34,7 +36,7 @@ export function upstreamHttpd(dir, port) {
         mpm: ['StartServers 2', 'ServerLimit 2', 'ThreadLimit 128', 'ThreadsPerChild 128',
             'MaxRequestWorkers 256', 'MinSpareThreads 128', 'MaxSpareThreads 256',
             'MaxConnectionsPerChild 0'],
-        files: { 'api/data.json': DATA_JSON, 'open/data.json': DATA_JSON },
+        files: { 'api/data.json': DATA_JSON },
         body: [
             'ExtendedStatus On',
             '<Location /server-status>',
@@ -154,8 +156,13 @@ export function variantDefs(ctx) {
 
     return [
         {
-            key: 'plain', label: 'mod_proxy, no auth', kind: 'plain', cookieName: BFF_COOKIE,
-            make: (port) => new Httpd({ ...base('plain', port), body: proxyLocation(upstreamPort, '/open/') }),
+            // The ceiling proxies the very request the modules produce: wrk sends
+            // a bearer token of an access token's length and a cookie of the
+            // session cookie's size under another name, and the upstream runs
+            // the same checks on it (they cost CPU on the shared cores too).
+            key: 'plain', label: 'mod_proxy, no auth', kind: 'plain', cookieName: PLAIN_COOKIE,
+            extraHeaders: { Authorization: `Bearer ${crypto.randomBytes(32).toString('base64url')}` },
+            make: (port) => new Httpd({ ...base('plain', port), body: proxyLocation(upstreamPort, '/api/') }),
         },
         { key: 'bff-shm', label: 'mod_bff, shm', kind: 'bff', cookieName: BFF_COOKIE, make: bff('bff-shm', 'shm') },
         {

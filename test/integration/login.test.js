@@ -125,6 +125,14 @@ test('/bff/user without X-CSRF is 403 csrf; without a cookie 401', async () => {
     assert.ok([401, 403].includes(neither.status), `got ${neither.status}`);
 });
 
+test('the session store lock is not the server-wide file lock (Mutex file:... default)', () => {
+    // The harness, like Debian's apache2.conf, sets "Mutex file:<dir> default";
+    // a file lock would cost two system calls on every store operation.
+    const m = /BFF00403: shared-memory session store .* \(lock: (\w+)\)/.exec(env.httpd.errorLog());
+    assert.ok(m, 'BFF00403 names the lock');
+    assert.ok(!['fcntl', 'flock'].includes(m[1]), `store lock is ${m[1]}`);
+});
+
 test('unknown endpoint under /bff is a 404 JSON', async () => {
     const r = await env.client().get(env.url('/bff/no-such-endpoint'), { headers: { 'X-CSRF': '1' } });
     assert.equal(r.status, 404);

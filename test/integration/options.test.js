@@ -1,7 +1,8 @@
 // Licensed under the Apache License, Version 2.0 (see LICENSE).
 //
 // Non-default settings: client_secret_post, BFFAuthParams, BFFScope,
-// BFFCookieSameSite Lax, a client secret and crypto key from files.
+// BFFCookieSameSite Lax, a client secret and crypto key from files, an explicit
+// Mutex for the session store.
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -30,8 +31,14 @@ const env = useEnv({
         BFFCookieSameSite: 'Lax',
         BFFCryptoKey: `file:${keyFile}`,
     },
+    // An explicit Mutex for the store wins over the module's own choice.
+    httpd: { extraServer: ['Mutex sysvsem bff-shm'] },
     // Weakening SameSite is worth a warning at start-up.
     allow: [/\[bff:warn\].*(SameSite|BFFCookieSameSite)/i],
+});
+
+test('Mutex <mechanism> bff-shm picks the session store lock', () => {
+    assert.match(env.httpd.errorLog(), /BFF00403: shared-memory session store .* \(lock: sysvsem\)/);
 });
 
 test('authorization request carries BFFAuthParams and BFFScope', async () => {

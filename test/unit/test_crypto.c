@@ -252,6 +252,44 @@ static void test_rotation(void **state)
     assert_int_equal(open_copy(p, old, AAD, rec, len, NULL), APR_ENOENT);
 }
 
+/* Each thread keeps its decryption context keyed with the last key used:
+ * opens that switch keys, rings, and fail in between must each use the
+ * right key, including a new ring that reuses a freed ring's memory. */
+static void test_open_switches_keys(void **state)
+{
+    apr_pool_t *p = *state, *sub;
+    const char *two[] = { SECRET_A, SECRET_B };
+    bff_keyring_t *ring = ring_of(p, two, 2), *other = ring1(p, SECRET_C), *gone, *fresh;
+    unsigned char *ra, *rb, *rc, *rd, *pt;
+    apr_size_t la, lb, lc, ld, ptlen;
+    int i, idx;
+
+    seal_pt(p, ring1(p, SECRET_A), &ra, &la);
+    seal_pt(p, ring1(p, SECRET_B), &rb, &lb);
+    seal_pt(p, other, &rc, &lc);
+    for (i = 0; i < 6; ++i) {
+        idx = -1;
+        assert_int_equal(bff_crypto_open(p, ring, AAD, strlen(AAD), i % 2 ? rb : ra,
+                                         i % 2 ? lb : la, &pt, &ptlen, &idx), APR_SUCCESS);
+        assert_int_equal(idx, i % 2);
+        assert_memory_equal(pt, PT, ptlen);
+        assert_int_equal(bff_crypto_open(p, other, AAD, strlen(AAD), rc, lc, &pt, &ptlen, &idx),
+                         APR_SUCCESS);
+        /* a failure in between (wrong AAD) must not poison the next open */
+        assert_int_not_equal(open_copy(p, ring, "other aad", ra, la, NULL), APR_SUCCESS);
+    }
+    apr_pool_create(&sub, p);
+    gone = ring1(sub, SECRET_A);
+    assert_int_equal(open_copy(p, gone, AAD, ra, la, NULL), APR_SUCCESS);
+    apr_pool_destroy(sub);
+    apr_pool_create(&sub, p);
+    fresh = ring1(sub, SECRET_B);   /* often at the freed ring's address */
+    seal_pt(p, fresh, &rd, &ld);
+    assert_int_equal(open_copy(p, fresh, AAD, rd, ld, NULL), APR_SUCCESS);
+    assert_int_equal(open_copy(p, fresh, AAD, ra, la, NULL), APR_ENOENT);
+    apr_pool_destroy(sub);
+}
+
 static void test_tamper_every_byte(void **state)
 {
     apr_pool_t *p = *state;
@@ -445,6 +483,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_three_key_ring, unit_pool_setup,
                                         unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_rotation, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_open_switches_keys, unit_pool_setup,
+                                        unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_tamper_every_byte, unit_pool_setup,
                                         unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_kid_of_other_key, unit_pool_setup,
