@@ -31,7 +31,7 @@ const num = (name, dflt) => (env[name] !== undefined && env[name] !== '' ? Numbe
 
 const CFG = {
     quick: QUICK,
-    repeats: num('BENCH_REPEATS', QUICK ? 1 : 3),
+    repeats: num('BENCH_REPEATS', QUICK ? 1 : 5),
     seconds: num('BENCH_SECONDS', QUICK ? 3 : 10),
     warmupSeconds: QUICK ? 1 : 2,
     connections: (env.BENCH_CONNECTIONS || '4,64').split(',').map(Number),
