@@ -48,7 +48,7 @@ const CFG = {
     scaleSeconds: num('BENCH_SCALE_SECONDS', QUICK ? 3 : 10),
     scaleConnections: 64,
     callgrindRequests: num('BENCH_CALLGRIND_REQUESTS', QUICK ? 200 : 2000),
-    phases: new Set((env.BENCH_PHASES || 'throughput,logins,refresh,scale,callgrind').split(',')),
+    phases: new Set((env.BENCH_PHASES || 'micro,throughput,logins,refresh,scale,callgrind').split(',')),
     bffModule: env.BFF_MODULE,
     resultsDir: env.BENCH_RESULTS_DIR || path.join(HERE, 'results'),
 };
@@ -126,6 +126,7 @@ async function main() {
         machine: machineInfo(), versions: { mod_bff: moduleSource(), ...versions(APACHE) },
         notRun: [], failures: [], warnings: [],
         variants: [], runs: [], logins: [], refresh: [], burst: [], scale: null, callgrind: [],
+        micro: null,
     };
     const cleanups = [];
     let stopping = false;
@@ -145,6 +146,7 @@ async function main() {
         console.error(`FAIL: ${msg}`);
     };
     try {
+        if (CFG.phases.has('micro')) micro(results, fail);
         await benchmark(baseDir, results, cleanups, fail);
     } catch (e) {
         fail(`benchmark aborted: ${e.stack || e}`);
@@ -265,6 +267,32 @@ async function benchmark(baseDir, results, cleanups, fail) {
     if (CFG.phases.has('callgrind')) {
         await callgrind(ctx, results, pki, cgPort, defs, fail);
     }
+}
+
+// ---------------------------------------------------------------------------
+// Native timings of the relay's steps (bench/micro.c, built by run.sh), before
+// any server runs so nothing else competes for the CPU.
+
+function micro(results, fail) {
+    if (!env.BENCH_MICRO) {
+        results.warnings.push('micro: not built (run through bench/run.sh with the module\'s build directory)');
+        return;
+    }
+    const r = spawnSync(env.BENCH_MICRO, [], { encoding: 'utf8', timeout: 120000 });
+    if (r.status !== 0) {
+        fail(`micro: exit ${r.status}: ${(r.stderr || '').slice(0, 500)}`);
+        return;
+    }
+    const steps = [];
+    let record = null;
+    for (const line of r.stdout.split('\n')) {
+        const m = /^(.+)\t(\d+)$/.exec(line);
+        if (m) steps.push({ step: m[1], ns: Number(m[2]) });
+        const rec = /^record (\d+) bytes$/.exec(line);
+        if (rec) record = Number(rec[1]);
+    }
+    results.micro = { record, steps };
+    log(`micro: ${steps.map((x) => `${x.step.split(' ')[0]} ${x.ns} ns`).join(', ')}`);
 }
 
 // ---------------------------------------------------------------------------

@@ -62,4 +62,22 @@ fi
 export BFF_MODULE
 echo "bench: module $BFF_MODULE"
 
+# The native per-step timings (bench/micro.c) link the module's core library,
+# which libtool leaves next to the module in an out-of-tree build.
+CORE="$(dirname "$BFF_MODULE")/libbffcore.a"
+if [ -f "$CORE" ]; then
+    MICRO="$(mktemp -d)/bench-micro"
+    # shellcheck disable=SC2046
+    if cc -std=gnu11 -O2 -I"$ROOT/src" $(apr-1-config --includes --cppflags) \
+          $(apu-1-config --includes) "$ROOT/bench/micro.c" "$CORE" -o "$MICRO" \
+          $(apu-1-config --link-ld --libs) $(apr-1-config --link-ld --libs) \
+          -lcrypto -lssl -ljansson -lcurl -lpthread; then
+        export BENCH_MICRO="$MICRO"
+    else
+        echo "bench: bench/micro.c did not build; the micro phase is skipped" >&2
+    fi
+else
+    echo "bench: no $CORE next to the module; the micro phase is skipped" >&2
+fi
+
 exec node "$ROOT/bench/bench.mjs"

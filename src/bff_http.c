@@ -30,6 +30,7 @@ typedef struct {
     apr_size_t max;
     int too_big;
     const char *ca_file;
+    struct trust_t *trust;
     int ca_failed;
 } xfer_t;
 
@@ -81,17 +82,65 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *baton)
  * operator's extra file. Parsing the system bundle costs ~16 ms of CPU; with
  * a store per curl handle every worker thread paid it on its first call.
  * X509_STORE is reference counted and safe to share between threads.
- * Bounded by the number of distinct BFFProviderCAFile values. */
+ * Each also has a curl share of TLS sessions: a worker thread's first
+ * connection to the provider resumes a session another thread made instead
+ * of a full handshake (no certificate chain to verify, on either side).
+ * Sessions are shared only among connections verified with the same store.
+ * Bounded by the number of distinct BFFProviderCAFile values; kept for the
+ * life of the process. */
 typedef struct trust_t {
     struct trust_t *next;
     char *ca_file;              /* "" for the system CAs only */
     X509_STORE *store;
+    CURLSH *share;              /* NULL: no session sharing, still correct */
+    pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
 } trust_t;
 
 static pthread_mutex_t trust_mutex = PTHREAD_MUTEX_INITIALIZER;
 static trust_t *trust_list;
 
-static X509_STORE *trust_store(const char *ca_file)
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *baton)
+{
+    trust_t *t = baton;
+
+    (void)h;
+    (void)access;
+    if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST) {
+        pthread_mutex_lock(&t->locks[data]);
+    }
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *baton)
+{
+    trust_t *t = baton;
+
+    (void)h;
+    if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST) {
+        pthread_mutex_unlock(&t->locks[data]);
+    }
+}
+
+static void share_make(trust_t *t)
+{
+    int i;
+
+    for (i = 0; i < CURL_LOCK_DATA_LAST; ++i) {
+        pthread_mutex_init(&t->locks[i], NULL);
+    }
+    if (!(t->share = curl_share_init())) {
+        return;
+    }
+    if (curl_share_setopt(t->share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK
+        || curl_share_setopt(t->share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK
+        || curl_share_setopt(t->share, CURLSHOPT_USERDATA, t) != CURLSHE_OK
+        || curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION)
+           != CURLSHE_OK) {
+        curl_share_cleanup(t->share);
+        t->share = NULL;
+    }
+}
+
+static trust_t *trust_get(const char *ca_file)
 {
     const char *key = ca_file ? ca_file : "";
     X509_STORE *store = NULL;
@@ -100,7 +149,6 @@ static X509_STORE *trust_store(const char *ca_file)
     pthread_mutex_lock(&trust_mutex);
     for (t = trust_list; t; t = t->next) {
         if (!strcmp(t->ca_file, key)) {
-            store = t->store;
             goto leave;
         }
     }
@@ -110,18 +158,16 @@ static X509_STORE *trust_store(const char *ca_file)
         /* Not cached: the next call tries again (the file may be fixed). */
         X509_STORE_free(store);
         free(t);
-        store = NULL;
+        t = NULL;
         goto leave;
     }
     t->store = store;
+    share_make(t);
     t->next = trust_list;
     trust_list = t;
 leave:
-    if (store) {
-        X509_STORE_up_ref(store);
-    }
     pthread_mutex_unlock(&trust_mutex);
-    return store;
+    return t;
 }
 
 /* Installs the shared trust store (system CAs plus ca_file) into curl's
@@ -129,14 +175,14 @@ leave:
 static CURLcode ssl_ctx_cb(CURL *curl, void *sslctx, void *baton)
 {
     xfer_t *x = baton;
-    X509_STORE *store = trust_store(x->ca_file);
+    trust_t *t = x->trust ? x->trust : trust_get(x->ca_file);
 
-    if (!store) {
+    if (!t) {
         x->ca_failed = 1;
         return CURLE_SSL_CACERT_BADFILE;
     }
-    SSL_CTX_set1_cert_store((SSL_CTX *)sslctx, store);
-    X509_STORE_free(store); /* the context holds its own reference */
+    /* The context takes its own reference. */
+    SSL_CTX_set1_cert_store((SSL_CTX *)sslctx, t->store);
     return CURLE_OK;
 }
 
@@ -248,18 +294,31 @@ static apr_status_t basic_header(apr_pool_t *p, const char *user, const char *pa
     return APR_SUCCESS;
 }
 
-/* One easy handle per thread, reset between calls: it keeps curl's cache of
- * the parsed system CA bundle and the open TLS connection to the provider,
- * which a fresh handle would load and handshake again on every call (about
- * 7 ms of CPU each on a 2-core machine). Bounded: one per worker thread. */
-static __thread CURL *thread_handle;
+/* One easy handle per thread, reset between calls: it keeps the open TLS
+ * connection to the provider, which a fresh handle would handshake again on
+ * every call. Bounded: one per thread; a thread that ends frees its handle
+ * (the key's destructor), so tools and tests that start threads leak none. */
+static pthread_key_t handle_key;
+static int handle_key_ok;
+static pthread_once_t handle_once = PTHREAD_ONCE_INIT;
+
+static void handle_free(void *c)
+{
+    curl_easy_cleanup(c);
+}
+
+static void handle_key_make(void)
+{
+    handle_key_ok = pthread_key_create(&handle_key, handle_free) == 0;
+}
 
 static CURL *handle_get(void)
 {
-    CURL *c = thread_handle;
+    CURL *c;
 
-    thread_handle = NULL;
-    if (c) {
+    pthread_once(&handle_once, handle_key_make);
+    if (handle_key_ok && (c = pthread_getspecific(handle_key))) {
+        pthread_setspecific(handle_key, NULL);
         curl_easy_reset(c);
         return c;
     }
@@ -271,8 +330,8 @@ static void handle_put(CURL *c, int reusable)
     if (!c) {
         return;
     }
-    if (reusable && !thread_handle) {
-        thread_handle = c;
+    if (reusable && handle_key_ok && !pthread_getspecific(handle_key)
+        && pthread_setspecific(handle_key, c) == 0) {
         return;
     }
     curl_easy_cleanup(c);
@@ -340,6 +399,9 @@ static apr_status_t perform(apr_pool_t *p, const bff_http_opts_t *opts, const ch
 
     cc = curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
     if (cc == CURLE_OK) {
+        if ((x.trust = trust_get(o.ca_file)) && x.trust->share) {
+            SETOPT(CURLOPT_SHARE, x.trust->share);
+        }
         SETOPT(CURLOPT_SSL_CTX_DATA, &x);
         /* The callback installs the shared store; loading the bundle here
          * as well would be the cost we are avoiding. */

@@ -18,20 +18,6 @@
  * BFF_RETURN_TO_ROUNDS - 1 levels of encoding is refused outright. */
 #define BFF_RETURN_TO_ROUNDS 4
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Bytes never allowed raw in a return target: controls, space, non-ASCII,
  * the backslash (browsers treat it as '/'), and the characters every browser
  * percent-encodes itself, so a real SPA location never contains them and
@@ -149,7 +135,8 @@ static apr_size_t pct_decode_round(const unsigned char *in, apr_size_t len, unsi
     *changed = 0;
     for (i = 0; i < len; i++) {
         if (in[i] == '%') {
-            if (len - i >= 3 && (hi = hexval(in[i + 1])) >= 0 && (lo = hexval(in[i + 2])) >= 0) {
+            if (len - i >= 3 && (hi = bff_util_hex_value(in[i + 1])) >= 0
+                && (lo = bff_util_hex_value(in[i + 2])) >= 0) {
                 out[o++] = (unsigned char)((hi << 4) | lo);
                 i += 2;
                 *changed = 1;

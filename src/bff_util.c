@@ -272,7 +272,7 @@ char *bff_util_url_encode(apr_pool_t *p, const char *s)
     return out;
 }
 
-static int hex_value(unsigned char c)
+int bff_util_hex_value(unsigned char c)
 {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -304,8 +304,8 @@ apr_status_t bff_util_url_decode(apr_pool_t *p, const char *s, apr_size_t len, c
         unsigned char c = in[i];
         if (c == '%') {
             int hi, lo;
-            if (len - i < 3 || (hi = hex_value(in[i + 1])) < 0
-                || (lo = hex_value(in[i + 2])) < 0) {
+            if (len - i < 3 || (hi = bff_util_hex_value(in[i + 1])) < 0
+                || (lo = bff_util_hex_value(in[i + 2])) < 0) {
                 return APR_EINVAL;
             }
             c = (unsigned char)((hi << 4) | lo);

@@ -43,6 +43,9 @@ char *bff_util_url_encode(apr_pool_t *p, const char *s);
  * APR_EINVAL on a malformed escape or an encoded NUL. */
 apr_status_t bff_util_url_decode(apr_pool_t *p, const char *s, apr_size_t len, char **out);
 
+/* The value of one hex digit (either case), or -1. */
+int bff_util_hex_value(unsigned char c);
+
 /* A secret given on a directive: "file:/path" reads the file (trailing
  * whitespace/newlines trimmed, at most 64 KiB), anything else is the secret
  * itself. On failure *err says why (never containing the secret). */

@@ -185,6 +185,14 @@ export function render(results) {
                 f2(x.p50), f2(x.p99), x.non2xx, f1(x.pss / 2 ** 20), f0(x.bytesPerSession)])));
         L.push('');
     }
+    if (results.micro) {
+        L.push('## The relay\'s own steps, timed natively (bench/micro.c)', '');
+        L.push(`One thread, ${results.micro.record} B session record, 200,000 calls each after a warm-up; ` +
+            'nanoseconds per call. This is the module\'s CPU on the relay path outside the store round trip ' +
+            '(callgrind below counts the same work, but under valgrind OpenSSL runs without SHA-NI and VAES).', '');
+        L.push(table(['step', 'ns per call'], results.micro.steps.map((x) => [x.step, f0(x.ns)])));
+        L.push('');
+    }
     if (results.callgrind.length) {
         L.push('## Instructions per relayed request (callgrind, single process, one keep-alive connection)', '');
         L.push(table(['variant', 'requests', 'total Ir/request', 'mod_bff.so self Ir/request',
