@@ -304,7 +304,7 @@ async function measuredRun(v, conns, seconds, upstreamPort, { script, env: scrip
     const before = await upstreamAccesses(upstreamPort);
     const cpu0 = parts ? cpuSample(parts) : null;
     const r = await wrk(v.httpd.url(API_PATH), {
-        connections: conns, threads: CFG.threads, seconds,
+        connections: conns, threads: Math.min(CFG.threads, conns), seconds,
         headers: script ? HEADERS : wrkHeaders(v),
         script, env: scriptEnv,
     });

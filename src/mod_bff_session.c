@@ -63,16 +63,117 @@ static apr_int64_t store_expiry(const bff_srv_conf_t *sc, const bff_session_t *s
     return idle_end < s->expires ? idle_end : s->expires;
 }
 
+/* What the last relayed request on this connection found: its session id,
+ * store key and record, and that record opened. A browser sends many
+ * requests on one connection with the same cookie; each still reads the
+ * store (a logout or refresh elsewhere must show at once), but when the
+ * record is byte for byte the one already authenticated and decoded here,
+ * under the same store key (its AAD) and key ring, decrypting it again
+ * would give the same session. One entry, in a subpool cleared on every
+ * change, so memory stays bounded whatever the client sends; only for the
+ * virtual host that filled it. */
+typedef struct {
+    apr_pool_t *pool;
+    const bff_srv_conf_t *sc;   /* its virtual host: key ring, store */
+    const char *id;
+    const char *key;
+    int store_key_index;
+    unsigned char *rec;
+    apr_size_t len;
+    bff_session_t *s;
+    int key_index;
+} conn_cache_t;
+
+static conn_cache_t *conn_cache(request_rec *r)
+{
+    conn_rec *c = r->connection;
+    conn_cache_t *cc = ap_get_module_config(c->conn_config, &bff_module);
+
+    if (!cc) {
+        cc = apr_pcalloc(c->pool, sizeof(*cc));
+        if (apr_pool_create(&cc->pool, c->pool) != APR_SUCCESS) {
+            return NULL;
+        }
+        ap_set_module_config(c->conn_config, &bff_module, cc);
+    }
+    return cc;
+}
+
+/* Find the record of rs->id: under the store key this connection used last
+ * for the same id, else under each key of the ring (after a rotation,
+ * sessions written under an older key are found under that key's store key;
+ * they move on their next write). */
+static apr_status_t find_record(request_rec *r, bff_srv_conf_t *sc, const conn_cache_t *cc,
+                                bff_req_session_t *rs, unsigned char **rec, apr_size_t *len)
+{
+    int i, n = bff_crypto_keyring_count(sc->keyring), tried = -1;
+    apr_status_t rv;
+
+    if (cc && cc->sc == sc && cc->id && bff_util_ct_streq(cc->id, rs->id)) {
+        rs->key = apr_pstrdup(r->pool, cc->key);
+        rs->store_key_index = tried = cc->store_key_index;
+        rv = bff_store_get(sc->store, r->pool, rs->key, rec, len);
+        if (rv != APR_NOTFOUND) {
+            return rv;
+        }
+    }
+    for (i = 0, rv = APR_NOTFOUND; i < n && rv == APR_NOTFOUND; ++i) {
+        if (i == tried) {
+            continue;
+        }
+        rs->key = bff_crypto_store_key(r->pool, sc->keyring, i, SESSION_KEY_PREFIX, rs->id);
+        rs->store_key_index = i;
+        rv = bff_store_get(sc->store, r->pool, rs->key, rec, len);
+    }
+    return rv;
+}
+
+static apr_status_t open_record(request_rec *r, bff_srv_conf_t *sc, conn_cache_t *cc,
+                                bff_req_session_t *rs, const unsigned char *rec,
+                                apr_size_t len)
+{
+    apr_status_t rv;
+
+    if (cc && cc->sc == sc && cc->s && cc->len == len
+        && cc->store_key_index == rs->store_key_index
+        && !strcmp(cc->key, rs->key) && !memcmp(cc->rec, rec, len)) {
+        /* A copy: callers may change fields; the strings are never written. */
+        rs->s = apr_pmemdup(r->pool, cc->s, sizeof(*cc->s));
+        rs->key_index = cc->key_index;
+        return APR_SUCCESS;
+    }
+    if (!cc) {
+        return bff_session_open(r->pool, sc->keyring, rs->key, rec, len, &rs->s,
+                                &rs->key_index);
+    }
+    apr_pool_clear(cc->pool);
+    memset(&cc->sc, 0, sizeof(*cc) - APR_OFFSETOF(conn_cache_t, sc));
+    rv = bff_session_open(cc->pool, sc->keyring, rs->key, rec, len, &cc->s, &cc->key_index);
+    if (rv != APR_SUCCESS) {
+        cc->s = NULL;
+        return rv;
+    }
+    cc->sc = sc;
+    cc->id = apr_pstrdup(cc->pool, rs->id);
+    cc->key = apr_pstrdup(cc->pool, rs->key);
+    cc->store_key_index = rs->store_key_index;
+    cc->rec = apr_pmemdup(cc->pool, rec, len);
+    cc->len = len;
+    rs->s = apr_pmemdup(r->pool, cc->s, sizeof(*cc->s));
+    rs->key_index = cc->key_index;
+    return APR_SUCCESS;
+}
+
 static apr_status_t load_uncached(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t **out)
 {
     const char *hdr = apr_table_get(r->headers_in, "Cookie");
+    conn_cache_t *cc = conn_cache(r);
     const char *id;
     bff_req_session_t *rs;
     unsigned char *rec;
     apr_size_t len;
     apr_int64_t now;
     apr_status_t rv;
-    int i, n;
 
     id = hdr ? bff_cookie_get(r->pool, hdr, sc->cookie_name) : NULL;
     if (!id) {
@@ -85,14 +186,7 @@ static apr_status_t load_uncached(request_rec *r, bff_srv_conf_t *sc, bff_req_se
     }
     rs = apr_pcalloc(r->pool, sizeof(*rs));
     rs->id = id;
-    /* After a key rotation, sessions written under an older key are found
-     * under that key's store key; they move on their next write. */
-    n = bff_crypto_keyring_count(sc->keyring);
-    for (i = 0, rv = APR_NOTFOUND; i < n && rv == APR_NOTFOUND; ++i) {
-        rs->key = bff_crypto_store_key(r->pool, sc->keyring, i, SESSION_KEY_PREFIX, id);
-        rs->store_key_index = i;
-        rv = bff_store_get(sc->store, r->pool, rs->key, &rec, &len);
-    }
+    rv = find_record(r, sc, cc, rs, &rec, &len);
     if (rv == APR_NOTFOUND) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01302: session cookie names no "
                       "live session (expired, logged out or never issued)");
@@ -103,7 +197,7 @@ static apr_status_t load_uncached(request_rec *r, bff_srv_conf_t *sc, bff_req_se
                       "store (%s) unavailable", sc->store->name);
         return rv;
     }
-    rv = bff_session_open(r->pool, sc->keyring, rs->key, rec, len, &rs->s, &rs->key_index);
+    rv = open_record(r, sc, cc, rs, rec, len);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "BFF01304: session record failed "
                       "authentication or decoding; treated as no session");

@@ -17,9 +17,10 @@
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import https from 'node:https';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { getUser, startEnv, useEnv } from './lib/env.js';
+import { COOKIE, getUser, startEnv, useEnv } from './lib/env.js';
 import { freePort, Httpd } from './lib/httpd.js';
 import { Memcached, startMemcached } from './lib/memcached.js';
 
@@ -197,6 +198,40 @@ test('sessions live in memcached; tampered records are no session (401), others 
     assert.equal(u.body.sub, 'alice');
     assert.equal((await getUser(clients[last], env)).status, 200);
     assert.equal(env.httpd.exitInfo, undefined, 'httpd still running');
+});
+
+test('a record changed in memcached is authenticated again, also on a keep-alive connection', async () => {
+    // mod_bff skips decrypting a record that is byte for byte the one it
+    // decrypted last on the same connection; one flipped bit must not pass.
+    await mc.flushAll();
+    const { client } = await env.login();
+    const [key] = (await mc.keys()).filter((k) => k.startsWith('s:'));
+    assert.ok(key);
+    const cookie = client.jar.get(COOKIE, env.url('/')).value;
+    const ka = env.client();
+    ka.agent.destroy();
+    ka.agent = new https.Agent({ ca: env.pki.ca, keepAlive: true, maxSockets: 1 });
+    let conns = 0;
+    const connect = ka.agent.createConnection.bind(ka.agent);
+    ka.agent.createConnection = (...a) => { conns += 1; return connect(...a); };
+    const user = () => getUser(ka, env, { cookie: `${COOKIE}=${cookie}` });
+    try {
+        for (let i = 0; i < 3; i += 1) assert.equal((await user()).status, 200);
+        const good = await mc.get(key);
+        const bad = Buffer.from(good);
+        bad[bad.length - 20] ^= 0x01; // inside the ciphertext, same length
+        await env.httpd.expectLog([/BFF01304/], async () => {
+            assert.ok(await mc.set(key, bad, 600));
+            assert.equal((await user()).status, 401, 'a flipped bit is no session');
+        });
+        assert.ok(await mc.set(key, good, 600));
+        const back = await user();
+        assert.equal(back.status, 200, 'the original record is accepted again');
+        assert.equal(back.body.sub, 'alice');
+        assert.equal(conns, 1, 'every request on one connection');
+    } finally {
+        ka.close();
+    }
 });
 
 test('memcached killed: bounded 503s, no pile-up; restarted: 401, new logins work without restarting httpd', async (t) => {

@@ -17,7 +17,7 @@ import net from 'node:net';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from './lib/client.js';
-import { getUser, useEnv } from './lib/env.js';
+import { COOKIE, getUser, useEnv } from './lib/env.js';
 import { bearerOf, startUpstream } from './lib/upstream.js';
 
 const TTL = 4; // access token lifetime (s)
@@ -35,6 +35,8 @@ const env = useEnv({
     httpd: {
         extraModules: ['proxy', 'proxy_http'],
         extraServer: [
+            // A keep-alive connection outlives a token's lifetime in one test.
+            'KeepAliveTimeout 30',
             '<Location /api/>',
             `    ProxyPass http://127.0.0.1:${up.port}/api/`,
             '    BFFTokenRelay On',
@@ -140,6 +142,51 @@ test('50 parallel requests at expiry: one refresh, all 200 with the same new tok
     const u = await getUser(client, env);
     assert.equal(u.status, 200);
     assert.equal(u.body.sub, 'alice');
+});
+
+test('one keep-alive connection sees every change to its session: a refresh and a logout on other connections', async () => {
+    // mod_bff remembers, per connection, the record it last decrypted and
+    // reuses it only while the store holds exactly those bytes: the store is
+    // still read on every request.
+    const { client, token: token0, at } = await login();
+    const cookie = `${COOKIE}=${client.jar.get(COOKIE, env.url('/')).value}`;
+    const ka = env.client();
+    ka.agent.destroy();
+    ka.agent = new https.Agent({ ca: env.pki.ca, keepAlive: true, maxSockets: 1 });
+    let conns = 0;
+    const connect = ka.agent.createConnection.bind(ka.agent);
+    ka.agent.createConnection = (...a) => { conns += 1; return connect(...a); };
+    const viaKa = async () => {
+        const id = `ka${++seq}`;
+        const r = await ka.get(env.url('/api/data'), { headers: { 'X-CSRF': '1', 'x-test': id }, cookie });
+        const seen = up.byTest(id);
+        return { status: r.status, body: r.body, token: seen.length ? bearerOf(seen[0].headers) : null };
+    };
+    try {
+        for (let i = 0; i < 3; i += 1) {
+            const r = await viaKa();
+            assert.equal(r.status, 200, r.body);
+            assert.equal(r.token, token0);
+        }
+        await sleepUntil(at, TTL * 1000 + 300);
+        const fresh = await relay(client); // another connection refreshes the tokens
+        assert.equal(fresh.status, 200, fresh.body);
+        assert.notEqual(fresh.token, token0);
+        const after = await viaKa();
+        assert.equal(after.status, 200, after.body);
+        assert.equal(after.token, fresh.token, 'the keep-alive connection relays the refreshed token');
+
+        const u = await getUser(client, env);
+        assert.equal(u.status, 200);
+        const out = await client.get(env.url(u.body.logoutUrl));
+        assert.equal(out.status, 302, out.body);
+        const gone = await viaKa();
+        assert.equal(gone.status, 401, 'logged out elsewhere: refused at once on this connection');
+        assert.equal(gone.token, null);
+        assert.equal(conns, 1, 'all requests of the keep-alive client went over one connection');
+    } finally {
+        ka.close();
+    }
 });
 
 function countBy(list) {
