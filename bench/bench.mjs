@@ -37,8 +37,10 @@ const CFG = {
     connections: (env.BENCH_CONNECTIONS || '4,64').split(',').map(Number),
     threads: 2,
     logins: num('BENCH_LOGINS', QUICK ? 10 : 50),
+    loginRounds: num('BENCH_LOGIN_ROUNDS', QUICK ? 1 : 3),
     loginParallel: 4,
     refreshSessions: num('BENCH_REFRESH_SESSIONS', QUICK ? 10 : 50),
+    refreshRounds: num('BENCH_REFRESH_ROUNDS', QUICK ? 1 : 3),
     refreshTTL: 10,
     burst: num('BENCH_BURST', 20),
     scaleSteps: (env.BENCH_SCALE_STEPS || (QUICK ? '1,100,2000' : '1,1000,100000')).split(',').map(Number),
@@ -400,39 +402,59 @@ async function throughput(variants, results, fail, upstreamPort, ctxParts) {
 // ---------------------------------------------------------------------------
 // Logins per second through the full code flow (fresh browser each).
 
+// Logins and refreshes go through the provider, which runs in this Node
+// process and sets most of their pace: each variant is measured in several
+// rounds, in a different order each round (the first variant after a pause
+// would otherwise meet a cold provider), and the median is reported.
+
+function rotated(list, k) {
+    return list.map((_, i) => list[(i + k) % list.length]);
+}
+
 async function loginRates(modVariants, results, pki) {
+    const n = CFG.logins;
     for (const v of modVariants) {
-        const n = CFG.logins;
-        let t0 = performance.now();
-        await pool(n, 1, () => freshLogin(v.kind, pki.ca, v.httpd.origin));
-        const seqMs = performance.now() - t0;
-        t0 = performance.now();
-        await pool(n, CFG.loginParallel, () => freshLogin(v.kind, pki.ca, v.httpd.origin));
-        const parMs = performance.now() - t0;
+        await pool(5, 1, () => freshLogin(v.kind, pki.ca, v.httpd.origin)); // warm-up
+    }
+    const runs = [];
+    for (let round = 0; round < CFG.loginRounds; round += 1) {
+        for (const v of rotated(modVariants, round)) {
+            let t0 = performance.now();
+            await pool(n, 1, () => freshLogin(v.kind, pki.ca, v.httpd.origin));
+            const seqMs = performance.now() - t0;
+            t0 = performance.now();
+            await pool(n, CFG.loginParallel, () => freshLogin(v.kind, pki.ca, v.httpd.origin));
+            const parMs = performance.now() - t0;
+            runs.push({ variant: v.key, round, seq: n / (seqMs / 1000), par: n / (parMs / 1000) });
+        }
+    }
+    results.loginRuns = runs;
+    for (const v of modVariants) {
+        const mine = runs.filter((r) => r.variant === v.key);
         const row = {
-            variant: v.key, n, sequentialPerSec: n / (seqMs / 1000), parallel: CFG.loginParallel,
-            parallelPerSec: n / (parMs / 1000),
+            variant: v.key, n, rounds: mine.length, sequentialPerSec: median(mine.map((r) => r.seq)),
+            parallel: CFG.loginParallel, parallelPerSec: median(mine.map((r) => r.par)),
         };
         results.logins.push(row);
         log(`logins ${v.key}: ${row.sequentialPerSec.toFixed(1)}/s sequential, ` +
-            `${row.parallelPerSec.toFixed(1)}/s with ${CFG.loginParallel} in parallel`);
+            `${row.parallelPerSec.toFixed(1)}/s with ${CFG.loginParallel} in parallel ` +
+            `(median of ${mine.length} rounds: ${mine.map((r) => r.par.toFixed(1)).join(', ')})`);
     }
 }
 
-// ---------------------------------------------------------------------------
-// The refresh path: many sessions with expired access tokens at once, and
-// one session hit by parallel requests at expiry.
-
 async function refreshPath(modVariants, results, pki, provider, ttl, fail) {
     const n = CFG.refreshSessions;
-    for (const v of modVariants) {
-        // Sessions whose access tokens live refreshTTL seconds.
+    const runs = [];
+    const bursts = [];
+    for (let round = 0; round < CFG.refreshRounds; round += 1) {
+        // Sessions whose access tokens live refreshTTL seconds, for every variant.
+        const sessions = new Map();
         ttl.access = CFG.refreshTTL;
-        let cookies;
-        let burstCookie;
         try {
-            cookies = await pool(n, CFG.loginParallel, () => freshLogin(v.kind, pki.ca, v.httpd.origin));
-            burstCookie = await freshLogin(v.kind, pki.ca, v.httpd.origin);
+            for (const v of modVariants) {
+                const cookies = await pool(n, CFG.loginParallel, () => freshLogin(v.kind, pki.ca, v.httpd.origin));
+                sessions.set(v.key, { cookies, burstCookie: await freshLogin(v.kind, pki.ca, v.httpd.origin) });
+            }
         } finally {
             ttl.access = 3600;
         }
@@ -441,31 +463,55 @@ async function refreshPath(modVariants, results, pki, provider, ttl, fail) {
         // the lifetime of whatever it holds now.
         await sleep(CFG.refreshTTL * 1000 + 1500);
 
-        let before = provider.tokenCalls.refresh_token || 0;
-        const t0 = performance.now();
-        const rs = await Promise.all(cookies.map((c) => relayedGet(pki.ca, v, c)));
-        const totalMs = performance.now() - t0;
-        const calls = (provider.tokenCalls.refresh_token || 0) - before;
-        const statuses = {};
-        for (const r of rs) statuses[r.status] = (statuses[r.status] || 0) + 1;
-        const row = {
-            variant: v.key, sessions: n, totalMs, p50: percentile(rs.map((r) => r.ms), 50),
-            max: Math.max(...rs.map((r) => r.ms)), refreshCalls: calls, statuses,
-        };
-        results.refresh.push(row);
-        log(`refresh ${v.key}: ${n} sessions in ${totalMs.toFixed(0)} ms, ${calls} token calls, ${JSON.stringify(statuses)}`);
-        if ((statuses[200] || 0) !== n) fail(`refresh ${v.key}: not all ${n} requests answered 200: ${JSON.stringify(statuses)}`);
+        for (const v of rotated(modVariants, round)) {
+            const { cookies, burstCookie } = sessions.get(v.key);
+            let before = provider.tokenCalls.refresh_token || 0;
+            const t0 = performance.now();
+            const rs = await Promise.all(cookies.map((c) => relayedGet(pki.ca, v, c)));
+            const totalMs = performance.now() - t0;
+            const calls = (provider.tokenCalls.refresh_token || 0) - before;
+            const statuses = {};
+            for (const r of rs) statuses[r.status] = (statuses[r.status] || 0) + 1;
+            runs.push({
+                variant: v.key, round, totalMs, p50: percentile(rs.map((r) => r.ms), 50),
+                max: Math.max(...rs.map((r) => r.ms)), refreshCalls: calls, statuses,
+            });
+            log(`refresh ${v.key} round ${round + 1}: ${n} sessions in ${totalMs.toFixed(0)} ms, ${calls} token calls, ` +
+                `${JSON.stringify(statuses)}`);
+            if ((statuses[200] || 0) !== n) fail(`refresh ${v.key}: not all ${n} requests answered 200: ${JSON.stringify(statuses)}`);
 
-        // One session, `burst` parallel requests after expiry (keep-alive off, as a browser's new connections).
-        before = provider.tokenCalls.refresh_token || 0;
-        const t1 = performance.now();
-        const bs = await Promise.all(Array.from({ length: CFG.burst }, () => relayedGet(pki.ca, v, burstCookie)));
-        const burstMs = performance.now() - t1;
-        const bcalls = (provider.tokenCalls.refresh_token || 0) - before;
-        const bst = {};
-        for (const r of bs) bst[r.status] = (bst[r.status] || 0) + 1;
-        results.burst.push({ variant: v.key, requests: CFG.burst, totalMs: burstMs, refreshCalls: bcalls, statuses: bst });
-        log(`burst ${v.key}: ${CFG.burst} parallel requests of one session: ${bcalls} token calls, ${JSON.stringify(bst)}`);
+            // One session, `burst` parallel requests after expiry (keep-alive off, as a browser's new connections).
+            before = provider.tokenCalls.refresh_token || 0;
+            const t1 = performance.now();
+            const bs = await Promise.all(Array.from({ length: CFG.burst }, () => relayedGet(pki.ca, v, burstCookie)));
+            const burstMs = performance.now() - t1;
+            const bcalls = (provider.tokenCalls.refresh_token || 0) - before;
+            const bst = {};
+            for (const r of bs) bst[r.status] = (bst[r.status] || 0) + 1;
+            bursts.push({ variant: v.key, round, requests: CFG.burst, totalMs: burstMs, refreshCalls: bcalls, statuses: bst });
+            log(`burst ${v.key} round ${round + 1}: ${CFG.burst} parallel requests of one session: ${bcalls} token calls, ` +
+                `${JSON.stringify(bst)}`);
+        }
+    }
+    results.refreshRuns = runs;
+    results.burstRuns = bursts;
+    const merge = (list) => {
+        const out = {};
+        for (const st of list) for (const [k, c] of Object.entries(st)) out[k] = (out[k] || 0) + c;
+        return out;
+    };
+    for (const v of modVariants) {
+        const mine = runs.filter((r) => r.variant === v.key);
+        results.refresh.push({
+            variant: v.key, sessions: n, rounds: mine.length, totalMs: median(mine.map((r) => r.totalMs)),
+            p50: median(mine.map((r) => r.p50)), max: median(mine.map((r) => r.max)),
+            refreshCalls: mine.map((r) => r.refreshCalls).join('/'), statuses: merge(mine.map((r) => r.statuses)),
+        });
+        const mb = bursts.filter((r) => r.variant === v.key);
+        results.burst.push({
+            variant: v.key, requests: CFG.burst, rounds: mb.length, totalMs: median(mb.map((r) => r.totalMs)),
+            refreshCalls: mb.map((r) => r.refreshCalls).join('/'), statuses: merge(mb.map((r) => r.statuses)),
+        });
     }
 }
 

@@ -157,13 +157,16 @@ export function render(results) {
     }
     if (results.logins.length) {
         L.push('## Logins per second (full code flow, fresh browser each)', '');
+        L.push(`Median over ${results.logins[0].rounds || 1} round(s), variants in a different order each round, ` +
+            'after 5 warm-up logins per variant.', '');
         L.push(table(['variant', 'logins', 'sequential /s', 'parallel', 'parallel /s'],
             results.logins.map((r) => [r.variant, r.n, f1(r.sequentialPerSec), r.parallel, f1(r.parallelPerSec)])));
         L.push('');
     }
     if (results.refresh.length) {
         L.push('## Refresh path', '');
-        L.push(`Sessions whose access tokens (lifetime ${c.refreshTTL} s) have expired; one request each, all at once.`, '');
+        L.push(`Sessions whose access tokens (lifetime ${c.refreshTTL} s) have expired; one request each, all at once. ` +
+            `Median over ${results.refresh[0].rounds || 1} round(s) (refresh calls per round).`, '');
         L.push(table(['variant', 'sessions', 'all done ms', 'p50 ms', 'max ms', 'token endpoint refresh calls', 'statuses'],
             results.refresh.map((r) => [r.variant, r.sessions, f0(r.totalMs), f0(r.p50), f0(r.max), r.refreshCalls,
                 JSON.stringify(r.statuses)])));
