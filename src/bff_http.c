@@ -296,29 +296,18 @@ static apr_status_t basic_header(apr_pool_t *p, const char *user, const char *pa
 
 /* One easy handle per thread, reset between calls: it keeps the open TLS
  * connection to the provider, which a fresh handle would handshake again on
- * every call. Bounded: one per thread; a thread that ends frees its handle
- * (the key's destructor), so tools and tests that start threads leak none. */
-static pthread_key_t handle_key;
-static int handle_key_ok;
-static pthread_once_t handle_once = PTHREAD_ONCE_INIT;
-
-static void handle_free(void *c)
-{
-    curl_easy_cleanup(c);
-}
-
-static void handle_key_make(void)
-{
-    handle_key_ok = pthread_key_create(&handle_key, handle_free) == 0;
-}
+ * every call. Bounded: one per thread. No destructor at thread exit: httpd's
+ * workers end with their process, and a destructor running curl and OpenSSL
+ * while the process exits crashed children at shutdown; threads that end
+ * earlier (tests, tools) call bff_http_thread_release(). */
+static __thread CURL *thread_handle;
 
 static CURL *handle_get(void)
 {
-    CURL *c;
+    CURL *c = thread_handle;
 
-    pthread_once(&handle_once, handle_key_make);
-    if (handle_key_ok && (c = pthread_getspecific(handle_key))) {
-        pthread_setspecific(handle_key, NULL);
+    thread_handle = NULL;
+    if (c) {
         curl_easy_reset(c);
         return c;
     }
@@ -330,11 +319,21 @@ static void handle_put(CURL *c, int reusable)
     if (!c) {
         return;
     }
-    if (reusable && handle_key_ok && !pthread_getspecific(handle_key)
-        && pthread_setspecific(handle_key, c) == 0) {
+    if (reusable && !thread_handle) {
+        thread_handle = c;
         return;
     }
     curl_easy_cleanup(c);
+}
+
+void bff_http_thread_release(void)
+{
+    CURL *c = thread_handle;
+
+    thread_handle = NULL;
+    if (c) {
+        curl_easy_cleanup(c);
+    }
 }
 
 static apr_status_t perform(apr_pool_t *p, const bff_http_opts_t *opts, const char *url,

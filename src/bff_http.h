@@ -41,4 +41,8 @@ apr_status_t bff_http_post_form(apr_pool_t *p, const bff_http_opts_t *opts, cons
                                 const char *basic_pass, bff_http_resp_t **resp,
                                 const char **err);
 
+/* Frees the calling thread's cached connection to the provider. Only for
+ * threads that end before the process does (tests, tools). */
+void bff_http_thread_release(void);
+
 #endif /* BFF_HTTP_H */

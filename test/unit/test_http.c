@@ -172,6 +172,7 @@ static void *call_main(void *baton)
     c->status = r ? r->status : 0;
     c->err = err ? strdup(err) : NULL;
     apr_pool_destroy(p);
+    bff_http_thread_release();
     return NULL;
 }
 
