@@ -167,7 +167,7 @@ static apr_status_t open_record(request_rec *r, bff_srv_conf_t *sc, conn_cache_t
 static apr_status_t load_uncached(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t **out)
 {
     const char *hdr = apr_table_get(r->headers_in, "Cookie");
-    conn_cache_t *cc = conn_cache(r);
+    conn_cache_t *cc;
     const char *id;
     bff_req_session_t *rs;
     unsigned char *rec;
@@ -186,6 +186,7 @@ static apr_status_t load_uncached(request_rec *r, bff_srv_conf_t *sc, bff_req_se
     }
     rs = apr_pcalloc(r->pool, sizeof(*rs));
     rs->id = id;
+    cc = conn_cache(r);     /* only connections that carry a session cookie */
     rv = find_record(r, sc, cc, rs, &rec, &len);
     if (rv == APR_NOTFOUND) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01302: session cookie names no "

@@ -150,12 +150,7 @@ test('one keep-alive connection sees every change to its session: a refresh and 
     // still read on every request.
     const { client, token: token0, at } = await login();
     const cookie = `${COOKIE}=${client.jar.get(COOKIE, env.url('/')).value}`;
-    const ka = env.client();
-    ka.agent.destroy();
-    ka.agent = new https.Agent({ ca: env.pki.ca, keepAlive: true, maxSockets: 1 });
-    let conns = 0;
-    const connect = ka.agent.createConnection.bind(ka.agent);
-    ka.agent.createConnection = (...a) => { conns += 1; return connect(...a); };
+    const ka = env.keepAliveClient();
     const viaKa = async () => {
         const id = `ka${++seq}`;
         const r = await ka.get(env.url('/api/data'), { headers: { 'X-CSRF': '1', 'x-test': id }, cookie });
@@ -183,7 +178,7 @@ test('one keep-alive connection sees every change to its session: a refresh and 
         const gone = await viaKa();
         assert.equal(gone.status, 401, 'logged out elsewhere: refused at once on this connection');
         assert.equal(gone.token, null);
-        assert.equal(conns, 1, 'all requests of the keep-alive client went over one connection');
+        assert.equal(ka.connections(), 1, 'all requests of the keep-alive client went over one connection');
     } finally {
         ka.close();
     }

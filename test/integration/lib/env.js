@@ -11,6 +11,7 @@
 // fails the file if the error log has unexpected error lines.
 
 import crypto from 'node:crypto';
+import https from 'node:https';
 import { after, before } from 'node:test';
 import { startProvider } from '../../provider/provider.js';
 import { Client, CookieJar, parseSetCookie } from './client.js';
@@ -83,6 +84,20 @@ export async function startEnv(opts = {}) {
         client(jar = new CookieJar()) {
             const c = new Client({ ca: pki.ca, jar });
             clients.push(c);
+            return c;
+        },
+        /**
+         * A scripted browser that keeps one connection open (keep-alive, one
+         * socket); .connections() says how many it opened.
+         */
+        keepAliveClient() {
+            const c = env.client();
+            c.agent.destroy();
+            c.agent = new https.Agent({ ca: pki.ca, keepAlive: true, maxSockets: 1 });
+            let n = 0;
+            const connect = c.agent.createConnection.bind(c.agent);
+            c.agent.createConnection = (...a) => { n += 1; return connect(...a); };
+            c.connections = () => n;
             return c;
         },
         /** Log in as alice (or opts.username) in a new client; returns { client, login }. */
