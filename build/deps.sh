@@ -16,6 +16,17 @@ PACKAGES=(
     clang libclang-rt-14-dev valgrind
 )
 
+# Libraries the module and the tests load at run time. Debian's packages ask
+# only for a minimum version of a shared library, so apt installs an apache2
+# built against libssl3 3.0.22 next to a preinstalled 3.0.19 (mod_ssl then
+# logs AH01882 at every start). These, and every library the test binaries
+# link against, are brought up to the archive's version.
+RUNTIME_LIBS=(libssl3 openssl libcurl4 libjansson4 libapr1 libaprutil1 libcmocka0)
+LINKED_BINARIES=(
+    /usr/sbin/apache2 /usr/lib/apache2/modules/*.so /usr/bin/memcached
+    /usr/bin/openssl /usr/bin/curl /usr/lib/chromium/chromium
+)
+
 say() { printf 'deps: %s\n' "$*"; }
 warn() { printf 'deps: WARNING: %s\n' "$*" >&2; }
 die() { printf 'deps: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -35,13 +46,29 @@ as_root() {
     fi
 }
 
-apt_install() {
+APT_UPDATED=no
+
+# apt-get update once per run, and only when an install or upgrade needs it.
+apt_update() {
+    [ "$APT_UPDATED" = no ] || return 0
     local log
     log=$(mktemp)
+    if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        die "apt-get update failed"
+    fi
+    rm -f "$log"
+    APT_UPDATED=yes
+}
+
+apt_install() {
+    local log
+    apt_update
+    log=$(mktemp)
     # apt's progress output is noise; show it only when it fails.
-    if ! { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-           as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-               --no-install-recommends "$@"; } >"$log" 2>&1; then
+    if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends "$@" >"$log" 2>&1; then
         cat "$log" >&2
         rm -f "$log"
         die "apt-get failed"
@@ -109,6 +136,43 @@ node_modules() {
     if [ -f "$stamp" ]; then touch "$stamp"; fi
 }
 
+# The installed package that owns a file (usrmerge: /lib and /usr/lib are one).
+owner_of() {
+    local f=$1
+    { dpkg -S "$f" 2>/dev/null || dpkg -S "/usr$f" 2>/dev/null ||
+      dpkg -S "${f#/usr}" 2>/dev/null; } | head -n 1 | cut -d: -f1
+}
+
+linked_packages() {
+    local f
+    for f in $(ldd "${LINKED_BINARIES[@]}" 2>/dev/null | awk '/=> \//{print $3}' | sort -u); do
+        owner_of "$f"
+    done | sort -u
+}
+
+# Upgrade the runtime libraries that are older than the archive's (see
+# RUNTIME_LIBS), and say which ones changed. apt's lists are refreshed first
+# unless this run already did, so "older" means older than the archive today.
+runtime_libraries() {
+    local pkgs=() p plan
+    for p in "${RUNTIME_LIBS[@]}" $(linked_packages); do
+        is_installed "$p" && pkgs+=("$p")
+    done
+    [ "${#pkgs[@]}" -gt 0 ] || return 0
+    # Lists refreshed in the last 6 hours are recent enough to compare with.
+    if ! find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -360 2>/dev/null |
+            grep -q .; then
+        apt_update
+    fi
+    plan=$(apt-get -s install --only-upgrade --no-install-recommends "${pkgs[@]}" 2>/dev/null |
+           awk '/^Inst /{gsub(/[][()]/, "", $3); gsub(/[()]/, "", $4); print $2 " " $3 " -> " $4}')
+    [ -n "$plan" ] || return 0
+    say "upgrading runtime libraries older than the packages built against them:"
+    printf '%s\n' "$plan" | sed 's/^/deps:   /'
+    apt_install --only-upgrade "${pkgs[@]}"
+}
+
 debian_packages
+runtime_libraries
 node_and_npm
 node_modules
