@@ -924,6 +924,11 @@ apr_status_t bff_store_shm_verify(bff_store_t *st, apr_pool_t *p, const char **e
     return APR_SUCCESS;
 }
 
+apr_uint32_t bff_store_shm_key_hash(bff_store_t *st, const char *key)
+{
+    return key_hash(st->ctx, key, strlen(key));
+}
+
 apr_status_t bff_store_shm_damage(bff_store_t *st, const char *key,
                                   bff_store_shm_damage_e how)
 {

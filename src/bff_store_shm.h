@@ -46,4 +46,8 @@ typedef enum {
 apr_status_t bff_store_shm_damage(bff_store_t *st, const char *key,
                                   bff_store_shm_damage_e how);
 
+/* Test aid only: the 32-bit hash the table files key under (seeded per
+ * segment), so a test can build keys whose hashes collide. */
+apr_uint32_t bff_store_shm_key_hash(bff_store_t *st, const char *key);
+
 #endif /* BFF_STORE_SHM_H */

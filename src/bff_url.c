@@ -322,8 +322,11 @@ apr_status_t bff_url_parse(apr_pool_t *p, const char *url, bff_url_t *out)
         return APR_EINVAL;
     }
     auth_end = auth + strcspn(auth, "/?");
+    /* Userinfo is where "https://idp.example@evil" tricks live; the host
+     * and port checks below would refuse it too, but a caller can tell the
+     * admin exactly what is wrong. */
     if (memchr(auth, '@', (apr_size_t)(auth_end - auth)) != NULL) {
-        return APR_EINVAL;
+        return APR_EACCES;
     }
     if (*auth == '[') {
         char buf[INET6_ADDRSTRLEN + 1];

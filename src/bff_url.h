@@ -31,6 +31,8 @@ typedef struct {
     const char *path;
     const char *query;  /* NULL when absent */
 } bff_url_t;
+/* APR_EACCES for a URL with userinfo (user[:password]@), APR_EINVAL for
+ * anything else that is refused. */
 apr_status_t bff_url_parse(apr_pool_t *p, const char *url, bff_url_t *out);
 
 /* localhost, *.localhost, 127.0.0.0/8 or ::1. */

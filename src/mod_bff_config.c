@@ -128,7 +128,13 @@ static const char *parse_keyword(cmd_parms *cmd, const char *arg, const keyword_
 /* An absolute URL we will talk to or send browsers to. */
 static const char *check_url(cmd_parms *cmd, const char *arg, bff_url_t *u)
 {
-    if (APR_SUCCESS != bff_url_parse(cmd->pool, arg, u)) {
+    apr_status_t rv = bff_url_parse(cmd->pool, arg, u);
+
+    if (rv == APR_EACCES) {
+        /* The value may hold a password: do not echo it. */
+        return cmd_err(cmd, "URLs with user information (user:password@) are not accepted");
+    }
+    if (rv != APR_SUCCESS) {
         return cmd_err(cmd, apr_psprintf(cmd->pool,
                        "expected an absolute https URL, got '%s'", arg));
     }

@@ -136,3 +136,12 @@ for (const [name, value] of BAD) {
         assert.ok(!out.includes('Segmentation') && r.signal === null, `crashed: ${r.signal} ${out}`);
     });
 }
+
+test('apache2 -t refuses a URL with user information and does not echo the password', async () => {
+    needModule();
+    const r = await configTest({ BFFProvider: 'https://admin:s3cret-pw@127.0.0.1:9443' });
+    const out = `${r.stderr}${r.stdout}`;
+    assert.notEqual(r.status, 0, `accepted: ${out}`);
+    assert.match(out, /BFFProvider: URLs with user information/);
+    assert.ok(!out.includes('s3cret-pw'), `the password is echoed: ${out}`);
+});

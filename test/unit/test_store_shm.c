@@ -453,6 +453,69 @@ static void test_default_capacity(void **state)
     verify_ok(st, p);
 }
 
+typedef struct {
+    apr_uint32_t hash;
+    apr_uint32_t n;
+} hashed_t;
+
+static int hashed_cmp(const void *a, const void *b)
+{
+    const hashed_t *x = a, *y = b;
+
+    return x->hash < y->hash ? -1 : x->hash > y->hash;
+}
+
+/* Two keys whose 32-bit hashes are equal (a birthday search over at most
+ * 400,000 keys; a collision is all but certain after 200,000). */
+static void colliding_keys(apr_pool_t *p, bff_store_t *st, char *k1, char *k2, apr_size_t sz)
+{
+    const apr_uint32_t n = 400000;
+    hashed_t *h = apr_palloc(p, sizeof(*h) * n);
+    apr_uint32_t i;
+    char key[32];
+
+    for (i = 0; i < n; i++) {
+        apr_snprintf(key, sizeof(key), "s:%u", i);
+        h[i].hash = bff_store_shm_key_hash(st, key);
+        h[i].n = i;
+    }
+    qsort(h, n, sizeof(*h), hashed_cmp);
+    for (i = 1; i < n; i++) {
+        if (h[i].hash == h[i - 1].hash) {
+            apr_snprintf(k1, sz, "s:%u", h[i - 1].n);
+            apr_snprintf(k2, sz, "s:%u", h[i].n);
+            return;
+        }
+    }
+    fail_msg("no 32-bit hash collision among %u keys", (unsigned)n);
+}
+
+/* Keys with equal hashes are still different keys: each lookup compares the
+ * whole key, so one user's record is never returned for another's key. */
+static void test_full_hash_collision(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, 1024 * 1024);
+    apr_int64_t exp = now() + 3600;
+    char k1[32], k2[32];
+
+    colliding_keys(p, st, k1, k2, sizeof(k1));
+    assert_int_equal(bff_store_shm_key_hash(st, k1), bff_store_shm_key_hash(st, k2));
+    assert_string_not_equal(k1, k2);
+    assert_int_equal(bff_store_set(st, p, k1, (const unsigned char *)"one", 3, exp),
+                     APR_SUCCESS);
+    expect_gone(st, p, k2);
+    assert_int_equal(bff_store_remove(st, p, k2), APR_NOTFOUND);
+    assert_int_equal(bff_store_add(st, p, k2, (const unsigned char *)"two", 3, exp),
+                     APR_SUCCESS);
+    expect_val(st, p, k1, (const unsigned char *)"one", 3);
+    expect_val(st, p, k2, (const unsigned char *)"two", 3);
+    assert_int_equal(bff_store_remove(st, p, k1), APR_SUCCESS);
+    expect_gone(st, p, k1);
+    expect_val(st, p, k2, (const unsigned char *)"two", 3);
+    verify_ok(st, p);
+}
+
 static void test_collisions(void **state)
 {
     apr_pool_t *p = *state;
@@ -813,6 +876,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_default_capacity, unit_pool_setup,
                                         unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_collisions, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_full_hash_collision, unit_pool_setup,
+                                        unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_damage_block, unit_pool_setup,
                                         unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_damage_length, unit_pool_setup,

@@ -66,6 +66,10 @@ static void test_return_to_refuses(void **state)
         "/%2525252525252Fx",    /* "//x" after six rounds */
         "/%25252541",           /* harmless "/A", but 4 levels of encoding */
         "/%255Cevil",
+        "/a%5Cb",               /* a backslash after decoding, past the start */
+        "/a%5cb/c",
+        "/a/b%5C",
+        "/a%255Cb",
         "https://evil",
         "http://evil.com/",
         "HTTPS://evil",
@@ -321,6 +325,28 @@ static void test_parse_refuses(void **state)
     assert_int_equal(bff_url_parse(p, "https://h/", NULL), APR_EINVAL);
 }
 
+static void test_parse_userinfo(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_url_t u;
+    apr_size_t i;
+    static const char *const bad[] = {
+        "https://user@idp.example.com/",
+        "https://user:pw@idp.example.com/",
+        "https://@idp.example.com/",
+        "https://idp.example.com@evil.com/",
+        "https://[::1]:443@evil.com/",
+        "http://127.0.0.1:8080@evil.com",
+    };
+
+    /* Refused as userinfo, not by chance of the host or port checks. */
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (bff_url_parse(p, bad[i], &u) != APR_EACCES) {
+            fail_msg("not refused as userinfo #%u: %s", (unsigned)i, bad[i]);
+        }
+    }
+}
+
 static void test_loopback(void **state)
 {
     (void)state;
@@ -398,6 +424,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_parse_query, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_parse_ok, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_parse_refuses, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_parse_userinfo, unit_pool_setup,
+                                        unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_loopback, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_add_param, unit_pool_setup, unit_pool_teardown),
     };

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <apr_strings.h>
@@ -171,6 +172,27 @@ static void test_ct(void **state)
     assert_false(bff_util_ct_streq(NULL, "a"));
     assert_false(bff_util_ct_streq("a", NULL));
     assert_false(bff_util_ct_streq(NULL, NULL));
+}
+
+/* A comparison with a longer first argument must stop at the shorter
+ * string's end: put the second string right before an unreadable page, so
+ * reading one byte past its NUL faults. */
+static void test_ct_no_overread(void **state)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    char *map, *b;
+    const char *a = "state-12345678901234567890";
+
+    (void)state;
+    map = mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(map != MAP_FAILED);
+    assert_int_equal(mprotect(map + pg, (size_t)pg, PROT_NONE), 0);
+    b = map + pg - sizeof("state-12");
+    memcpy(b, "state-12", sizeof("state-12"));
+    assert_false(bff_util_ct_streq(a, b));
+    assert_false(bff_util_ct_streq(b, a));
+    assert_true(bff_util_ct_streq(b, "state-12"));
+    munmap(map, (size_t)pg * 2);
 }
 
 static void test_hex_sha256(void **state)
@@ -461,6 +483,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_b64_encode, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_b64url_decode, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_ct, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_ct_no_overread, unit_pool_setup,
+                                        unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_hex_sha256, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_url_encode, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_url_decode, unit_pool_setup, unit_pool_teardown),
