@@ -93,7 +93,7 @@ apr_status_t bff_crypto_keyring_create(apr_pool_t *p, bff_keyring_t **pring)
 }
 
 static apr_status_t hkdf(const void *secret, apr_size_t len, const char *info,
-                         unsigned char out[BFF_KEY_LEN])
+                         apr_size_t infolen, unsigned char out[BFF_KEY_LEN])
 {
     EVP_KDF *kdf = NULL;
     EVP_KDF_CTX *kctx = NULL;
@@ -110,7 +110,7 @@ static apr_status_t hkdf(const void *secret, apr_size_t len, const char *info,
                                                   unconst(BFF_HKDF_SALT),
                                                   sizeof(BFF_HKDF_SALT) - 1);
     params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, unconst(info),
-                                                  strlen(info));
+                                                  infolen);
     params[4] = OSSL_PARAM_construct_end();
     if (EVP_KDF_derive(kctx, out, BFF_KEY_LEN, params) == 1) {
         rv = APR_SUCCESS;
@@ -121,7 +121,33 @@ leave:
     return rv;
 }
 
+/* HKDF info: the purpose, then (after a NUL, which no purpose holds) the
+ * caller's context, so each context gets keys of its own. */
+static apr_status_t derive(const void *secret, apr_size_t len, const char *purpose,
+                           const char *context, unsigned char out[BFF_KEY_LEN])
+{
+    char info[512];
+    apr_size_t plen = strlen(purpose), clen = context ? strlen(context) : 0;
+
+    if (!context) {
+        return hkdf(secret, len, purpose, plen, out);
+    }
+    if (plen + 1 + clen > sizeof(info)) {
+        return APR_EINVAL;
+    }
+    memcpy(info, purpose, plen);
+    info[plen] = '\0';
+    memcpy(info + plen + 1, context, clen);
+    return hkdf(secret, len, info, plen + 1 + clen, out);
+}
+
 apr_status_t bff_crypto_keyring_add(bff_keyring_t *ring, const void *secret, apr_size_t len)
+{
+    return bff_crypto_keyring_add_ctx(ring, secret, len, NULL);
+}
+
+apr_status_t bff_crypto_keyring_add_ctx(bff_keyring_t *ring, const void *secret,
+                                        apr_size_t len, const char *context)
 {
     bff_key_t key;
     unsigned char digest[32];
@@ -135,8 +161,8 @@ apr_status_t bff_crypto_keyring_add(bff_keyring_t *ring, const void *secret, apr
     if (ring->nkeys >= BFF_CRYPTO_MAX_KEYS) {
         return APR_ENOSPC;
     }
-    if (APR_SUCCESS != (rv = hkdf(secret, len, BFF_HKDF_INFO_ENC, key.enc))
-        || APR_SUCCESS != (rv = hkdf(secret, len, BFF_HKDF_INFO_STORE, key.mac))) {
+    if (APR_SUCCESS != (rv = derive(secret, len, BFF_HKDF_INFO_ENC, context, key.enc))
+        || APR_SUCCESS != (rv = derive(secret, len, BFF_HKDF_INFO_STORE, context, key.mac))) {
         goto leave;
     }
     if (EVP_Digest(key.enc, sizeof(key.enc), digest, &dlen, EVP_sha256(), NULL) != 1

@@ -19,6 +19,13 @@ apr_status_t bff_crypto_keyring_create(apr_pool_t *p, bff_keyring_t **ring);
  * APR_ENOSPC when the ring already holds 16 keys, APR_EEXIST when the
  * secret's key id is already in the ring (the same secret given twice). */
 apr_status_t bff_crypto_keyring_add(bff_keyring_t *ring, const void *secret, apr_size_t len);
+/* The same, with keys of their own for one context (HKDF info: purpose,
+ * NUL, context; at most ~450 bytes): mod_bff gives each site (origin and
+ * client id, bff_ns_site()) its own keys, so two virtual hosts configured
+ * with one secret cannot open each other's records. NULL context: the keys
+ * of bff_crypto_keyring_add(). */
+apr_status_t bff_crypto_keyring_add_ctx(bff_keyring_t *ring, const void *secret,
+                                        apr_size_t len, const char *context);
 /* A random 32-byte secret (used when no BFFCryptoKey is configured). */
 apr_status_t bff_crypto_keyring_add_random(bff_keyring_t *ring);
 int bff_crypto_keyring_count(const bff_keyring_t *ring);

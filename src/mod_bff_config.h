@@ -83,6 +83,8 @@ typedef struct {
     struct bff_provider_t *provider;
     bff_oidc_client_t client;
     const char *origin;                 /* scheme://host[:port] of BFFRedirectURI */
+    const char *site;                   /* origin + client id: binds keys and store
+                                         * entries to this site (bff_ns_site) */
 } bff_srv_conf_t;
 
 /* Per directory (Location). */

@@ -449,9 +449,9 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
     }
     /* So a back-channel logout can find the session by sid or sub. */
     if (s.sid && *s.sid) {
-        bff_glue_index_add(r, sc, BFF_INDEX_SID, s.sid, rs.key, s.expires);
+        bff_glue_index_add(r, sc, BFF_INDEX_SID, s.sid, rs.handle, s.expires);
     }
-    bff_glue_index_add(r, sc, BFF_INDEX_SUB, s.sub, rs.key, s.expires);
+    bff_glue_index_add(r, sc, BFF_INDEX_SUB, s.sub, rs.handle, s.expires);
     set_cookie(r, sc->cookie_name, rs.id, -1, (bff_samesite_e)sc->samesite);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF00223: login completed for sub %s",
                   ap_escape_logitem(r->pool, s.sub));

@@ -17,6 +17,7 @@
 #include "mod_bff_session.h"
 #include "bff_cookie.h"
 #include "bff_idtoken.h"
+#include "bff_ns.h"
 #include "bff_oidc.h"
 #include "bff_url.h"
 #include "bff_util.h"
@@ -194,9 +195,12 @@ int bff_logout_backchannel(request_rec *r, bff_srv_conf_t *sc)
     }
     jti = json_string_value(json_object_get(claims, "jti"));
     /* Replay defence: remember each jti for as long as a token could be fresh. */
+    /* A key without the ring: every node adds the same entry even while a
+     * rolling key rotation leaves them with different first keys. */
     rv = bff_store_add(sc->store, r->pool,
-                       bff_crypto_store_key(r->pool, sc->keyring, 0, "j:", jti), &one, 1,
-                       bff_util_now() + LOGOUT_TOKEN_MAX_AGE + 2 * LOGOUT_TOKEN_LEEWAY);
+                       bff_ns_key(r->pool, sc->keyring, BFF_NS_JTI, 0, sc->site,
+                                  apr_pstrcat(r->pool, sc->issuer, "\n", jti, NULL)),
+                       &one, 1, bff_util_now() + LOGOUT_TOKEN_MAX_AGE + 2 * LOGOUT_TOKEN_LEEWAY);
     if (rv == APR_EEXIST) {
         return bc_error(r, "invalid_request", "logout token replayed (jti already seen)");
     }

@@ -18,6 +18,7 @@
 #include "mod_bff_session.h"
 #include "bff_cookie.h"
 #include "bff_idtoken.h"
+#include "bff_ns.h"
 #include "bff_oidc.h"
 #include "bff_util.h"
 
@@ -102,9 +103,9 @@ static void end_session(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *r
 /* A refresh that failed at the provider leaves its answer in the store for
  * a few seconds: the requests that waited for it, and the next ones, answer
  * the same instead of each trying a provider that is down again. */
-static const char *fail_key(request_rec *r, const char *key)
+static const char *fail_key(request_rec *r, bff_srv_conf_t *sc, const char *handle)
 {
-    return apr_pstrcat(r->pool, "f:", key, NULL);
+    return bff_ns_key(r->pool, sc->keyring, BFF_NS_REFRESH_FAIL, 0, sc->site, handle);
 }
 
 static void fail_mark(request_rec *r, bff_srv_conf_t *sc, const char *key, int status)
@@ -113,7 +114,7 @@ static void fail_mark(request_rec *r, bff_srv_conf_t *sc, const char *key, int s
 
     /* add, not set: later failures must not stretch the window, or several
      * processes failing in turn would keep a recovered provider unused. */
-    bff_store_add(sc->store, r->pool, fail_key(r, key), (const unsigned char *)v, strlen(v),
+    bff_store_add(sc->store, r->pool, fail_key(r, sc, key), (const unsigned char *)v, strlen(v),
                   bff_util_now() + REFRESH_FAIL_TTL);
 }
 
@@ -123,7 +124,7 @@ static int fail_status(request_rec *r, bff_srv_conf_t *sc, const char *key)
     apr_size_t len;
     int status;
 
-    if (APR_SUCCESS != bff_store_get(sc->store, r->pool, fail_key(r, key), &v, &len)
+    if (APR_SUCCESS != bff_store_get(sc->store, r->pool, fail_key(r, sc, key), &v, &len)
         || len == 0 || len > 3) {
         return 0;
     }
@@ -218,11 +219,11 @@ static int refresh_locked(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t 
         status = rv == APR_TIMEUP ? HTTP_GATEWAY_TIME_OUT : HTTP_BAD_GATEWAY;
         if (rv != APR_EAGAIN) {
             /* EAGAIN: this child's own back-off after a failed fetch, not news. */
-            fail_mark(r, sc, rs->key, status);
+            fail_mark(r, sc, rs->handle, status);
         }
         return now < fresh->at_expires ? OK : status;
     }
-    if (now >= fresh->at_expires && (status = fail_status(r, sc, rs->key))) {
+    if (now >= fresh->at_expires && (status = fail_status(r, sc, rs->handle))) {
         return status;
     }
     rv = bff_oidc_refresh(r->pool, bff_provider_http(sc->provider), pv.meta, &sc->client,
@@ -233,7 +234,7 @@ static int refresh_locked(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t 
                       err ? err : "error", now < fresh->at_expires
                       ? "; the current access token is still used" : "");
         status = rv == APR_TIMEUP ? HTTP_GATEWAY_TIME_OUT : HTTP_BAD_GATEWAY;
-        fail_mark(r, sc, rs->key, status);
+        fail_mark(r, sc, rs->handle, status);
         return now < fresh->at_expires ? OK : status;
     }
     if (tok->error) {
@@ -245,7 +246,7 @@ static int refresh_locked(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t 
         }
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF01405: token refresh refused: %s",
                       tok->error);
-        fail_mark(r, sc, rs->key, HTTP_BAD_GATEWAY);
+        fail_mark(r, sc, rs->handle, HTTP_BAD_GATEWAY);
         return now < fresh->at_expires ? OK : HTTP_BAD_GATEWAY;
     }
     if (APR_SUCCESS != apply_tokens(r, sc, &pv, fresh, tok)) {
@@ -285,13 +286,13 @@ static int refresh_wait(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *r
             }
             rev = fresh->rev;
         }
-        if (!bff_glue_is_locked(r, sc, rs->key)) {
+        if (!bff_glue_is_locked(r, sc, rs->handle)) {
             /* The refresher gave up: take its answer rather than trying a
              * provider that just failed once more. */
             if (bff_util_now() < rs->s->at_expires) {
                 return OK;
             }
-            status = fail_status(r, sc, rs->key);
+            status = fail_status(r, sc, rs->handle);
             return status ? status : DECLINED;
         }
     }
@@ -301,7 +302,7 @@ static int refresh_wait(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *r
 int bff_glue_refresh(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
 {
     apr_time_t deadline = apr_time_now() + apr_time_from_msec(REFRESH_WAIT_MS);
-    const char *key = rs->key;
+    const char *key = rs->handle;   /* the same lock on every node, whatever its ring */
     apr_status_t rv;
     int status, attempt;
 

@@ -9,11 +9,11 @@
 #include "mod_bff.h"
 #include "mod_bff_session.h"
 #include "bff_cookie.h"
+#include "bff_ns.h"
 #include "bff_util.h"
 
 #define TOUCH_INTERVAL 60
 #define LOCK_TTL 30
-#define SESSION_KEY_PREFIX "s:"
 
 typedef struct {
     int loaded;
@@ -99,6 +99,13 @@ static conn_cache_t *conn_cache(request_rec *r)
     return cc;
 }
 
+/* The store key of a session (by its handle) under ring entry i. */
+static const char *session_key(apr_pool_t *p, const bff_srv_conf_t *sc, int i,
+                               const char *handle)
+{
+    return bff_ns_key(p, sc->keyring, BFF_NS_SESSION, i, sc->site, handle);
+}
+
 /* Find the record of rs->id: under the store key this connection used last
  * for the same id, else under each key of the ring (after a rotation,
  * sessions written under an older key are found under that key's store key;
@@ -106,7 +113,7 @@ static conn_cache_t *conn_cache(request_rec *r)
 static apr_status_t find_record(request_rec *r, bff_srv_conf_t *sc, const conn_cache_t *cc,
                                 bff_req_session_t *rs, unsigned char **rec, apr_size_t *len)
 {
-    int i, n = bff_crypto_keyring_count(sc->keyring), tried = -1;
+    int i, n = bff_ns_key_count(BFF_NS_SESSION, sc->keyring), tried = -1;
     apr_status_t rv;
 
     if (cc && cc->sc == sc && cc->id && bff_util_ct_streq(cc->id, rs->id)) {
@@ -121,7 +128,7 @@ static apr_status_t find_record(request_rec *r, bff_srv_conf_t *sc, const conn_c
         if (i == tried) {
             continue;
         }
-        rs->key = bff_crypto_store_key(r->pool, sc->keyring, i, SESSION_KEY_PREFIX, rs->id);
+        rs->key = session_key(r->pool, sc, i, rs->handle);
         rs->store_key_index = i;
         rv = bff_store_get(sc->store, r->pool, rs->key, rec, len);
     }
@@ -186,6 +193,9 @@ static apr_status_t load_uncached(request_rec *r, bff_srv_conf_t *sc, bff_req_se
     }
     rs = apr_pcalloc(r->pool, sizeof(*rs));
     rs->id = id;
+    if (!(rs->handle = bff_ns_handle(r->pool, sc->site, id))) {
+        return APR_ENOMEM;
+    }
     cc = conn_cache(r);     /* only connections that carry a session cookie */
     rv = find_record(r, sc, cc, rs, &rec, &len);
     if (rv == APR_NOTFOUND) {
@@ -242,9 +252,14 @@ apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_s
     const char *old_key = NULL;
 
     rs->s->rev++;
+    if (!rs->handle && !(rs->handle = bff_ns_handle(r->pool, sc->site, rs->id))) {
+        return APR_ENOMEM;
+    }
+    /* Written under the first key of the ring; the handle, which the
+     * indexes hold, stays the same. */
     if (rs->store_key_index != 0 || !rs->key) {
         old_key = rs->key;
-        rs->key = bff_crypto_store_key(r->pool, sc->keyring, 0, SESSION_KEY_PREFIX, rs->id);
+        rs->key = session_key(r->pool, sc, 0, rs->handle);
         rs->store_key_index = 0;
     }
     rs->key_index = 0;
@@ -272,7 +287,7 @@ apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_s
 void bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
 {
     apr_int64_t now = bff_util_now();
-    const char *key = rs->key;
+    const char *key = rs->handle;   /* locks are per session, whatever the ring */
     bff_session_t *fresh;
 
     if (now - rs->s->last_access < TOUCH_INTERVAL && rs->key_index == 0
@@ -339,46 +354,118 @@ void bff_glue_session_forget(request_rec *r)
 
 /* ---- back-channel logout indexes ---------------------------------- */
 
-#define INDEX_MAX 32
+/* An index lists the sessions of one provider sid or sub as lines
+ * "<handle> <expires>": handles, not store keys, so a session that moved to
+ * the new key of the ring is still found, and never the cookie value.
+ * Entries of ended sessions are dropped at every write; INDEX_MAX only
+ * keeps a pathological sub (a script logging in thousands of times within
+ * one session lifetime) from growing an index without bound: past it the
+ * sessions that end first fall out. 1024 lines are about 77 KB. */
+#define INDEX_MAX 1024
 
-static const char *index_key(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind,
-                             const char *value)
+typedef struct {
+    const char *handle;
+    apr_int64_t expires;
+} index_entry_t;
+
+static bff_ns_e index_ns(bff_index_e kind)
 {
-    const char *id = apr_pstrcat(r->pool, sc->issuer, "\n", value, NULL);
-    return bff_crypto_store_key(r->pool, sc->keyring, 0, kind == BFF_INDEX_SID ? "x:sid:"
-                                                                               : "x:sub:", id);
+    return kind == BFF_INDEX_SID ? BFF_NS_INDEX_SID : BFF_NS_INDEX_SUB;
 }
 
-/* An index is a sealed list of session store keys, newest last. */
-static apr_array_header_t *index_read(request_rec *r, bff_srv_conf_t *sc, const char *key)
+static const char *index_key(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind, int i,
+                             const char *value)
 {
-    apr_array_header_t *list = apr_array_make(r->pool, 4, sizeof(const char *));
-    unsigned char *rec, *pt;
-    apr_size_t len, ptlen;
-    char *txt, *tok, *last;
+    return bff_ns_key(r->pool, sc->keyring, index_ns(kind), i, sc->site,
+                      apr_pstrcat(r->pool, sc->issuer, "\n", value, NULL));
+}
 
-    if (APR_SUCCESS != bff_store_get(sc->store, r->pool, key, &rec, &len)
-        || APR_SUCCESS != bff_crypto_open(r->pool, sc->keyring, key, strlen(key), rec, len, &pt,
-                                          &ptlen, NULL)) {
-        return list;
+static int handle_ok(const char *h)
+{
+    apr_size_t n;
+
+    for (n = 0; h[n]; ++n) {
+        if (bff_util_hex_value((unsigned char)h[n]) < 0) {
+            return 0;
+        }
     }
-    txt = (char *)pt;
-    for (tok = apr_strtok(txt, "\n", &last); tok; tok = apr_strtok(NULL, "\n", &last)) {
-        APR_ARRAY_PUSH(list, const char *) = tok;
+    return n == 64;
+}
+
+/* Add the entries of one sealed index to list (the same handle once, with
+ * the later expiry); malformed lines are skipped. */
+static void index_parse(request_rec *r, const char *txt, apr_array_header_t *list)
+{
+    char *copy = apr_pstrdup(r->pool, txt), *line, *last, *sp, *end;
+    int i;
+
+    for (line = apr_strtok(copy, "\n", &last); line; line = apr_strtok(NULL, "\n", &last)) {
+        index_entry_t e;
+        if (!(sp = strchr(line, ' '))) {
+            continue;
+        }
+        *sp = '\0';
+        e.handle = line;
+        e.expires = apr_strtoi64(sp + 1, &end, 10);
+        if (!handle_ok(e.handle) || *end || end == sp + 1) {
+            continue;
+        }
+        for (i = 0; i < list->nelts; ++i) {
+            index_entry_t *o = &APR_ARRAY_IDX(list, i, index_entry_t);
+            if (!strcmp(o->handle, e.handle)) {
+                o->expires = e.expires > o->expires ? e.expires : o->expires;
+                break;
+            }
+        }
+        if (i == list->nelts) {
+            APR_ARRAY_PUSH(list, index_entry_t) = e;
+        }
+    }
+}
+
+/* The index as found under every key of the ring (after a rotation it may
+ * sit under an older one; during a rolling rotation under both). */
+static apr_array_header_t *index_read(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind,
+                                      const char *value)
+{
+    apr_array_header_t *list = apr_array_make(r->pool, 8, sizeof(index_entry_t));
+    int i, n = bff_ns_key_count(index_ns(kind), sc->keyring);
+
+    for (i = 0; i < n; ++i) {
+        const char *key = index_key(r, sc, kind, i, value);
+        unsigned char *rec, *pt;
+        apr_size_t len, ptlen;
+
+        if (key && APR_SUCCESS == bff_store_get(sc->store, r->pool, key, &rec, &len)
+            && APR_SUCCESS == bff_crypto_open(r->pool, sc->keyring, key, strlen(key), rec, len,
+                                              &pt, &ptlen, NULL)) {
+            index_parse(r, (const char *)pt, list);
+        }
     }
     return list;
 }
 
-void bff_glue_index_add(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind, const char *value,
-                        const char *session_key, apr_int64_t expires)
+static int by_expiry(const void *a, const void *b)
 {
-    const char *key = index_key(r, sc, kind, value);
-    apr_array_header_t *list;
-    unsigned char *rec;
-    apr_size_t len;
-    const char *txt;
-    int i, start, tries;
+    apr_int64_t x = ((const index_entry_t *)a)->expires, y = ((const index_entry_t *)b)->expires;
+    return x < y ? -1 : x > y;
+}
 
+void bff_glue_index_add(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind, const char *value,
+                        const char *handle, apr_int64_t expires)
+{
+    const char *key = index_key(r, sc, kind, 0, value);
+    apr_int64_t now = bff_util_now(), last = expires;
+    apr_array_header_t *list;
+    index_entry_t *e;
+    unsigned char *rec;
+    apr_size_t len, used;
+    char *txt;
+    int i, start, tries, n = bff_ns_key_count(index_ns(kind), sc->keyring);
+
+    if (!key || !handle) {
+        return;
+    }
     for (tries = 0; APR_SUCCESS != bff_glue_lock(r, sc, key, LOCK_TTL); ++tries) {
         if (tries >= 50) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "BFF01310: logout index busy; "
@@ -387,52 +474,84 @@ void bff_glue_index_add(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind, co
         }
         apr_sleep(apr_time_from_msec(20));
     }
-    list = index_read(r, sc, key);
-    APR_ARRAY_PUSH(list, const char *) = session_key;
-    /* Bounded: the oldest sessions of a very busy sub fall out of the index. */
-    start = list->nelts > INDEX_MAX ? list->nelts - INDEX_MAX : 0;
-    txt = "";
-    for (i = start; i < list->nelts; ++i) {
-        txt = apr_pstrcat(r->pool, txt, APR_ARRAY_IDX(list, i, const char *), "\n", NULL);
+    list = index_read(r, sc, kind, value);
+    e = &APR_ARRAY_PUSH(list, index_entry_t);
+    e->handle = handle;
+    e->expires = expires;
+    qsort(list->elts, (size_t)list->nelts, sizeof(index_entry_t), by_expiry);
+    /* Sessions past their end are gone from the store: drop them. */
+    for (start = 0; start < list->nelts
+                    && APR_ARRAY_IDX(list, start, index_entry_t).expires <= now; ++start) {
     }
-    if (APR_SUCCESS == bff_crypto_seal(r->pool, sc->keyring, key, strlen(key), txt, strlen(txt),
-                                       &rec, &len)) {
-        bff_store_set(sc->store, r->pool, key, rec, len, expires);
+    if (list->nelts - start > INDEX_MAX) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "BFF01311: more than %d live sessions "
+                      "for one %s; the %d ending first are no longer found by a back-channel "
+                      "logout", INDEX_MAX, kind == BFF_INDEX_SID ? "sid" : "sub",
+                      list->nelts - start - INDEX_MAX);
+        start = list->nelts - INDEX_MAX;
+    }
+    /* 64 hex digits, a space, at most 20 digits and sign, a newline. */
+    txt = apr_palloc(r->pool, (apr_size_t)(list->nelts - start) * 87 + 1);
+    for (i = start, used = 0; i < list->nelts; ++i) {
+        e = &APR_ARRAY_IDX(list, i, index_entry_t);
+        used += apr_snprintf(txt + used, 88, "%s %" APR_INT64_T_FMT "\n", e->handle,
+                             e->expires);
+        last = e->expires > last ? e->expires : last;
+    }
+    txt[used] = '\0';
+    if (APR_SUCCESS == bff_crypto_seal(r->pool, sc->keyring, key, strlen(key), txt, used,
+                                       &rec, &len)
+        && APR_SUCCESS == bff_store_set(sc->store, r->pool, key, rec, len, last)) {
+        /* Moved to the first key of the ring: the older copies are merged. */
+        for (i = 1; i < n; ++i) {
+            const char *old = index_key(r, sc, kind, i, value);
+            if (old) {
+                bff_store_remove(sc->store, r->pool, old);
+            }
+        }
     }
     bff_glue_unlock(r, sc, key);
+}
+
+/* Remove a session under every key of the ring. */
+static apr_status_t remove_by_handle(request_rec *r, bff_srv_conf_t *sc, const char *handle)
+{
+    int i, n = bff_ns_key_count(BFF_NS_SESSION, sc->keyring);
+    apr_status_t rv = APR_NOTFOUND;
+
+    for (i = 0; i < n; ++i) {
+        const char *key = session_key(r->pool, sc, i, handle);
+        if (key && bff_store_remove(sc->store, r->pool, key) == APR_SUCCESS) {
+            rv = APR_SUCCESS;
+        }
+    }
+    return rv;
 }
 
 int bff_glue_index_end_sessions(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind,
                                 const char *value)
 {
-    const char *key = index_key(r, sc, kind, value);
-    apr_array_header_t *list = index_read(r, sc, key);
-    int i, n = 0;
+    apr_array_header_t *list = index_read(r, sc, kind, value);
+    int i, n = 0, nkeys = bff_ns_key_count(index_ns(kind), sc->keyring);
 
     for (i = 0; i < list->nelts; ++i) {
-        const char *sk = APR_ARRAY_IDX(list, i, const char *);
-        /* Only session keys: a damaged index must not delete other entries. */
-        if (strncmp(sk, SESSION_KEY_PREFIX, strlen(SESSION_KEY_PREFIX))) {
-            continue;
-        }
-        if (bff_store_remove(sc->store, r->pool, sk) == APR_SUCCESS) {
+        if (remove_by_handle(r, sc, APR_ARRAY_IDX(list, i, index_entry_t).handle)
+            == APR_SUCCESS) {
             ++n;
         }
     }
-    bff_store_remove(sc->store, r->pool, key);
+    for (i = 0; i < nkeys; ++i) {
+        const char *key = index_key(r, sc, kind, i, value);
+        if (key) {
+            bff_store_remove(sc->store, r->pool, key);
+        }
+    }
     return n;
 }
 
 apr_status_t bff_glue_session_remove(request_rec *r, bff_srv_conf_t *sc, const char *id)
 {
-    int i, n = bff_crypto_keyring_count(sc->keyring);
-    apr_status_t rv = APR_NOTFOUND;
+    const char *handle = bff_ns_handle(r->pool, sc->site, id);
 
-    for (i = 0; i < n; ++i) {
-        const char *key = bff_crypto_store_key(r->pool, sc->keyring, i, SESSION_KEY_PREFIX, id);
-        if (bff_store_remove(sc->store, r->pool, key) == APR_SUCCESS) {
-            rv = APR_SUCCESS;
-        }
-    }
-    return rv;
+    return handle ? remove_by_handle(r, sc, handle) : APR_NOTFOUND;
 }

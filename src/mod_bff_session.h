@@ -10,6 +10,7 @@
 /* A session as one request sees it. */
 typedef struct {
     const char *id;        /* the cookie value; never logged */
+    const char *handle;    /* bff_ns_handle(): names it in indexes, locks, markers */
     const char *key;       /* the store key derived from it */
     bff_session_t *s;
     int key_index;         /* keyring entry that opened it (0 = current) */
@@ -55,8 +56,11 @@ void bff_glue_session_forget(request_rec *r);
 
 /* Back-channel logout indexes: the sessions of a provider sid or sub. */
 typedef enum { BFF_INDEX_SID = 0, BFF_INDEX_SUB = 1 } bff_index_e;
+/* Add a session (by its handle) ending at expires; entries of sessions
+ * already ended are dropped. Read under every key of the ring, written
+ * under the first. */
 void bff_glue_index_add(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind, const char *value,
-                        const char *session_key, apr_int64_t expires);
+                        const char *handle, apr_int64_t expires);
 /* Remove every session listed under the index; returns how many existed. */
 int bff_glue_index_end_sessions(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind,
                                 const char *value);

@@ -10,6 +10,7 @@
 
 #include "mod_bff.h"
 #include "mod_bff_store.h"
+#include "bff_ns.h"
 #include "bff_store_memcache.h"
 #include "bff_store_shm.h"
 #include "bff_util.h"
@@ -142,10 +143,17 @@ static apr_status_t keyring_setup(apr_pool_t *pconf, server_rec *s, bff_srv_conf
     if (APR_SUCCESS != (rv = bff_crypto_keyring_create(pconf, &sc->keyring))) {
         return rv;
     }
+    /* Keys of this site's own (HKDF context): virtual hosts that share a
+     * secret (inherited, or the retained random one) and a store cannot
+     * open each other's records. */
+    if (!(sc->site = bff_ns_site(pconf, sc->origin, sc->client_id))) {
+        return APR_EINVAL;
+    }
     if (sc->crypto_keys && sc->crypto_keys->nelts) {
         for (i = 0; i < sc->crypto_keys->nelts; ++i) {
             const bff_secret_t *k = &APR_ARRAY_IDX(sc->crypto_keys, i, bff_secret_t);
-            if (APR_SUCCESS != (rv = bff_crypto_keyring_add(sc->keyring, k->data, k->len))) {
+            if (APR_SUCCESS != (rv = bff_crypto_keyring_add_ctx(sc->keyring, k->data, k->len,
+                                                                sc->site))) {
                 ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "BFF00407: BFFCryptoKey #%d %s",
                              i + 1, rv == APR_EEXIST ? "repeats an earlier key"
                                                      : "cannot be used");
@@ -169,7 +177,7 @@ static apr_status_t keyring_setup(apr_pool_t *pconf, server_rec *s, bff_srv_conf
                          "configured: using a random key; sessions will not survive a "
                          "full restart of httpd");
         }
-        return bff_crypto_keyring_add(sc->keyring, rk->key, sizeof(rk->key));
+        return bff_crypto_keyring_add_ctx(sc->keyring, rk->key, sizeof(rk->key), sc->site);
     }
 }
 

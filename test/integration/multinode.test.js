@@ -12,7 +12,11 @@
 //     nodes (replay on A: 400; concurrent delivery to both: one wins);
 //   - a burst at token expiry, half on A and half on B: one refresh_token
 //     grant at the provider (rotating refresh tokens), every request 200;
-//   - key rotation on both nodes: [old] -> [new, old] -> [new].
+//   - key rotation on both nodes: [old] -> [new, old] -> [new];
+//   - a rolling rotation (A has [K1], B [K2, K1], then both): back-channel
+//     logouts by sid and by sub end the sessions made before it, also one
+//     that moved to K2's store key; a logout token's jti seen before or
+//     during the rotation stays refused on both nodes.
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -327,4 +331,77 @@ test('key rotation on both nodes: [old] -> [new, old] -> [new]', async () => {
     }
     const s3 = await login(B, A);
     assert.equal((await user(B, s3)).status, 200);
+});
+
+/** Change a node's key ring and reload it gracefully (as an operator rolls a rotation). */
+async function rekey(node, keys) {
+    node.opts.bff.BFFCryptoKey = keys;
+    await node.writeConfig();
+    await node.graceful();
+}
+
+test('rolling rotation, A=[K1] and B=[K2, K1]: back-channel logouts by sid and by sub end the sessions made before it', async () => {
+    const K1 = crypto.randomBytes(32).toString('base64url');
+    const K2 = crypto.randomBytes(32).toString('base64url');
+    await restartBoth([K1]);
+    const a1 = await login(A, A);
+    const a2 = await login(A, A);
+    const b1 = await login(A, A, { username: 'bob' });
+    const b2 = await login(A, A, { username: 'bob' });
+    assert.notEqual(a1.sid, a2.sid, 'two provider sessions');
+
+    await rekey(B, [K2, K1]);
+    // b2 is used on B: rewritten under K2 (it moves to K2's store key).
+    assert.equal((await user(B, b2)).status, 200);
+    // A session made on B after its rotation: indexed under K2.
+    const a3 = await login(B, B);
+    for (const s of [a1, a2, b1]) assert.equal((await user(A, s)).status, 200);
+
+    // By sid, delivered to the rotated node: the index written under K1 is read.
+    let r = await postLogout(B, logoutToken({ sid: a1.sid, sub: a1.sub }));
+    assert.equal(r.status, 200, r.body);
+    assert.equal((await user(A, a1)).status, 401, 'a1 ended (seen from A)');
+    assert.equal((await user(B, a1)).status, 401, 'a1 ended (seen from B)');
+    assert.equal((await user(A, a2)).status, 200, 'only the sid named');
+
+    // By sub only: the sessions indexed under K1 (a2) and under K2 (a3) end.
+    r = await postLogout(B, logoutToken({ sub: 'alice' }));
+    assert.equal(r.status, 200, r.body);
+    assert.equal((await user(A, a2)).status, 401, 'a2, made before the rotation, ended');
+    assert.equal((await user(B, a3)).status, 401, 'a3, made after it, ended');
+
+    // A rotates too; bob's sessions: b1 still under K1, b2 moved to K2.
+    await rekey(A, [K2, K1]);
+    for (const s of [b1, b2]) assert.equal((await user(A, s)).status, 200);
+    r = await postLogout(A, logoutToken({ sub: 'bob' }));
+    assert.equal(r.status, 200, r.body);
+    for (const node of [A, B]) {
+        assert.equal((await user(node, b1)).status, 401, 'b1 ended');
+        assert.equal((await user(node, b2)).status, 401, 'b2 (moved to the new key) ended');
+    }
+});
+
+test('rolling rotation: a logout token seen before it stays refused on both nodes (jti)', async () => {
+    const K1 = crypto.randomBytes(32).toString('base64url');
+    const K2 = crypto.randomBytes(32).toString('base64url');
+    await restartBoth([K1]);
+    const early = logoutToken({ sid: 'no-such-sid', sub: 'nobody' });
+    assert.equal((await postLogout(A, early)).status, 200);
+    await rekey(B, [K2, K1]);
+    await B.expectLog([/BFF01510/], async () => {
+        const again = await postLogout(B, early);
+        assert.equal(again.status, 400, `replay on the rotated node: ${again.body}`);
+        assert.match(again.body, /replay/);
+    });
+    // A token first seen on the rotated node is refused on the other.
+    const late = logoutToken({ sid: 'no-such-sid', sub: 'nobody' });
+    assert.equal((await postLogout(B, late)).status, 200);
+    await A.expectLog([/BFF01510/], async () => {
+        const again = await postLogout(A, late);
+        assert.equal(again.status, 400, `replay on the node not yet rotated: ${again.body}`);
+    });
+    await rekey(A, [K2, K1]);
+    await A.expectLog([/BFF01510/], async () => {
+        assert.equal((await postLogout(A, early)).status, 400, 'still refused after A rotated');
+    });
 });
