@@ -162,6 +162,7 @@ static int verify_logout_token(request_rec *r, bff_srv_conf_t *sc, const char *t
     memset(&ex, 0, sizeof(ex));
     ex.issuer = sc->issuer;
     ex.client_id = sc->client_id;
+    ex.trusted_audiences = sc->trusted_audiences;
     ex.now = bff_util_now();
     ex.leeway = LOGOUT_TOKEN_LEEWAY;
     ex.max_age = LOGOUT_TOKEN_MAX_AGE;
