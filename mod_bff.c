@@ -105,12 +105,15 @@ static void bff_child_init(apr_pool_t *pchild, server_rec *s)
 
 static void bff_register_hooks(apr_pool_t *p)
 {
+    static const char *const before_proxy[] = {"mod_proxy.c", NULL};
+
     ap_hook_pre_config(bff_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(bff_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(bff_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(bff_child_init, NULL, NULL, APR_HOOK_MIDDLE);
-    /* Before mod_proxy's handler (APR_HOOK_FIRST), which forwards the request. */
-    ap_hook_handler(bff_relay_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* Before mod_proxy's handler, which forwards the request: by name, and
+     * REALLY_FIRST for handlers that do not name themselves. */
+    ap_hook_handler(bff_relay_handler, NULL, before_proxy, APR_HOOK_REALLY_FIRST);
     ap_hook_handler(bff_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
@@ -162,6 +165,12 @@ static const command_rec bff_cmds[] = {
                   RSRC_CONF | ACCESS_CONF,
                   "Other origins allowed to use the session (besides the site's own). "
                   "Default: none."),
+    AP_INIT_ITERATE(BFF_D_TRUSTED_AUDIENCE, bff_cmd_trusted_audience, NULL, RSRC_CONF,
+                  "Audiences besides BFFClientID that an ID token or logout token may name "
+                  "in aud. Default: none."),
+    AP_INIT_FLAG(BFF_D_PASS_COOKIE, bff_cmd_pass_cookie, NULL, RSRC_CONF | ACCESS_CONF,
+                  "On: requests mod_proxy forwards from this location keep the session "
+                  "cookies (logged as a warning). Default: Off."),
     {NULL}
 };
 

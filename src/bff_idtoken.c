@@ -58,12 +58,23 @@ static int json_str_eq(const json_t *v, const char *s)
            && !memcmp(json_string_value(v), s, json_string_length(v));
 }
 
-static apr_status_t check_aud(const json_t *claims, const char *client_id, const char **err)
+static int aud_trusted(const json_t *a, const char *const *trusted)
+{
+    for (; trusted && *trusted; ++trusted) {
+        if (json_str_eq(a, *trusted)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static apr_status_t check_aud(const json_t *claims, const char *client_id,
+                              const char *const *trusted, const char **err)
 {
     json_t *aud = json_object_get(claims, "aud");
     json_t *azp = json_object_get(claims, "azp");
     size_t i, n = 0;
-    int found = 0;
+    int found = 0, untrusted = 0;
 
     if (json_is_string(aud)) {
         n = 1;
@@ -77,7 +88,12 @@ static apr_status_t check_aud(const json_t *claims, const char *client_id, const
                 *err = "aud claim holds a non-string";
                 return APR_EINVAL;
             }
-            found |= json_str_eq(a, client_id);
+            if (json_str_eq(a, client_id)) {
+                found = 1;
+            }
+            else if (!aud_trusted(a, trusted)) {
+                untrusted = 1;
+            }
         }
     }
     else {
@@ -96,6 +112,12 @@ static apr_status_t check_aud(const json_t *claims, const char *client_id, const
     }
     if (azp && !json_str_eq(azp, client_id)) {
         *err = "azp claim is not the client_id";
+        return APR_EINVAL;
+    }
+    /* azp alone is not enough: an audience we do not trust could use the
+     * same token elsewhere (OIDC Core 3.1.3.7 item 3). */
+    if (untrusted) {
+        *err = "aud claim names an audience that is not trusted";
         return APR_EINVAL;
     }
     return APR_SUCCESS;
@@ -169,7 +191,7 @@ static apr_status_t check_start(const json_t *claims, const bff_idtoken_expect_t
         *err = "iss claim is not the expected issuer";
         return APR_EINVAL;
     }
-    return check_aud(claims, expect->client_id, err);
+    return check_aud(claims, expect->client_id, expect->trusted_audiences, err);
 }
 
 static apr_status_t check_nonce(const json_t *claims, const char *nonce, const char **err)

@@ -15,10 +15,13 @@ typedef struct {
     apr_int64_t now;           /* seconds since the epoch */
     apr_int64_t leeway;        /* clock skew allowed, seconds (60) */
     apr_int64_t max_age;       /* iat not older than now - max_age - leeway (600) */
+    const char *const *trusted_audiences; /* NULL-terminated audiences besides client_id
+                                            * that aud may name (NULL: none) */
 } bff_idtoken_expect_t;
 
 /* Checks iss, aud (string or array; with several audiences azp must be
- * present and equal client_id), exp (number, > now - leeway), iat (number,
+ * present and equal client_id, and every other audience must be one of
+ * trusted_audiences: OIDC Core 3.1.3.7 item 3), exp (number, > now - leeway), iat (number,
  * present, not in the future beyond leeway, not older than max_age), nonce,
  * sub (non-empty string). APR_EINVAL with *err naming the failed check, in
  * words fit for a log line (no token content beyond claim names). */

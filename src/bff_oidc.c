@@ -2,6 +2,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_tables.h>
 
@@ -441,6 +442,39 @@ static int tok_opt_string(apr_pool_t *p, json_t *obj, const char *name, const ch
     return 1;
 }
 
+/* The access token goes into an Authorization header: RFC 6750's b64token
+ * (1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="), so that a
+ * provider's CR/LF can never become a header of the proxied request. */
+static int b64token_ok(const char *s, apr_size_t n)
+{
+    apr_size_t i = 0;
+
+    while (i < n && (apr_isalnum(s[i]) || strchr("-._~+/", s[i]))) {
+        ++i;
+    }
+    if (i == 0) {
+        return 0;
+    }
+    while (i < n && s[i] == '=') {
+        ++i;
+    }
+    return i == n;
+}
+
+/* A refresh token is only ever sent back in a form body, but it is stored
+ * and logged around: visible ASCII only (RFC 6749 VSCHAR without space). */
+static int vchar_ok(const char *s, apr_size_t n)
+{
+    apr_size_t i;
+
+    for (i = 0; i < n; ++i) {
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static apr_status_t tokens_from_json(apr_pool_t *p, const bff_http_resp_t *resp, json_t *doc,
                                      bff_oidc_tokens_t *t, const char **err)
 {
@@ -449,6 +483,10 @@ static apr_status_t tokens_from_json(apr_pool_t *p, const bff_http_resp_t *resp,
     v = json_object_get(doc, "access_token");
     if (!json_is_string(v) || json_string_length(v) == 0) {
         return tok_fail(p, resp, "access_token missing or not a string", err);
+    }
+    if (!b64token_ok(json_string_value(v), json_string_length(v))) {
+        return tok_fail(p, resp, "access_token has characters outside RFC 6750 b64token",
+                        err);
     }
     t->access_token = apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
 
@@ -464,6 +502,10 @@ static apr_status_t tokens_from_json(apr_pool_t *p, const bff_http_resp_t *resp,
 
     if (!tok_opt_string(p, doc, "refresh_token", &t->refresh_token)) {
         return tok_fail(p, resp, "refresh_token is not a string", err);
+    }
+    v = json_object_get(doc, "refresh_token");
+    if (t->refresh_token && !vchar_ok(json_string_value(v), json_string_length(v))) {
+        return tok_fail(p, resp, "refresh_token has characters outside visible ASCII", err);
     }
     if (!tok_opt_string(p, doc, "id_token", &t->id_token)) {
         return tok_fail(p, resp, "id_token is not a string", err);

@@ -58,6 +58,8 @@ void *bff_config_merge_server(apr_pool_t *p, void *basev, void *addv)
     sc->max_lifetime = MERGE_INT(max_lifetime);
     sc->refresh_before = MERGE_INT(refresh_before);
     sc->post_logout_uri = MERGE_PTR(post_logout_uri);
+    sc->trusted_aud = MERGE_PTR(trusted_aud);
+    sc->pass_cookie_at = add->pass_cookie_at;
     sc->server = add->server;
     return sc;
 }
@@ -67,6 +69,7 @@ void *bff_config_create_dir(apr_pool_t *p, char *dir)
     bff_dir_conf_t *dc = apr_pcalloc(p, sizeof(*dc));
 
     dc->relay = BFF_RELAY_UNSET;
+    dc->pass_cookie = -1;
     return dc;
 }
 
@@ -79,6 +82,7 @@ void *bff_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     dc->csrf_header = add->csrf_header ? add->csrf_header : base->csrf_header;
     dc->csrf_value = add->csrf_header ? add->csrf_value : base->csrf_value;
     dc->trusted_origins = add->trusted_origins ? add->trusted_origins : base->trusted_origins;
+    dc->pass_cookie = add->pass_cookie != -1 ? add->pass_cookie : base->pass_cookie;
     return dc;
 }
 
@@ -95,6 +99,11 @@ const char *bff_dir_csrf_header(const bff_dir_conf_t *dc)
 const char *bff_dir_csrf_value(const bff_dir_conf_t *dc)
 {
     return dc && dc->csrf_header ? dc->csrf_value : BFF_DEFAULT_CSRF_VALUE;
+}
+
+int bff_dir_pass_cookie(const bff_dir_conf_t *dc)
+{
+    return dc && dc->pass_cookie == 1;
 }
 
 static bff_srv_conf_t *cmd_srv_conf(cmd_parms *cmd)
@@ -499,6 +508,41 @@ const char *bff_cmd_trusted_origin(cmd_parms *cmd, void *dcv, const char *arg)
     return NULL;
 }
 
+const char *bff_cmd_trusted_audience(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    bff_srv_conf_t *sc = cmd_srv_conf(cmd);
+
+    if (err) {
+        return err;
+    }
+    if (!*arg) {
+        return cmd_err(cmd, "expected an audience (a client id or URI)");
+    }
+    if (!sc->trusted_aud) {
+        sc->trusted_aud = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(sc->trusted_aud, const char *) = arg;
+    return NULL;
+}
+
+const char *bff_cmd_pass_cookie(cmd_parms *cmd, void *dcv, int on)
+{
+    bff_dir_conf_t *dc = dcv;
+    bff_srv_conf_t *sc = cmd_srv_conf(cmd);
+
+    dc->pass_cookie = on;
+    if (on) {
+        /* Warned about once the error log is open (bff_config_log_warnings). */
+        if (!sc->pass_cookie_at) {
+            sc->pass_cookie_at = apr_array_make(cmd->pool, 2, sizeof(const char *));
+        }
+        APR_ARRAY_PUSH(sc->pass_cookie_at, const char *) =
+            cmd->path ? cmd->path : "server scope";
+    }
+    return NULL;
+}
+
 const char *bff_cmd_refresh_before(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
@@ -585,6 +629,11 @@ const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc
     sc->client.client_id = sc->client_id;
     sc->client.client_secret = sc->client_secret;
     sc->client.auth = (bff_client_auth_e)sc->client_auth;
+    if (sc->trusted_aud && !sc->trusted_audiences) {
+        apr_array_header_t *a = apr_array_copy(p, sc->trusted_aud);
+        APR_ARRAY_PUSH(a, const char *) = NULL;
+        sc->trusted_audiences = (const char *const *)a->elts;
+    }
 
     if (!sc->issuer) {
         return NULL; /* mod_bff is not used in this server */
@@ -621,6 +670,16 @@ const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc
 
 void bff_config_log_warnings(server_rec *s, const bff_srv_conf_t *sc)
 {
+    int i;
+
+    /* Locations of this server's own configuration; a virtual host that
+     * inherits one has it logged by the main server. */
+    for (i = 0; sc->pass_cookie_at && i < sc->pass_cookie_at->nelts; ++i) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "BFF00150: %s On at %s: the upstream "
+                     "proxied from there receives the session cookie, a bearer credential "
+                     "for the session", BFF_D_PASS_COOKIE,
+                     APR_ARRAY_IDX(sc->pass_cookie_at, i, const char *));
+    }
     if (!sc->issuer) {
         return;
     }

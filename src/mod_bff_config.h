@@ -30,6 +30,8 @@
 #define BFF_D_TRUSTED_ORIGIN    "BFFTrustedOrigin"
 #define BFF_D_REFRESH_BEFORE    "BFFRefreshBeforeExpiry"
 #define BFF_D_POST_LOGOUT_URI   "BFFPostLogoutRedirectURI"
+#define BFF_D_TRUSTED_AUDIENCE  "BFFTrustedAudience"
+#define BFF_D_PASS_COOKIE       "BFFPassCookie"
 
 #define BFF_DEFAULT_SCOPE        "openid profile email"
 #define BFF_DEFAULT_COOKIE_NAME  "__Host-Http-bff"
@@ -74,6 +76,9 @@ typedef struct {
     apr_int64_t max_lifetime;           /* seconds, -1 unset */
     apr_int64_t refresh_before;         /* seconds, -1 unset */
     const char *post_logout_uri;
+    apr_array_header_t *trusted_aud;    /* const char *, NULL unset */
+    apr_array_header_t *pass_cookie_at; /* const char * locations with BFFPassCookie On
+                                         * in this server's own config (not merged) */
 
     /* Runtime, set up in post_config. */
     server_rec *server;
@@ -85,6 +90,7 @@ typedef struct {
     const char *origin;                 /* scheme://host[:port] of BFFRedirectURI */
     const char *site;                   /* origin + client id: binds keys and store
                                          * entries to this site (bff_ns_site) */
+    const char *const *trusted_audiences; /* trusted_aud, NULL-terminated */
 } bff_srv_conf_t;
 
 /* Per directory (Location). */
@@ -93,12 +99,14 @@ typedef struct {
     const char *csrf_header;            /* NULL unset */
     const char *csrf_value;
     apr_array_header_t *trusted_origins; /* const char *, NULL unset */
+    int pass_cookie;                    /* BFFPassCookie: -1 unset, 0, 1 */
 } bff_dir_conf_t;
 
 /* Getters that apply the defaults. */
 int bff_dir_relay(const bff_dir_conf_t *dc);
 const char *bff_dir_csrf_header(const bff_dir_conf_t *dc);
 const char *bff_dir_csrf_value(const bff_dir_conf_t *dc);
+int bff_dir_pass_cookie(const bff_dir_conf_t *dc);
 
 void *bff_config_create_server(apr_pool_t *p, server_rec *s);
 void *bff_config_merge_server(apr_pool_t *p, void *basev, void *addv);
@@ -124,6 +132,8 @@ const char *bff_cmd_csrf_header(cmd_parms *cmd, void *dc, const char *name, cons
 const char *bff_cmd_trusted_origin(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_refresh_before(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_post_logout_uri(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_trusted_audience(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_pass_cookie(cmd_parms *cmd, void *dc, int on);
 
 /* Apply defaults and cross-directive checks after merging (check_config,
  * so `apachectl configtest` sees them too). Returns an error message for

@@ -277,6 +277,7 @@ static apr_status_t verify_id_token(request_rec *r, bff_srv_conf_t *sc,
     memset(&ex, 0, sizeof(ex));
     ex.issuer = sc->issuer;
     ex.client_id = sc->client_id;
+    ex.trusted_audiences = sc->trusted_audiences;
     ex.nonce = nonce;
     ex.now = bff_util_now();
     ex.leeway = ID_TOKEN_LEEWAY;

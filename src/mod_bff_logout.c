@@ -42,6 +42,13 @@ static void expire_cookie(request_rec *r, bff_srv_conf_t *sc)
     }
 }
 
+static int cookie_sent(request_rec *r, bff_srv_conf_t *sc)
+{
+    const char *hdr = apr_table_get(r->headers_in, "Cookie");
+
+    return hdr && bff_cookie_get(r->pool, hdr, sc->cookie_name) != NULL;
+}
+
 static void revoke_refresh_token(request_rec *r, bff_srv_conf_t *sc,
                                  const bff_provider_view_t *pv, const char *rt)
 {
@@ -74,8 +81,12 @@ int bff_logout_handle(request_rec *r, bff_srv_conf_t *sc)
     sid = q ? apr_table_get(q, "sid") : NULL;
     rv = bff_glue_session_load(r, sc, &rs);
     if (rv == APR_NOTFOUND) {
-        /* Nothing to end: just leave, and drop a stale cookie. */
-        expire_cookie(r, sc);
+        /* Nothing to end: just leave, and drop a stale cookie - only one
+         * that was sent. A cross-site navigation carries no Strict cookie
+         * and must not delete the one the browser has (issue 9, 4.6). */
+        if (cookie_sent(r, sc)) {
+            expire_cookie(r, sc);
+        }
         return redirect_to(r, sc->post_logout_uri);
     }
     if (rv != APR_SUCCESS) {
@@ -152,6 +163,7 @@ static int verify_logout_token(request_rec *r, bff_srv_conf_t *sc, const char *t
     memset(&ex, 0, sizeof(ex));
     ex.issuer = sc->issuer;
     ex.client_id = sc->client_id;
+    ex.trusted_audiences = sc->trusted_audiences;
     ex.now = bff_util_now();
     ex.leeway = LOGOUT_TOKEN_LEEWAY;
     ex.max_age = LOGOUT_TOKEN_MAX_AGE;

@@ -32,6 +32,7 @@ struct bff_provider_t {
     apr_int64_t last_jwks_fetch;
     apr_int64_t last_failure;
     int refreshing;
+    int jwks_refetching;         /* one unknown-kid refetch at a time, outside the mutex */
 };
 
 typedef struct {
@@ -244,17 +245,60 @@ apr_status_t bff_provider_get(bff_provider_t *prov, request_rec *r, bff_provider
     return rv;
 }
 
+/* A snapshot with a copy of cur's metadata (its strings live in cur's pool)
+ * and no keys yet. */
+static apr_status_t snapshot_copy_meta(const snapshot_t *cur, snapshot_t **out)
+{
+    snapshot_t *snap;
+    bff_oidc_meta_t *m;
+    const char **algs;
+    apr_pool_t *p;
+    apr_status_t rv;
+    int n = 0, i;
+
+    if (APR_SUCCESS != (rv = apr_pool_create_unmanaged_ex(&p, NULL, NULL))) {
+        return rv;
+    }
+    snap = apr_pcalloc(p, sizeof(*snap));
+    snap->pool = p;
+    snap->meta = m = apr_pmemdup(p, cur->meta, sizeof(*cur->meta));
+    m->issuer = apr_pstrdup(p, m->issuer);
+    m->authorization_endpoint = apr_pstrdup(p, m->authorization_endpoint);
+    m->token_endpoint = apr_pstrdup(p, m->token_endpoint);
+    m->jwks_uri = apr_pstrdup(p, m->jwks_uri);
+    m->userinfo_endpoint = apr_pstrdup(p, m->userinfo_endpoint);
+    m->end_session_endpoint = apr_pstrdup(p, m->end_session_endpoint);
+    m->revocation_endpoint = apr_pstrdup(p, m->revocation_endpoint);
+    while (m->id_token_algs && m->id_token_algs[n]) {
+        ++n;
+    }
+    algs = apr_pcalloc(p, sizeof(*algs) * (n + 1));
+    for (i = 0; i < n; ++i) {
+        algs[i] = apr_pstrdup(p, m->id_token_algs[i]);
+    }
+    m->id_token_algs = algs;
+    snap->fetched = cur->fetched;
+    *out = snap;
+    return APR_SUCCESS;
+}
+
+/* The fetch (up to the HTTP timeout) runs outside the mutex: logins and
+ * refreshes that need the provider go on with the current keys meanwhile,
+ * and an anonymous back-channel POST with an unknown kid can delay nobody
+ * but itself. One refetch at a time per child; the others answer EAGAIN. */
 apr_status_t bff_provider_refresh_jwks(bff_provider_t *prov, request_rec *r,
                                        bff_provider_view_t *view)
 {
     apr_int64_t now = bff_util_now();
-    snapshot_t *cur, *snap;
-    apr_pool_t *p;
+    snapshot_t *cur, *snap = NULL;
     apr_status_t rv;
 
+    if (!prov->mutex) {
+        return APR_EGENERAL;
+    }
     apr_thread_mutex_lock(prov->mutex);
     cur = prov->current;
-    if (!cur || now - prov->last_jwks_fetch < JWKS_REFETCH_MIN) {
+    if (!cur || prov->jwks_refetching || now - prov->last_jwks_fetch < JWKS_REFETCH_MIN) {
         if (cur) {
             hold_locked(prov, r, cur, view);
         }
@@ -262,44 +306,31 @@ apr_status_t bff_provider_refresh_jwks(bff_provider_t *prov, request_rec *r,
         return cur ? APR_EAGAIN : APR_EGENERAL;
     }
     prov->last_jwks_fetch = now;
-    if (APR_SUCCESS != (rv = apr_pool_create_unmanaged_ex(&p, NULL, NULL))) {
+    rv = snapshot_copy_meta(cur, &snap);
+    if (rv != APR_SUCCESS) {
+        hold_locked(prov, r, cur, view);
         apr_thread_mutex_unlock(prov->mutex);
         return rv;
     }
-    snap = apr_pcalloc(p, sizeof(*snap));
-    snap->pool = p;
-    snap->meta = apr_pmemdup(p, cur->meta, sizeof(*cur->meta));
-    {
-        /* The strings still live in cur's pool; copy the ones we use. */
-        bff_oidc_meta_t *m = snap->meta;
-        const char **algs;
-        int n = 0, i;
-        m->issuer = apr_pstrdup(p, m->issuer);
-        m->authorization_endpoint = apr_pstrdup(p, m->authorization_endpoint);
-        m->token_endpoint = apr_pstrdup(p, m->token_endpoint);
-        m->jwks_uri = apr_pstrdup(p, m->jwks_uri);
-        m->userinfo_endpoint = apr_pstrdup(p, m->userinfo_endpoint);
-        m->end_session_endpoint = apr_pstrdup(p, m->end_session_endpoint);
-        m->revocation_endpoint = apr_pstrdup(p, m->revocation_endpoint);
-        while (m->id_token_algs && m->id_token_algs[n]) {
-            ++n;
-        }
-        algs = apr_pcalloc(p, sizeof(*algs) * (n + 1));
-        for (i = 0; i < n; ++i) {
-            algs[i] = apr_pstrdup(p, m->id_token_algs[i]);
-        }
-        m->id_token_algs = algs;
-    }
-    snap->fetched = cur->fetched;
-    rv = fetch_jwks(prov, r, p, snap->meta, &snap->jwks);
-    if (rv == APR_SUCCESS) {
+    prov->jwks_refetching = 1;
+    cur->refs++; /* kept alive, so that the comparison below cannot meet a reused address */
+    apr_thread_mutex_unlock(prov->mutex);
+
+    rv = fetch_jwks(prov, r, snap->pool, snap->meta, &snap->jwks);
+
+    apr_thread_mutex_lock(prov->mutex);
+    prov->jwks_refetching = 0;
+    if (rv == APR_SUCCESS && prov->current == cur) {
         install_locked(prov, snap);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF00309: refetched the provider's "
                       "keys after an unknown key id (key rotation)");
     }
     else {
-        apr_pool_destroy(p);
+        /* Failed, or a full refresh installed newer metadata and keys
+         * meanwhile: those win over ours. */
+        apr_pool_destroy(snap->pool);
     }
+    snapshot_release_locked(cur);
     hold_locked(prov, r, prov->current, view);
     apr_thread_mutex_unlock(prov->mutex);
     return rv;

@@ -28,7 +28,10 @@ const bff_http_opts_t *bff_provider_http(const bff_provider_t *prov);
 apr_status_t bff_provider_get(bff_provider_t *prov, request_rec *r, bff_provider_view_t *view);
 
 /* The ID token names a kid we don't know: fetch the JWKS again (at most
- * once per 30 s per child) and give a fresh view. */
+ * once per 10 s per child, one fetch at a time, outside the cache mutex:
+ * other requests keep the current keys meanwhile) and give a fresh view.
+ * APR_EAGAIN (with the current view) when a refetch is running or was
+ * just done. */
 apr_status_t bff_provider_refresh_jwks(bff_provider_t *prov, request_rec *r,
                                        bff_provider_view_t *view);
 

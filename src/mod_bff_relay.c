@@ -148,6 +148,7 @@ static apr_status_t apply_tokens(request_rec *r, bff_srv_conf_t *sc, bff_provide
         memset(&ex, 0, sizeof(ex));
         ex.issuer = sc->issuer;
         ex.client_id = sc->client_id;
+        ex.trusted_audiences = sc->trusted_audiences;
         ex.now = now;
         ex.leeway = 60;
         ex.max_age = 600;
@@ -366,18 +367,86 @@ static int relay_status_answer(request_rec *r, int status)
     }
 }
 
+/* The request the client sent: internal redirects (ErrorDocument, mod_rewrite
+ * [PT] in a directory) and subrequests (SSI includes) hang off it. */
+static request_rec *initial_req(request_rec *r)
+{
+    for (;;) {
+        if (r->main) {
+            r = r->main;
+        }
+        else if (r->prev) {
+            r = r->prev;
+        }
+        else {
+            return r;
+        }
+    }
+}
+
+/* Pool userdata of the initial request (not a note: notes can be logged). */
+#define RELAYED_KEY "mod_bff:relayed-authorization"
+
+/* Internal redirects share headers_in with the relayed request and
+ * subrequests copy it: the bearer set for a relay location must not reach
+ * whatever an ErrorDocument or an include points at. Only our own value is
+ * removed; an Authorization header the client sent to a non-relay location
+ * was never replaced, so it stays. */
+static void drop_inherited_token(request_rec *r)
+{
+    request_rec *first;
+    void *ours = NULL;
+    const char *got;
+
+    if (!r->main && !r->prev) {
+        return;
+    }
+    first = initial_req(r);
+    apr_pool_userdata_get(&ours, RELAYED_KEY, first->pool);
+    got = apr_table_get(r->headers_in, "Authorization");
+    if (ours && got && bff_util_ct_streq(ours, got)) {
+        apr_table_unset(r->headers_in, "Authorization");
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF01450: relayed access token removed "
+                      "from an internal redirect or subrequest to a location without "
+                      "BFFTokenRelay");
+    }
+}
+
+/* mod_proxy forwards this request (ProxyPass, RewriteRule [P], SetHandler
+ * proxy:...): the same tests as its handler. */
+static int is_proxied(const request_rec *r)
+{
+    return (r->proxyreq && r->filename && !strncmp(r->filename, "proxy:", 6))
+           || (r->handler && !strncmp(r->handler, "proxy:", 6));
+}
+
+/* A location without BFFTokenRelay: the session cookie is a bearer
+ * credential for the session, so proxied requests do not carry it unless
+ * the location says BFFPassCookie On. */
+static int not_relayed(request_rec *r, const bff_dir_conf_t *dc)
+{
+    bff_srv_conf_t *sc = bff_srv_conf(r->server);
+
+    drop_inherited_token(r);
+    if (sc->issuer && is_proxied(r) && !bff_dir_pass_cookie(dc)) {
+        strip_own_cookies(r, sc);
+    }
+    return DECLINED;
+}
+
 int bff_relay_handler(request_rec *r)
 {
     bff_dir_conf_t *dc = bff_dir_conf(r);
     int mode = bff_dir_relay(dc);
     bff_srv_conf_t *sc;
     bff_req_session_t *rs = NULL;
-    const char *why;
+    request_rec *first;
+    const char *why, *bearer;
     apr_status_t rv;
     int status;
 
     if (mode == BFF_RELAY_OFF) {
-        return DECLINED;
+        return not_relayed(r, dc);
     }
     sc = bff_srv_conf(r->server);
     if (!sc->issuer || !sc->store) {
@@ -419,7 +488,12 @@ int bff_relay_handler(request_rec *r)
     if (!rs->s->access_token) {
         return relay_status_answer(r, HTTP_UNAUTHORIZED);
     }
-    apr_table_setn(r->headers_in, "Authorization",
-                   apr_pstrcat(r->pool, "Bearer ", rs->s->access_token, NULL));
+    bearer = apr_pstrcat(r->pool, "Bearer ", rs->s->access_token, NULL);
+    apr_table_setn(r->headers_in, "Authorization", bearer);
+    /* Remembered in the pool that outlives the redirects and subrequests,
+     * so that requests derived from this one can tell our value from a
+     * client's. */
+    first = initial_req(r);
+    apr_pool_userdata_set(apr_pstrdup(first->pool, bearer), RELAYED_KEY, NULL, first->pool);
     return DECLINED;
 }

@@ -156,6 +156,7 @@ test('invalid logout tokens and requests: 400 JSON, nothing ends', async () => {
         ['HS256 with the client secret', form(logoutToken(base, { header: { alg: 'HS256' }, key: { hmac: env.clientSecret } }))],
         ['wrong iss', form(logoutToken({ ...base, iss: `${env.provider.issuer}/other` }))],
         ['wrong aud', form(logoutToken({ ...base, aud: 'another-client' }))],
+        ['an untrusted extra aud, azp us', form(logoutToken({ ...base, aud: [env.clientId, 'another-client'], azp: env.clientId }))],
         ['missing events', form(logoutToken({ ...base, events: undefined }))],
         ['events without the back-channel member', form(logoutToken({ ...base, events: { 'urn:other': {} } }))],
         ['events not an object', form(logoutToken({ ...base, events: EVENT }))],

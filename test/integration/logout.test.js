@@ -142,11 +142,13 @@ test('POST logout (a form) works the same', async () => {
     assert.deepEqual(await probe(env, a.cookie), { user: 401, relay: 401 });
 });
 
-test('logout without a session: 302 to the post-logout URI, a stale cookie is expired', async () => {
+test('logout without a session: 302 to the post-logout URI, a stale cookie is expired, none is set when none was sent', async () => {
     const anon = env.client();
     const r1 = await anon.get(env.url('/bff/logout'));
     assert.equal(r1.status, 302);
     assert.equal(r1.location, `${env.siteOrigin}/`);
+    // No cookie sent, none deleted (issue 9, 4.6: this used to send a deleting Set-Cookie).
+    assert.equal(setCookieOf(r1, COOKIE), null, `${r1.setCookies}`);
     const r2 = await anon.get(env.url('/bff/logout?sid=whatever'), { cookie: `${COOKIE}=${'s'.repeat(43)}` });
     assert.equal(r2.status, 302);
     assert.equal(r2.location, `${env.siteOrigin}/`);
@@ -154,9 +156,31 @@ test('logout without a session: 302 to the post-logout URI, a stale cookie is ex
     const r3 = await anon.post(env.url('/bff/logout'), {});
     assert.equal(r3.status, 302);
     assert.equal(r3.location, `${env.siteOrigin}/`);
+    assert.equal(setCookieOf(r3, COOKIE), null, `${r3.setCookies}`);
     // Other methods are refused.
     const r4 = await anon.request(env.url('/bff/logout'), { method: 'DELETE' });
     assert.equal(r4.status, 405);
+});
+
+test('a cross-site navigation to /bff/logout (no Strict cookie) does not delete the browser\'s cookie', async () => {
+    const a = await loginFull();
+    for (const method of ['GET', 'POST']) {
+        assert.ok(!a.client.jar.header(env.url('/bff/logout'), { crossSite: true, method })
+            .includes(`${COOKIE}=`), 'a Strict cookie stays home on a cross-site navigation');
+        // What a browser sends for a link or form on another site: no Strict cookie.
+        const r = await a.client.request(env.url('/bff/logout'), {
+            method,
+            crossSite: true,
+            topLevel: true,
+            headers: { 'Sec-Fetch-Site': 'cross-site', 'Sec-Fetch-Mode': 'navigate' },
+            ...(method === 'POST' ? { form: {} } : {}),
+        });
+        assert.equal(r.status, 302, `${method}: ${r.status}`);
+        assert.equal(setCookieOf(r, COOKIE), null, `${method} deleted the cookie: ${r.setCookies}`);
+    }
+    assert.equal(a.client.jar.get(COOKIE, env.url('/')).value, a.cookie, 'the browser keeps its cookie');
+    assert.deepEqual(await probe(env, a.cookie), { user: 200, relay: 200 });
+    assert.equal((await getUser(a.client, env)).status, 200);
 });
 
 test('logout while the provider is down still ends the session', async () => {

@@ -208,6 +208,7 @@ const ID_TOKEN_FAULTS = {
     'wrong aud': (c) => ({ claims: { ...c, aud: 'someone-else' } }),
     'aud array without us': (c) => ({ claims: { ...c, aud: ['someone-else', 'another'] } }),
     'untrusted extra aud without azp': (c) => ({ claims: { ...c, aud: [c.aud, 'someone-else'] } }),
+    'untrusted extra aud, azp us': (c) => ({ claims: { ...c, aud: [c.aud, 'someone-else'], azp: c.aud } }),
     'wrong iss': (c) => ({ claims: { ...c, iss: 'https://evil.example' } }),
     'wrong nonce': (c) => ({ claims: { ...c, nonce: 'not-the-nonce' } }),
     'no nonce': (c) => {

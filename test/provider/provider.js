@@ -292,6 +292,19 @@ export async function startProvider(opts = {}) {
          * provider's behaviour; it lets tests feed the relying party bad ID tokens.
          */
         tamper: null,
+        /**
+         * FAULT INJECTOR, tests only: a function (body, grantType) called with
+         * every successful token response body (after `tamper`), which it may
+         * change in place (e.g. an access_token with a line break).
+         */
+        tamperTokens: null,
+        /**
+         * FAULT INJECTOR, tests only: a promise; while set, GET /jwks waits for
+         * it before answering (a slow JWKS endpoint). jwksHeld counts the
+         * requests that are waiting.
+         */
+        holdJwks: null,
+        jwksHeld: 0,
         provider: null,
         server: null,
     };
@@ -303,7 +316,13 @@ export async function startProvider(opts = {}) {
             if (ctx.method === 'GET' && p === '/auth') {
                 op.authRequests.push({ ...ctx.query });
             }
-            if (p === '/jwks') op.jwksCalls += 1;
+            if (p === '/jwks') {
+                op.jwksCalls += 1;
+                if (op.holdJwks) {
+                    op.jwksHeld += 1;
+                    try { await op.holdJwks; } finally { op.jwksHeld -= 1; }
+                }
+            }
             if (p === '/.well-known/openid-configuration') op.discoveryCalls += 1;
             if (p === '/token/revocation') op.revocationCalls += 1;
             if (p.startsWith('/session/end') && !p.includes('success')) op.endSessionCalls += 1;
@@ -353,6 +372,7 @@ export async function startProvider(opts = {}) {
                     body.id_token = jwt;
                 }
             }
+            if (typeof op.tamperTokens === 'function') op.tamperTokens(body, grantType);
             if (body.id_token) op.issued.id.push(body.id_token);
         });
     }

@@ -45,6 +45,41 @@ static json_t *good_claims(void)
     return c;
 }
 
+static const char *const trusted[] = {"api", "other", NULL};
+
+/* OIDC Core 3.1.3.7 item 3: an audience besides ours that we do not trust
+ * makes the token unacceptable, azp or not (issue 9, 4.7). */
+static void test_untrusted_audience(void **state)
+{
+    bff_idtoken_expect_t e = expect_default();
+    json_t *c = good_claims();
+    const char *err = NULL;
+
+    json_object_set_new(c, "aud", json_pack("[s,s]", CLIENT, "other"));
+    json_object_set_new(c, "azp", json_string(CLIENT));
+    assert_int_equal(bff_idtoken_validate(c, &e, &err), APR_EINVAL);
+    assert_string_equal(err, "aud claim names an audience that is not trusted");
+    /* Trusted: accepted; a third, untrusted one still spoils it. */
+    e.trusted_audiences = trusted;
+    assert_int_equal(bff_idtoken_validate(c, &e, &err), APR_SUCCESS);
+    json_object_set_new(c, "aud", json_pack("[s,s,s]", "api", CLIENT, "evil"));
+    assert_int_equal(bff_idtoken_validate(c, &e, &err), APR_EINVAL);
+    assert_string_equal(err, "aud claim names an audience that is not trusted");
+    /* A trusted audience never stands in for the client itself. */
+    json_object_set_new(c, "aud", json_pack("[s,s]", "api", "other"));
+    assert_int_equal(bff_idtoken_validate(c, &e, &err), APR_EINVAL);
+    assert_string_equal(err, "aud claim does not contain the client_id");
+    /* Nor is a prefix of a trusted audience trusted. */
+    json_object_set_new(c, "aud", json_pack("[s,s]", CLIENT, "ap"));
+    assert_int_equal(bff_idtoken_validate(c, &e, &err), APR_EINVAL);
+    /* The refreshed-ID-token path does the same. */
+    e.trusted_audiences = NULL;
+    json_object_set_new(c, "aud", json_pack("[s,s]", CLIENT, "other"));
+    assert_int_equal(bff_idtoken_validate_refreshed(c, &e, "alice", &err), APR_EINVAL);
+    assert_string_equal(err, "aud claim names an audience that is not trusted");
+    json_decref(c);
+}
+
 static void test_valid(void **state)
 {
     bff_idtoken_expect_t e = expect_default();
@@ -57,9 +92,10 @@ static void test_valid(void **state)
     /* aud as a one-element array, no azp needed. */
     json_object_set_new(c, "aud", json_pack("[s]", CLIENT));
     assert_int_equal(bff_idtoken_validate(c, &e, &err), APR_SUCCESS);
-    /* Several audiences with azp = us. */
+    /* Several audiences with azp = us, the other one trusted (BFFTrustedAudience). */
     json_object_set_new(c, "aud", json_pack("[s,s]", "other", CLIENT));
     json_object_set_new(c, "azp", json_string(CLIENT));
+    e.trusted_audiences = trusted;
     assert_int_equal(bff_idtoken_validate(c, &e, &err), APR_SUCCESS);
     /* Real-valued times are truncated. */
     json_object_set_new(c, "exp", json_real((double)NOW + 10.9));
@@ -472,9 +508,12 @@ static void test_logout_valid(void **state)
     assert_int_equal(bff_idtoken_validate_logout(c, &e, &err), APR_SUCCESS);
     json_object_set_new(c, "iat", json_integer(NOW + LEEWAY));
     assert_int_equal(bff_idtoken_validate_logout(c, &e, &err), APR_SUCCESS);
-    /* Several audiences with azp = us. */
+    /* Several audiences with azp = us: only when the other one is trusted. */
     json_object_set_new(c, "aud", json_pack("[s,s]", "other", CLIENT));
     json_object_set_new(c, "azp", json_string(CLIENT));
+    assert_int_equal(bff_idtoken_validate_logout(c, &e, &err), APR_EINVAL);
+    assert_string_equal(err, "aud claim names an audience that is not trusted");
+    e.trusted_audiences = trusted;
     assert_int_equal(bff_idtoken_validate_logout(c, &e, &err), APR_SUCCESS);
     json_decref(c);
 }
@@ -693,6 +732,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_valid, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_untrusted_audience, unit_pool_setup,
+                                        unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_each_check, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_more_refusals, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_verify, unit_pool_setup, unit_pool_teardown),

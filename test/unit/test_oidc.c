@@ -492,6 +492,45 @@ static void token_refused(void **state)
                                " \"access_token\": \"SECRET2\"}", "JSON");
 }
 
+/* The access token becomes a header of the proxied request: RFC 6750
+ * b64token only, so a provider's CR/LF cannot inject a header (issue 9, 4.5).
+ * Refresh tokens: visible ASCII. */
+static void token_charset(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_oidc_tokens_t *t;
+    const char *err;
+
+    assert_int_equal(tok(p, 200, "{\"access_token\": \"eyJ0.a-b_c~d+e/f==\","
+                                 " \"token_type\": \"Bearer\","
+                                 " \"refresh_token\": \"R/T+1~!#$%&'()*,;<=>?@[]^`{|}\"}",
+                         &t, &err), APR_SUCCESS);
+    assert_string_equal(t->access_token, "eyJ0.a-b_c~d+e/f==");
+    assert_string_equal(t->refresh_token, "R/T+1~!#$%&'()*,;<=>?@[]^`{|}");
+
+#define AT_REFUSED(v) expect_tok_refused(p, 200, "{\"access_token\": \"" v "\", " \
+                                         "\"token_type\": \"Bearer\"}", "b64token")
+    AT_REFUSED("SECRET\\r\\nX-Injected: 1");
+    AT_REFUSED("SECRET\\nX-Injected: 1");
+    AT_REFUSED("SECRET\\rX");
+    AT_REFUSED("SECRET X");
+    AT_REFUSED("SECRET\\tX");
+    AT_REFUSED("SECRET\\u00e9");
+    AT_REFUSED("SEC=RET");
+    AT_REFUSED("==");
+    AT_REFUSED("SECRET,X");
+    AT_REFUSED("\\\"SECRET\\\"");
+#undef AT_REFUSED
+#define RT_REFUSED(v) expect_tok_refused(p, 200, "{\"access_token\": \"AT\", " \
+                                         "\"token_type\": \"Bearer\", " \
+                                         "\"refresh_token\": \"" v "\"}", "refresh_token")
+    RT_REFUSED("SECRET\\r\\nX-Injected: 1");
+    RT_REFUSED("SECRET X");
+    RT_REFUSED("SECRET\\u007f");
+    RT_REFUSED("SECRET\\u00e9");
+#undef RT_REFUSED
+}
+
 /* ---------------------------------------------------------------------- */
 /* bff_http against an in-process HTTP/1.1 server */
 
@@ -824,6 +863,18 @@ static void exchange_post_and_refresh(void **state)
     assert_string_equal(req_body(s), "grant_type=refresh_token&refresh_token=R%2FT"
                                      "&client_id=cid&client_secret=s%20e");
 
+    /* A refreshed token with a line break is refused like a first one. */
+    s = srv_listen(p);
+    t = srv_start(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     "Connection: close\r\n\r\n{\"access_token\":\"AT\\r\\nX-Injected: 1\","
+                     "\"token_type\":\"Bearer\"}");
+    tk = NULL;
+    assert_int_equal(bff_oidc_refresh(p, &local_opts, local_meta(p, s), &client, "RT", &tk,
+                                      &err), APR_EGENERAL);
+    srv_join(s, t);
+    assert_null(tk);
+    assert_non_null(strstr(err, "b64token"));
+
     s = srv_listen(p);
     t = srv_start(s, "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n");
     assert_int_equal(bff_oidc_refresh(p, &local_opts, local_meta(p, s), &client, "RT", &tk,
@@ -1030,6 +1081,7 @@ int main(void)
         T(token_good),
         T(token_error),
         T(token_refused),
+        T(token_charset),
         T(http_get),
         T(http_redirect_not_followed),
         T(http_body_limit),

@@ -43,7 +43,8 @@ export function cookiesOf(headers) {
 
 /**
  * Start the upstream. Options: h2 (also start an h2c server; its port is
- * up.h2Port), delayMs (answer delay). Every request is pushed to
+ * up.h2Port), delayMs (answer delay), respond ((rec) => ({ status, type,
+ * body }) or null: a custom answer, e.g. an HTML page). Every request is pushed to
  * up.requests as { seq, proto, method, path, headers, body (Buffer),
  * websocket (bool) }; the JSON answer is { ok, seq, method, path, proto,
  * bodyLength, bodySha256, auth: sha256 hex of the Authorization header or null }.
@@ -108,9 +109,10 @@ export async function startUpstream(opts = {}) {
             req.on('end', () => {
                 const rec = record(proto, req, Buffer.concat(chunks));
                 const send = () => {
-                    const body = answer(rec);
-                    res.writeHead(200, {
-                        'content-type': 'application/json',
+                    const custom = opts.respond ? opts.respond(rec) : null;
+                    const body = custom ? custom.body : answer(rec);
+                    res.writeHead(custom?.status || 200, {
+                        'content-type': custom?.type || 'application/json',
                         'content-length': Buffer.byteLength(body),
                     });
                     res.end(body);
