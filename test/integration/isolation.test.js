@@ -310,11 +310,12 @@ test('an ID token with an extra audience (azp us): refused by default, accepted 
 // 4.9: the JWKS refetch does not hold the provider mutex
 
 test('a back-channel POST with an unknown kid whose JWKS fetch hangs does not hold up logins or the relay', async () => {
-    // One child, so that the back-channel POST and the other requests share
-    // the provider cache and its mutex.
+    // One child with threads (event MPM, also in the prefork pass), so that
+    // the back-channel POST and the other requests share the provider cache
+    // and its mutex.
     const e = await startEnv({
-        httpd: proxyConf(['StartServers 1', 'ServerLimit 1', 'MaxRequestWorkers 10',
-            'MinSpareThreads 1', 'MaxSpareThreads 20']),
+        httpd: { ...proxyConf(['StartServers 1', 'ServerLimit 1', 'MaxRequestWorkers 10',
+            'MinSpareThreads 1', 'MaxSpareThreads 20']), mpm: 'event' },
         allow: [/BFF00150/, /BFF01510: back-channel logout refused: logout token rejected: JWS kid not in the JWKS/],
     });
     let release;
