@@ -42,7 +42,7 @@ typedef struct {
     apr_int64_t expires;
 } bff_txn_t;
 
-/* Longest return_to a txn holds: the sealed cookie (about 270 bytes plus
+/* Longest return_to a txn holds: the sealed cookie (about 360 bytes plus
  * 4/3 of this) goes with every request to the site while the login is
  * pending, several of them when several tabs log in. */
 #define BFF_TXN_MAX_RETURN_TO 512
