@@ -12,17 +12,28 @@
 //   - more tabs than the bound: the oldest pending login is dropped, the
 //     others complete;
 //   - HEAD on login/callback is 405 and starts or ends nothing; an overlong
-//     returnTo is refused.
+//     returnTo is refused;
+//   - the access-log format that docs/security.md advises keeps the code and
+//     state out of the log.
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, test } from 'node:test';
 import { CookieJar } from './lib/client.js';
 import { TX_PREFIX, getUser, setsSession, txCookiesOf, useEnv } from './lib/env.js';
 import { freePort, Httpd } from './lib/httpd.js';
 import { startMemcached } from './lib/memcached.js';
 
-const env = useEnv({ bff: { BFFSessionStore: 'shm:1M' } });
+// The access-log advice of docs/security.md, verbatim but for the file name.
+const NOQUERY_LOG = [
+    'LogFormat "%h %l %u %t \\"%m %U %H\\" %>s %b" bff_noquery',
+    'SetEnvIf Request_URI "^/bff/" bff_path',
+    'CustomLog "noquery.log" bff_noquery env=bff_path',
+];
+
+const env = useEnv({ bff: { BFFSessionStore: 'shm:1M' }, httpd: { extraServer: NOQUERY_LOG } });
 
 // Node B: another site (port) of the same host, with its own client, the same
 // BFFCryptoKey and a memcached store. Started by the first test that needs it
@@ -212,4 +223,14 @@ test('returnTo is bounded (it travels in the cookie)', async () => {
     const long = await c.get(env.url(`/bff/login?returnTo=${encodeURIComponent(`${ok}a`)}`));
     assert.equal(long.status, 400);
     assert.deepEqual(txCookiesOf(long), []);
+});
+
+test('the LogFormat of docs/security.md keeps code and state out of the access log', async () => {
+    const { login } = await env.login();
+    const q = new URL(login.callbackUrl).searchParams;
+    const log = fs.readFileSync(path.join(env.httpd.dir, 'noquery.log'), 'utf8');
+    assert.match(log, /"GET \/bff\/callback HTTP\/1\.1" 200 /);
+    for (const v of [q.get('code'), q.get('state')]) assert.ok(!log.includes(v), 'no code or state');
+    const doc = fs.readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8');
+    assert.ok(doc.includes(NOQUERY_LOG[0]) && doc.includes(NOQUERY_LOG[1]), 'the doc gives this format');
 });
