@@ -53,7 +53,8 @@ typedef struct {
  * bytes, a missing iss, sub, created or expires; for a txn (compact JSON),
  * non-object JSON, wrong field types, an unknown format version, missing
  * required fields (state, nonce, code_verifier, return_to, expires), any
- * unknown field, a return_to longer than BFF_TXN_MAX_RETURN_TO. Encoding a session refuses claims that are not a JSON object.
+ * unknown field. Encoding a session refuses claims that are not a JSON
+ * object; encoding a txn, a return_to longer than BFF_TXN_MAX_RETURN_TO.
  * Limits enforced by encode and decode: each string field (claims may be
  * longer), and the whole record. */
 #define BFF_SESSION_MAX_STRING (64 * 1024)
