@@ -139,6 +139,58 @@ const char *bff_cookie_get(apr_pool_t *p, const char *header, const char *name)
     return NULL;
 }
 
+static int name_prefixed(const char *name, apr_size_t nlen, const char *prefix)
+{
+    apr_size_t plen = prefix ? strlen(prefix) : 0;
+
+    return plen > 0 && nlen > plen && memcmp(name, prefix, plen) == 0;
+}
+
+apr_array_header_t *bff_cookie_with_prefix(apr_pool_t *p, const char *header,
+                                           const char *prefix, int max)
+{
+    const char *s = header, *pair, *val;
+    apr_size_t plen, nlen, vlen;
+    apr_array_header_t *out = NULL;
+    bff_cookie_pair_t *c;
+    int i, dup;
+
+    if (header == NULL || !bff_cookie_name_ok(prefix) || max <= 0) {
+        return NULL;
+    }
+    while ((s = next_pair(s, &pair, &plen)) != NULL) {
+        split_pair(pair, plen, &nlen, &val, &vlen);
+        if (val == NULL || !name_prefixed(pair, nlen, prefix)) {
+            continue;
+        }
+        /* As in bff_cookie_get, the first cookie of a name decides. */
+        for (dup = 0, i = 0; out && i < out->nelts && !dup; ++i) {
+            const char *n = APR_ARRAY_IDX(out, i, bff_cookie_pair_t).name;
+            dup = strlen(n) == nlen && memcmp(n, pair, nlen) == 0;
+        }
+        if (dup) {
+            continue;
+        }
+        if (vlen >= 2 && val[0] == '"' && val[vlen - 1] == '"') {
+            val++;
+            vlen -= 2;
+        }
+        if (!value_ok(val, vlen) || nlen > BFF_COOKIE_NAME_MAX) {
+            continue;
+        }
+        if (!out) {
+            out = apr_array_make(p, max, sizeof(bff_cookie_pair_t));
+        }
+        c = apr_array_push(out);
+        c->name = apr_pstrmemdup(p, pair, nlen);
+        c->value = apr_pstrmemdup(p, val, vlen);
+        if (out->nelts >= max) {
+            break;
+        }
+    }
+    return out;
+}
+
 static int name_listed(const char *name, apr_size_t nlen, const char *const *names)
 {
     for (; names != NULL && *names != NULL; names++) {
@@ -150,6 +202,12 @@ static int name_listed(const char *name, apr_size_t nlen, const char *const *nam
 }
 
 char *bff_cookie_strip(apr_pool_t *p, const char *header, const char *const *names)
+{
+    return bff_cookie_strip_prefix(p, header, names, NULL);
+}
+
+char *bff_cookie_strip_prefix(apr_pool_t *p, const char *header, const char *const *names,
+                              const char *prefix)
 {
     const char *s = header, *pair, *val;
     apr_size_t plen, nlen, vlen, o = 0, hlen;
@@ -172,7 +230,7 @@ char *bff_cookie_strip(apr_pool_t *p, const char *header, const char *const *nam
         split_pair(pair, plen, &nlen, &val, &vlen);
         /* A pair without '=' is matched by its whole text: browsers send
          * such a cookie and an application could read it as our name. */
-        if (name_listed(pair, nlen, names)) {
+        if (name_listed(pair, nlen, names) || name_prefixed(pair, nlen, prefix)) {
             continue;
         }
         if (o > 0) {

@@ -4,6 +4,7 @@
 
 #include <apr_pools.h>
 #include <apr_errno.h>
+#include <apr_tables.h>
 
 /* Value of the first cookie called name in a Cookie request header (RFC 6265
  * "a=b; c=d"), or NULL. Tolerates odd whitespace and empty pairs; values
@@ -15,6 +16,19 @@ const char *bff_cookie_get(apr_pool_t *p, const char *header, const char *name);
  * removed, the others kept in order, joined with "; ". Returns NULL when no
  * cookie is left (the caller then drops the header). */
 char *bff_cookie_strip(apr_pool_t *p, const char *header, const char *const *names);
+/* The same, also removing every cookie whose name starts with prefix (may be NULL). */
+char *bff_cookie_strip_prefix(apr_pool_t *p, const char *header, const char *const *names,
+                              const char *prefix);
+
+/* The cookies whose name starts with prefix (and is longer than it), in
+ * header order, at most max of them; a name seen before or a value that
+ * bff_cookie_get would treat as absent is left out. NULL when none. */
+typedef struct {
+    const char *name;
+    const char *value;
+} bff_cookie_pair_t;
+apr_array_header_t *bff_cookie_with_prefix(apr_pool_t *p, const char *header,
+                                           const char *prefix, int max);
 
 typedef enum { BFF_SAMESITE_STRICT = 0, BFF_SAMESITE_LAX = 1 } bff_samesite_e;
 

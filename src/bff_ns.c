@@ -15,6 +15,7 @@ static const bff_ns_info_t ns_table[BFF_NS_COUNT] = {
     [BFF_NS_LOCK]         = { "l:",     0, "lock" },
     [BFF_NS_REFRESH_FAIL] = { "f:",     0, "refresh failure marker" },
     [BFF_NS_JTI]          = { "j:",     0, "logout token jti" },
+    [BFF_NS_TXN_USED]     = { "u:",     0, "login single-use marker" },
 };
 
 const bff_ns_info_t *bff_ns_info(bff_ns_e ns)

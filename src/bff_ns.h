@@ -32,7 +32,9 @@
  *           handle; an index's key under ring entry 0)
  * f:        fixed: prefix + session handle              -               a few seconds
  * j:        fixed: SHA-256(site, issuer, jti)           -               token max age
- * (t: login transactions are not store entries any more; see the handler.)
+ * u:        fixed: SHA-256(site, issuer, login state)   -               the login's expiry
+ * (t: login transactions are not store entries any more: they travel in a
+ * sealed cookie, and u: makes each usable once; see the handler.)
  *
  * A session handle is hex(SHA-256(site, session id)): it names a session
  * without the cookie value and without the ring, so indexes, locks and
@@ -45,6 +47,7 @@ typedef enum {
     BFF_NS_LOCK,
     BFF_NS_REFRESH_FAIL,
     BFF_NS_JTI,
+    BFF_NS_TXN_USED,
     BFF_NS_COUNT
 } bff_ns_e;
 
@@ -71,7 +74,7 @@ int bff_ns_key_count(bff_ns_e ns, const bff_keyring_t *ring);
 
 /* The store key of an entry of ns for ring entry i (ignored by fixed
  * namespaces). id is: the session handle (s:, l:, f:), "issuer\nvalue"
- * (x:sid:, x:sub:), "issuer\njti" (j:), or for l: an index key. NULL for a
+ * (x:sid:, x:sub:), "issuer\njti" (j:), "issuer\nstate" (u:), or for l: an index key. NULL for a
  * bad argument (unknown ns, i out of the ring, NULL site or id). */
 const char *bff_ns_key(apr_pool_t *p, const bff_keyring_t *ring, bff_ns_e ns, int i,
                        const char *site, const char *id);

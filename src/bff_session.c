@@ -41,7 +41,6 @@ static const field_t txn_fields[] = {
     TF(nonce, F_STR, 1),
     TF(code_verifier, F_STR, 1),
     TF(return_to, F_STR, 1),
-    TF(binder_hash, F_STR, 1),
     TF(created, F_INT, 0),
     TF(expires, F_INT, 1),
 };
@@ -446,6 +445,13 @@ apr_status_t bff_session_decode(apr_pool_t *p, const char *in, apr_size_t len,
 
 apr_status_t bff_txn_encode(apr_pool_t *p, const bff_txn_t *t, char **out, apr_size_t *len)
 {
+    if (t && t->return_to && strlen(t->return_to) > BFF_TXN_MAX_RETURN_TO) {
+        *out = NULL;
+        if (len) {
+            *len = 0;
+        }
+        return APR_EINVAL;
+    }
     return encode(p, txn_fields, NFIELDS(txn_fields), t, out, len);
 }
 
@@ -549,6 +555,77 @@ apr_status_t bff_txn_open(apr_pool_t *p, const bff_keyring_t *ring, const char *
     rv = bff_txn_decode(p, (const char *)pt, ptlen, t);
     OPENSSL_cleanse(pt, ptlen);
     return rv == APR_SUCCESS ? APR_SUCCESS : APR_EINVAL;
+}
+
+apr_status_t bff_txn_to_cookie(apr_pool_t *p, const bff_keyring_t *ring, const char *binding,
+                               const bff_txn_t *t, const char **value)
+{
+    unsigned char *rec;
+    apr_size_t len;
+    apr_status_t rv;
+
+    *value = NULL;
+    if (APR_SUCCESS != (rv = bff_txn_seal(p, ring, binding, t, &rec, &len))) {
+        return rv;
+    }
+    *value = bff_util_b64url_encode(p, rec, len);
+    return *value ? APR_SUCCESS : APR_ENOMEM;
+}
+
+apr_status_t bff_txn_from_cookie(apr_pool_t *p, const bff_keyring_t *ring,
+                                 const char *binding, const char *value, const char *state,
+                                 apr_int64_t now, bff_txn_t **t)
+{
+    unsigned char *rec;
+    apr_size_t len;
+    bff_txn_t *x;
+    apr_status_t rv;
+
+    *t = NULL;
+    if (!value || APR_SUCCESS != bff_util_b64url_decode(p, value, strlen(value), &rec, &len)) {
+        return APR_EINVAL;
+    }
+    if (APR_SUCCESS != (rv = bff_txn_open(p, ring, binding, rec, len, &x))) {
+        return rv;
+    }
+    /* The cookie's name holds only 48 bits of the state: the state itself
+     * decides. */
+    if (state && !bff_util_ct_streq(x->state, state)) {
+        return APR_EINVAL;
+    }
+    if (x->expires <= now) {
+        return APR_TIMEUP;
+    }
+    *t = x;
+    return APR_SUCCESS;
+}
+
+/* Length-prefixed fields: no choice of values makes two bindings equal. */
+static const char *lp(apr_pool_t *p, const char *s)
+{
+    s = s ? s : "";
+    return apr_psprintf(p, "|%" APR_SIZE_T_FMT ":%s", strlen(s), s);
+}
+
+const char *bff_txn_binding(apr_pool_t *p, const char *cookie_name, const char *issuer,
+                            const char *client_id, const char *redirect_uri)
+{
+    return apr_pstrcat(p, "bff-txn", lp(p, cookie_name), lp(p, issuer), lp(p, client_id),
+                       lp(p, redirect_uri), NULL);
+}
+
+char *bff_txn_cookie_suffix(apr_pool_t *p, const char *state)
+{
+    const char *in = apr_pstrcat(p, "bff-txn-cookie", lp(p, state), NULL);
+    unsigned char h[32];
+    char *b;
+
+    if (!state || APR_SUCCESS != bff_util_sha256(in, strlen(in), h)
+        || !(b = bff_util_b64url_encode(p, h, sizeof(h)))) {
+        return NULL;
+    }
+    b[BFF_TXN_SUFFIX_LEN] = '\0';
+    return b;
 }
 
 char *bff_session_new_id(apr_pool_t *p)

@@ -30,24 +30,31 @@ typedef struct {
     apr_int64_t expires;         /* absolute end of the session */
 } bff_session_t;
 
-/* A pending login (authorization request in flight), keyed by state. */
+/* A pending login (authorization request in flight). It never enters the
+ * store: it travels sealed in a cookie of the browser that started it
+ * (bff_txn_to_cookie), so an anonymous client cannot fill the store. */
 typedef struct {
     const char *state;
     const char *nonce;
     const char *code_verifier;
     const char *return_to;
-    const char *binder_hash;     /* hex SHA-256 of the browser-binding cookie value */
     apr_int64_t created;
     apr_int64_t expires;
 } bff_txn_t;
+
+/* Longest return_to a txn holds: the sealed cookie (about 360 bytes plus
+ * 4/3 of this) goes with every request to the site while the login is
+ * pending, several of them when several tabs log in. */
+#define BFF_TXN_MAX_RETURN_TO 512
 
 /* Decoding rejects anything that is not exactly what encoding writes
  * (APR_EINVAL): for a session, a wrong magic or version, a truncated or
  * overlong record, a string without its NUL or with one inside, trailing
  * bytes, a missing iss, sub, created or expires; for a txn (compact JSON),
  * non-object JSON, wrong field types, an unknown format version, missing
- * required fields (state, nonce, code_verifier, return_to, binder_hash,
- * expires). Encoding a session refuses claims that are not a JSON object.
+ * required fields (state, nonce, code_verifier, return_to, expires), any
+ * unknown field. Encoding a session refuses claims that are not a JSON
+ * object; encoding a txn, a return_to longer than BFF_TXN_MAX_RETURN_TO.
  * Limits enforced by encode and decode: each string field (claims may be
  * longer), and the whole record. */
 #define BFF_SESSION_MAX_STRING (64 * 1024)
@@ -58,8 +65,9 @@ apr_status_t bff_session_decode(apr_pool_t *p, const char *in, apr_size_t len, b
 apr_status_t bff_txn_encode(apr_pool_t *p, const bff_txn_t *t, char **out, apr_size_t *len);
 apr_status_t bff_txn_decode(apr_pool_t *p, const char *in, apr_size_t len, bff_txn_t **t);
 
-/* encode + seal / open + decode, with the store key as AAD. Open returns the
- * bff_crypto_open() codes or APR_EINVAL for a record that decrypts to junk. */
+/* encode + seal / open + decode, with the store key (for a txn: its
+ * binding, see bff_txn_binding) as AAD. Open returns the bff_crypto_open()
+ * codes or APR_EINVAL for a record that decrypts to junk. */
 apr_status_t bff_session_seal(apr_pool_t *p, const bff_keyring_t *ring, const char *store_key,
                               const bff_session_t *s, unsigned char **rec, apr_size_t *len);
 apr_status_t bff_session_open(apr_pool_t *p, const bff_keyring_t *ring, const char *store_key,
@@ -69,6 +77,34 @@ apr_status_t bff_txn_seal(apr_pool_t *p, const bff_keyring_t *ring, const char *
                           const bff_txn_t *t, unsigned char **rec, apr_size_t *len);
 apr_status_t bff_txn_open(apr_pool_t *p, const bff_keyring_t *ring, const char *store_key,
                           const unsigned char *rec, apr_size_t len, bff_txn_t **t);
+
+/* A txn as a cookie value: the sealed record in unpadded base64url, sealed
+ * with the ring's first key (every key of the ring opens it, so a rolling
+ * key rotation keeps pending logins working). From-cookie opens it and
+ * accepts it only for the given state (NULL: any) while it has not expired
+ * at now: APR_EINVAL for a value that is not base64url, opens to junk or
+ * holds another state, APR_TIMEUP for an expired one, else the
+ * bff_crypto_open() codes (another site's or client's cookie: its binding
+ * differs, APR_EGENERAL). */
+apr_status_t bff_txn_to_cookie(apr_pool_t *p, const bff_keyring_t *ring, const char *binding,
+                               const bff_txn_t *t, const char **value);
+apr_status_t bff_txn_from_cookie(apr_pool_t *p, const bff_keyring_t *ring,
+                                 const char *binding, const char *value, const char *state,
+                                 apr_int64_t now, bff_txn_t **t);
+
+/* What a txn cookie is bound to (its AAD): the cookie's own name, the
+ * provider, the client and the site's redirect URI. A cookie that another
+ * site or client of the same host sealed (browsers send cookies to every
+ * port of a host) or that was renamed does not open. */
+const char *bff_txn_binding(apr_pool_t *p, const char *cookie_name, const char *issuer,
+                            const char *client_id, const char *redirect_uri);
+
+/* The per-login part of a txn cookie's name: 8 base64url characters of
+ * SHA-256 of the state, so the callback finds its cookie among several
+ * pending logins (tabs) by the state it receives. */
+#define BFF_TXN_SUFFIX_LEN 8
+char *bff_txn_cookie_suffix(apr_pool_t *p, const char *state);
+
 
 /* A session identifier as it appears in the cookie: 43 base64url characters
  * (32 random bytes). bff_session_id_ok() checks the shape only. */

@@ -38,6 +38,7 @@
 #define BFF_DEFAULT_IDLE         (30 * 60)
 #define BFF_DEFAULT_LIFETIME     (8 * 60 * 60)
 #define BFF_TXN_LIFETIME         600
+#define BFF_TXN_MAX_PENDING      4      /* pending-login cookies per browser */
 #define BFF_DEFAULT_CSRF_HEADER  "X-CSRF"
 #define BFF_DEFAULT_CSRF_VALUE   "1"
 #define BFF_DEFAULT_REFRESH_BEFORE 60
@@ -82,7 +83,8 @@ typedef struct {
 
     /* Runtime, set up in post_config. */
     server_rec *server;
-    const char *txn_cookie_name;
+    const char *txn_cookie_name;        /* "<cookie>-tx": the binder of earlier releases */
+    const char *txn_cookie_prefix;      /* "<cookie>-tx.": pending-login cookies */
     bff_keyring_t *keyring;
     bff_store_t *store;
     struct bff_provider_t *provider;

@@ -18,13 +18,13 @@
 #include "mod_bff_relay.h"
 #include "mod_bff_session.h"
 #include "bff_cookie.h"
+#include "bff_ns.h"
 #include "bff_idtoken.h"
 #include "bff_oidc.h"
 #include "bff_session.h"
 #include "bff_url.h"
 #include "bff_util.h"
 
-#define TXN_KEY_PREFIX "t:"
 #define ID_TOKEN_LEEWAY 60
 #define ID_TOKEN_MAX_AGE 600
 
@@ -119,41 +119,77 @@ static int store_unavailable_page(request_rec *r)
 
 /* ---- login ---------------------------------------------------------- */
 
-static const char *login_binder(request_rec *r, bff_srv_conf_t *sc, int *is_new)
-{
-    const char *hdr = apr_table_get(r->headers_in, "Cookie");
-    const char *b = hdr ? bff_cookie_get(r->pool, hdr, sc->txn_cookie_name) : NULL;
+/* Pending logins live in the browser, sealed, one cookie each: an anonymous
+ * client can start as many as it likes without writing to the store. */
 
-    /* Parallel tabs share one binder, so every pending login stays valid. */
-    if (b && bff_session_id_ok(b)) {
-        *is_new = 0;
-        return b;
-    }
-    *is_new = 1;
-    return bff_session_new_id(r->pool);
+#define TXN_SCAN_MAX 16     /* pending-login cookies looked at per request */
+
+static const char *txn_binding(request_rec *r, bff_srv_conf_t *sc, const char *cookie)
+{
+    return bff_txn_binding(r->pool, cookie, sc->issuer, sc->client_id, sc->redirect_uri);
 }
 
-static const char *binder_hash(request_rec *r, const char *binder)
+static void expire_cookie(request_rec *r, const char *name)
 {
-    unsigned char h[32];
+    set_cookie(r, name, "", 0, BFF_SAMESITE_LAX);
+}
 
-    if (APR_SUCCESS != bff_util_sha256(binder, strlen(binder), h)) {
-        return NULL;
+/* Make room for one more pending login: keep at most BFF_TXN_MAX_PENDING - 1
+ * of this browser's others, dropping the oldest, so the Cookie header stays
+ * bounded however many tabs start a login. Cookies that do not open here
+ * are left alone (another site on another port of this host may own them);
+ * they expire by their Max-Age. */
+static void prune_pending(request_rec *r, bff_srv_conf_t *sc)
+{
+    const char *hdr = apr_table_get(r->headers_in, "Cookie");
+    apr_array_header_t *all;
+    const bff_cookie_pair_t *c;
+    apr_int64_t created[TXN_SCAN_MAX], now = bff_util_now();
+    int live[TXN_SCAN_MAX], nlive = 0, i, oldest;
+    bff_txn_t *t;
+
+    if (!hdr) {
+        return;
     }
-    return bff_util_hex(r->pool, h, sizeof(h));
+    if (bff_cookie_get(r->pool, hdr, sc->txn_cookie_name)) {
+        expire_cookie(r, sc->txn_cookie_name);      /* the binder of earlier releases */
+    }
+    all = bff_cookie_with_prefix(r->pool, hdr, sc->txn_cookie_prefix, TXN_SCAN_MAX);
+    c = all ? (const bff_cookie_pair_t *)all->elts : NULL;
+    for (i = 0; all && i < all->nelts; ++i) {
+        apr_status_t rv = bff_txn_from_cookie(r->pool, sc->keyring, txn_binding(r, sc, c[i].name),
+                                              c[i].value, NULL, now, &t);
+        if (rv == APR_SUCCESS) {
+            created[nlive] = t->created;
+            live[nlive++] = i;
+        }
+        else if (rv == APR_TIMEUP) {
+            expire_cookie(r, c[i].name);
+        }
+    }
+    while (nlive >= BFF_TXN_MAX_PENDING) {
+        for (oldest = 0, i = 1; i < nlive; ++i) {
+            if (created[i] < created[oldest]) {
+                oldest = i;
+            }
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF00252: %d logins pending in this "
+                      "browser, the oldest is dropped", nlive);
+        expire_cookie(r, c[live[oldest]].name);
+        live[oldest] = live[nlive - 1];
+        created[oldest] = created[nlive - 1];
+        --nlive;
+    }
 }
 
 static int handle_login(request_rec *r, bff_srv_conf_t *sc)
 {
     apr_table_t *q = NULL;
-    const char *return_to = "/", *binder, *url;
+    const char *return_to = "/", *url, *name, *value, *suffix;
     bff_provider_view_t pv;
     bff_txn_t t;
     bff_oidc_authz_t az;
-    unsigned char *rec;
-    apr_size_t len;
     apr_status_t rv;
-    int binder_new;
 
     if (r->args && APR_SUCCESS != bff_url_parse_query(r->pool, r->args, &q)) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF00201: login refused: malformed "
@@ -170,34 +206,36 @@ static int handle_login(request_rec *r, bff_srv_conf_t *sc)
                                     "The page to return to after sign-in must be a path on "
                                     "this site.");
         }
+        /* It travels in the pending-login cookie, which must stay small. */
+        if (strlen(return_to) > BFF_TXN_MAX_RETURN_TO) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF00250: login refused: returnTo "
+                          "is longer than %d bytes", BFF_TXN_MAX_RETURN_TO);
+            return bff_respond_page(r, HTTP_BAD_REQUEST, "Bad sign-in link",
+                                    "The page to return to after sign-in is too long.");
+        }
     }
     if (APR_SUCCESS != (rv = bff_provider_get(sc->provider, r, &pv))) {
         return provider_unavailable(r, rv);
     }
-    binder = login_binder(r, sc, &binder_new);
     memset(&t, 0, sizeof(t));
     t.state = bff_util_random_token(r->pool, 32);
     t.nonce = bff_util_random_token(r->pool, 32);
     t.code_verifier = bff_oidc_pkce_verifier(r->pool);
     t.return_to = return_to;
-    t.binder_hash = binder_hash(r, binder);
     t.created = bff_util_now();
     t.expires = t.created + BFF_TXN_LIFETIME;
-    if (!t.state || !t.nonce || !t.code_verifier || !t.binder_hash) {
+    suffix = t.state ? bff_txn_cookie_suffix(r->pool, t.state) : NULL;
+    if (!t.state || !t.nonce || !t.code_verifier || !suffix) {
         return bff_respond_page(r, HTTP_INTERNAL_SERVER_ERROR, "Sign-in failed",
                                 "A random value could not be generated.");
     }
-    {
-        const char *key = bff_crypto_store_key(r->pool, sc->keyring, 0, TXN_KEY_PREFIX, t.state);
-        rv = bff_txn_seal(r->pool, sc->keyring, key, &t, &rec, &len);
-        if (rv == APR_SUCCESS) {
-            rv = bff_store_add(sc->store, r->pool, key, rec, len, t.expires);
-        }
-    }
+    name = apr_pstrcat(r->pool, sc->txn_cookie_prefix, suffix, NULL);
+    rv = bff_txn_to_cookie(r->pool, sc->keyring, txn_binding(r, sc, name), &t, &value);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, bff_glue_store_fail_level(), rv, r, "BFF00203: cannot store the login "
-                      "transaction (%s store)", sc->store->name);
-        return store_unavailable_page(r);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF00203: cannot seal the login "
+                      "transaction");
+        return bff_respond_page(r, HTTP_INTERNAL_SERVER_ERROR, "Sign-in failed",
+                                "The sign-in could not be started.");
     }
     memset(&az, 0, sizeof(az));
     az.client_id = sc->client_id;
@@ -208,10 +246,9 @@ static int handle_login(request_rec *r, bff_srv_conf_t *sc)
     az.code_challenge = bff_oidc_pkce_challenge(r->pool, t.code_verifier);
     az.extra = sc->auth_params;
     url = bff_oidc_authz_url(r->pool, pv.meta, &az);
-    if (binder_new) {
-        /* Lax: the provider's redirect back is a cross-site top-level GET. */
-        set_cookie(r, sc->txn_cookie_name, binder, BFF_TXN_LIFETIME, BFF_SAMESITE_LAX);
-    }
+    prune_pending(r, sc);
+    /* Lax: the provider's redirect back is a cross-site top-level GET. */
+    set_cookie(r, name, value, BFF_TXN_LIFETIME, BFF_SAMESITE_LAX);
     no_store(r);
     apr_table_setn(r->headers_out, "Location", url);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF00204: login started, redirecting to "
@@ -228,26 +265,39 @@ static int callback_fail(request_rec *r, int status, const char *tag_msg, const 
     return bff_respond_page(r, status, "Sign-in failed", user_msg);
 }
 
-/* Single use: whoever removes the record owns the login attempt. */
-static apr_status_t take_txn(request_rec *r, bff_srv_conf_t *sc, const char *state,
-                             bff_txn_t **t)
+/* The pending login that this browser started with state: its sealed
+ * cookie, opened and matched. *name is that cookie's name (NULL when none
+ * can be derived). APR_NOTFOUND: no such cookie; APR_TIMEUP: expired;
+ * anything else: it does not open here or holds another state. */
+static apr_status_t open_txn(request_rec *r, bff_srv_conf_t *sc, const char *state,
+                             const char **name, bff_txn_t **t)
 {
-    const char *key = bff_crypto_store_key(r->pool, sc->keyring, 0, TXN_KEY_PREFIX, state);
-    unsigned char *rec;
-    apr_size_t len;
-    apr_status_t rv;
+    const char *hdr = apr_table_get(r->headers_in, "Cookie");
+    const char *suffix = bff_txn_cookie_suffix(r->pool, state), *v;
 
-    if (APR_SUCCESS != (rv = bff_store_get(sc->store, r->pool, key, &rec, &len))) {
-        return rv;
+    *t = NULL;
+    *name = suffix ? apr_pstrcat(r->pool, sc->txn_cookie_prefix, suffix, NULL) : NULL;
+    v = (hdr && *name) ? bff_cookie_get(r->pool, hdr, *name) : NULL;
+    if (!v) {
+        return APR_NOTFOUND;
     }
-    if (APR_SUCCESS != (rv = bff_store_remove(sc->store, r->pool, key))) {
-        return rv;
+    return bff_txn_from_cookie(r->pool, sc->keyring, txn_binding(r, sc, *name), v, state,
+                               bff_util_now(), t);
+}
+
+/* Single use across nodes: whoever adds the marker owns the login attempt.
+ * Its key holds no key of the ring (nodes in a rotation agree on it). */
+static apr_status_t mark_used(request_rec *r, bff_srv_conf_t *sc, const char *state,
+                              const bff_txn_t *t, const char **key)
+{
+    static const unsigned char one = '1';
+
+    *key = bff_ns_key(r->pool, sc->keyring, BFF_NS_TXN_USED, 0, sc->site,
+                      apr_pstrcat(r->pool, sc->issuer, "\n", state, NULL));
+    if (!*key) {
+        return APR_ENOMEM;
     }
-    rv = bff_txn_open(r->pool, sc->keyring, key, rec, len, t);
-    if (rv != APR_SUCCESS) {
-        return APR_EINVAL;
-    }
-    return (*t)->expires > bff_util_now() ? APR_SUCCESS : APR_NOTFOUND;
+    return bff_store_add(sc->store, r->pool, *key, &one, 1, t->expires);
 }
 
 /* Only the error code from the provider is echoed, and only if it looks
@@ -314,7 +364,7 @@ static int callback_page(request_rec *r, const char *return_to)
 static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
 {
     apr_table_t *q = NULL;
-    const char *state, *code, *iss, *error, *hdr, *binder, *err = NULL, *old;
+    const char *state, *code, *iss, *error, *hdr, *txn_cookie, *used, *err = NULL, *old;
     bff_provider_view_t pv;
     bff_txn_t *t = NULL;
     bff_oidc_tokens_t *tok = NULL;
@@ -339,26 +389,33 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
                              "The sign-in response is incomplete. Please sign in again.",
                              APLOG_INFO);
     }
-    rv = take_txn(r, sc, state, &t);
-    if (rv == APR_NOTFOUND || rv == APR_EINVAL) {
+    rv = open_txn(r, sc, state, &txn_cookie, &t);
+    if (rv == APR_NOTFOUND) {
+        return callback_fail(r, HTTP_BAD_REQUEST, "BFF00214: callback from a browser that "
+                             "did not start this login, or one that completed it (login "
+                             "cookie missing)",
+                             "This sign-in response does not belong to this browser. "
+                             "Please sign in again.", APLOG_INFO);
+    }
+    if (rv == APR_TIMEUP) {
+        expire_cookie(r, txn_cookie);
         return callback_fail(r, HTTP_BAD_REQUEST, "BFF00212: callback with an unknown, "
                              "expired or already used state",
                              "This sign-in attempt has expired or was already used. "
                              "Please sign in again.", APLOG_INFO);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, bff_glue_store_fail_level(), rv, r, "BFF00213: session store unavailable "
-                      "during callback");
-        return store_unavailable_page(r);
-    }
-    hdr = apr_table_get(r->headers_in, "Cookie");
-    binder = hdr ? bff_cookie_get(r->pool, hdr, sc->txn_cookie_name) : NULL;
-    if (!binder || !bff_util_ct_streq(binder_hash(r, binder), t->binder_hash)) {
-        return callback_fail(r, HTTP_BAD_REQUEST, "BFF00214: callback from a browser that "
-                             "did not start this login (login cookie missing or different)",
-                             "This sign-in response does not belong to this browser. "
+        /* Left alone: the site on another port of this host that sealed it
+         * may still complete it. */
+        return callback_fail(r, HTTP_BAD_REQUEST, "BFF00251: callback with a login cookie "
+                             "that does not open here (sealed for another site or client, "
+                             "with a key not in BFFCryptoKey, or altered)",
+                             "This sign-in response does not belong to this site. "
                              "Please sign in again.", APLOG_INFO);
     }
+    /* From here on the attempt is over whatever happens: the browser drops
+     * the cookie, so a reload cannot replay it. */
+    expire_cookie(r, txn_cookie);
     if (APR_SUCCESS != (rv = bff_provider_get(sc->provider, r, &pv))) {
         return provider_unavailable(r, rv);
     }
@@ -382,8 +439,26 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
                              "The sign-in response is incomplete. Please sign in again.",
                              APLOG_INFO);
     }
+    rv = mark_used(r, sc, state, t, &used);
+    if (rv == APR_EEXIST) {
+        return callback_fail(r, HTTP_BAD_REQUEST, "BFF00212: callback with an unknown, "
+                             "expired or already used state",
+                             "This sign-in attempt has expired or was already used. "
+                             "Please sign in again.", APLOG_INFO);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, bff_glue_store_fail_level(), rv, r, "BFF00213: session "
+                      "store unavailable during callback");
+        return store_unavailable_page(r);
+    }
     rv = bff_oidc_exchange_code(r->pool, bff_provider_http(sc->provider), pv.meta, &sc->client,
                                 code, t->code_verifier, sc->redirect_uri, &tok, &err);
+    if (rv != APR_SUCCESS || tok->error) {
+        /* No session came of it: the marker goes at once, so junk callbacks
+         * leave nothing live in the store. A real code the provider refused
+         * cannot be replayed into a session either. */
+        bff_store_remove(sc->store, r->pool, used);
+    }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF00219: code exchange at %s %s: %s",
                       pv.meta->token_endpoint, status_reason(rv), err ? err : "error");
@@ -430,6 +505,7 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
 
     /* A fresh identifier at every login: a cookie planted before the login
      * (session fixation) names nothing afterwards. */
+    hdr = apr_table_get(r->headers_in, "Cookie");
     old = hdr ? bff_cookie_get(r->pool, hdr, sc->cookie_name) : NULL;
     if (old && bff_session_id_ok(old)) {
         bff_glue_session_remove(r, sc, old);
@@ -552,12 +628,18 @@ int bff_handler(request_rec *r)
         }
         return method_not_allowed(r, "POST");
     }
-    if (!strcmp(ep, "login") || !strcmp(ep, "callback") || !strcmp(ep, "user")) {
+    if (!strcmp(ep, "login") || !strcmp(ep, "callback")) {
+        /* HEAD would start or end a login without anyone to follow it. */
+        if (r->method_number != M_GET || r->header_only) {
+            return method_not_allowed(r, "GET");
+        }
+        return !strcmp(ep, "login") ? handle_login(r, sc) : handle_callback(r, sc);
+    }
+    if (!strcmp(ep, "user")) {
         if (r->method_number != M_GET) {
             return method_not_allowed(r, "GET, HEAD");
         }
-        return !strcmp(ep, "login") ? handle_login(r, sc)
-             : !strcmp(ep, "callback") ? handle_callback(r, sc) : handle_user(r, sc);
+        return handle_user(r, sc);
     }
     return bff_respond_json_error(r, HTTP_NOT_FOUND, "not_found",
                                   "No such endpoint; use login, callback, user, logout or "

@@ -341,7 +341,7 @@ static void strip_own_cookies(request_rec *r, bff_srv_conf_t *sc)
     names[0] = sc->cookie_name;
     names[1] = sc->txn_cookie_name;
     names[2] = NULL;
-    rest = bff_cookie_strip(r->pool, hdr, names);
+    rest = bff_cookie_strip_prefix(r->pool, hdr, names, sc->txn_cookie_prefix);
     if (rest) {
         apr_table_setn(r->headers_in, "Cookie", rest);
     }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CookieJar } from './lib/client.js';
-import { COOKIE, TX_COOKIE, getUser, setCookieOf, setsSession, useEnv } from './lib/env.js';
+import { COOKIE, TX_PREFIX, getUser, setCookieOf, setsSession, txCookiesOf, useEnv } from './lib/env.js';
 
 const env = useEnv();
 
@@ -15,7 +15,7 @@ function attrNames(c) {
     return [...c.attrs.keys()].sort();
 }
 
-test('login endpoint redirects to the provider with PKCE, state and nonce, and sets the tx cookie', async () => {
+test('login endpoint redirects to the provider with PKCE, state and nonce, and sets a sealed tx cookie', async () => {
     const c = env.client();
     const r = await c.get(env.url('/bff/login?returnTo=%2Fapp.html'));
     assert.equal(r.status, 302);
@@ -32,9 +32,14 @@ test('login endpoint redirects to the provider with PKCE, state and nonce, and s
     assert.ok(q.get('nonce') && q.get('nonce').length >= 22, 'nonce has >= 128 bits');
     assert.notEqual(q.get('state'), q.get('nonce'));
 
-    const tx = setCookieOf(r, TX_COOKIE);
-    assert.ok(tx, `Set-Cookie ${TX_COOKIE} present: ${r.setCookies}`);
-    assert.ok(tx.value.length > 0);
+    const txs = txCookiesOf(r);
+    assert.equal(txs.length, 1, `one Set-Cookie ${TX_PREFIX}*: ${r.setCookies}`);
+    const [tx] = txs;
+    assert.match(tx.name, /^__Host-Http-bff-tx\.[A-Za-z0-9_-]{8}$/);
+    assert.match(tx.value, /^[A-Za-z0-9_-]{100,1000}$/, 'sealed, base64url, small');
+    for (const secret of [q.get('nonce'), q.get('state')]) {
+        assert.ok(!tx.value.includes(secret), 'nothing readable in the cookie');
+    }
     assert.deepEqual(attrNames(tx), ['httponly', 'max-age', 'path', 'samesite', 'secure']);
     assert.equal(tx.attrs.get('path'), '/');
     assert.equal(tx.attrs.get('samesite').toLowerCase(), 'lax');
@@ -48,6 +53,8 @@ test('login endpoint redirects to the provider with PKCE, state and nonce, and s
     assert.notEqual(q2.get('state'), q.get('state'));
     assert.notEqual(q2.get('nonce'), q.get('nonce'));
     assert.notEqual(q2.get('code_challenge'), q.get('code_challenge'));
+    const [tx2] = txCookiesOf(r2);
+    assert.ok(tx2 && tx2.name !== tx.name, 'each pending login has its own cookie');
 });
 
 test('full login: callback page, session cookie, /bff/user', async () => {
@@ -144,7 +151,7 @@ test('two parallel logins in one browser (two tabs) both complete', async () => 
     const tab1 = env.client(jar);
     const tab2 = env.client(jar);
     const start = (c) => c.get(env.url('/bff/login?returnTo=%2Fapp.html'));
-    // Both tabs start before either finishes; the second reuses the tx cookie.
+    // Both tabs start before either finishes; each has its own tx cookie.
     const s1 = await start(tab1);
     const s2 = await start(tab2);
     assert.equal(s1.status, 302);

@@ -6,20 +6,22 @@
 //   - tampered records (random bytes, truncated, empty, another session's
 //     record, garbage in every other key): 401, never 500, others unaffected;
 //   - memcached killed: bounded 503s, no worker pile-up, BFF01601 names the
-//     server; restarted: 401 (data lost), new logins work, httpd untouched;
+//     server; a login starts (its pending state is in the browser) but its
+//     callback is 503; restarted: 401 (data lost), new logins work, httpd
+//     untouched;
 //   - memcached hung (SIGSTOP): 503 within the bound; SIGCONT: the same
 //     sessions work again with the right users;
 //   - two servers: entries on both; one down fails only its own sessions
 //     (503), the others stay 200; back: those are 401, new logins work;
-//   - memcached down when httpd starts: httpd starts, login 503; memcached
-//     starts: logins work.
+//   - memcached down when httpd starts: httpd starts, a login's callback is
+//     503; memcached starts: logins work.
 // Latencies and recovery times are printed as test diagnostics.
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { COOKIE, getUser, startEnv, useEnv } from './lib/env.js';
+import { COOKIE, getUser, setsSession, startEnv, useEnv } from './lib/env.js';
 import { freePort, Httpd } from './lib/httpd.js';
 import { Memcached, startMemcached } from './lib/memcached.js';
 
@@ -31,7 +33,7 @@ const BOUND_MS = 2000;
 const RETRY_MS = 5000;
 
 // Error-log lines a store outage produces: the backend's warning, the
-// request-level "store unavailable" errors of user/relay, login and callback.
+// request-level "store unavailable" errors of user/relay and callback.
 const STORE_DOWN = [/BFF01601/, /BFF01303/, /BFF00203/, /BFF00213/];
 
 const mc = await startMemcached();
@@ -251,14 +253,17 @@ test('memcached killed: bounded 503s, no pile-up; restarted: 401, new logins wor
         t.diagnostic(`killed: 5 sequential /bff/user 503 in ${stats(seq)}`);
         for (const ms of [...seq, ...par.map((r) => r.ms)]) assert.ok(ms < BOUND_MS, `answer in ${ms} ms`);
         assert.ok(wall < BOUND_MS + 500, `20 concurrent done in ${wall} ms`);
-        // Login cannot store its pending record: a 503 page, no redirect.
+        // A login starts without the store (its pending state is sealed in the
+        // browser); its callback needs the store for the single-use marker:
+        // a 503 page, no session.
         const c2 = env.client();
+        const l2 = await c2.followLogin(env.url('/bff/login?returnTo=/app.html'), { stopAtCallback: true });
         const lt0 = Date.now();
-        const lr = await c2.get(env.url('/bff/login?returnTo=/app.html'));
-        t.diagnostic(`killed: /bff/login ${lr.status} in ${Date.now() - lt0} ms`);
-        assert.equal(lr.status, 503);
-        assert.match(lr.headers['content-type'], /text\/html/);
-        assert.equal(lr.location, null);
+        const cr = await c2.get(l2.callbackUrl, { crossSite: l2.callbackCrossSite });
+        t.diagnostic(`killed: /bff/callback ${cr.status} in ${Date.now() - lt0} ms`);
+        assert.equal(cr.status, 503);
+        assert.match(cr.headers['content-type'], /text\/html/);
+        assert.ok(!setsSession(cr), 'no session cookie');
         lastTry = Date.now();
     });
     const down = lines.filter((l) => /BFF01601/.test(l));
@@ -310,10 +315,13 @@ test('memcached hung (SIGSTOP): 503 within the bound; SIGCONT: the same sessions
             t.diagnostic(`SIGSTOP: 4 sequential /bff/user 503 in ${stats(seq)}`);
             for (const ms of [...seq, ...par.map((r) => r.ms)]) assert.ok(ms < BOUND_MS, `answer in ${ms} ms`);
             assert.ok(wall < BOUND_MS + 500, `20 concurrent done in ${wall} ms`);
+            const c3 = env.client();
+            const l3 = await c3.followLogin(env.url('/bff/login'), { stopAtCallback: true });
             const lt0 = Date.now();
-            const lr = await env.client().get(env.url('/bff/login'));
-            t.diagnostic(`SIGSTOP: /bff/login ${lr.status} in ${Date.now() - lt0} ms`);
-            assert.equal(lr.status, 503);
+            const cr = await c3.get(l3.callbackUrl, { crossSite: l3.callbackCrossSite });
+            t.diagnostic(`SIGSTOP: /bff/callback ${cr.status} in ${Date.now() - lt0} ms`);
+            assert.equal(cr.status, 503);
+            assert.ok(!setsSession(cr), 'no session cookie');
             assert.ok(Date.now() - lt0 < BOUND_MS);
         } finally {
             mc.resume();
@@ -399,7 +407,7 @@ test('two servers: both hold entries; one down fails only its own sessions; back
     }
 });
 
-test('memcached down when httpd starts: httpd starts, login 503; memcached starts: logins work', async (t) => {
+test('memcached down when httpd starts: httpd starts, a login\'s callback 503; memcached starts: logins work', async (t) => {
     const m = new Memcached({ port: await freePort() });
     let e3 = null;
     try {
@@ -409,14 +417,19 @@ test('memcached down when httpd starts: httpd starts, login 503; memcached start
         const mark0 = e3.httpd.logMark();
         await e3.httpd.expectLog(STORE_DOWN, async () => {
             const c = e3.client();
-            const r = await c.get(e3.url('/bff/login'));
+            // The login starts (nothing to store); its callback needs the store.
+            const l = await c.followLogin(e3.url('/bff/login'), { stopAtCallback: true });
+            const r = await c.get(l.callbackUrl, { crossSite: l.callbackCrossSite });
             assert.equal(r.status, 503);
+            assert.ok(!setsSession(r));
             const lastTry = Date.now();
             assert.equal((await getUser(c, e3)).status, 401, 'no cookie: 401 without asking the store');
             await m.start();
-            const b = await childrenBack(e3.httpd, mark0, m.spec, lastTry, () => e3.client().get(e3.url('/bff/login')),
-                (r) => r.status === 302);
-            t.diagnostic(`memcached started after httpd: ${b.children} children back ${b.ms} ms after the failed login`);
+            // A store probe: an unknown session cookie is looked up (503 down, 401 back).
+            const probe = () => getUser(e3.client(), e3,
+                { cookie: `${COOKIE}=${crypto.randomBytes(32).toString('base64url')}` });
+            const b = await childrenBack(e3.httpd, mark0, m.spec, lastTry, probe, (x) => x.status === 401);
+            t.diagnostic(`memcached started after httpd: ${b.children} children back ${b.ms} ms after the failed callback`);
         });
         const logins = await Promise.all(Array.from({ length: 10 }, () => e3.client().get(e3.url('/bff/login'))));
         assert.deepEqual(logins.map((r) => r.status), logins.map(() => 302));

@@ -12,6 +12,8 @@
 //     nodes (replay on A: 400; concurrent delivery to both: one wins);
 //   - a burst at token expiry, half on A and half on B: one refresh_token
 //     grant at the provider (rotating refresh tokens), every request 200;
+//   - a rolling key rotation: logins that start on one node and end on the
+//     other keep working while the nodes hold different key rings;
 //   - key rotation on both nodes: [old] -> [new, old] -> [new];
 //   - a rolling rotation (A has [K1], B [K2, K1], then both): back-channel
 //     logouts by sid and by sub end the sessions made before it, also one
@@ -194,14 +196,16 @@ function postLogout(node, token) {
     });
 }
 
+async function restartNode(node, keys) {
+    await node.stop();
+    node.opts.bff.BFFCryptoKey = keys;
+    node.proc = null;
+    node.exitInfo = undefined;
+    await node.start();
+}
+
 async function restartBoth(keys) {
-    for (const node of [A, B]) {
-        await node.stop();
-        node.opts.bff.BFFCryptoKey = keys;
-        node.proc = null;
-        node.exitInfo = undefined;
-        await node.start();
-    }
+    for (const node of [A, B]) await restartNode(node, keys);
 }
 
 test('a session made on one node is read and relayed on the other', async () => {
@@ -307,6 +311,31 @@ test('a burst at token expiry, 25 requests on A and 25 on B: one refresh, all 20
     // Rotation kept: the provider never saw a refresh token twice.
     const presented = provider.tokenRequests.filter((x) => x.grantType === 'refresh_token').map((x) => x.refreshToken);
     assert.equal(new Set(presented).size, presented.length, 'no refresh token used twice');
+});
+
+test('rolling key rotation: logins started on one node complete on the other', async () => {
+    // The pending login is sealed with the first key of the starting node's
+    // ring; the single-use marker's key holds no key of the ring.
+    await restartNode(B, [KEY_NEW, KEY_OLD]);
+    const ab = await login(A, B); // A [old] -> B [new, old]
+    assert.equal((await user(B, ab)).status, 200);
+
+    // The safe roll-out (docs/deployment.md): the new key second everywhere
+    // first, then first. Mid-swap, both directions work.
+    await restartNode(A, [KEY_OLD, KEY_NEW]);
+    const ab2 = await login(A, B); // A [old, new] -> B [new, old]
+    const ba = await login(B, A, { username: 'bob' }); // B [new, old] -> A [old, new]
+    for (const s of [ab2, ba]) for (const node of [A, B]) assert.equal((await user(node, s)).status, 200);
+
+    // Still single use across nodes with different rings.
+    const c = newClient();
+    const first = await c.get(B.url('/bff/login?returnTo=%2Fapp.html'));
+    const r = await c.followLogin(`${originB}/bff/login`, { start: first, stopAtCallback: true });
+    const both = await A.expectLog([/BFF0021\d/], () => B.expectLog([/BFF0021\d/], () => Promise.all(
+        [A, B].map((node) => c.get(onNode(r.callbackUrl, node), { crossSite: true, store: false })))));
+    assert.deepEqual(both.result.result.map((x) => x.status).sort(), [200, 400]);
+
+    await restartBoth(KEY_OLD);
 });
 
 test('key rotation on both nodes: [old] -> [new, old] -> [new]', async () => {

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, test } from 'node:test';
-import { COOKIE, TX_COOKIE, useEnv } from './lib/env.js';
+import { COOKIE, TX_COOKIE, TX_PREFIX, useEnv } from './lib/env.js';
 import { bearerOf, cookiesOf, startUpstream, wsAccept, wsConnect } from './lib/upstream.js';
 
 const up = await startUpstream({ h2: true });
@@ -89,7 +89,7 @@ test('the upstream gets the bearer token issued for this login; own cookies stri
     const { client, token } = await loginWithToken();
     const session = client.jar.get(COOKIE, env.url('/')).value;
     const cookie = `theme=dark; ${COOKIE}=${session}; lang=en; ${TX_COOKIE}=abc; ${COOKIE}x=keep; `
-        + `x${COOKIE}=keep2; z=1`;
+        + `${TX_PREFIX}AbCd1234=sealed; x${COOKIE}=keep2; z=1`;
     const { resp, seen } = await call(client, '/api/orders?page=2', {
         cookie,
         headers: { Authorization: 'Bearer forged-by-the-client' },
@@ -102,9 +102,9 @@ test('the upstream gets the bearer token issued for this login; own cookies stri
     assert.equal(r.headers.authorization, `Bearer ${token}`);
     const cookies = cookiesOf(r.headers);
     assert.deepEqual([...cookies.entries()], [['theme', 'dark'], ['lang', 'en'], [`${COOKIE}x`, 'keep'],
-        [`x${COOKIE}`, 'keep2'], ['z', '1']], 'only the exact names are removed');
+        [`x${COOKIE}`, 'keep2'], ['z', '1']], 'only the exact names (and pending-login cookies) are removed');
     assert.ok(!String(r.headers.cookie).includes(session), 'the session value never reaches the API');
-    assert.ok(!cookies.has(COOKIE) && !cookies.has(TX_COOKIE));
+    assert.ok(!cookies.has(COOKIE) && !cookies.has(TX_COOKIE) && !cookies.has(`${TX_PREFIX}AbCd1234`));
 
     // Only the session cookie: no Cookie header at all (or an empty one) upstream.
     const only = await call(client, '/api/only');

@@ -173,6 +173,50 @@ static void test_strip(void **state)
     assert_string_equal(bff_cookie_strip(p, "a=1;b=2", NULL), "a=1; b=2");
 }
 
+static void test_strip_prefix(void **state)
+{
+    apr_pool_t *p = *state;
+    static const char *const ours[] = { BFF, BFF "-tx", NULL };
+    const char *pre = BFF "-tx.";
+
+    assert_string_equal(bff_cookie_strip_prefix(p, "a=1; " BFF "-tx.AbCd1234=v; " BFF "-tx=b; "
+                                                BFF "-tx.x=w; b=2", ours, pre), "a=1; b=2");
+    /* The prefix alone is no pending-login cookie; a near miss stays. */
+    assert_string_equal(bff_cookie_strip_prefix(p, BFF "-tx.=1; " BFF "-txx.a=2", ours, pre),
+                        BFF "-tx.=1; " BFF "-txx.a=2");
+    assert_null(bff_cookie_strip_prefix(p, BFF "-tx.a=1;" BFF "-tx.b", ours, pre));
+    assert_string_equal(bff_cookie_strip_prefix(p, "a=1; " BFF "-tx.a=1", ours, NULL),
+                        "a=1; " BFF "-tx.a=1");
+}
+
+static void test_with_prefix(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *pre = BFF "-tx.";
+    apr_array_header_t *a;
+    const bff_cookie_pair_t *c;
+
+    a = bff_cookie_with_prefix(p, "a=1; " BFF "-tx.one=v1; " BFF "-tx=b; " BFF "-tx.two=\"v2\"; "
+                               BFF "-tx.one=again; " BFF "-tx.bad=a,b; " BFF "-tx.noval; "
+                               BFF "-tx.=empty; " BFF "-tx.three=", pre, 10);
+    assert_non_null(a);
+    c = (const bff_cookie_pair_t *)a->elts;
+    assert_int_equal(a->nelts, 3);
+    assert_string_equal(c[0].name, BFF "-tx.one");
+    assert_string_equal(c[0].value, "v1");      /* the first of a name decides */
+    assert_string_equal(c[1].name, BFF "-tx.two");
+    assert_string_equal(c[1].value, "v2");
+    assert_string_equal(c[2].name, BFF "-tx.three");
+    assert_string_equal(c[2].value, "");
+    /* At most max. */
+    a = bff_cookie_with_prefix(p, BFF "-tx.a=1; " BFF "-tx.b=2; " BFF "-tx.c=3", pre, 2);
+    assert_int_equal(a->nelts, 2);
+    assert_null(bff_cookie_with_prefix(p, "a=1; " BFF "-tx=2", pre, 4));
+    assert_null(bff_cookie_with_prefix(p, NULL, pre, 4));
+    assert_null(bff_cookie_with_prefix(p, BFF "-tx.a=1", pre, 0));
+    assert_null(bff_cookie_with_prefix(p, BFF "-tx.a=1", "", 4));
+}
+
 static void test_strip_long(void **state)
 {
     apr_pool_t *p = *state;
@@ -251,6 +295,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_long, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_strip, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_strip_long, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_strip_prefix, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_with_prefix, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_format, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_format_long, unit_pool_setup, unit_pool_teardown),
     };

@@ -56,6 +56,7 @@ static void test_table(void **state)
     assert_false(bff_ns_info(BFF_NS_JTI)->ring_keyed);
     assert_false(bff_ns_info(BFF_NS_LOCK)->ring_keyed);
     assert_false(bff_ns_info(BFF_NS_REFRESH_FAIL)->ring_keyed);
+    assert_false(bff_ns_info(BFF_NS_TXN_USED)->ring_keyed);
 }
 
 static void test_site_and_handle(void **state)
@@ -147,6 +148,17 @@ static void test_fixed(void **state)
                         apr_pstrcat(p, "l:", h, NULL));
     assert_string_equal(bff_ns_key(p, rotated, BFF_NS_REFRESH_FAIL, 0, site, h),
                         apr_pstrcat(p, "f:", h, NULL));
+
+    /* A login's single-use marker: the same on nodes in a rotation, one per
+     * site and state. */
+    j = bff_ns_key(p, old, BFF_NS_TXN_USED, 0, site, "https://op\nstate-1");
+    assert_non_null(j);
+    assert_int_equal(strncmp(j, "u:", 2), 0);
+    assert_true(is_hex64(j + 2));
+    assert_string_equal(j, bff_ns_key(p, rotated, BFF_NS_TXN_USED, 0, site, "https://op\nstate-1"));
+    assert_string_not_equal(j, bff_ns_key(p, old, BFF_NS_TXN_USED, 0, site, "https://op\nstate-2"));
+    assert_string_not_equal(j, bff_ns_key(p, old, BFF_NS_TXN_USED, 0, site_b, "https://op\nstate-1"));
+    assert_string_not_equal(j, bff_ns_key(p, old, BFF_NS_JTI, 0, site, "https://op\nstate-1"));
 
     assert_null(bff_ns_key(p, old, BFF_NS_JTI, 0, NULL, "x"));
     assert_null(bff_ns_key(p, old, BFF_NS_JTI, 0, site, NULL));

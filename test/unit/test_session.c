@@ -4,16 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <jansson.h>
 
 #include "bff_session.h"
+#include "bff_util.h"
 
 /* A session in the old JSON format: a txn must refuse it, and so must the
  * binary session decoder (records written before the format change). */
 #define MIN_SESSION "{\"v\":1,\"iss\":\"https://idp\",\"sub\":\"alice\",\"created\":1,\"expires\":2}"
 #define MIN_TXN "{\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\"," \
-                "\"return_to\":\"/\",\"binder_hash\":\"ab\",\"expires\":9}"
+                "\"return_to\":\"/\",\"expires\":9}"
 
 /* The session record layout, restated here independently of the codec so
  * that the tests pin the format (other nodes read the same store). */
@@ -73,7 +75,6 @@ static bff_txn_t full_txn(void)
     t.nonce = "nonce-456";
     t.code_verifier = "verifier-abcdefghijklmnopqrstuvwxyz0123456789-._~";
     t.return_to = "/app/page?x=1#frag";
-    t.binder_hash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
     t.created = 1700000000;
     t.expires = 1700000600;
     return t;
@@ -114,7 +115,6 @@ static void assert_txn_equal(const bff_txn_t *a, const bff_txn_t *b)
     assert_str_or_null(a->nonce, b->nonce);
     assert_str_or_null(a->code_verifier, b->code_verifier);
     assert_str_or_null(a->return_to, b->return_to);
-    assert_str_or_null(a->binder_hash, b->binder_hash);
     assert_true(a->created == b->created);
     assert_true(a->expires == b->expires);
 }
@@ -716,33 +716,35 @@ static void test_txn_round_trip(void **state)
     assert_int_equal(txn_decode_copy(p, MIN_TXN, strlen(MIN_TXN), &out), APR_SUCCESS);
     assert_int_equal(out->created, 0);
     assert_int_equal(out->expires, 9);
-    assert_string_equal(out->binder_hash, "ab");
+    assert_string_equal(out->return_to, "/");
 }
 
 static void test_txn_rejects(void **state)
 {
     apr_pool_t *p = *state;
     static const char *const bad[] = {
-        "{\"v\":1,\"nonce\":\"n\",\"code_verifier\":\"c\",\"return_to\":\"/\","
-        "\"binder_hash\":\"ab\",\"expires\":9}",
-        "{\"v\":1,\"state\":\"s\",\"code_verifier\":\"c\",\"return_to\":\"/\","
-        "\"binder_hash\":\"ab\",\"expires\":9}",
-        "{\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"return_to\":\"/\","
-        "\"binder_hash\":\"ab\",\"expires\":9}",
-        "{\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\","
-        "\"binder_hash\":\"ab\",\"expires\":9}",
-        "{\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\",\"return_to\":\"/\","
+        /* Each required field missing in turn. */
+        "{\"v\":1,\"nonce\":\"n\",\"code_verifier\":\"c\",\"return_to\":\"/\",\"expires\":9}",
+        "{\"v\":1,\"state\":\"s\",\"code_verifier\":\"c\",\"return_to\":\"/\",\"expires\":9}",
+        "{\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"return_to\":\"/\",\"expires\":9}",
+        "{\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\",\"expires\":9}",
+        "{\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\",\"return_to\":\"/\"}",
+        /* Unknown version, wrong types, a negative time. */
+        "{\"v\":2,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\",\"return_to\":\"/\","
+        "\"expires\":9}",
+        "{\"v\":1,\"state\":1,\"nonce\":\"n\",\"code_verifier\":\"c\",\"return_to\":\"/\","
         "\"expires\":9}",
         "{\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\",\"return_to\":\"/\","
-        "\"binder_hash\":\"ab\"}",
-        "{\"v\":2,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\",\"return_to\":\"/\","
-        "\"binder_hash\":\"ab\",\"expires\":9}",
-        "{\"v\":1,\"state\":1,\"nonce\":\"n\",\"code_verifier\":\"c\",\"return_to\":\"/\","
-        "\"binder_hash\":\"ab\",\"expires\":9}",
+        "\"expires\":\"9\"}",
         "{\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\",\"return_to\":\"/\","
-        "\"binder_hash\":\"ab\",\"expires\":\"9\"}",
+        "\"expires\":9,\"created\":-1}",
+        /* Unknown fields, wherever they are (the binder of the old format too). */
         "{\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\",\"return_to\":\"/\","
-        "\"binder_hash\":\"ab\",\"expires\":9,\"created\":-1}",
+        "\"expires\":9,\"extra\":1}",
+        "{\"x\":\"\",\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\","
+        "\"return_to\":\"/\",\"expires\":9}",
+        "{\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\",\"return_to\":\"/\","
+        "\"binder_hash\":\"ab\",\"expires\":9}",
         MIN_TXN "x",
         /* A session is not a txn and the other way round. */
         MIN_SESSION,
@@ -767,7 +769,6 @@ static void test_txn_rejects(void **state)
     REJECT(in.nonce = NULL);
     REJECT(in.code_verifier = NULL);
     REJECT(in.return_to = NULL);
-    REJECT(in.binder_hash = NULL);
     REJECT(in.expires = -1);
     REJECT(in.return_to = "/\xc0\xaf");
     REJECT(in.return_to = big_string(p, BFF_SESSION_MAX_STRING + 1, '/'));
@@ -929,6 +930,154 @@ static void test_txn_seal_open(void **state)
     assert_null(out);
     rec[len / 2] ^= 1;
     assert_int_equal(bff_txn_open(p, ring, "bff:t:1", rec, len, &out), APR_EGENERAL);
+}
+
+
+#define K1 "txn cookie test key one 0123456789"
+#define K2 "txn cookie test key two 0123456789"
+#define TX_NAME "__Host-Http-bff-tx.AbCd-_12"
+#define ISS "https://idp.example"
+#define CLIENT "client-a"
+#define REDIRECT "https://app.example/bff/callback"
+
+static const char *tx_binding(apr_pool_t *p)
+{
+    return bff_txn_binding(p, TX_NAME, ISS, CLIENT, REDIRECT);
+}
+
+static void test_txn_cookie(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_keyring_t *ring = make_ring(p, K1);
+    bff_txn_t in = full_txn(), *out;
+    const char *v, *c;
+    const char *other[5];
+    apr_size_t i;
+
+    assert_int_equal(bff_txn_to_cookie(p, ring, tx_binding(p), &in, &v), APR_SUCCESS);
+    for (c = v; *c; ++c) {
+        assert_true(apr_isalnum(*c) || *c == '-' || *c == '_');
+    }
+    /* Small enough for a cookie, even with the longest return_to. */
+    assert_true(strlen(v) < 400);
+    assert_int_equal(bff_txn_from_cookie(p, ring, tx_binding(p), v, in.state,
+                                         in.expires - 1, &out), APR_SUCCESS);
+    assert_txn_equal(out, &in);
+    assert_int_equal(bff_txn_from_cookie(p, ring, tx_binding(p), v, NULL, in.expires - 1, &out),
+                     APR_SUCCESS);
+
+    /* Bound to its name, the provider, the client and the site. */
+    other[0] = bff_txn_binding(p, "__Host-Http-bff-tx.AbCd-_13", ISS, CLIENT, REDIRECT);
+    other[1] = bff_txn_binding(p, TX_NAME, "https://idp2.example", CLIENT, REDIRECT);
+    other[2] = bff_txn_binding(p, TX_NAME, ISS, "client-b", REDIRECT);
+    other[3] = bff_txn_binding(p, TX_NAME, ISS, CLIENT, "https://app.example:8443/bff/callback");
+    other[4] = bff_txn_binding(p, TX_NAME, ISS "|1:", CLIENT "", REDIRECT);
+    for (i = 0; i < 5; ++i) {
+        out = &in;
+        if (bff_txn_from_cookie(p, ring, other[i], v, in.state, in.expires - 1, &out)
+            != APR_EGENERAL) {
+            fail_msg("opened under other binding %zu", (size_t)i);
+        }
+        assert_null(out);
+    }
+    /* Another state, expiry, junk. */
+    out = &in;
+    assert_int_equal(bff_txn_from_cookie(p, ring, tx_binding(p), v, "state-124",
+                                         in.expires - 1, &out), APR_EINVAL);
+    assert_null(out);
+    assert_int_equal(bff_txn_from_cookie(p, ring, tx_binding(p), v, in.state, in.expires, &out),
+                     APR_TIMEUP);
+    assert_null(out);
+    assert_int_equal(bff_txn_from_cookie(p, ring, tx_binding(p), apr_pstrcat(p, v, "=", NULL),
+                                         in.state, in.expires - 1, &out), APR_EINVAL);
+    assert_int_equal(bff_txn_from_cookie(p, ring, tx_binding(p), "", in.state, 0, &out),
+                     APR_EINVAL);
+    assert_int_equal(bff_txn_from_cookie(p, ring, tx_binding(p), NULL, in.state, 0, &out),
+                     APR_EINVAL);
+
+    /* return_to is bounded so the cookie stays small. */
+    in.return_to = big_string(p, BFF_TXN_MAX_RETURN_TO, '/');
+    assert_int_equal(bff_txn_to_cookie(p, ring, tx_binding(p), &in, &v), APR_SUCCESS);
+    assert_true(strlen(v) < 1100);
+    in.return_to = big_string(p, BFF_TXN_MAX_RETURN_TO + 1, '/');
+    assert_int_equal(bff_txn_to_cookie(p, ring, tx_binding(p), &in, &v), APR_EINVAL);
+    assert_null(v);
+}
+
+/* The record inside the cookie is as strict as in the store: an unknown
+ * field sealed under the right binding still does not open. */
+static void test_txn_cookie_unknown_field(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_keyring_t *ring = make_ring(p, K1);
+    static const char good[] = "{\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\","
+                               "\"return_to\":\"/\",\"created\":1,\"expires\":9}";
+    static const char extra[] = "{\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\","
+                                "\"return_to\":\"/\",\"created\":1,\"expires\":9,"
+                                "\"return_to_2\":\"//evil.example\"}";
+    const char *b = tx_binding(p);
+    unsigned char *rec;
+    apr_size_t len;
+    bff_txn_t *out;
+
+    assert_int_equal(bff_crypto_seal(p, ring, b, strlen(b), good, strlen(good), &rec, &len),
+                     APR_SUCCESS);
+    assert_int_equal(bff_txn_from_cookie(p, ring, b, bff_util_b64url_encode(p, rec, len), "s",
+                                         1, &out), APR_SUCCESS);
+    assert_int_equal(bff_crypto_seal(p, ring, b, strlen(b), extra, strlen(extra), &rec, &len),
+                     APR_SUCCESS);
+    out = (bff_txn_t *)1;
+    assert_int_equal(bff_txn_from_cookie(p, ring, b, bff_util_b64url_encode(p, rec, len), "s",
+                                         1, &out), APR_EINVAL);
+    assert_null(out);
+}
+
+/* First key seals, every key opens: a rolling rotation keeps logins that
+ * start on one node and end on another working. */
+static void test_txn_cookie_rotation(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_keyring_t *r1 = make_ring(p, K1), *r21 = make_ring(p, K2), *r12 = make_ring(p, K1);
+    bff_keyring_t *r2 = make_ring(p, K2);
+    bff_txn_t in = full_txn(), *out;
+    const char *v;
+
+    assert_int_equal(bff_crypto_keyring_add(r21, K1, strlen(K1)), APR_SUCCESS);
+    assert_int_equal(bff_crypto_keyring_add(r12, K2, strlen(K2)), APR_SUCCESS);
+    /* [K1] -> [K2, K1] */
+    assert_int_equal(bff_txn_to_cookie(p, r1, tx_binding(p), &in, &v), APR_SUCCESS);
+    assert_int_equal(bff_txn_from_cookie(p, r21, tx_binding(p), v, in.state, in.created, &out),
+                     APR_SUCCESS);
+    assert_txn_equal(out, &in);
+    /* [K2, K1] -> [K1, K2] (the safe roll-out), and [K1, K2] -> [K2, K1] */
+    assert_int_equal(bff_txn_to_cookie(p, r21, tx_binding(p), &in, &v), APR_SUCCESS);
+    assert_int_equal(bff_txn_from_cookie(p, r12, tx_binding(p), v, in.state, in.created, &out),
+                     APR_SUCCESS);
+    assert_int_equal(bff_txn_from_cookie(p, r2, tx_binding(p), v, in.state, in.created, &out),
+                     APR_SUCCESS);
+    assert_int_equal(bff_txn_to_cookie(p, r12, tx_binding(p), &in, &v), APR_SUCCESS);
+    assert_int_equal(bff_txn_from_cookie(p, r21, tx_binding(p), v, in.state, in.created, &out),
+                     APR_SUCCESS);
+    /* A ring without the sealing key cannot open it. */
+    assert_int_equal(bff_txn_to_cookie(p, r2, tx_binding(p), &in, &v), APR_SUCCESS);
+    assert_int_equal(bff_txn_from_cookie(p, r1, tx_binding(p), v, in.state, in.created, &out),
+                     APR_ENOENT);
+}
+
+static void test_txn_names(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *a = bff_txn_cookie_suffix(p, "state-1");
+    apr_size_t i;
+
+    assert_non_null(a);
+    assert_int_equal(strlen(a), BFF_TXN_SUFFIX_LEN);
+    for (i = 0; a[i]; ++i) {
+        assert_true(apr_isalnum(a[i]) || a[i] == '-' || a[i] == '_');
+    }
+    assert_string_equal(bff_txn_cookie_suffix(p, "state-1"), a);
+    assert_string_not_equal(bff_txn_cookie_suffix(p, "state-2"), a);
+    assert_null(bff_txn_cookie_suffix(p, NULL));
 }
 
 
@@ -1138,6 +1287,10 @@ int main(void)
         T(test_seal_open),
         T(test_open_junk_plaintext),
         T(test_txn_seal_open),
+        T(test_txn_cookie),
+        T(test_txn_cookie_unknown_field),
+        T(test_txn_cookie_rotation),
+        T(test_txn_names),
         T(test_fuzz),
         T(test_session_id),
     };

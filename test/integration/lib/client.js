@@ -357,7 +357,7 @@ export class Client {
         const refresh = metaRefreshUrl(callback.body);
         if (!refresh) throw new LoginError('callback page has no meta refresh', steps);
         result.returnTo = refresh;
-        const sc = callback.setCookies.map(parseSetCookie).find((c) => c && !c.name.endsWith('-tx')
+        const sc = callback.setCookies.map(parseSetCookie).find((c) => c && !/-tx($|\.)/.test(c.name)
             && c.value !== '');
         result.sessionCookie = sc ? sc.value : null;
         // The meta refresh is a navigation initiated by the site's own page.

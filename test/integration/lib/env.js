@@ -20,6 +20,14 @@ import { createPki } from './pki.js';
 
 export const COOKIE = '__Host-Http-bff';
 export const TX_COOKIE = '__Host-Http-bff-tx';
+/** Each pending login has its own sealed cookie: TX_PREFIX + 8 characters from its state. */
+export const TX_PREFIX = `${TX_COOKIE}.`;
+
+/** The pending-login cookies a response sets (non-empty values), parsed. */
+export function txCookiesOf(resp) {
+    return (resp.setCookies || []).map(parseSetCookie)
+        .filter((c) => c && c.name.startsWith(TX_PREFIX) && c.value !== '');
+}
 
 /**
  * Start provider + httpd. Options:
