@@ -216,6 +216,56 @@ static void test_replace(void **state)
     expect_val(st, p, "other", pattern(p, 700, 99), 700);
 }
 
+/* replace stores only over a live entry: a removed or expired one is not
+ * brought back (a logout must beat a refresh that started before it). */
+static void test_replace_op(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, 1024 * 1024);
+    apr_int64_t t = now();
+    unsigned char *big = pattern(p, 5000, 3);
+    bff_store_shm_stats_t s;
+
+    assert_int_equal(bff_store_replace(st, p, "k", (const unsigned char *)"v", 1, t + 60),
+                     APR_NOTFOUND);
+    expect_gone(st, p, "k");
+
+    assert_int_equal(bff_store_add(st, p, "k", (const unsigned char *)"one", 3, t + 60),
+                     APR_SUCCESS);
+    assert_int_equal(bff_store_replace(st, p, "k", (const unsigned char *)"two", 3, t + 60),
+                     APR_SUCCESS);
+    expect_val(st, p, "k", (const unsigned char *)"two", 3);
+    assert_int_equal(bff_store_replace(st, p, "k", big, 5000, t + 60), APR_SUCCESS);
+    expect_val(st, p, "k", big, 5000);
+
+    assert_int_equal(bff_store_remove(st, p, "k"), APR_SUCCESS);
+    assert_int_equal(bff_store_replace(st, p, "k", (const unsigned char *)"three", 5, t + 60),
+                     APR_NOTFOUND);
+    expect_gone(st, p, "k");
+
+    /* an expired entry is no entry */
+    assert_int_equal(bff_store_set(st, p, "x", (const unsigned char *)"old", 3, t - 1),
+                     APR_SUCCESS);
+    assert_int_equal(bff_store_replace(st, p, "x", (const unsigned char *)"new", 3, t + 60),
+                     APR_NOTFOUND);
+    expect_gone(st, p, "x");
+
+    /* a past expiry ends the live entry */
+    assert_int_equal(bff_store_set(st, p, "y", (const unsigned char *)"live", 4, t + 60),
+                     APR_SUCCESS);
+    assert_int_equal(bff_store_replace(st, p, "y", (const unsigned char *)"v", 1, t - 10),
+                     APR_SUCCESS);
+    expect_gone(st, p, "y");
+
+    assert_int_equal(bff_store_replace(st, p, "", (const unsigned char *)"v", 1, t + 60),
+                     APR_EINVAL);
+    assert_int_equal(bff_store_replace(st, p, "z", NULL, 5, t + 60), APR_EINVAL);
+    s = stats_of(st);
+    assert_int_equal(s.entries_used, 0);
+    assert_int_equal(s.blocks_used, 0);
+    verify_ok(st, p);
+}
+
 static void test_expiry(void **state)
 {
     apr_pool_t *p = *state;
@@ -802,6 +852,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_basic, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_replace, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_replace_op, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_expiry, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_expired_reclaimed_before_eviction,
                                         unit_pool_setup, unit_pool_teardown),
