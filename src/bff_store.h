@@ -47,6 +47,20 @@ struct bff_store_t {
 #define bff_store_replace(st, p, k, v, l, e) ((st)->replace((st), (p), (k), (v), (l), (e)))
 #define bff_store_remove(st, p, k)           ((st)->remove((st), (p), (k)))
 
+/* A lock in the store: an entry under lock_key, taken with add (atomic in
+ * every backend, across nodes), holding a random owner token so that only
+ * its owner removes it. ttl bounds how long a crashed owner blocks the
+ * others, so it must exceed the longest time a live owner holds it.
+ *   bff_store_lock: APR_SUCCESS and *owner set; APR_EEXIST while someone
+ *     (this caller included) holds it; other statuses: store failure.
+ *   bff_store_unlock: removes the lock only if its value is owner:
+ *     APR_SUCCESS removed; APR_NOTFOUND not there or someone else's (left
+ *     in place); other statuses: store failure. */
+apr_status_t bff_store_lock(bff_store_t *st, apr_pool_t *p, const char *lock_key,
+                            apr_int64_t ttl, const char **owner);
+apr_status_t bff_store_unlock(bff_store_t *st, apr_pool_t *p, const char *lock_key,
+                              const char *owner);
+
 /* Parsed BFFSessionStore value. */
 typedef enum { BFF_STORE_SHM = 0, BFF_STORE_MEMCACHE = 1 } bff_store_kind_e;
 typedef struct {

@@ -292,6 +292,15 @@ export async function startProvider(opts = {}) {
          * provider's behaviour; it lets tests feed the relying party bad ID tokens.
          */
         tamper: null,
+        /**
+         * FAULT INJECTOR, for tests only: { [grantType]: ms } holds every
+         * token response of that grant type this long after the provider made
+         * it (tokens issued and rotated, response not yet sent): a slow
+         * provider, so that tests can act while a token call is in flight.
+         * tokenDelayed counts the responses held so far.
+         */
+        tokenDelay: null,
+        tokenDelayed: 0,
         provider: null,
         server: null,
     };
@@ -354,6 +363,11 @@ export async function startProvider(opts = {}) {
                 }
             }
             if (body.id_token) op.issued.id.push(body.id_token);
+            const ms = op.tokenDelay?.[grantType];
+            if (ms) {
+                op.tokenDelayed += 1;
+                await new Promise((resolve) => setTimeout(resolve, ms));
+            }
         });
     }
 

@@ -266,6 +266,50 @@ static void test_replace_op(void **state)
     verify_ok(st, p);
 }
 
+/* A lock is removed only by its owner: an owner whose lock expired and was
+ * taken over must not remove the new owner's. */
+static void test_lock_owner(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, 1024 * 1024);
+    const char *a = NULL, *b = NULL, *c = NULL;
+    unsigned char *v;
+    apr_size_t len;
+
+    assert_int_equal(bff_store_lock(st, p, "l:k", 60, &a), APR_SUCCESS);
+    assert_non_null(a);
+    assert_true(strlen(a) >= 22);
+    assert_int_equal(bff_store_lock(st, p, "l:k", 60, &b), APR_EEXIST);
+    assert_null(b);
+
+    /* a's lock ends (as at its TTL) and b takes it over */
+    assert_int_equal(bff_store_remove(st, p, "l:k"), APR_SUCCESS);
+    assert_int_equal(bff_store_lock(st, p, "l:k", 60, &b), APR_SUCCESS);
+    assert_non_null(b);
+    assert_string_not_equal(a, b);
+    /* a's late unlock leaves b's lock in place */
+    assert_int_equal(bff_store_unlock(st, p, "l:k", a), APR_NOTFOUND);
+    assert_int_equal(bff_store_get(st, p, "l:k", &v, &len), APR_SUCCESS);
+    assert_int_equal(len, strlen(b));
+    assert_memory_equal(v, b, len);
+    assert_int_equal(bff_store_lock(st, p, "l:k", 60, &c), APR_EEXIST);
+    /* a prefix of the owner, or no owner, is not the owner */
+    assert_int_equal(bff_store_unlock(st, p, "l:k", apr_pstrndup(p, b, strlen(b) - 1)),
+                     APR_NOTFOUND);
+    assert_int_equal(bff_store_unlock(st, p, "l:k", NULL), APR_NOTFOUND);
+    expect_val(st, p, "l:k", (const unsigned char *)b, strlen(b));
+
+    assert_int_equal(bff_store_unlock(st, p, "l:k", b), APR_SUCCESS);
+    expect_gone(st, p, "l:k");
+    assert_int_equal(bff_store_unlock(st, p, "l:k", b), APR_NOTFOUND);
+    assert_int_equal(bff_store_lock(st, p, "l:k", 60, &c), APR_SUCCESS);
+
+    /* an expired lock is free */
+    assert_int_equal(bff_store_lock(st, p, "l:e", -1, &a), APR_SUCCESS);
+    assert_int_equal(bff_store_lock(st, p, "l:e", 60, &b), APR_SUCCESS);
+    verify_ok(st, p);
+}
+
 static void test_expiry(void **state)
 {
     apr_pool_t *p = *state;
@@ -853,6 +897,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_basic, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_replace, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_replace_op, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_owner, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_expiry, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_expired_reclaimed_before_eviction,
                                         unit_pool_setup, unit_pool_teardown),
