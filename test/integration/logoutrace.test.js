@@ -6,9 +6,11 @@
 // session is ended by a front-channel logout (/bff/logout?sid=) or by a
 // back-channel logout token. The refresh must not write the session back:
 // the relayed request gets 401, the old cookie gets 401 afterwards, and the
-// store holds no session record for it. Once on the shm store, once on
-// memcached (two nodes would share the latter: the write is memcached's
-// replace, which never recreates a removed item).
+// store holds no session record for it. Also right after a BFFCryptoKey
+// rotation, when the refresh's write moves the record to a new store key.
+// Once on the shm store, once on memcached (two nodes would share the
+// latter: the write is memcached's replace, which never recreates a removed
+// item).
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -114,12 +116,27 @@ const LOGOUTS = {
     },
 };
 
+/** Put a new BFFCryptoKey first, keeping the old one after it (graceful restart). */
+async function rotateKey(env) {
+    const ring = [].concat(env.bff.BFFCryptoKey);
+    env.bff.BFFCryptoKey = [crypto.randomBytes(32).toString('base64url'), ...ring];
+    await env.httpd.writeConfig();
+    await env.httpd.graceful();
+}
+
 for (const [store, env] of Object.entries(envs)) {
-    for (const [how, logout] of Object.entries(LOGOUTS)) {
-        test(`${store}: a ${how} logout during a refresh in flight ends the session for good`, async (t) => {
+    const cases = Object.entries(LOGOUTS).map(([how, logout]) => [how, logout, false]);
+    // After a key rotation the refresh's write moves the record to the new
+    // key's store key (add there, remove the old): the logout removed the old
+    // one first, so the move must not leave a copy under the new one.
+    cases.push(['front channel', LOGOUTS['front channel'], true]);
+    for (const [how, logout, rotate] of cases) {
+        const what = rotate ? ' right after a key rotation' : '';
+        test(`${store}: a ${how} logout during a refresh in flight${what} ends the session for good`, async (t) => {
             const keysBefore = await sessionKeys(store);
             const s = await login(env);
             assert.equal((await relay(env, s.cookie)).status, 200);
+            if (rotate) await rotateKey(env);
             // Into the refresh window, before the token expires.
             await sleep(Math.max(0, s.at + (TTL - WINDOW + 1) * 1000 + 100 - Date.now()));
             const op = env.provider;
