@@ -299,8 +299,8 @@ apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_s
                       APR_SIZE_T_FMT " bytes is too large for the session store", len);
     }
     else if (rv == APR_NOTFOUND && !create) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01380: the session ended (logout) "
-                      "while this request was updating it; it stays ended");
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01380: the session ended (logout or "
+                      "expiry) while this request was updating it; it stays ended");
     }
     else if (rv == APR_EEXIST && !create) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01381: the session was moved to the "
