@@ -192,6 +192,26 @@ static apr_status_t apply_tokens(request_rec *r, bff_srv_conf_t *sc, bff_provide
     return APR_SUCCESS;
 }
 
+/* A refresh token issued to a session that a logout ended meanwhile: the
+ * logout revoked its predecessor; this one must not stay valid unused. */
+static void revoke_unused(request_rec *r, bff_srv_conf_t *sc, const bff_provider_view_t *pv,
+                          const char *rt)
+{
+    const char *err = NULL;
+    apr_status_t rv;
+
+    if (!rt || !pv->meta->revocation_endpoint) {
+        return;
+    }
+    rv = bff_oidc_revoke(r->pool, bff_provider_http(sc->provider), pv->meta, &sc->client, rt,
+                         "refresh_token", &err);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "BFF01420: revoking the refresh token "
+                      "issued to a session that ended meanwhile at %s failed: %s",
+                      pv->meta->revocation_endpoint, err ? err : "error");
+    }
+}
+
 /* We hold the lock: call the token endpoint and store the result. */
 static int refresh_locked(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
 {
@@ -266,6 +286,7 @@ static int refresh_locked(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t 
     if (rv == APR_NOTFOUND) {
         /* A logout ended the session while the provider answered: it stays
          * ended, and the tokens just issued are not used. */
+        revoke_unused(r, sc, &pv, tok->refresh_token);
         bff_glue_session_forget(r);
         return HTTP_UNAUTHORIZED;
     }

@@ -141,6 +141,7 @@ for (const [store, env] of Object.entries(envs)) {
             await sleep(Math.max(0, s.at + (TTL - WINDOW + 1) * 1000 + 100 - Date.now()));
             const op = env.provider;
             const delayed = op.tokenDelayed;
+            const issuedRt = op.issued.refresh.length;
             op.tokenDelay = { refresh_token: DELAY_MS };
             try {
                 const pending = relay(env, s.cookie);
@@ -153,6 +154,11 @@ for (const [store, env] of Object.entries(envs)) {
                 t.diagnostic(`relayed request that was refreshing: ${r.status}`);
                 assert.equal(r.status, 401, `the refresh did not bring the session back: ${r.body}`);
                 assert.equal(r.token, null, 'nothing was relayed');
+                // The refresh token issued to the ended session is revoked, not left valid.
+                const rt = op.issued.refresh.slice(issuedRt);
+                assert.equal(rt.length, 1);
+                assert.ok(op.revocations.some((v) => v.token === rt[0] && v.status === 200),
+                    'the refresh token issued during the logout was revoked');
             } finally {
                 op.tokenDelay = null;
             }
