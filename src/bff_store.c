@@ -124,6 +124,56 @@ static apr_status_t servers_parse(apr_pool_t *p, const char *list, bff_store_spe
     return APR_SUCCESS;
 }
 
+/* 16 random bytes: two owners never draw the same token. */
+#define LOCK_OWNER_BYTES 16
+
+apr_status_t bff_store_lock(bff_store_t *st, apr_pool_t *p, const char *lock_key,
+                            apr_int64_t ttl, const char **owner)
+{
+    char *token = bff_util_random_token(p, LOCK_OWNER_BYTES);
+    apr_status_t rv;
+
+    if (!token) {
+        return APR_EGENERAL;
+    }
+    rv = bff_store_add(st, p, lock_key, (const unsigned char *)token, strlen(token),
+                       bff_util_now() + ttl);
+    if (rv == APR_SUCCESS) {
+        *owner = token;
+    }
+    return rv;
+}
+
+apr_status_t bff_store_unlock(bff_store_t *st, apr_pool_t *p, const char *lock_key,
+                              const char *owner)
+{
+    unsigned char *v;
+    apr_size_t len;
+    apr_status_t rv;
+
+    if (!owner) {
+        return APR_NOTFOUND;
+    }
+    rv = bff_store_get(st, p, lock_key, &v, &len);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (len != strlen(owner) || !bff_util_ct_equal(v, owner, len)) {
+        /* Ours expired and someone else holds it now: theirs to remove. */
+        return APR_NOTFOUND;
+    }
+    /* Compare, then remove: two store operations, not one. What remains is
+     * that our lock expires between the two and another owner takes it, so
+     * that we remove theirs. That needs us to have held the lock for its
+     * whole TTL, which is sized above the longest path that holds it, and
+     * to do so within the moment between these two calls; the outcome then
+     * is one more concurrent holder (what the lock exists to make rare),
+     * never a lost or recreated session, because every session write is a
+     * replace of the live record. (memcached's text protocol has no
+     * compare-and-delete, so no backend-neutral atomic form exists.) */
+    return bff_store_remove(st, p, lock_key);
+}
+
 apr_status_t bff_store_spec_parse(apr_pool_t *p, const char *arg, bff_store_spec_t *spec,
                                   const char **err)
 {

@@ -13,9 +13,16 @@
  *
  * Status codes every backend uses:
  *   APR_SUCCESS   done
- *   APR_NOTFOUND  get/remove: no such (live) entry
+ *   APR_NOTFOUND  get/remove/replace: no such (live) entry
  *   APR_EEXIST    add: a live entry already has that key
- *   APR_ENOSPC    set/add: the value is larger than the backend can hold
+ *   APR_ENOSPC    set/add/replace: the value is larger than the backend can hold
+ *
+ * add stores only when no live entry has the key, replace only when one
+ * has (both atomically: no other operation on the key can come between the
+ * check and the write, on any node). A session is created with add and
+ * written with replace afterwards, so a removed session (a logout) is never
+ * brought back by a write that started before the removal. A replace whose
+ * expires is already past ends the live entry (APR_SUCCESS) like a remove.
  *   anything else the store is unavailable (the caller answers 503)
  */
 typedef struct bff_store_t bff_store_t;
@@ -29,13 +36,30 @@ struct bff_store_t {
                         const unsigned char *val, apr_size_t len, apr_int64_t expires);
     apr_status_t (*add)(bff_store_t *st, apr_pool_t *p, const char *key,
                         const unsigned char *val, apr_size_t len, apr_int64_t expires);
+    apr_status_t (*replace)(bff_store_t *st, apr_pool_t *p, const char *key,
+                            const unsigned char *val, apr_size_t len, apr_int64_t expires);
     apr_status_t (*remove)(bff_store_t *st, apr_pool_t *p, const char *key);
 };
 
 #define bff_store_get(st, p, k, v, l)        ((st)->get((st), (p), (k), (v), (l)))
 #define bff_store_set(st, p, k, v, l, e)     ((st)->set((st), (p), (k), (v), (l), (e)))
 #define bff_store_add(st, p, k, v, l, e)     ((st)->add((st), (p), (k), (v), (l), (e)))
+#define bff_store_replace(st, p, k, v, l, e) ((st)->replace((st), (p), (k), (v), (l), (e)))
 #define bff_store_remove(st, p, k)           ((st)->remove((st), (p), (k)))
+
+/* A lock in the store: an entry under lock_key, taken with add (atomic in
+ * every backend, across nodes), holding a random owner token so that only
+ * its owner removes it. ttl bounds how long a crashed owner blocks the
+ * others, so it must exceed the longest time a live owner holds it.
+ *   bff_store_lock: APR_SUCCESS and *owner set; APR_EEXIST while someone
+ *     (this caller included) holds it; other statuses: store failure.
+ *   bff_store_unlock: removes the lock only if its value is owner:
+ *     APR_SUCCESS removed; APR_NOTFOUND not there or someone else's (left
+ *     in place); other statuses: store failure. */
+apr_status_t bff_store_lock(bff_store_t *st, apr_pool_t *p, const char *lock_key,
+                            apr_int64_t ttl, const char **owner);
+apr_status_t bff_store_unlock(bff_store_t *st, apr_pool_t *p, const char *lock_key,
+                              const char *owner);
 
 /* Parsed BFFSessionStore value. */
 typedef enum { BFF_STORE_SHM = 0, BFF_STORE_MEMCACHE = 1 } bff_store_kind_e;

@@ -111,13 +111,13 @@ struct mc_ctx_t {
     mc_proc_t *proc;            /* this process's client (atomic pointer) */
 };
 
-typedef enum { OP_GET, OP_SET, OP_ADD, OP_DEL } mc_op_e;
+typedef enum { OP_GET, OP_SET, OP_ADD, OP_REPLACE, OP_DEL } mc_op_e;
 
 typedef struct {
     mc_op_e kind;
     apr_pool_t *p;
     const char *key;
-    char *data;                 /* in for set/add, out for get */
+    char *data;                 /* in for set/add/replace, out for get */
     apr_size_t len;
     apr_uint32_t exptime;
 } mc_op_t;
@@ -511,6 +511,10 @@ static apr_status_t op_exec(apr_memcache_t *mc, mc_op_t *op)
         return rv == APR_EEXIST ? APR_EGENERAL : rv;
     case OP_ADD:
         return apr_memcache_add(mc, op->key, op->data, op->len, op->exptime, 0);
+    case OP_REPLACE:
+        /* memcached's replace: NOT_STORED (APR_EEXIST here) means no item. */
+        rv = apr_memcache_replace(mc, op->key, op->data, op->len, op->exptime, 0);
+        return rv == APR_EEXIST ? APR_NOTFOUND : rv;
     case OP_DEL:
         return apr_memcache_delete(mc, op->key, 0);
     }
@@ -612,11 +616,15 @@ static apr_status_t mc_put(bff_store_t *st, apr_pool_t *p, const char *key,
     op.exptime = exptime_for(expires);
     if (op.exptime == 0) {
         /* memcached would take 0 as "never expires": store nothing. A set
-         * ends the existing entry; an add only reports whether one lives. */
-        op.kind = kind == OP_SET ? OP_DEL : OP_GET;
+         * ends the existing entry, a replace too (reporting whether one
+         * lived); an add only reports whether one lives. */
+        op.kind = kind == OP_ADD ? OP_GET : OP_DEL;
         rv = mc_run(c, &op, klen);
         if (kind == OP_SET) {
             return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
+        }
+        if (kind == OP_REPLACE) {
+            return rv;
         }
         return rv == APR_SUCCESS ? APR_EEXIST : rv == APR_NOTFOUND ? APR_SUCCESS : rv;
     }
@@ -633,6 +641,12 @@ static apr_status_t mc_add(bff_store_t *st, apr_pool_t *p, const char *key,
                            const unsigned char *val, apr_size_t len, apr_int64_t expires)
 {
     return mc_put(st, p, key, val, len, expires, OP_ADD);
+}
+
+static apr_status_t mc_replace(bff_store_t *st, apr_pool_t *p, const char *key,
+                               const unsigned char *val, apr_size_t len, apr_int64_t expires)
+{
+    return mc_put(st, p, key, val, len, expires, OP_REPLACE);
 }
 
 static apr_status_t mc_remove(bff_store_t *st, apr_pool_t *p, const char *key)
@@ -785,6 +799,7 @@ apr_status_t bff_store_memcache_create(apr_pool_t *pool, const char *servers,
     s->get = mc_get;
     s->set = mc_set;
     s->add = mc_add;
+    s->replace = mc_replace;
     s->remove = mc_remove;
     *st = s;
     return APR_SUCCESS;

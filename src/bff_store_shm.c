@@ -92,7 +92,7 @@ typedef struct {
     apr_uint32_t seed;
 } shm_ctx_t;
 
-typedef enum { MODE_SET, MODE_ADD } set_mode_e;
+typedef enum { MODE_SET, MODE_ADD, MODE_REPLACE } set_mode_e;
 
 static apr_uint64_t align_up(apr_uint64_t n)
 {
@@ -623,6 +623,11 @@ static apr_status_t shm_put(bff_store_t *st, const char *key, const unsigned cha
             goto leave;
         }
     }
+    if (idx == NIL && mode == MODE_REPLACE) {
+        /* Decided under the table lock: a remove cannot slip in between. */
+        rv = APR_NOTFOUND;
+        goto leave;
+    }
     if (idx != NIL) {
         rv = entry_replace(c, idx, val, len, nblocks, expires, now, &evicted);
         if (rv != APR_ENOSPC) {
@@ -658,6 +663,12 @@ static apr_status_t shm_add(bff_store_t *st, apr_pool_t *p, const char *key,
                             const unsigned char *val, apr_size_t len, apr_int64_t expires)
 {
     return shm_put(st, key, val, len, expires, MODE_ADD);
+}
+
+static apr_status_t shm_replace(bff_store_t *st, apr_pool_t *p, const char *key,
+                                const unsigned char *val, apr_size_t len, apr_int64_t expires)
+{
+    return shm_put(st, key, val, len, expires, MODE_REPLACE);
 }
 
 static apr_status_t shm_remove(bff_store_t *st, apr_pool_t *p, const char *key)
@@ -768,6 +779,7 @@ apr_status_t bff_store_shm_create(apr_pool_t *pool, apr_size_t size,
     s->get = shm_get;
     s->set = shm_set;
     s->add = shm_add;
+    s->replace = shm_replace;
     s->remove = shm_remove;
     *st = s;
     return APR_SUCCESS;

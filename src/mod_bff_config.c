@@ -618,11 +618,14 @@ const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc
     if (sc->samesite == -1) {
         sc->samesite = BFF_SAMESITE_STRICT;
     }
-    if (sc->idle_timeout == -1) {
-        sc->idle_timeout = BFF_DEFAULT_IDLE;
-    }
     if (sc->max_lifetime == -1) {
         sc->max_lifetime = BFF_DEFAULT_LIFETIME;
+    }
+    if (sc->idle_timeout == -1) {
+        /* A default never contradicts an explicit setting: a lifetime
+         * shorter than the default idle timeout caps it. */
+        sc->idle_timeout = BFF_DEFAULT_IDLE < sc->max_lifetime ? BFF_DEFAULT_IDLE
+                                                               : sc->max_lifetime;
     }
     if (sc->refresh_before == -1) {
         sc->refresh_before = BFF_DEFAULT_REFRESH_BEFORE;
@@ -663,9 +666,13 @@ const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc
                             BFF_D_SESSION_STORE, BFF_D_CRYPTO_KEY, srv);
     }
     if (sc->idle_timeout > sc->max_lifetime) {
+        /* Both set explicitly (here or inherited): one of the two is a
+         * mistake, and guessing which would hide it. */
         return apr_psprintf(p, "%s (%" APR_INT64_T_FMT "s) is longer than %s (%"
-                            APR_INT64_T_FMT "s) for %s", BFF_D_IDLE_TIMEOUT, sc->idle_timeout,
-                            BFF_D_MAX_LIFETIME, sc->max_lifetime, srv);
+                            APR_INT64_T_FMT "s) for %s: an idle timeout cannot outlast the "
+                            "session; shorten it or leave it unset (it then defaults to the "
+                            "shorter of 30 minutes and the lifetime)", BFF_D_IDLE_TIMEOUT,
+                            sc->idle_timeout, BFF_D_MAX_LIFETIME, sc->max_lifetime, srv);
     }
     return NULL;
 }

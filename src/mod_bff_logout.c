@@ -105,7 +105,9 @@ int bff_logout_handle(request_rec *r, bff_srv_conf_t *sc)
         url = bff_oidc_end_session_url(r->pool, pv.meta, rs->s->id_token, sc->client_id,
                                        sc->post_logout_uri);
     }
-    bff_store_remove(sc->store, r->pool, rs->key);
+    /* Under every key of the ring, and without the session lock: a refresh
+     * in flight cannot write the record back (its write is a replace). */
+    bff_glue_session_remove(r, sc, rs->id);
     bff_glue_session_forget(r);
     expire_cookie(r, sc);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01503: logout of sub %s",

@@ -50,7 +50,7 @@ bff_provider_t *bff_provider_create(apr_pool_t *pconf, server_rec *s, const char
     prov->issuer = issuer;
     prov->http.ca_file = ca_file;
     prov->http.connect_timeout_ms = 3000;
-    prov->http.timeout_ms = 10000;
+    prov->http.timeout_ms = BFF_PROVIDER_HTTP_TIMEOUT_S * 1000;
     prov->http.max_body = 1024 * 1024;
     prov->http.allow_http = APR_SUCCESS == bff_url_parse(pconf, issuer, &u)
                             && !strcmp(u.scheme, "http") && bff_url_host_is_loopback(u.host);

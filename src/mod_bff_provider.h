@@ -13,6 +13,10 @@
  * snapshots that a request holds until its pool is cleaned up. */
 typedef struct bff_provider_t bff_provider_t;
 
+/* Every call to the provider (discovery, JWKS, token, revocation) ends
+ * within this many seconds, connecting included (sizes the refresh lock). */
+#define BFF_PROVIDER_HTTP_TIMEOUT_S 10
+
 typedef struct {
     const bff_oidc_meta_t *meta;
     const bff_jwks_t *jwks;

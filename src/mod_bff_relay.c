@@ -22,7 +22,16 @@
 #include "bff_oidc.h"
 #include "bff_util.h"
 
-#define REFRESH_LOCK_TTL 30       /* longer than a token request can take */
+/* The refresh lock must outlive the longest refresh, or a second one would
+ * start beside it (with rotating refresh tokens, the provider then revokes
+ * the grant). The worst path, each call bounded by the provider's HTTP
+ * timeout T (BFF_PROVIDER_HTTP_TIMEOUT_S, 10 s): discovery and JWKS fetch
+ * (2T, or a wait of at most as long for another thread's fetch), the token
+ * call (T), a JWKS refetch for an unknown kid (T, or a wait as long behind
+ * another thread's refetch under the provider mutex): 4T = 40 s, plus a few
+ * session store calls (each at most one memcache timeout, 0.5 s, twice).
+ * The TTL is 6T, a 20 s margin; it only matters when the holder crashed. */
+#define REFRESH_LOCK_TTL (6 * BFF_PROVIDER_HTTP_TIMEOUT_S)
 #define REFRESH_WAIT_MS 12000     /* waiters give up after this */
 #define REFRESH_POLL_MS 50
 #define REFRESH_FAIL_TTL 5        /* a failed refresh is not retried for this long */
@@ -96,7 +105,8 @@ static int relay_error(request_rec *r, int status, const char *error, const char
 
 static void end_session(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
 {
-    bff_store_remove(sc->store, r->pool, rs->key);
+    /* Under every key of the ring, as a logout does. */
+    bff_glue_session_remove(r, sc, rs->id);
     bff_glue_session_forget(r);
 }
 
@@ -184,6 +194,26 @@ static apr_status_t apply_tokens(request_rec *r, bff_srv_conf_t *sc, bff_provide
     return APR_SUCCESS;
 }
 
+/* A refresh token issued to a session that a logout ended meanwhile: the
+ * logout revoked its predecessor; this one must not stay valid unused. */
+static void revoke_unused(request_rec *r, bff_srv_conf_t *sc, const bff_provider_view_t *pv,
+                          const char *rt)
+{
+    const char *err = NULL;
+    apr_status_t rv;
+
+    if (!rt || !pv->meta->revocation_endpoint) {
+        return;
+    }
+    rv = bff_oidc_revoke(r->pool, bff_provider_http(sc->provider), pv->meta, &sc->client, rt,
+                         "refresh_token", &err);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "BFF01420: revoking the refresh token "
+                      "issued to a session that ended meanwhile at %s failed: %s",
+                      pv->meta->revocation_endpoint, err ? err : "error");
+    }
+}
+
 /* We hold the lock: call the token endpoint and store the result. */
 static int refresh_locked(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
 {
@@ -254,7 +284,15 @@ static int refresh_locked(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t 
         end_session(r, sc, rs);
         return HTTP_UNAUTHORIZED;
     }
-    if (APR_SUCCESS != bff_glue_session_save(r, sc, rs, 0)) {
+    rv = bff_glue_session_save(r, sc, rs, 0);
+    if (rv == APR_NOTFOUND) {
+        /* A logout ended the session while the provider answered: it stays
+         * ended, and the tokens just issued are not used. */
+        revoke_unused(r, sc, &pv, tok->refresh_token);
+        bff_glue_session_forget(r);
+        return HTTP_UNAUTHORIZED;
+    }
+    if (rv != APR_SUCCESS) {
         return HTTP_SERVICE_UNAVAILABLE;
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF01406: access token refreshed");

@@ -12,13 +12,20 @@
 #include "bff_ns.h"
 #include "bff_util.h"
 
-#define TOUCH_INTERVAL 60
+/* The idle timeout slides in steps: a session's record is rewritten when
+ * its last write is a tenth of the idle timeout old (at least 1 s, at most
+ * TOUCH_MAX). With whole-second times, a session used last at u then ends
+ * in (u + idle - step, u + idle]: up to one step early, never late. */
+#define TOUCH_MAX 60
+/* Locks held for a few store operations (the idle slide, an index update):
+ * far longer than those take, even at the memcache timeouts. */
 #define LOCK_TTL 30
 
 typedef struct {
     int loaded;
     apr_status_t rv;
     bff_req_session_t *rs;
+    apr_table_t *locks;     /* store locks this request holds: lock key -> owner */
 } req_cache_t;
 
 static request_rec *main_req(request_rec *r)
@@ -242,6 +249,38 @@ apr_status_t bff_glue_session_load(request_rec *r, bff_srv_conf_t *sc, bff_req_s
     return c->rv;
 }
 
+/* Write the sealed record of an existing session: never creates one, so a
+ * logout that removed the record while this request worked on it (a token
+ * refresh, the idle slide) wins, on any node. Under the current store key a
+ * replace; when the record moves there from an older key's store key (after
+ * a key rotation), add there, then remove the old one. If the old one was
+ * already gone, a logout (or the expiry) ended the session meanwhile: remove
+ * the new one too. bff_glue_session_remove() removes the older store keys
+ * before the current one, so whichever of the two comes second sees the
+ * other's removal. APR_NOTFOUND: the session is gone; APR_EEXIST: another
+ * writer moved it first (this request's view is stale; nothing written). */
+static apr_status_t store_update(request_rec *r, bff_srv_conf_t *sc, const char *key,
+                                 const char *old_key, const unsigned char *rec, apr_size_t len,
+                                 apr_int64_t expires)
+{
+    apr_status_t rv;
+
+    if (!old_key) {
+        return bff_store_replace(sc->store, r->pool, key, rec, len, expires);
+    }
+    if (APR_SUCCESS != (rv = bff_store_add(sc->store, r->pool, key, rec, len, expires))) {
+        return rv;
+    }
+    rv = bff_store_remove(sc->store, r->pool, old_key);
+    if (rv == APR_NOTFOUND) {
+        bff_store_remove(sc->store, r->pool, key);
+        return APR_NOTFOUND;
+    }
+    /* Another failure leaves a stale copy under the old store key that ends
+     * with its TTL; lookups try the current store key first. */
+    return APR_SUCCESS;
+}
+
 apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs,
                                    int create)
 {
@@ -269,19 +308,32 @@ apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_s
         return rv;
     }
     rv = create ? bff_store_add(sc->store, r->pool, rs->key, rec, len, store_expiry(sc, rs->s))
-                : bff_store_set(sc->store, r->pool, rs->key, rec, len, store_expiry(sc, rs->s));
+                : store_update(r, sc, rs->key, old_key, rec, len, store_expiry(sc, rs->s));
     if (rv == APR_ENOSPC) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF01308: session record of %"
                       APR_SIZE_T_FMT " bytes is too large for the session store", len);
+    }
+    else if (rv == APR_NOTFOUND && !create) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01380: the session ended (logout or "
+                      "expiry) while this request was updating it; it stays ended");
+    }
+    else if (rv == APR_EEXIST && !create) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01381: the session was moved to the "
+                      "current key by another request; this update is dropped");
     }
     else if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF01309: cannot write the session to "
                       "the store (%s)", sc->store->name);
     }
-    else if (old_key) {
-        bff_store_remove(sc->store, r->pool, old_key);
-    }
     return rv;
+}
+
+/* How old the last write may get before a use slides the idle timeout. */
+static apr_int64_t touch_interval(const bff_srv_conf_t *sc)
+{
+    apr_int64_t t = sc->idle_timeout / 10;
+
+    return t < 1 ? 1 : t > TOUCH_MAX ? TOUCH_MAX : t;
 }
 
 void bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
@@ -290,7 +342,7 @@ void bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_
     const char *key = rs->handle;   /* locks are per session, whatever the ring */
     bff_session_t *fresh;
 
-    if (now - rs->s->last_access < TOUCH_INTERVAL && rs->key_index == 0
+    if (now - rs->s->last_access < touch_interval(sc) && rs->key_index == 0
         && rs->store_key_index == 0) {
         return;
     }
@@ -306,17 +358,44 @@ void bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_
     bff_glue_unlock(r, sc, key);
 }
 
+/* key: a session handle or an index key, both already bound to the site. */
+static const char *lock_key(request_rec *r, bff_srv_conf_t *sc, const char *key)
+{
+    return bff_ns_key(r->pool, sc->keyring, BFF_NS_LOCK, 0, sc->site, key);
+}
+
 apr_status_t bff_glue_lock(request_rec *r, bff_srv_conf_t *sc, const char *key, apr_int64_t ttl)
 {
-    static const unsigned char one = '1';
-    const char *lk = apr_pstrcat(r->pool, "l:", key, NULL);
+    req_cache_t *c = req_cache(r);
+    const char *lk = lock_key(r, sc, key);
+    const char *owner;
+    apr_status_t rv;
 
-    return bff_store_add(sc->store, r->pool, lk, &one, 1, bff_util_now() + ttl);
+    rv = bff_store_lock(sc->store, r->pool, lk, ttl, &owner);
+    if (rv == APR_SUCCESS) {
+        /* The owner token stays with the request: only it may unlock. */
+        if (!c->locks) {
+            c->locks = apr_table_make(main_req(r)->pool, 2);
+        }
+        apr_table_set(c->locks, lk, owner);
+    }
+    return rv;
 }
 
 void bff_glue_unlock(request_rec *r, bff_srv_conf_t *sc, const char *key)
 {
-    bff_store_remove(sc->store, r->pool, apr_pstrcat(r->pool, "l:", key, NULL));
+    req_cache_t *c = req_cache(r);
+    const char *lk = lock_key(r, sc, key);
+    const char *owner = c->locks ? apr_table_get(c->locks, lk) : NULL;
+
+    if (!owner) {
+        return;     /* not taken by this request: someone else's */
+    }
+    if (bff_store_unlock(sc->store, r->pool, lk, owner) == APR_NOTFOUND) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF01382: a store lock was no longer "
+                      "this request's (it outlived its TTL); left in place");
+    }
+    apr_table_unset(c->locks, lk);
 }
 
 int bff_glue_is_locked(request_rec *r, bff_srv_conf_t *sc, const char *key)
@@ -324,8 +403,7 @@ int bff_glue_is_locked(request_rec *r, bff_srv_conf_t *sc, const char *key)
     unsigned char *v;
     apr_size_t len;
 
-    return bff_store_get(sc->store, r->pool, apr_pstrcat(r->pool, "l:", key, NULL), &v, &len)
-           != APR_NOTFOUND;
+    return bff_store_get(sc->store, r->pool, lock_key(r, sc, key), &v, &len) != APR_NOTFOUND;
 }
 
 apr_status_t bff_glue_session_reload(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs,
@@ -335,7 +413,10 @@ apr_status_t bff_glue_session_reload(request_rec *r, bff_srv_conf_t *sc, bff_req
     apr_size_t len;
     apr_status_t rv;
 
-    rv = bff_store_get(sc->store, r->pool, rs->key, &rec, &len);
+    /* Under every key of the ring, the current one first: another request
+     * (a refresh, the idle slide) may have moved the record after a key
+     * rotation since this one found it. */
+    rv = find_record(r, sc, NULL, rs, &rec, &len);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -519,7 +600,9 @@ static apr_status_t remove_by_handle(request_rec *r, bff_srv_conf_t *sc, const c
     int i, n = bff_ns_key_count(BFF_NS_SESSION, sc->keyring);
     apr_status_t rv = APR_NOTFOUND;
 
-    for (i = 0; i < n; ++i) {
+    /* Oldest key first: a record that a concurrent write moves to the
+     * current store key is then removed there too (see store_update). */
+    for (i = n - 1; i >= 0; --i) {
         const char *key = session_key(r->pool, sc, i, handle);
         if (key && bff_store_remove(sc->store, r->pool, key) == APR_SUCCESS) {
             rv = APR_SUCCESS;

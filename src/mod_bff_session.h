@@ -23,12 +23,16 @@ typedef struct {
  * at info/debug with a tag); any other status means the store failed. */
 apr_status_t bff_glue_session_load(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t **out);
 
-/* Write a session (new or changed), with a store TTL that follows its idle
- * and absolute lifetimes. */
+/* Write a session with a store TTL that follows its idle and absolute
+ * lifetimes. create: a new session (the store's add). Otherwise a replace
+ * of the live record, which never recreates a removed one: APR_NOTFOUND
+ * when a logout (or the expiry) removed it meanwhile; the session stays
+ * ended. */
 apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs,
                                    int create);
 
-/* Slide the idle timeout, writing at most once a minute per session. */
+/* Slide the idle timeout: write when the last write is a tenth of the idle
+ * timeout old (1 s to 1 minute), so a session ends at most that much early. */
 void bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs);
 
 /* Log level for "store unavailable": error at most once per 10 s per child,
@@ -40,9 +44,11 @@ int bff_glue_store_fail_level(void);
 apr_status_t bff_glue_session_remove(request_rec *r, bff_srv_conf_t *sc, const char *id);
 
 /* A short-lived lock in the store, taken with add() (atomic in every
- * backend) under "l:<key>". APR_EEXIST while someone else holds it. Every
- * write of an existing session happens under its lock, so a writer never
- * overwrites tokens it did not see. */
+ * backend) under "l:<key>", holding a random owner token that the request
+ * keeps: bff_glue_unlock() removes only a lock this request took and still
+ * owns (not one that outlived its TTL and was taken over). APR_EEXIST while
+ * someone holds it. Every write of an existing session happens under its
+ * lock, so a writer never overwrites tokens it did not see. */
 apr_status_t bff_glue_lock(request_rec *r, bff_srv_conf_t *sc, const char *key, apr_int64_t ttl);
 void bff_glue_unlock(request_rec *r, bff_srv_conf_t *sc, const char *key);
 int bff_glue_is_locked(request_rec *r, bff_srv_conf_t *sc, const char *key);

@@ -104,6 +104,22 @@ test('valid spellings of every directive pass apache2 -t', async () => {
     assert.equal(r.status, 0, `apache2 -t failed:\n${r.stderr}${r.stdout}`);
 });
 
+test('BFFSessionMaxLifetime shorter than the default idle timeout passes apache2 -t alone', async () => {
+    needModule();
+    // The idle timeout left at its default is capped at the lifetime.
+    const r = await configTest({ BFFSessionMaxLifetime: '8s' });
+    assert.equal(r.status, 0, `apache2 -t failed:\n${r.stderr}${r.stdout}`);
+});
+
+test('apache2 -t refuses an explicit BFFSessionIdleTimeout longer than BFFSessionMaxLifetime', async () => {
+    needModule();
+    const r = await configTest({ BFFSessionIdleTimeout: '1h', BFFSessionMaxLifetime: '30m' });
+    const out = `${r.stderr}${r.stdout}`;
+    assert.notEqual(r.status, 0, `accepted: ${out}`);
+    assert.ok(out.includes('BFFSessionIdleTimeout') && out.includes('BFFSessionMaxLifetime'),
+        `the message names both directives: ${out}`);
+});
+
 const BAD = [
     ['BFFCookieSameSite', 'None'],
     ['BFFCookieSameSite', 'strictly'],

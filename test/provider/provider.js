@@ -305,6 +305,15 @@ export async function startProvider(opts = {}) {
          */
         holdJwks: null,
         jwksHeld: 0,
+        /**
+         * FAULT INJECTOR, for tests only: { [grantType]: ms } holds every
+         * token response of that grant type this long after the provider made
+         * it (tokens issued and rotated, response not yet sent): a slow
+         * provider, so that tests can act while a token call is in flight.
+         * tokenDelayed counts the responses held so far.
+         */
+        tokenDelay: null,
+        tokenDelayed: 0,
         provider: null,
         server: null,
     };
@@ -374,6 +383,11 @@ export async function startProvider(opts = {}) {
             }
             if (typeof op.tamperTokens === 'function') op.tamperTokens(body, grantType);
             if (body.id_token) op.issued.id.push(body.id_token);
+            const ms = op.tokenDelay?.[grantType];
+            if (ms) {
+                op.tokenDelayed += 1;
+                await new Promise((resolve) => setTimeout(resolve, ms));
+            }
         });
     }
 

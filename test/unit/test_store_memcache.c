@@ -499,6 +499,55 @@ static void test_basic(void **state)
     mcd_stop(&a, SIGKILL);
 }
 
+/* replace stores only over a live item (memcached's replace): a removed
+ * or expired session is never brought back by a late write. */
+static void test_replace_op(void **state)
+{
+    apr_pool_t *p = *state;
+    const unsigned char *x = (const unsigned char *)"x";
+    unsigned char *big;
+    mcd_t a;
+    bff_store_t *st;
+
+    mcd_start(&a, 0);
+    st = mkstore(p, servers1(p, &a), NULL);
+
+    assert_int_equal(bff_store_replace(st, p, "r1", x, 1, now() + 60), APR_NOTFOUND);
+    expect_gone(st, p, "r1");
+    assert_int_equal(bff_store_add(st, p, "r1", (const unsigned char *)"one", 3, now() + 60),
+                     APR_SUCCESS);
+    assert_int_equal(bff_store_replace(st, p, "r1", (const unsigned char *)"two", 3,
+                                       now() + 60), APR_SUCCESS);
+    expect_val(st, p, "r1", "two", 3);
+    big = pattern(p, 100 * 1024, 5);
+    assert_int_equal(bff_store_replace(st, p, "r1", big, 100 * 1024, now() + 60), APR_SUCCESS);
+    expect_val(st, p, "r1", big, 100 * 1024);
+
+    assert_int_equal(bff_store_remove(st, p, "r1"), APR_SUCCESS);
+    assert_int_equal(bff_store_replace(st, p, "r1", x, 1, now() + 60), APR_NOTFOUND);
+    expect_gone(st, p, "r1");
+
+    /* a past expiry ends the live item; over none it is not found */
+    set_ok(st, p, "r2", "live");
+    assert_int_equal(bff_store_replace(st, p, "r2", x, 1, now() - 10), APR_SUCCESS);
+    expect_gone(st, p, "r2");
+    assert_int_equal(bff_store_replace(st, p, "r2", x, 1, now() - 10), APR_NOTFOUND);
+    expect_gone(st, p, "r2");
+
+    assert_int_equal(bff_store_replace(st, p, "bad key", x, 1, now() + 60), APR_EINVAL);
+    assert_int_equal(bff_store_replace(st, p, "r3", NULL, 5, now() + 60), APR_EINVAL);
+
+    /* an item that expired in memcached is not replaced */
+    assert_int_equal(bff_store_add(st, p, "r4", x, 1, now() + 1), APR_SUCCESS);
+    apr_sleep(apr_time_from_msec(3100));
+    assert_int_equal(bff_store_replace(st, p, "r4", x, 1, now() + 60), APR_NOTFOUND);
+    expect_gone(st, p, "r4");
+
+    mcd_stop(&a, SIGKILL);
+    /* a store that is down: a failure, never "not found" */
+    expect_unavailable(bff_store_replace(st, p, "r5", x, 1, now() + 60));
+}
+
 static void test_expiry(void **state)
 {
     apr_pool_t *p = *state;
@@ -1015,6 +1064,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_opts_default, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_create_bad, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_basic, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_replace_op, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_expiry, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_enospc, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_bad_keys, test_setup, test_teardown),

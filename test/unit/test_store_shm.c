@@ -216,6 +216,100 @@ static void test_replace(void **state)
     expect_val(st, p, "other", pattern(p, 700, 99), 700);
 }
 
+/* replace stores only over a live entry: a removed or expired one is not
+ * brought back (a logout must beat a refresh that started before it). */
+static void test_replace_op(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, 1024 * 1024);
+    apr_int64_t t = now();
+    unsigned char *big = pattern(p, 5000, 3);
+    bff_store_shm_stats_t s;
+
+    assert_int_equal(bff_store_replace(st, p, "k", (const unsigned char *)"v", 1, t + 60),
+                     APR_NOTFOUND);
+    expect_gone(st, p, "k");
+
+    assert_int_equal(bff_store_add(st, p, "k", (const unsigned char *)"one", 3, t + 60),
+                     APR_SUCCESS);
+    assert_int_equal(bff_store_replace(st, p, "k", (const unsigned char *)"two", 3, t + 60),
+                     APR_SUCCESS);
+    expect_val(st, p, "k", (const unsigned char *)"two", 3);
+    assert_int_equal(bff_store_replace(st, p, "k", big, 5000, t + 60), APR_SUCCESS);
+    expect_val(st, p, "k", big, 5000);
+
+    assert_int_equal(bff_store_remove(st, p, "k"), APR_SUCCESS);
+    assert_int_equal(bff_store_replace(st, p, "k", (const unsigned char *)"three", 5, t + 60),
+                     APR_NOTFOUND);
+    expect_gone(st, p, "k");
+
+    /* an expired entry is no entry */
+    assert_int_equal(bff_store_set(st, p, "x", (const unsigned char *)"old", 3, t - 1),
+                     APR_SUCCESS);
+    assert_int_equal(bff_store_replace(st, p, "x", (const unsigned char *)"new", 3, t + 60),
+                     APR_NOTFOUND);
+    expect_gone(st, p, "x");
+
+    /* a past expiry ends the live entry */
+    assert_int_equal(bff_store_set(st, p, "y", (const unsigned char *)"live", 4, t + 60),
+                     APR_SUCCESS);
+    assert_int_equal(bff_store_replace(st, p, "y", (const unsigned char *)"v", 1, t - 10),
+                     APR_SUCCESS);
+    expect_gone(st, p, "y");
+
+    assert_int_equal(bff_store_replace(st, p, "", (const unsigned char *)"v", 1, t + 60),
+                     APR_EINVAL);
+    assert_int_equal(bff_store_replace(st, p, "z", NULL, 5, t + 60), APR_EINVAL);
+    s = stats_of(st);
+    assert_int_equal(s.entries_used, 0);
+    assert_int_equal(s.blocks_used, 0);
+    verify_ok(st, p);
+}
+
+/* A lock is removed only by its owner: an owner whose lock expired and was
+ * taken over must not remove the new owner's. */
+static void test_lock_owner(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, 1024 * 1024);
+    const char *a = NULL, *b = NULL, *c = NULL;
+    unsigned char *v;
+    apr_size_t len;
+
+    assert_int_equal(bff_store_lock(st, p, "l:k", 60, &a), APR_SUCCESS);
+    assert_non_null(a);
+    assert_true(strlen(a) >= 22);
+    assert_int_equal(bff_store_lock(st, p, "l:k", 60, &b), APR_EEXIST);
+    assert_null(b);
+
+    /* a's lock ends (as at its TTL) and b takes it over */
+    assert_int_equal(bff_store_remove(st, p, "l:k"), APR_SUCCESS);
+    assert_int_equal(bff_store_lock(st, p, "l:k", 60, &b), APR_SUCCESS);
+    assert_non_null(b);
+    assert_string_not_equal(a, b);
+    /* a's late unlock leaves b's lock in place */
+    assert_int_equal(bff_store_unlock(st, p, "l:k", a), APR_NOTFOUND);
+    assert_int_equal(bff_store_get(st, p, "l:k", &v, &len), APR_SUCCESS);
+    assert_int_equal(len, strlen(b));
+    assert_memory_equal(v, b, len);
+    assert_int_equal(bff_store_lock(st, p, "l:k", 60, &c), APR_EEXIST);
+    /* a prefix of the owner, or no owner, is not the owner */
+    assert_int_equal(bff_store_unlock(st, p, "l:k", apr_pstrndup(p, b, strlen(b) - 1)),
+                     APR_NOTFOUND);
+    assert_int_equal(bff_store_unlock(st, p, "l:k", NULL), APR_NOTFOUND);
+    expect_val(st, p, "l:k", (const unsigned char *)b, strlen(b));
+
+    assert_int_equal(bff_store_unlock(st, p, "l:k", b), APR_SUCCESS);
+    expect_gone(st, p, "l:k");
+    assert_int_equal(bff_store_unlock(st, p, "l:k", b), APR_NOTFOUND);
+    assert_int_equal(bff_store_lock(st, p, "l:k", 60, &c), APR_SUCCESS);
+
+    /* an expired lock is free */
+    assert_int_equal(bff_store_lock(st, p, "l:e", -1, &a), APR_SUCCESS);
+    assert_int_equal(bff_store_lock(st, p, "l:e", 60, &b), APR_SUCCESS);
+    verify_ok(st, p);
+}
+
 static void test_expiry(void **state)
 {
     apr_pool_t *p = *state;
@@ -865,6 +959,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_basic, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_replace, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_replace_op, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_lock_owner, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_expiry, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_expired_reclaimed_before_eviction,
                                         unit_pool_setup, unit_pool_teardown),
