@@ -8,8 +8,8 @@
 //   import { startProvider } from './provider.js';
 //   const op = await startProvider({ port, cert, key, clientId, clientSecret,
 //                                    redirectUri, postLogoutRedirectUri });
-//   ... op.issuer, op.tokenCalls, op.tamper = fn, await op.rotateKeys(), await op.close(),
-//   await op.restart(), await op.revokeGrants(sub)
+//   ... op.issuer, op.tokenCalls, op.refreshUses, op.owners, op.tamper = fn,
+//   await op.rotateKeys(), await op.close(), await op.restart(), await op.revokeGrants(sub)
 //
 // Command line (demo):
 //   node test/provider/provider.js --port 9443 --host 127.0.0.1 --cert c.pem --key k.pem \
@@ -223,6 +223,7 @@ function asList(v) {
  *   clientAuth ('client_secret_basic' | 'client_secret_post'),
  *   rotateRefreshToken (false), accessTokenTTL (600 s), idTokenTTL (3600 s),
  *   refreshTokenTTL (86400 s), clockTolerance (0 s), scopes (extra scopes),
+ *   accounts (more accounts: { name: { password, claims: { sub: name, ... } } }),
  *   quiet (true: do not print provider errors).
  */
 export async function startProvider(opts = {}) {
@@ -233,6 +234,8 @@ export async function startProvider(opts = {}) {
     const key = readMaybeFile(opts.key);
     if (!cert || !key) throw new Error('startProvider: cert and key are required');
     const ca = opts.ca ? readMaybeFile(opts.ca) : undefined;
+    // The fixed test accounts plus any the caller adds ({ name: { password, claims } }).
+    const accounts = { ...ACCOUNTS, ...(opts.accounts || {}) };
     const issuer = `https://${host}:${port}`;
     const clientId = opts.clientId || 'bff-test';
     const clientSecret = opts.clientSecret || crypto.randomBytes(24).toString('base64url');
@@ -261,7 +264,7 @@ export async function startProvider(opts = {}) {
         port,
         clientId,
         clientSecret,
-        accounts: ACCOUNTS,
+        accounts,
         /** Current JWKS (private), signing key first. */
         keys: [generateSigningKey()],
         /** POST /token count by grant_type, plus total. */
@@ -278,6 +281,17 @@ export async function startProvider(opts = {}) {
         discoveryCalls: 0,
         /** Every token value the provider issued to the client. */
         issued: { access: [], refresh: [], id: [] },
+        /**
+         * Every refresh token presented at POST /token (refresh_token grant):
+         * token -> [{ at (ms), status, error, delivered }], one entry per
+         * presentation. With rotating refresh tokens each token belongs to one
+         * session and one refresh window, so a list longer than 1 is a second
+         * grant in the same window. delivered is false when the connection
+         * closed before the answer was sent (the provider stopped mid-request).
+         */
+        refreshUses: new Map(),
+        /** Every access/refresh token issued -> the account (sub) it was issued to. */
+        owners: new Map(),
         /** Back-channel logout deliveries: { sid, sub, ok }. */
         backchannelLogouts: [],
         /**
@@ -335,6 +349,15 @@ export async function startProvider(opts = {}) {
             if (p === '/.well-known/openid-configuration') op.discoveryCalls += 1;
             if (p === '/token/revocation') op.revocationCalls += 1;
             if (p.startsWith('/session/end') && !p.includes('success')) op.endSessionCalls += 1;
+            // Whether the answer reached the client: 'finish' only fires once it was written.
+            let use = null;
+            let closed = false;
+            if (ctx.method === 'POST' && p === '/token') {
+                ctx.res.once('close', () => {
+                    closed = true;
+                    if (use) use.delivered = ctx.res.writableFinished;
+                });
+            }
             await next();
             if (ctx.method === 'POST' && p === '/token/revocation') {
                 const rp = ctx.oidc?.params || {};
@@ -359,10 +382,28 @@ export async function startProvider(opts = {}) {
                 error: ctx.status === 200 ? undefined : ctx.body?.error,
                 errorDescription: ctx.status === 200 ? undefined : ctx.body?.error_description,
             });
+            if (grantType === 'refresh_token' && typeof params.refresh_token === 'string') {
+                use = {
+                    at: Date.now(),
+                    status: ctx.status,
+                    error: ctx.status === 200 ? undefined : ctx.body?.error,
+                    // Settled at 'close'; false now if the client is already gone.
+                    delivered: closed ? false : undefined,
+                };
+                const uses = op.refreshUses.get(params.refresh_token) || [];
+                uses.push(use);
+                op.refreshUses.set(params.refresh_token, uses);
+            }
             const body = ctx.body;
             if (ctx.status !== 200 || !body || typeof body !== 'object') return;
+            const ents = ctx.oidc?.entities || {};
+            const owner = ents.Account?.accountId ?? ents.RefreshToken?.accountId
+                ?? ents.AuthorizationCode?.accountId;
             if (body.access_token) op.issued.access.push(body.access_token);
             if (body.refresh_token) op.issued.refresh.push(body.refresh_token);
+            for (const t of [body.access_token, body.refresh_token]) {
+                if (t && owner !== undefined) op.owners.set(t, owner);
+            }
             if (body.id_token && typeof op.tamper === 'function') {
                 const { header, claims } = decodeJwt(body.id_token);
                 const out = op.tamper({ ...claims }, { ...header });
@@ -436,7 +477,7 @@ ${form}
             },
             interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
             async findAccount(ctx, sub) {
-                const acct = ACCOUNTS[sub];
+                const acct = Object.hasOwn(accounts, sub) ? accounts[sub] : null;
                 if (!acct) return undefined;
                 return { accountId: sub, claims: async () => ({ ...acct.claims }) };
             },
@@ -503,7 +544,7 @@ ${form}
             return;
         }
         const username = form.get('username') || '';
-        const acct = Object.hasOwn(ACCOUNTS, username) ? ACCOUNTS[username] : null;
+        const acct = Object.hasOwn(accounts, username) ? accounts[username] : null;
         if (!acct || form.get('password') !== acct.password) {
             sendHtml(res, 200, loginPage(uid, clientId, 'Invalid username or password.'));
             return;
