@@ -520,8 +520,8 @@ int bff_relay_handler(request_rec *r)
             return relay_status_answer(r, status);
         }
     }
-    else {
-        bff_glue_session_touch(r, sc, rs);
+    else if (bff_glue_session_touch(r, sc, rs) == APR_NOTFOUND) {
+        return relay_status_answer(r, HTTP_UNAUTHORIZED);
     }
     if (!rs->s->access_token) {
         return relay_status_answer(r, HTTP_UNAUTHORIZED);

@@ -242,7 +242,10 @@ apr_status_t bff_glue_session_load(request_rec *r, bff_srv_conf_t *sc, bff_req_s
     req_cache_t *c = req_cache(r);
 
     if (!c->loaded) {
-        c->rv = load_uncached(r, sc, &c->rs);
+        /* Against the main request, whose pool holds the cache: a
+         * subrequest that loads first may end (and free its pool) before
+         * the requests that reuse the view. */
+        c->rv = load_uncached(main_req(r), sc, &c->rs);
         c->loaded = 1;
     }
     *out = c->rs;
@@ -287,8 +290,11 @@ apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_s
     unsigned char *rec;
     apr_size_t len;
     apr_status_t rv;
-
     const char *old_key = NULL;
+
+    /* rs is cached in the main request (see bff_glue_session_load):
+     * what it points to must live as long. */
+    r = main_req(r);
 
     rs->s->rev++;
     if (!rs->handle && !(rs->handle = bff_ns_handle(r->pool, sc->site, rs->id))) {
@@ -336,26 +342,35 @@ static apr_int64_t touch_interval(const bff_srv_conf_t *sc)
     return t < 1 ? 1 : t > TOUCH_MAX ? TOUCH_MAX : t;
 }
 
-void bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
+apr_status_t bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
 {
     apr_int64_t now = bff_util_now();
     const char *key = rs->handle;   /* locks are per session, whatever the ring */
     bff_session_t *fresh;
+    apr_status_t rv;
 
     if (now - rs->s->last_access < touch_interval(sc) && rs->key_index == 0
         && rs->store_key_index == 0) {
-        return;
+        return APR_SUCCESS;
     }
     /* Whoever holds the lock is writing this session anyway. */
     if (APR_SUCCESS != bff_glue_lock(r, sc, key, LOCK_TTL)) {
-        return;
+        return APR_SUCCESS;
     }
-    if (APR_SUCCESS == bff_glue_session_reload(r, sc, rs, &fresh)) {
+    rv = bff_glue_session_reload(r, sc, rs, &fresh);
+    if (rv == APR_SUCCESS) {
         rs->s = fresh;
         rs->s->last_access = now;
-        (void)bff_glue_session_save(r, sc, rs, 0);
+        rv = bff_glue_session_save(r, sc, rs, 0);
     }
     bff_glue_unlock(r, sc, key);
+    /* A logout (or the expiry) that came first wins: this request must not
+     * go on with the session it loaded before. */
+    if (rv == APR_NOTFOUND) {
+        bff_glue_session_forget(r);
+        return APR_NOTFOUND;
+    }
+    return APR_SUCCESS;
 }
 
 /* key: a session handle or an index key, both already bound to the site. */
@@ -413,6 +428,9 @@ apr_status_t bff_glue_session_reload(request_rec *r, bff_srv_conf_t *sc, bff_req
     apr_size_t len;
     apr_status_t rv;
 
+    /* rs is cached in the main request (see bff_glue_session_load):
+     * what it points to must live as long. */
+    r = main_req(r);
     /* Under every key of the ring, the current one first: another request
      * (a refresh, the idle slide) may have moved the record after a key
      * rotation since this one found it. */

@@ -507,6 +507,10 @@ static void token_charset(void **state)
                          &t, &err), APR_SUCCESS);
     assert_string_equal(t->access_token, "eyJ0.a-b_c~d+e/f==");
     assert_string_equal(t->refresh_token, "R/T+1~!#$%&'()*,;<=>?@[]^`{|}");
+    /* VSCHAR includes the space (RFC 6749 A.17). */
+    assert_int_equal(tok(p, 200, "{\"access_token\": \"AT\", \"token_type\": \"Bearer\","
+                                 " \"refresh_token\": \"R T\"}", &t, &err), APR_SUCCESS);
+    assert_string_equal(t->refresh_token, "R T");
 
 #define AT_REFUSED(v) expect_tok_refused(p, 200, "{\"access_token\": \"" v "\", " \
                                          "\"token_type\": \"Bearer\"}", "b64token")
@@ -525,7 +529,7 @@ static void token_charset(void **state)
                                          "\"token_type\": \"Bearer\", " \
                                          "\"refresh_token\": \"" v "\"}", "refresh_token")
     RT_REFUSED("SECRET\\r\\nX-Injected: 1");
-    RT_REFUSED("SECRET X");
+    RT_REFUSED("SECRET\\tX");
     RT_REFUSED("SECRET\\u007f");
     RT_REFUSED("SECRET\\u00e9");
 #undef RT_REFUSED
