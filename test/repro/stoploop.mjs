@@ -9,7 +9,8 @@
 //
 //   ulimit -c unlimited; nice -n 10 node test/repro/stoploop.mjs [rounds]
 // env: BFF_MODULE, STOP=term|graceful-stop|lib (lib/httpd.js stop()), STORE=memcache|shm, NOBFF=1 (no mod_bff:
-// httpd + mod_ssl + mod_proxy only), OUT=dir (kept rounds with a crash).
+// httpd + mod_ssl + mod_proxy only), ROTATE=1 (a key rotation by graceful restart and more
+// load before the stop), OUT=dir (kept rounds with a crash).
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -26,6 +27,7 @@ const ROUNDS = Number(process.argv[2] || 20);
 const STOP = process.env.STOP || 'term';
 const STORE = process.env.STORE || 'memcache';
 const NOBFF = Boolean(process.env.NOBFF);
+const ROTATE = Boolean(process.env.ROTATE);
 const OUT = process.env.OUT || '/tmp/bff-stoploop';
 fs.mkdirSync(OUT, { recursive: true });
 
@@ -56,7 +58,7 @@ let crashes = 0;
 let stops = 0;
 for (let round = 1; round <= ROUNDS; round += 1) {
     const h = new Httpd({
-        pki, port, bff,
+        pki, port, bff: bff && { ...bff },
         extraModules: ['proxy', 'proxy_http'],
         extraServer: [
             'CoreDumpDirectory "CORE_DIR"',
@@ -72,7 +74,7 @@ for (let round = 1; round <= ROUNDS; round += 1) {
     h.opts.extraServer[0] = `CoreDumpDirectory "${coreDir}"`;
     await h.start();
     const clients = [];
-    try {
+    const load = async () => {
         const work = Array.from({ length: 4 }, async (_, i) => {
             const c = new Client({ ca: pki.ca });
             clients.push(c);
@@ -87,6 +89,16 @@ for (let round = 1; round <= ROUNDS; round += 1) {
             }
         });
         await Promise.all(work);
+    };
+    try {
+        await load();
+        if (ROTATE && !NOBFF) {
+            // Key rotation by graceful restart, then more load (old-generation
+            // children exit meanwhile).
+            h.opts.bff.BFFCryptoKey = [crypto.randomBytes(32).toString('base64url'), bff.BFFCryptoKey];
+            await h.graceful();
+            await load();
+        }
     } catch (e) {
         console.log(`round ${round}: load error ${e.message}`);
     }
@@ -123,7 +135,7 @@ for (let round = 1; round <= ROUNDS; round += 1) {
     h.cleanup();
     if (round % 10 === 0) console.log(`after ${round} rounds: ${stops} stops, ${crashes} with a crashed child`);
 }
-console.log(`RESULT stop=${STOP} store=${STORE} nobff=${NOBFF}: ${stops} stops, ${crashes} with a crashed child`);
+console.log(`RESULT stop=${STOP} store=${STORE} nobff=${NOBFF} rotate=${ROTATE}: ${stops} stops, ${crashes} with a crashed child`);
 up.close();
 await provider.close();
 if (mc) await mc.close();
