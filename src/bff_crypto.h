@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the key ring (per-secret, per-site keys), sealed records (AES-256-GCM) and HMAC store
+ * keys.
+ */
 #ifndef BFF_CRYPTO_H
 #define BFF_CRYPTO_H
 

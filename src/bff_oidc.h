@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: OpenID Connect and OAuth messages: provider metadata, authorization request, token
+ * responses and the token, revocation and end-session endpoints.
+ */
 #ifndef BFF_OIDC_H
 #define BFF_OIDC_H
 

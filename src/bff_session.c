@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the session record (flat binary encoding, sealed with the store key as AAD), the
+ * pending login sealed in a cookie, and session identifiers.
+ */
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the store interface every backend implements, store locks, and the BFFSessionStore
+ * value.
+ */
 #ifndef BFF_STORE_H
 #define BFF_STORE_H
 

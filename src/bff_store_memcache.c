@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the memcached store backend over apr_memcache: bounded waits, a key always on its own
+ * server, fast failure of a server that is down.
+ */
 #include <stdint.h>
 #include <errno.h>
 #include <pthread.h>

@@ -1,4 +1,9 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: per-server and per-directory configuration: create and merge, one handler per
+ * directive, the defaults and cross-directive checks applied after the merge, and the start-up
+ * warnings.
+ */
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_file_info.h>

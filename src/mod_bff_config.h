@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: directive names and defaults, the per-server and per-directory configuration structs,
+ * their getters, and the directive handlers' prototypes.
+ */
 #ifndef MOD_BFF_CONFIG_H
 #define MOD_BFF_CONFIG_H
 

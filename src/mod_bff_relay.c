@@ -1,4 +1,9 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: the relay: for BFFTokenRelay locations the session, CSRF and refresh checks and the
+ * bearer header; for every other request the removal of mod_bff's cookies and of a relayed
+ * token inherited by a redirect or subrequest.
+ */
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <jansson.h>
