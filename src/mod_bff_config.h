@@ -86,7 +86,6 @@ typedef struct {
                                          * in this server's own config (not merged) */
 
     /* Runtime, set up in post_config. */
-    server_rec *server;
     const char *txn_cookie_name;        /* "<cookie>-tx": the binder of earlier releases */
     const char *txn_cookie_prefix;      /* "<cookie>-tx.": pending-login cookies */
     bff_keyring_t *keyring;
