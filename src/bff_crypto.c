@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the key ring (HKDF-SHA256 per secret and site into AES-256-GCM and HMAC keys), sealing
+ * and opening records, and HMAC store keys, with OpenSSL 3.
+ */
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: OpenID Connect and OAuth messages: discovery metadata, PKCE, the authorization URL,
+ * token responses, code exchange, refresh, revocation and the end-session URL.
+ */
 #include <string.h>
 #include <strings.h>
 

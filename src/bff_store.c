@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: backend-independent store code: locks with owner tokens over add, and the
+ * BFFSessionStore value parser.
+ */
 #include <string.h>
 
 #include <apr_lib.h>

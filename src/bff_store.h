@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the store interface every backend implements, store locks, and the BFFSessionStore
+ * value.
+ */
 #ifndef BFF_STORE_H
 #define BFF_STORE_H
 
@@ -7,7 +11,7 @@
 #include <apr_network_io.h>
 
 /* A session store is a table of functions, one implementation per backend
- * (shm now, memcache next). Keys are short printable strings (see
+ * (shm, memcache). Keys are short printable strings (see
  * bff_crypto_store_key); values are opaque sealed records. expires is an
  * absolute time in seconds since the epoch after which the entry is gone.
  *

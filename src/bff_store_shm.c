@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the shared-memory store backend: a bounded hash table with LRU eviction in one
+ * anonymous segment, guarded by one global mutex.
+ */
 #include <string.h>
 
 #include <apr_general.h>

@@ -1,4 +1,7 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the shared-memory store backend.
+ */
 #ifndef BFF_STORE_SHM_H
 #define BFF_STORE_SHM_H
 

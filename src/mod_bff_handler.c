@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: the SetHandler bff endpoints: dispatch by the last path segment and method, the login,
+ * callback and user flows, and the shared response helpers.
+ */
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <jansson.h>

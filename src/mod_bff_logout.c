@@ -1,4 +1,9 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: logout (sid check, refresh-token revocation, session removal, end-session redirect) and
+ * back-channel logout (logout token, jti replay marker, ending the sessions listed under a sid
+ * or sub).
+ */
 #include <apr_strings.h>
 #include <jansson.h>
 

@@ -1,4 +1,9 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: the relay: in BFFTokenRelay locations the session, CSRF and refresh checks and the
+ * bearer header; elsewhere mod_bff's cookies kept from proxied requests and a relayed token
+ * kept from internal redirects and subrequests.
+ */
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <jansson.h>

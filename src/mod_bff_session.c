@@ -1,4 +1,9 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: sessions as a request sees them: the request and keep-alive connection caches, finding
+ * a record across the key ring, saving with store-key migration, the idle slide, store locks
+ * with owner tokens, and the sid/sub indexes.
+ */
 #include <apr_strings.h>
 
 #include <httpd.h>

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: a request's view of its session (bff_req_session_t) and the session operations the
+ * flows use: load, save, touch, remove, locks and back-channel logout indexes.
+ */
 #ifndef MOD_BFF_SESSION_H
 #define MOD_BFF_SESSION_H
 
