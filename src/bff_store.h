@@ -64,6 +64,10 @@ apr_status_t bff_store_lock(bff_store_t *st, apr_pool_t *p, const char *lock_key
                             apr_int64_t ttl, const char **owner);
 apr_status_t bff_store_unlock(bff_store_t *st, apr_pool_t *p, const char *lock_key,
                               const char *owner);
+/* bff_store_lock with an absolute expiry (seconds since the epoch), for
+ * callers that keep their own clock (bff_refresh). */
+apr_status_t bff_store_lock_until(bff_store_t *st, apr_pool_t *p, const char *lock_key,
+                                  apr_int64_t expires, const char **owner);
 
 /* Parsed BFFSessionStore value. */
 typedef enum { BFF_STORE_SHM = 0, BFF_STORE_MEMCACHE = 1 } bff_store_kind_e;

@@ -53,4 +53,10 @@ apr_status_t bff_store_shm_damage(bff_store_t *st, const char *key,
  * segment), so a test can build keys whose hashes collide. */
 apr_uint32_t bff_store_shm_key_hash(bff_store_t *st, const char *key);
 
+/* Test aid only: read the time (seconds since the epoch) that decides
+ * expiry from clock instead of the system clock, in this process, so that a
+ * test drives TTLs with a fake clock. NULL restores the system clock. */
+typedef apr_int64_t bff_store_shm_clock_fn(void *baton);
+void bff_store_shm_set_clock(bff_store_t *st, bff_store_shm_clock_fn *clock, void *baton);
+
 #endif /* BFF_STORE_SHM_H */

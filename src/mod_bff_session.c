@@ -418,14 +418,6 @@ void bff_glue_unlock(request_rec *r, bff_srv_conf_t *sc, const char *key)
     apr_table_unset(c->locks, lk);
 }
 
-int bff_glue_is_locked(request_rec *r, bff_srv_conf_t *sc, const char *key)
-{
-    unsigned char *v;
-    apr_size_t len;
-
-    return bff_store_get(sc->store, r->pool, lock_key(r, sc, key), &v, &len) != APR_NOTFOUND;
-}
-
 apr_status_t bff_glue_session_reload(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs,
                                      bff_session_t **fresh)
 {

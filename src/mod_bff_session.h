@@ -56,7 +56,6 @@ apr_status_t bff_glue_session_remove(request_rec *r, bff_srv_conf_t *sc, const c
  * lock, so a writer never overwrites tokens it did not see. */
 apr_status_t bff_glue_lock(request_rec *r, bff_srv_conf_t *sc, const char *key, apr_int64_t ttl);
 void bff_glue_unlock(request_rec *r, bff_srv_conf_t *sc, const char *key);
-int bff_glue_is_locked(request_rec *r, bff_srv_conf_t *sc, const char *key);
 
 /* Read the session's record again (bypassing the request cache). */
 apr_status_t bff_glue_session_reload(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs,
