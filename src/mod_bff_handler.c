@@ -340,7 +340,7 @@ static apr_status_t verify_id_token(request_rec *r, bff_srv_conf_t *sc,
                             err);
     if (rv == APR_NOTFOUND) {
         /* An unknown kid: the provider may have rotated its keys. */
-        if (APR_SUCCESS == bff_provider_refresh_jwks(sc->provider, r, pv)) {
+        if (APR_SUCCESS == bff_provider_refresh_jwks_wait(sc->provider, r, pv)) {
             rv = bff_idtoken_verify(r->pool, id_token, pv->jwks, pv->meta->id_token_algs, &ex,
                                     claims, err);
         }
