@@ -98,7 +98,7 @@ typedef struct {
     void *clock_baton;
 } shm_ctx_t;
 
-typedef enum { MODE_SET, MODE_ADD, MODE_REPLACE } set_mode_e;
+typedef enum { MODE_SET, MODE_ADD, MODE_ADD_NOEVICT, MODE_REPLACE } set_mode_e;
 
 static apr_uint64_t align_up(apr_uint64_t n)
 {
@@ -426,10 +426,11 @@ static void reclaim_expired(shm_ctx_t *c, apr_int64_t now, apr_uint32_t limit,
 }
 
 /* Make room for need_entries new entries and need_blocks blocks, never
- * touching pin (the entry being replaced). *evicted counts live entries
+ * touching pin (the entry being replaced). Expired entries go first; live
+ * ones only when may_evict (else APR_ENOSPC). *evicted counts live entries
  * dropped. */
 static apr_status_t make_room(shm_ctx_t *c, apr_int64_t now, apr_uint32_t need_entries,
-                              apr_uint32_t need_blocks, apr_uint32_t pin,
+                              apr_uint32_t need_blocks, apr_uint32_t pin, int may_evict,
                               apr_uint32_t *evicted)
 {
     apr_uint32_t idx, prev, seen = 0;
@@ -444,6 +445,9 @@ static apr_status_t make_room(shm_ctx_t *c, apr_int64_t now, apr_uint32_t need_e
     if (!room_for(c, need_entries, need_blocks) && now - c->h->last_sweep >= SWEEP_INTERVAL) {
         c->h->last_sweep = now;
         reclaim_expired(c, now, 0, need_entries, need_blocks, pin);
+    }
+    if (!may_evict) {
+        return room_for(c, need_entries, need_blocks) ? APR_SUCCESS : APR_ENOSPC;
     }
     idx = c->h->lru_tail;
     while (idx != NIL && seen++ < c->entries_max && !room_for(c, need_entries, need_blocks)) {
@@ -550,7 +554,7 @@ static apr_status_t entry_replace(shm_ctx_t *c, apr_uint32_t idx, const unsigned
     apr_uint32_t first;
     apr_status_t rv;
 
-    if (APR_SUCCESS != (rv = make_room(c, now, 0, nblocks, idx, evicted))) {
+    if (APR_SUCCESS != (rv = make_room(c, now, 0, nblocks, idx, 1, evicted))) {
         return rv;
     }
     if (APR_SUCCESS != (rv = blocks_alloc(c, val, len, nblocks, &first))) {
@@ -566,13 +570,13 @@ static apr_status_t entry_replace(shm_ctx_t *c, apr_uint32_t idx, const unsigned
 static apr_status_t entry_insert(shm_ctx_t *c, const char *key, apr_size_t klen,
                                  apr_uint32_t hash, const unsigned char *val, apr_size_t len,
                                  apr_uint32_t nblocks, apr_int64_t expires, apr_int64_t now,
-                                 apr_uint32_t *evicted)
+                                 int may_evict, apr_uint32_t *evicted)
 {
     apr_uint32_t idx, first, *bucket;
     shm_entry_t *e;
     apr_status_t rv;
 
-    if (APR_SUCCESS != (rv = make_room(c, now, 1, nblocks, NIL, evicted))) {
+    if (APR_SUCCESS != (rv = make_room(c, now, 1, nblocks, NIL, may_evict, evicted))) {
         return rv;
     }
     if ((idx = entry_take(c)) == NIL) {
@@ -627,7 +631,7 @@ static apr_status_t shm_put(bff_store_t *st, const char *key, const unsigned cha
             c->h->expired++;
             idx = NIL;
         }
-        else if (mode == MODE_ADD) {
+        else if (mode == MODE_ADD || mode == MODE_ADD_NOEVICT) {
             rv = APR_EEXIST;
             goto leave;
         }
@@ -644,7 +648,8 @@ static apr_status_t shm_put(bff_store_t *st, const char *key, const unsigned cha
         }
         entry_release(c, idx, &c->entries[idx]);
     }
-    rv = entry_insert(c, key, klen, hash, val, len, nblocks, expires, now, &evicted);
+    rv = entry_insert(c, key, klen, hash, val, len, nblocks, expires, now,
+                      mode != MODE_ADD_NOEVICT, &evicted);
 leave:
     if (evicted && now - c->h->last_full_log >= FULL_LOG_INTERVAL) {
         c->h->last_full_log = now;
@@ -672,6 +677,13 @@ static apr_status_t shm_add(bff_store_t *st, apr_pool_t *p, const char *key,
                             const unsigned char *val, apr_size_t len, apr_int64_t expires)
 {
     return shm_put(st, key, val, len, expires, MODE_ADD);
+}
+
+static apr_status_t shm_add_noevict(bff_store_t *st, apr_pool_t *p, const char *key,
+                                    const unsigned char *val, apr_size_t len,
+                                    apr_int64_t expires)
+{
+    return shm_put(st, key, val, len, expires, MODE_ADD_NOEVICT);
 }
 
 static apr_status_t shm_replace(bff_store_t *st, apr_pool_t *p, const char *key,
@@ -790,6 +802,7 @@ apr_status_t bff_store_shm_create(apr_pool_t *pool, apr_size_t size,
     s->add = shm_add;
     s->replace = shm_replace;
     s->remove = shm_remove;
+    s->add_noevict = shm_add_noevict;
     *st = s;
     return APR_SUCCESS;
 }

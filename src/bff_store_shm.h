@@ -16,7 +16,8 @@
  * ap_global_mutex_create so the Mutex directive applies). Values are kept in
  * chained fixed-size blocks; when entries or blocks run out, expired entries
  * are reclaimed first, then the least recently used entries are evicted with
- * a log line. A value that cannot fit even in an empty table is APR_ENOSPC. */
+ * a log line (except by add_noevict, which answers APR_ENOSPC instead). A
+ * value that cannot fit even in an empty table is APR_ENOSPC. */
 apr_status_t bff_store_shm_create(apr_pool_t *pool, apr_size_t size,
                                   apr_global_mutex_t *mutex, bff_store_t **st);
 

@@ -319,6 +319,73 @@ static void test_enospc(void **state)
     verify_ok(st, p);
 }
 
+/* add_noevict (the callback's single-use marker, written for anonymous
+ * requests) never pushes a live entry out of a full store: APR_ENOSPC and
+ * every entry still there. It may take the room of an expired entry; plain
+ * add on the same full store still evicts. Self-contained (its own store). */
+static void test_add_noevict(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, SMALL_SIZE);
+    bff_store_shm_stats_t s = stats_of(st);
+    apr_int64_t t0 = (apr_int64_t)apr_time_sec(apr_time_now()), exp = t0 + 3600;
+    apr_uint32_t i, n = s.entries_max;
+    apr_size_t len, vlen;
+    unsigned char *v, *big;
+    const char *err = NULL;
+    char key[32];
+
+    assert_non_null(st->add_noevict);
+    for (i = 0; i < n; i++) {
+        apr_snprintf(key, sizeof(key), "s%u", i);
+        assert_int_equal(bff_store_add(st, p, key, (const unsigned char *)key, strlen(key),
+                                       exp), APR_SUCCESS);
+    }
+    assert_int_equal(stats_of(st).entries_used, n);
+    assert_int_equal(bff_store_add_noevict(st, p, "u:marker", (const unsigned char *)"1", 1,
+                                           exp), APR_ENOSPC);
+    s = stats_of(st);
+    assert_int_equal(s.evictions, 0);
+    assert_int_equal(s.entries_used, n);
+    for (i = 0; i < n; i++) {
+        apr_snprintf(key, sizeof(key), "s%u", i);
+        assert_int_equal(bff_store_get(st, p, key, &v, &len), APR_SUCCESS);
+        assert_int_equal(len, strlen(key));
+        assert_memory_equal(v, key, len);
+    }
+    assert_int_equal(bff_store_get(st, p, "u:marker", &v, &len), APR_NOTFOUND);
+    /* An existing live key still answers EEXIST, not ENOSPC. */
+    assert_int_equal(bff_store_add_noevict(st, p, "s3", (const unsigned char *)"1", 1, exp),
+                     APR_EEXIST);
+    /* An expired entry's room may be taken. */
+    assert_int_equal(bff_store_set(st, p, "s0", (const unsigned char *)"s0", 2, t0 - 1),
+                     APR_SUCCESS);
+    assert_int_equal(bff_store_add_noevict(st, p, "u:marker", (const unsigned char *)"1", 1,
+                                           exp), APR_SUCCESS);
+    assert_int_equal(stats_of(st).evictions, 0);
+    /* Plain add still evicts the least recently used entry. */
+    bff_log_bind(NULL, NULL);
+    assert_int_equal(bff_store_add(st, p, "u:other", (const unsigned char *)"1", 1, exp),
+                     APR_SUCCESS);
+    assert_int_equal(stats_of(st).evictions, 1);
+    assert_int_equal(bff_store_shm_verify(st, p, &err), APR_SUCCESS);
+
+    /* The same when blocks, not entries, run out. */
+    st = mkstore(p, SMALL_SIZE);
+    s = stats_of(st);
+    vlen = (s.blocks_max / 2) * s.block_payload;
+    big = apr_pcalloc(p, vlen);
+    assert_int_equal(bff_store_add(st, p, "b0", big, vlen, exp), APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, "b1", big, vlen, exp), APR_SUCCESS);
+    assert_true(stats_of(st).entries_used < s.entries_max);
+    assert_int_equal(bff_store_add_noevict(st, p, "u:big", big, vlen, exp), APR_ENOSPC);
+    assert_int_equal(stats_of(st).evictions, 0);
+    assert_int_equal(bff_store_get(st, p, "b0", &v, &len), APR_SUCCESS);
+    assert_int_equal(bff_store_get(st, p, "b1", &v, &len), APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, "u:big", big, vlen, exp), APR_SUCCESS);
+    assert_int_equal(stats_of(st).evictions, 1);
+}
+
 static void test_default_capacity(void **state)
 {
     apr_pool_t *p = *state;
@@ -722,6 +789,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lru_entries, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_lru_blocks, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_enospc, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_add_noevict, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_default_capacity, unit_pool_setup,
                                         unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_collisions, unit_pool_setup, unit_pool_teardown),
