@@ -32,8 +32,9 @@
  * the grant). The worst path, each call bounded by the provider's HTTP
  * timeout T (BFF_PROVIDER_HTTP_TIMEOUT_S, 10 s): discovery and JWKS fetch
  * (2T, or a wait of at most as long for another thread's fetch), the token
- * call (T), a JWKS refetch for an unknown kid (T, or a wait as long behind
- * another thread's refetch under the provider mutex): 4T = 40 s, plus a few
+ * call (T), a JWKS refetch for an unknown kid (T, or a wait of at most T + 1 s
+ * for another thread's refetch, which runs outside the provider mutex:
+ * bff_provider_refresh_jwks_wait): about 4T = 41 s, plus a few
  * session store calls (each at most one memcache timeout, 0.5 s, twice).
  * The TTL is 6T, a 20 s margin; it only matters when the holder crashed. */
 #define REFRESH_LOCK_TTL (6 * BFF_PROVIDER_HTTP_TIMEOUT_S)
