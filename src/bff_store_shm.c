@@ -1,4 +1,5 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include <stdint.h>
 #include <string.h>
 
 #include <apr_general.h>
@@ -110,6 +111,14 @@ static apr_uint32_t key_hash(const shm_ctx_t *c, const char *key, apr_size_t kle
         h *= APR_UINT64_C(1099511628211);
     }
     return (apr_uint32_t)(h ^ (h >> 32));
+}
+
+/* At least interval seconds since then? then is read from the segment, so
+ * no arithmetic on it that a damaged value could overflow; a time in the
+ * future (the clock was set back) counts as long ago. */
+static int elapsed(apr_int64_t now, apr_int64_t then, apr_int64_t interval)
+{
+    return then > now || then <= now - interval;
 }
 
 static apr_int64_t now_sec(void)
@@ -273,11 +282,39 @@ static void lru_push_head(shm_ctx_t *c, apr_uint32_t idx, shm_entry_t *e)
     c->h->lru_head = idx;
 }
 
+/* Is the chain at idx exactly what blocks_alloc() makes of n blocks: n
+ * links below the high-water mark, the n-th ending it? A repeated block
+ * (a cycle) could never end in NIL, so a chain that passes holds n
+ * distinct blocks. */
+static int chain_ok(shm_ctx_t *c, apr_uint32_t idx, apr_uint32_t n)
+{
+    apr_uint32_t i;
+
+    if (n > c->h->block_hwm) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (idx >= c->h->block_hwm || !block_at(c, idx, "value block")) {
+            return 0;
+        }
+        idx = c->blocks[idx].next;
+    }
+    return idx == NIL;
+}
+
 static void blocks_free(shm_ctx_t *c, apr_uint32_t idx, apr_uint32_t n)
 {
     shm_block_t *b;
     apr_uint32_t next;
 
+    /* A damaged count or a cycle would loop up to 2^32 times under the lock
+     * and put blocks on the free list twice (two entries would then share
+     * them): free nothing, the damaged table is dropped at the next
+     * operation. */
+    if (n && !chain_ok(c, idx, n)) {
+        mark_corrupt(c, "value block chain", idx);
+        return;
+    }
     while (n-- > 0) {
         /* A bad link leaks the rest of the chain rather than freeing blocks
          * another entry may own. */
@@ -432,7 +469,7 @@ static apr_status_t make_room(shm_ctx_t *c, apr_int64_t now, apr_uint32_t need_e
     reclaim_expired(c, now, TAIL_SCAN, need_entries, need_blocks, pin);
     /* A full sweep costs O(entries); at most once a second so that a store
      * full of live sessions does not pay it on every write. */
-    if (!room_for(c, need_entries, need_blocks) && now - c->h->last_sweep >= SWEEP_INTERVAL) {
+    if (!room_for(c, need_entries, need_blocks) && elapsed(now, c->h->last_sweep, SWEEP_INTERVAL)) {
         c->h->last_sweep = now;
         reclaim_expired(c, now, 0, need_entries, need_blocks, pin);
     }
@@ -632,7 +669,7 @@ static apr_status_t shm_put(bff_store_t *st, const char *key, const unsigned cha
     }
     rv = entry_insert(c, key, klen, hash, val, len, nblocks, expires, now, &evicted);
 leave:
-    if (evicted && now - c->h->last_full_log >= FULL_LOG_INTERVAL) {
+    if (evicted && elapsed(now, c->h->last_full_log, FULL_LOG_INTERVAL)) {
         c->h->last_full_log = now;
         burst = c->h->evicted_unlogged;
         used = c->h->entries_used;
@@ -952,6 +989,17 @@ apr_status_t bff_store_shm_damage(bff_store_t *st, const char *key,
             break;
         case BFF_STORE_SHM_DAMAGE_CHAIN:
             e->hnext = c->entries_max + 1000;
+            break;
+        case BFF_STORE_SHM_DAMAGE_COUNT:
+            if (e->nblocks < 2) {
+                rv = APR_EINVAL;
+            }
+            else {
+                e->nblocks--;
+            }
+            break;
+        case BFF_STORE_SHM_DAMAGE_CLOCKS:
+            c->h->last_sweep = c->h->last_full_log = INT64_MAX;
             break;
         default:
             rv = APR_EINVAL;
