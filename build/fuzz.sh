@@ -113,7 +113,7 @@ replay() {
         mapfile -t files < <(find "$FUZZ/corpus/$t" -type f 2>/dev/null | sort)
         ntargets=$((ntargets + 1))
         [ "${#files[@]}" -gt 0 ] || { echo "$t: no seeds in test/fuzz/corpus/$t" >&2; failed+=("$t"); continue; }
-        if ! "$OUT/$t" -runs=1 "${files[@]}" >"$OUT/replay-$t.log" 2>&1; then
+        if ! "$OUT/$t" -runs=1 -timeout=10 -rss_limit_mb=2048 "${files[@]}" >"$OUT/replay-$t.log" 2>&1; then
             failed+=("$t")
             tail -n 60 "$OUT/replay-$t.log" >&2
         fi

@@ -8,7 +8,8 @@
 #include "fuzz.h"
 #include "bff_cookie.h"
 
-static const char *const names[] = { "__Host-bff", "__Host-bff-tx", NULL };
+/* The default names (BFF_DEFAULT_COOKIE_NAME and its "-tx" login binder). */
+static const char *const names[] = { "__Host-Http-bff", "__Host-Http-bff-tx", NULL };
 
 static int octet_ok(unsigned char c)
 {
