@@ -131,13 +131,14 @@ fuzz_one() {
     local t=$1 secs=$2 log=$OUT/fuzz-$t.log rc
     mkdir -p "$OUT/corpus/$t" "$OUT/artifacts/$t"
     echo "== $t: fuzzing ${secs}s (max_len ${MAX_LEN[$t]:-4096}; log ${log#"$ROOT"/})"
+    local t0=$SECONDS
     set +e
     nice -n 19 "$OUT/$t" -max_len="${MAX_LEN[$t]:-4096}" -max_total_time="$secs" \
         -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$OUT/artifacts/$t/" "$OUT/corpus/$t" "$FUZZ/corpus/$t" >"$log" 2>&1
     rc=$?
     set -e
-    RESULTS+=("$(summarise "$t" "$secs" "$log" "$rc")")
+    RESULTS+=("$(summarise "$t" "$((SECONDS - t0))" "$log" "$rc")")
     [ "$rc" -eq 0 ] || tail -n 40 "$log" >&2
 }
 
