@@ -45,7 +45,10 @@ apr_status_t bff_store_shm_verify(bff_store_t *st, apr_pool_t *p, const char **e
 typedef enum {
     BFF_STORE_SHM_DAMAGE_BLOCK = 1,   /* first block index out of range */
     BFF_STORE_SHM_DAMAGE_LENGTH,      /* value length beyond its blocks */
-    BFF_STORE_SHM_DAMAGE_CHAIN        /* hash chain link out of range */
+    BFF_STORE_SHM_DAMAGE_CHAIN,       /* hash chain link out of range */
+    BFF_STORE_SHM_DAMAGE_COUNT,       /* block count one short of the value's chain */
+    BFF_STORE_SHM_DAMAGE_FREE_LIST,   /* free block list starts at the value's first block */
+    BFF_STORE_SHM_DAMAGE_CLOCKS       /* last sweep and log times far in the future */
 } bff_store_shm_damage_e;
 apr_status_t bff_store_shm_damage(bff_store_t *st, const char *key,
                                   bff_store_shm_damage_e how);
