@@ -7,12 +7,14 @@
  * must never succeed for anything but a record sealed under the ring.
  *
  * Input: one mode byte (0 session plaintext, 1 transaction plaintext,
- * 2 sealed session, 3 sealed transaction), then the record.
+ * 2 sealed session, 3 sealed transaction, 4 a pending-login cookie value
+ * as the browser sends it back), then the record.
  * Oracles: decode accepts exactly what encode writes - a decoded session
  * (whose claims are a JSON object) encodes back to the same bytes, a
  * decoded transaction encodes and decodes back to the same fields. */
 #include "fuzz.h"
 #include <jansson.h>
+#include <apr_strings.h>
 #include "bff_crypto.h"
 #include "bff_session.h"
 
@@ -53,13 +55,12 @@ static void txn_roundtrip(apr_pool_t *p, const bff_txn_t *t)
     apr_size_t olen = 0;
     bff_txn_t *t2 = NULL;
 
-    FUZZ_ASSERT(t->state && t->nonce && t->code_verifier && t->return_to && t->binder_hash);
+    FUZZ_ASSERT(t->state && t->nonce && t->code_verifier && t->return_to);
     FUZZ_ASSERT(bff_txn_encode(p, t, &out, &olen) == APR_SUCCESS);
     FUZZ_ASSERT(bff_txn_decode(p, out, olen, &t2) == APR_SUCCESS);
     FUZZ_ASSERT(streq(t->state, t2->state) && streq(t->nonce, t2->nonce)
                 && streq(t->code_verifier, t2->code_verifier)
-                && streq(t->return_to, t2->return_to) && streq(t->binder_hash, t2->binder_hash)
-                && t->created == t2->created && t->expires == t2->expires);
+                && streq(t->return_to, t2->return_to) && t->created == t2->created && t->expires == t2->expires);
 }
 
 static void write_file(const char *dir, const char *name, int mode, const void *b, size_t len)
@@ -88,8 +89,7 @@ static void write_seeds(const char *dir)
                         NULL, 0, 0, 1, 0, 2 };
     bff_txn_t t = { "Xq3vB0kP1aR8mN2cD4eF6gH7iJ9kL0mN1oP2qR3sT4u", "n-0S6_WzA2Mj",
                     "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "/app?x=1",
-                    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-                    1767225600, 1767225900 };
+                    APR_INT64_C(1767225600000000), 1767225900 };
     char *out;
     apr_size_t len;
     unsigned char *rec;
@@ -104,6 +104,12 @@ static void write_seeds(const char *dir)
     write_file(dir, "session-sealed", 2, rec, len);
     FUZZ_ASSERT(bff_txn_seal(p, ring, store_key, &t, &rec, &len) == APR_SUCCESS);
     write_file(dir, "txn-sealed", 3, rec, len);
+    {
+        const char *cookie;
+
+        FUZZ_ASSERT(bff_txn_to_cookie(p, ring, store_key, &t, &cookie) == APR_SUCCESS);
+        write_file(dir, "txn-cookie", 4, cookie, strlen(cookie));
+    }
     apr_pool_destroy(p);
 }
 
@@ -139,7 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     p = fuzz_pool();
     len = size - 1;
     in = fuzz_exact(data + 1, len);
-    switch (data[0] & 3) {
+    switch (data[0] % 5) {
     case 0:
         if (bff_session_decode(p, in, len, &s) == APR_SUCCESS) {
             session_roundtrip(p, s, in, len);
@@ -162,8 +168,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_ASSERT(s && idx == 0 && s->iss && s->sub);
         }
         break;
-    default:
+    case 3:
         if (bff_txn_open(p, ring, store_key, (unsigned char *)in, len, &t) == APR_SUCCESS) {
+            txn_roundtrip(p, t);
+        }
+        break;
+    default:
+        /* The cookie value is text: only up to a NUL reaches the module. */
+        if (bff_txn_from_cookie(p, ring, store_key, apr_pstrmemdup(p, (const char *)data + 1, len),
+                                NULL, 1767225700, &t) == APR_SUCCESS) {
             txn_roundtrip(p, t);
         }
         break;

@@ -130,6 +130,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     added = bff_store_add(store, p, "k5", val, sizeof(val), APR_INT64_C(4102444800));
     (void)bff_store_remove(store, p, "k2");
     (void)bff_store_set(store, p, "s:0", val, sizeof(val), APR_INT64_C(4102444800));
+    /* The writes that a logout must win against and the marker an anonymous
+     * callback adds (never evicting) walk the same structures. */
+    (void)bff_store_replace(store, p, "k3", val, 20, APR_INT64_C(4102444800));
+    (void)bff_store_add_noevict(store, p, "u:0", val, 1, APR_INT64_C(4102444800));
     /* What was just added reads back as written (or is gone, when a damaged
      * table was dropped meanwhile), never as other bytes. */
     if (added == APR_SUCCESS && bff_store_get(store, p, "k5", &got, &len) == APR_SUCCESS) {
