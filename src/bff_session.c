@@ -427,10 +427,15 @@ apr_status_t bff_txn_decode(apr_pool_t *p, const char *in, apr_size_t len, bff_t
     apr_status_t rv;
 
     *pt = NULL;
-    if (APR_SUCCESS == (rv = decode(p, txn_fields, NFIELDS(txn_fields), in, len, t))) {
-        *pt = t;
+    if (APR_SUCCESS != (rv = decode(p, txn_fields, NFIELDS(txn_fields), in, len, t))) {
+        return rv;
     }
-    return rv;
+    /* Only what bff_txn_encode() writes (found by test/fuzz/fuzz_session). */
+    if (t->return_to && strlen(t->return_to) > BFF_TXN_MAX_RETURN_TO) {
+        return APR_EINVAL;
+    }
+    *pt = t;
+    return APR_SUCCESS;
 }
 
 static apr_status_t seal_plain(apr_pool_t *p, const bff_keyring_t *ring, const char *store_key,
