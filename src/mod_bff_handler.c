@@ -441,8 +441,8 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
     }
     rv = mark_used(r, sc, state, t, &used);
     if (rv == APR_EEXIST) {
-        return callback_fail(r, HTTP_BAD_REQUEST, "BFF00212: callback with an unknown, "
-                             "expired or already used state",
+        return callback_fail(r, HTTP_BAD_REQUEST, "BFF00253: callback with a state that "
+                             "was already used (a replayed or twice-delivered callback)",
                              "This sign-in attempt has expired or was already used. "
                              "Please sign in again.", APLOG_INFO);
     }
