@@ -32,9 +32,9 @@
  * session store calls (each at most one memcache timeout, 0.5 s, twice).
  * The TTL is 6T, a 20 s margin; it only matters when the holder crashed. */
 #define REFRESH_LOCK_TTL (6 * BFF_PROVIDER_HTTP_TIMEOUT_S)
-#define REFRESH_WAIT_MS 12000     /* waiters give up after this */
+#define REFRESH_WAIT_MS 12000 /* waiters give up after this */
 #define REFRESH_POLL_MS 50
-#define REFRESH_FAIL_TTL 5        /* a failed refresh is not retried for this long */
+#define REFRESH_FAIL_TTL 5 /* a failed refresh is not retried for this long */
 
 static int is_websocket(request_rec *r)
 {
@@ -134,8 +134,8 @@ static int fail_status(request_rec *r, bff_srv_conf_t *sc, const char *key)
     apr_size_t len;
     int status;
 
-    if (APR_SUCCESS != bff_store_get(sc->store, r->pool, fail_key(r, sc, key), &v, &len)
-        || len == 0 || len > 3) {
+    if (APR_SUCCESS != bff_store_get(sc->store, r->pool, fail_key(r, sc, key), &v, &len) || len == 0
+        || len > 3) {
         return 0;
     }
     status = atoi(apr_pstrmemdup(r->pool, (const char *)v, len));
@@ -162,17 +162,17 @@ static apr_status_t apply_tokens(request_rec *r, bff_srv_conf_t *sc, bff_provide
         ex.now = now;
         ex.leeway = 60;
         ex.max_age = 600;
-        rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks,
-                                          pv->meta->id_token_algs, &ex, s->sub, &claims, &err);
-        if (rv == APR_NOTFOUND
-            && APR_SUCCESS == bff_provider_refresh_jwks(sc->provider, r, pv)) {
+        rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks, pv->meta->id_token_algs,
+                                          &ex, s->sub, &claims, &err);
+        if (rv == APR_NOTFOUND && APR_SUCCESS == bff_provider_refresh_jwks(sc->provider, r, pv)) {
             rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks,
-                                              pv->meta->id_token_algs, &ex, s->sub, &claims,
-                                              &err);
+                                              pv->meta->id_token_algs, &ex, s->sub, &claims, &err);
         }
         if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF01401: refreshed ID token "
-                          "rejected: %s", err ? err : "invalid");
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "BFF01401: refreshed ID token "
+                          "rejected: %s",
+                          err ? err : "invalid");
             return APR_EGENERAL;
         }
         s->id_token = tok->id_token;
@@ -208,7 +208,8 @@ static void revoke_unused(request_rec *r, bff_srv_conf_t *sc, const bff_provider
     rv = bff_oidc_revoke(r->pool, bff_provider_http(sc->provider), pv->meta, &sc->client, rt,
                          "refresh_token", &err);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "BFF01420: revoking the refresh token "
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r,
+                      "BFF01420: revoking the refresh token "
                       "issued to a session that ended meanwhile at %s failed: %s",
                       pv->meta->revocation_endpoint, err ? err : "error");
     }
@@ -241,7 +242,8 @@ static int refresh_locked(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t 
         if (now < fresh->at_expires) {
             return OK;
         }
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01402: access token expired and "
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "BFF01402: access token expired and "
                       "there is no refresh token: session ended");
         end_session(r, sc, rs);
         return HTTP_UNAUTHORIZED;
@@ -262,15 +264,16 @@ static int refresh_locked(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t 
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, now < fresh->at_expires ? APLOG_WARNING : APLOG_ERR, rv, r,
                       "BFF01403: token refresh at %s failed: %s%s", pv.meta->token_endpoint,
-                      err ? err : "error", now < fresh->at_expires
-                      ? "; the current access token is still used" : "");
+                      err ? err : "error",
+                      now < fresh->at_expires ? "; the current access token is still used" : "");
         status = rv == APR_TIMEUP ? HTTP_GATEWAY_TIME_OUT : HTTP_BAD_GATEWAY;
         fail_mark(r, sc, rs->handle, status);
         return now < fresh->at_expires ? OK : status;
     }
     if (tok->error) {
         if (!strcmp(tok->error, "invalid_grant")) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01404: the provider refused the "
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "BFF01404: the provider refused the "
                           "refresh token (invalid_grant): session ended");
             end_session(r, sc, rs);
             return HTTP_UNAUTHORIZED;
@@ -341,7 +344,7 @@ static int refresh_wait(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *r
 int bff_glue_refresh(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
 {
     apr_time_t deadline = apr_time_now() + apr_time_from_msec(REFRESH_WAIT_MS);
-    const char *key = rs->handle;   /* the same lock on every node, whatever its ring */
+    const char *key = rs->handle; /* the same lock on every node, whatever its ring */
     apr_status_t rv;
     int status, attempt;
 
@@ -444,7 +447,8 @@ static void drop_inherited_token(request_rec *r)
     got = apr_table_get(r->headers_in, "Authorization");
     if (ours && got && bff_util_ct_streq(ours, got)) {
         apr_table_unset(r->headers_in, "Authorization");
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF01450: relayed access token removed "
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "BFF01450: relayed access token removed "
                       "from an internal redirect or subrequest to a location without "
                       "BFFTokenRelay");
     }
@@ -488,7 +492,8 @@ int bff_relay_handler(request_rec *r)
     }
     sc = bff_srv_conf(r->server);
     if (!sc->issuer || !sc->store) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF01410: BFFTokenRelay is on in a server "
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "BFF01410: BFFTokenRelay is on in a server "
                       "without BFFProvider");
         return relay_error(r, HTTP_INTERNAL_SERVER_ERROR, "not_configured",
                            "The token relay is not configured.");
@@ -508,11 +513,12 @@ int bff_relay_handler(request_rec *r)
         return relay_status_answer(r, HTTP_SERVICE_UNAVAILABLE);
     }
     if ((why = bff_glue_csrf_check(r, sc, dc))) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01411: relayed request refused: %s",
-                      why);
-        return relay_error(r, HTTP_FORBIDDEN, "csrf", apr_psprintf(r->pool, "The request "
-                           "must come from this site and carry the header %s: %s.",
-                           bff_dir_csrf_header(dc), bff_dir_csrf_value(dc)));
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01411: relayed request refused: %s", why);
+        return relay_error(r, HTTP_FORBIDDEN, "csrf",
+                           apr_psprintf(r->pool,
+                                        "The request "
+                                        "must come from this site and carry the header %s: %s.",
+                                        bff_dir_csrf_header(dc), bff_dir_csrf_value(dc)));
     }
     if (needs_refresh(sc, rs->s, bff_util_now())) {
         status = bff_glue_refresh(r, sc, rs);

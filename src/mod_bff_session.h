@@ -9,12 +9,12 @@
 
 /* A session as one request sees it. */
 typedef struct {
-    const char *id;        /* the cookie value; never logged */
-    const char *handle;    /* bff_ns_handle(): names it in indexes, locks, markers */
-    const char *key;       /* the store key derived from it */
+    const char *id;     /* the cookie value; never logged */
+    const char *handle; /* bff_ns_handle(): names it in indexes, locks, markers */
+    const char *key;    /* the store key derived from it */
     bff_session_t *s;
-    int key_index;         /* keyring entry that opened it (0 = current) */
-    int store_key_index;   /* keyring entry the store key was derived with */
+    int key_index;       /* keyring entry that opened it (0 = current) */
+    int store_key_index; /* keyring entry the store key was derived with */
 } bff_req_session_t;
 
 /* Load the session named by the request's cookie: one store read, cached in

@@ -26,12 +26,12 @@
 #define MAX_CONNS 8
 
 typedef struct {
-    int fd;                     /* listening socket */
+    int fd; /* listening socket */
     int port;
     SSL_CTX *ctx;
-    int expect;                 /* connections to serve */
+    int expect; /* connections to serve */
     int served;
-    int reused[MAX_CONNS];      /* SSL_session_reused() per connection, -1: handshake failed */
+    int reused[MAX_CONNS]; /* SSL_session_reused() per connection, -1: handshake failed */
 } tls_srv_t;
 
 /* A self-signed P-256 certificate for IP 127.0.0.1, written to *pem_file. */
@@ -53,8 +53,8 @@ static void make_cert(apr_pool_t *p, EVP_PKEY **pkey, X509 **cert, const char **
     X509_gmtime_adj(X509_getm_notBefore(*cert), -60);
     X509_gmtime_adj(X509_getm_notAfter(*cert), 3600);
     name = X509_get_subject_name(*cert);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1",
-                               -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1,
+                               0);
     X509_set_issuer_name(*cert, name);
     X509_set_pubkey(*cert, *pkey);
     X509V3_set_ctx(&v3, *cert, *cert, NULL, NULL, 0);
@@ -91,8 +91,8 @@ static void srv_serve_one(tls_srv_t *s, int cfd)
         goto leave;
     }
     s->reused[idx] = SSL_session_reused(ssl);
-    while (got < sizeof(buf) - 1 && (n = SSL_read(ssl, buf + got, (int)(sizeof(buf) - 1 - got)))
-           > 0) {
+    while (got < sizeof(buf) - 1
+           && (n = SSL_read(ssl, buf + got, (int)(sizeof(buf) - 1 - got))) > 0) {
         got += (size_t)n;
         buf[got] = '\0';
         if (strstr(buf, "\r\n\r\n")) {
@@ -115,7 +115,7 @@ static void *srv_main(void *baton)
     while (s->served < s->expect) {
         int cfd = accept(s->fd, NULL, NULL);
         if (cfd < 0) {
-            break;              /* the 5 s accept timeout: the client never came */
+            break; /* the 5 s accept timeout: the client never came */
         }
         setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         srv_serve_one(s, cfd);
@@ -204,11 +204,11 @@ static void tls_sessions_shared_per_trust(void **state)
     a.ca_file = ca;
     b = a;
     c = a;
-    c.ca_file = other_ca;       /* trusts only a certificate the server does not have */
+    c.ca_file = other_ca; /* trusts only a certificate the server does not have */
 
-    call_in_thread(&a);         /* full handshake, verified against ca */
-    call_in_thread(&b);         /* another thread: resumes a's session */
-    call_in_thread(&c);         /* another trust store: must verify, and fail */
+    call_in_thread(&a); /* full handshake, verified against ca */
+    call_in_thread(&b); /* another thread: resumes a's session */
+    call_in_thread(&c); /* another trust store: must verify, and fail */
     pthread_join(t, NULL);
 
     assert_int_equal(a.rv, APR_SUCCESS);

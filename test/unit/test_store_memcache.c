@@ -27,10 +27,10 @@
  * with it through PR_SET_PDEATHSIG) on free loopback ports, and stop them
  * by PID. Without memcached the tests fail: the backend would be untested. */
 
-#define MEMCACHED       "/usr/bin/memcached"
-#define OP_TIMEOUT_MS   300
-#define RETRY_MS        1000
-#define MCD_MAX         8
+#define MEMCACHED "/usr/bin/memcached"
+#define OP_TIMEOUT_MS 300
+#define RETRY_MS 1000
+#define MCD_MAX 8
 
 /* ---- log capture ---- */
 
@@ -213,12 +213,12 @@ static void mcd_start(mcd_t *m, int port)
         dup2(devnull, 2);
         /* memcached refuses to run as root without -u. */
         if (geteuid() == 0) {
-            execl(MEMCACHED, "memcached", "-l", "127.0.0.1", "-p", portstr, "-U", "0",
-                  "-m", "64", "-t", "2", "-u", "root", (char *)NULL);
+            execl(MEMCACHED, "memcached", "-l", "127.0.0.1", "-p", portstr, "-U", "0", "-m", "64",
+                  "-t", "2", "-u", "root", (char *)NULL);
         }
         else {
-            execl(MEMCACHED, "memcached", "-l", "127.0.0.1", "-p", portstr, "-U", "0",
-                  "-m", "64", "-t", "2", (char *)NULL);
+            execl(MEMCACHED, "memcached", "-l", "127.0.0.1", "-p", portstr, "-U", "0", "-m", "64",
+                  "-t", "2", (char *)NULL);
         }
         _exit(127);
     }
@@ -277,8 +277,7 @@ static void test_opts(bff_store_memcache_opts_t *o)
     o->retry_after = apr_time_from_msec(RETRY_MS);
 }
 
-static bff_store_t *mkstore(apr_pool_t *p, const char *servers,
-                            const bff_store_memcache_opts_t *o)
+static bff_store_t *mkstore(apr_pool_t *p, const char *servers, const bff_store_memcache_opts_t *o)
 {
     bff_store_memcache_opts_t def;
     bff_store_t *st = NULL;
@@ -319,8 +318,8 @@ static unsigned char *pattern(apr_pool_t *p, apr_size_t len, unsigned seed)
     return v;
 }
 
-static void expect_val(bff_store_t *st, apr_pool_t *p, const char *key,
-                       const void *want, apr_size_t wlen)
+static void expect_val(bff_store_t *st, apr_pool_t *p, const char *key, const void *want,
+                       apr_size_t wlen)
 {
     unsigned char *v;
     apr_size_t len;
@@ -357,7 +356,8 @@ static void expect_unavailable_at(apr_status_t rv, int line)
 static void set_ok(bff_store_t *st, apr_pool_t *p, const char *key, const char *val)
 {
     assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)val, strlen(val),
-                                   now() + 3600), APR_SUCCESS);
+                                   now() + 3600),
+                     APR_SUCCESS);
 }
 
 /* ---- options and creation ---- */
@@ -393,10 +393,10 @@ static void test_create_bad(void **state)
 {
     apr_pool_t *p = *state;
     bff_store_memcache_opts_t o;
-    static const char *const bad[] = {
-        "", "host", "host:", ":11211", "h:0", "h:65536", "h:12a", "h:-1", "[::1]:11211",
-        "a:1,,b:2", "a:1,", ",a:1", "h st:1", "h/x:1", "h\n:1", NULL
-    };
+    static const char *const bad[] = { "",        "host",  "host:",  ":11211",      "h:0",
+                                       "h:65536", "h:12a", "h:-1",   "[::1]:11211", "a:1,,b:2",
+                                       "a:1,",    ",a:1",  "h st:1", "h/x:1",       "h\n:1",
+                                       NULL };
     bff_store_t *st;
     const char *err;
     const char *many;
@@ -413,7 +413,11 @@ static void test_create_bad(void **state)
     create_bad(p, many, NULL);
 
 #define BAD_OPT(field, value) \
-    do { test_opts(&o); o.field = (value); create_bad(p, "h:1", &o); } while (0)
+    do { \
+        test_opts(&o); \
+        o.field = (value); \
+        create_bad(p, "h:1", &o); \
+    } while (0)
     BAD_OPT(conn_max, 0);
     BAD_OPT(conn_min, -1);
     BAD_OPT(conn_smax, 26);
@@ -460,8 +464,8 @@ static void test_basic(void **state)
     expect_val(st, p, "k1", "value-one", 9);
 
     /* add: refused while the key lives, the value unchanged */
-    assert_int_equal(bff_store_add(st, p, "k1", (const unsigned char *)"other", 5,
-                                   now() + 60), APR_EEXIST);
+    assert_int_equal(bff_store_add(st, p, "k1", (const unsigned char *)"other", 5, now() + 60),
+                     APR_EEXIST);
     expect_val(st, p, "k1", "value-one", 9);
     assert_int_equal(bff_store_add(st, p, "k2", (const unsigned char *)"two", 3, now() + 60),
                      APR_SUCCESS);
@@ -516,8 +520,8 @@ static void test_replace_op(void **state)
     expect_gone(st, p, "r1");
     assert_int_equal(bff_store_add(st, p, "r1", (const unsigned char *)"one", 3, now() + 60),
                      APR_SUCCESS);
-    assert_int_equal(bff_store_replace(st, p, "r1", (const unsigned char *)"two", 3,
-                                       now() + 60), APR_SUCCESS);
+    assert_int_equal(bff_store_replace(st, p, "r1", (const unsigned char *)"two", 3, now() + 60),
+                     APR_SUCCESS);
     expect_val(st, p, "r1", "two", 3);
     big = pattern(p, 100 * 1024, 5);
     assert_int_equal(bff_store_replace(st, p, "r1", big, 100 * 1024, now() + 60), APR_SUCCESS);
@@ -640,10 +644,8 @@ static void test_bad_keys(void **state)
     apr_pool_t *p = *state;
     const unsigned char *x = (const unsigned char *)"x";
     char k127[128], k128[129];
-    static const char *const bad[] = {
-        "", "a b", "a\r\nset", "a\tb", "a\x01", "a\x7f", "caf\xc3\xa9", " lead", "trail ",
-        NULL
-    };
+    static const char *const bad[] = { "",      "a b",         "a\r\nset", "a\tb",   "a\x01",
+                                       "a\x7f", "caf\xc3\xa9", " lead",    "trail ", NULL };
     mcd_t a;
     bff_store_t *st;
     unsigned char *v;
@@ -854,7 +856,8 @@ static void test_stopped_server(void **state)
     expect_unavailable(bff_store_get(st, p, kb, &v, &len));
     took = ms_since(t0);
     print_message("    stopped server: first op failed after %" APR_TIME_T_FMT " ms "
-                  "(op_timeout %d ms)\n", took, OP_TIMEOUT_MS);
+                  "(op_timeout %d ms)\n",
+                  took, OP_TIMEOUT_MS);
     assert_true(took >= OP_TIMEOUT_MS - 50 && took <= 2 * OP_TIMEOUT_MS);
     /* then fail fast while it is skipped; the other server still works */
     t0 = apr_time_now();
@@ -937,8 +940,8 @@ static int child_work(bff_store_t *st)
             || memcmp(v, "parent", 6)) {
             return 11;
         }
-        if (bff_store_set(st, p, "child", (const unsigned char *)"child", 5,
-                          now() + 60) != APR_SUCCESS) {
+        if (bff_store_set(st, p, "child", (const unsigned char *)"child", 5, now() + 60)
+            != APR_SUCCESS) {
             return 12;
         }
     }
@@ -1002,9 +1005,9 @@ static void *APR_THREAD_FUNC thr_main(apr_thread_t *t, void *data)
         apr_snprintf(key, sizeof(key), "t%d-%d", a->id, i % 10);
         apr_snprintf(val, sizeof(val), "value-%d-%d", a->id, i);
         if (bff_store_set(a->st, p, key, (unsigned char *)val, strlen(val), now() + 60)
-            != APR_SUCCESS
-            || bff_store_get(a->st, p, key, &v, &len) != APR_SUCCESS
-            || len != strlen(val) || memcmp(v, val, len)) {
+                != APR_SUCCESS
+            || bff_store_get(a->st, p, key, &v, &len) != APR_SUCCESS || len != strlen(val)
+            || memcmp(v, val, len)) {
             a->errors++;
         }
         apr_pool_clear(p);
@@ -1070,8 +1073,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_keys, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_spread, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_server_down_and_back, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_restart_stale_connections, test_setup,
-                                        test_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_stale_connections, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_stopped_server, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_no_server_at_start, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_fork, test_setup, test_teardown),

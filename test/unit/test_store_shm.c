@@ -101,8 +101,8 @@ static unsigned char *pattern(apr_pool_t *p, apr_size_t len, unsigned seed)
     return v;
 }
 
-static void expect_val(bff_store_t *st, apr_pool_t *p, const char *key,
-                         const unsigned char *want, apr_size_t wlen)
+static void expect_val(bff_store_t *st, apr_pool_t *p, const char *key, const unsigned char *want,
+                       apr_size_t wlen)
 {
     unsigned char *v;
     apr_size_t len;
@@ -142,15 +142,12 @@ static void test_basic(void **state)
     bff_store_shm_stats_t s;
 
     expect_gone(st, p, "a");
-    assert_int_equal(bff_store_set(st, p, "a", (const unsigned char *)"one", 3, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "a", (const unsigned char *)"one", 3, exp), APR_SUCCESS);
     expect_val(st, p, "a", (const unsigned char *)"one", 3);
 
-    assert_int_equal(bff_store_add(st, p, "a", (const unsigned char *)"two", 3, exp),
-                     APR_EEXIST);
+    assert_int_equal(bff_store_add(st, p, "a", (const unsigned char *)"two", 3, exp), APR_EEXIST);
     expect_val(st, p, "a", (const unsigned char *)"one", 3);
-    assert_int_equal(bff_store_add(st, p, "b", (const unsigned char *)"two", 3, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, "b", (const unsigned char *)"two", 3, exp), APR_SUCCESS);
     expect_val(st, p, "b", (const unsigned char *)"two", 3);
 
     assert_int_equal(bff_store_remove(st, p, "a"), APR_SUCCESS);
@@ -160,8 +157,7 @@ static void test_basic(void **state)
     expect_val(st, p, "b", (const unsigned char *)"two", 3);
 
     /* An empty value is a value. */
-    assert_int_equal(bff_store_set(st, p, "empty", (const unsigned char *)"", 0, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "empty", (const unsigned char *)"", 0, exp), APR_SUCCESS);
     expect_val(st, p, "empty", NULL, 0);
 
     /* Keys: 127 bytes fit, 128 do not, empty and NULL are refused. */
@@ -172,15 +168,12 @@ static void test_basic(void **state)
     expect_val(st, p, longkey, (const unsigned char *)"L", 1);
     longkey[127] = 'k';
     longkey[128] = '\0';
-    assert_int_equal(bff_store_set(st, p, longkey, (const unsigned char *)"L", 1, exp),
-                     APR_EINVAL);
-    assert_int_equal(bff_store_add(st, p, longkey, (const unsigned char *)"L", 1, exp),
-                     APR_EINVAL);
+    assert_int_equal(bff_store_set(st, p, longkey, (const unsigned char *)"L", 1, exp), APR_EINVAL);
+    assert_int_equal(bff_store_add(st, p, longkey, (const unsigned char *)"L", 1, exp), APR_EINVAL);
     longkey[199] = '\0';
     assert_int_equal(bff_store_remove(st, p, longkey), APR_EINVAL);
     assert_int_equal(bff_store_set(st, p, "", (const unsigned char *)"L", 1, exp), APR_EINVAL);
-    assert_int_equal(bff_store_set(st, p, NULL, (const unsigned char *)"L", 1, exp),
-                     APR_EINVAL);
+    assert_int_equal(bff_store_set(st, p, NULL, (const unsigned char *)"L", 1, exp), APR_EINVAL);
     assert_int_equal(bff_store_set(st, p, "nullval", NULL, 5, exp), APR_EINVAL);
 
     s = stats_of(st);
@@ -201,8 +194,7 @@ static void test_replace(void **state)
     apr_size_t i;
 
     assert_int_equal(pl, 508);
-    assert_int_equal(bff_store_set(st, p, "other", pattern(p, 700, 99), 700, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "other", pattern(p, 700, 99), 700, exp), APR_SUCCESS);
     for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         v = pattern(p, sizes[i], (unsigned)i);
         assert_int_equal(bff_store_set(st, p, "k", v, sizes[i], exp), APR_SUCCESS);
@@ -334,8 +326,7 @@ static void test_expiry(void **state)
                      APR_EEXIST);
 
     /* remove of an expired entry: not found, and it is gone. */
-    assert_int_equal(bff_store_set(st, p, "r", (const unsigned char *)"v", 1, t - 1),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "r", (const unsigned char *)"v", 1, t - 1), APR_SUCCESS);
     assert_int_equal(bff_store_remove(st, p, "r"), APR_NOTFOUND);
     s = stats_of(st);
     assert_int_equal(s.entries_used, 1);
@@ -363,7 +354,8 @@ static void expired_before_eviction(apr_pool_t *p, apr_size_t size, apr_uint32_t
     for (i = 0; i < s.entries_max; i++) {
         apr_snprintf(key, sizeof(key), "e%u", i);
         assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)"v", 1,
-                                       i < live ? t + 3600 : t - 5), APR_SUCCESS);
+                                       i < live ? t + 3600 : t - 5),
+                         APR_SUCCESS);
     }
     log_start();
     for (i = 0; i < s.entries_max - live; i++) {
@@ -407,14 +399,13 @@ static void test_lru_entries(void **state)
     assert_int_equal(s.entries_max, 16);
     for (i = 0; i < s.entries_max; i++) {
         apr_snprintf(key, sizeof(key), "k%u", i);
-        assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)key, strlen(key),
-                                       exp), APR_SUCCESS);
+        assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)key, strlen(key), exp),
+                         APR_SUCCESS);
     }
     /* Touch the oldest; k1 becomes the least recently used. */
     expect_val(st, p, "k0", (const unsigned char *)"k0", 2);
     log_start();
-    assert_int_equal(bff_store_set(st, p, "new1", (const unsigned char *)"n", 1, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "new1", (const unsigned char *)"n", 1, exp), APR_SUCCESS);
     expect_val(st, p, "k0", (const unsigned char *)"k0", 2);
     expect_gone(st, p, "k1");
     expect_val(st, p, "k2", (const unsigned char *)"k2", 2);
@@ -426,13 +417,11 @@ static void test_lru_entries(void **state)
     assert_non_null(strstr(log_lines[0], "raise BFFSessionStore shm:<size>"));
 
     /* Replacing an entry does not need a new one: no eviction. */
-    assert_int_equal(bff_store_set(st, p, "k5", (const unsigned char *)"K5", 2, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "k5", (const unsigned char *)"K5", 2, exp), APR_SUCCESS);
     assert_int_equal(stats_of(st).evictions, 1);
     /* The replace made k5 recent; k3 (k2 was read above) goes next, and the
      * second burst within 10 s is not logged again. */
-    assert_int_equal(bff_store_add(st, p, "new2", (const unsigned char *)"n", 1, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, "new2", (const unsigned char *)"n", 1, exp), APR_SUCCESS);
     expect_gone(st, p, "k3");
     expect_val(st, p, "k2", (const unsigned char *)"k2", 2);
     expect_val(st, p, "k5", (const unsigned char *)"K5", 2);
@@ -448,22 +437,20 @@ static void test_lru_blocks(void **state)
     bff_store_t *st = mkstore(p, SMALL_SIZE);
     bff_store_shm_stats_t s = stats_of(st);
     apr_int64_t exp = now() + 3600;
-    apr_size_t vlen = 20 * s.block_payload;     /* 20 blocks each */
+    apr_size_t vlen = 20 * s.block_payload; /* 20 blocks each */
     apr_uint32_t i, fit = s.blocks_max / 20;
     char key[32];
 
     assert_true(fit >= 3 && fit < s.entries_max);
     for (i = 0; i < fit; i++) {
         apr_snprintf(key, sizeof(key), "b%u", i);
-        assert_int_equal(bff_store_set(st, p, key, pattern(p, vlen, i), vlen, exp),
-                         APR_SUCCESS);
+        assert_int_equal(bff_store_set(st, p, key, pattern(p, vlen, i), vlen, exp), APR_SUCCESS);
     }
     assert_int_equal(stats_of(st).evictions, 0);
     expect_val(st, p, "b0", pattern(p, vlen, 0), vlen);
     log_start();
     /* Needs 20 more blocks than are free: b1, the least recently used, goes. */
-    assert_int_equal(bff_store_set(st, p, "big", pattern(p, vlen, 77), vlen, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "big", pattern(p, vlen, 77), vlen, exp), APR_SUCCESS);
     log_stop();
     expect_gone(st, p, "b1");
     expect_val(st, p, "b0", pattern(p, vlen, 0), vlen);
@@ -485,10 +472,8 @@ static void test_enospc(void **state)
     apr_size_t max = (apr_size_t)s.blocks_max * s.block_payload;
     unsigned char *big = pattern(p, max + 1, 5);
 
-    assert_int_equal(bff_store_set(st, p, "a", (const unsigned char *)"A", 1, exp),
-                     APR_SUCCESS);
-    assert_int_equal(bff_store_set(st, p, "b", (const unsigned char *)"B", 1, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "a", (const unsigned char *)"A", 1, exp), APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "b", (const unsigned char *)"B", 1, exp), APR_SUCCESS);
     assert_int_equal(bff_store_set(st, p, "huge", big, max + 1, exp), APR_ENOSPC);
     assert_int_equal(bff_store_add(st, p, "huge", big, max + 1, exp), APR_ENOSPC);
     assert_int_equal(bff_store_set(st, p, "a", big, max + 1, exp), APR_ENOSPC);
@@ -596,12 +581,10 @@ static void test_full_hash_collision(void **state)
     colliding_keys(p, st, k1, k2, sizeof(k1));
     assert_int_equal(bff_store_shm_key_hash(st, k1), bff_store_shm_key_hash(st, k2));
     assert_string_not_equal(k1, k2);
-    assert_int_equal(bff_store_set(st, p, k1, (const unsigned char *)"one", 3, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, k1, (const unsigned char *)"one", 3, exp), APR_SUCCESS);
     expect_gone(st, p, k2);
     assert_int_equal(bff_store_remove(st, p, k2), APR_NOTFOUND);
-    assert_int_equal(bff_store_add(st, p, k2, (const unsigned char *)"two", 3, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, k2, (const unsigned char *)"two", 3, exp), APR_SUCCESS);
     expect_val(st, p, k1, (const unsigned char *)"one", 3);
     expect_val(st, p, k2, (const unsigned char *)"two", 3);
     assert_int_equal(bff_store_remove(st, p, k1), APR_SUCCESS);
@@ -623,8 +606,8 @@ static void test_collisions(void **state)
      * every other one unlinks from chain heads, middles and tails. */
     for (i = 0; i < n; i++) {
         apr_snprintf(key, sizeof(key), "c%u", i);
-        assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)key, strlen(key),
-                                       exp), APR_SUCCESS);
+        assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)key, strlen(key), exp),
+                         APR_SUCCESS);
     }
     assert_int_equal(stats_of(st).evictions, 0);
     verify_ok(st, p);
@@ -713,8 +696,7 @@ static void test_damage_chain(void **state)
     char key[32];
     int i;
 
-    assert_int_equal(bff_store_set(st, p, "a", (const unsigned char *)"A", 1, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "a", (const unsigned char *)"A", 1, exp), APR_SUCCESS);
     assert_int_equal(bff_store_shm_damage(st, "a", BFF_STORE_SHM_DAMAGE_CHAIN), APR_SUCCESS);
     /* "a" itself is found before the bad link is followed. */
     expect_val(st, p, "a", (const unsigned char *)"A", 1);
@@ -731,10 +713,10 @@ static void test_damage_chain(void **state)
 
 /* ---- several processes ---- */
 
-#define MP_KEYS     96
+#define MP_KEYS 96
 #define MP_CHILDREN 4
-#define MP_OPS      20000
-#define MP_HDR      12
+#define MP_OPS 20000
+#define MP_HDR 12
 
 static apr_size_t mp_value(unsigned char *buf, unsigned key, unsigned ver, apr_size_t len)
 {
@@ -784,8 +766,7 @@ static int mp_child(bff_store_t *st, unsigned id)
     char k[32];
     int i, op, bad = 0;
 
-    if (apr_pool_create(&pchild, NULL) != APR_SUCCESS
-        || st->child_init(st, pchild) != APR_SUCCESS
+    if (apr_pool_create(&pchild, NULL) != APR_SUCCESS || st->child_init(st, pchild) != APR_SUCCESS
         || apr_pool_create(&p, pchild) != APR_SUCCESS) {
         return 10;
     }
@@ -898,27 +879,52 @@ static void test_spec_parse_ok(void **state)
     assert_int_equal(bff_store_spec_parse(p, "shm:64G", &spec, &err), APR_SUCCESS);
     assert_int_equal(spec.shm_size, (apr_size_t)64 * 1024 * 1024 * 1024);
 
-    assert_int_equal(bff_store_spec_parse(p, "memcache:127.0.0.1:11211", &spec, &err),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_spec_parse(p, "memcache:127.0.0.1:11211", &spec, &err), APR_SUCCESS);
     assert_int_equal(spec.kind, BFF_STORE_MEMCACHE);
     assert_string_equal(spec.servers, "127.0.0.1:11211");
     assert_int_equal(bff_store_spec_parse(p, "memcache:mc1.example.com:1,mc-2:65535,[::1]:11211",
-                                          &spec, &err), APR_SUCCESS);
+                                          &spec, &err),
+                     APR_SUCCESS);
     assert_string_equal(spec.servers, "mc1.example.com:1,mc-2:65535,[::1]:11211");
 }
 
 static void test_spec_parse_bad(void **state)
 {
     apr_pool_t *p = *state;
-    static const char *const bad[] = {
-        "", "sh", "shmx", "redis:h:1", "shm:", "shm:0", "shm:512K", "shm:1048575",
-        "shm:65G", "shm:abc", "shm:-1M", "shm:10M ", "shm: 10M", "memcache", "memcache:",
-        "memcache:host", "memcache::11211", "memcache:h:", "memcache:h:0", "memcache:h:65536",
-        "memcache:h:99999999999999999999", "memcache:h:12x", "memcache:h:-1", "memcache:h:1,",
-        "memcache:,h:1", "memcache:h:1,,h:2", "memcache:h o:1", "memcache:h/x:1",
-        "memcache:user@h:1", "memcache:[::1:11211", "memcache:[]:11211",
-        "memcache:::1:11211", "memcache:h:1 ", NULL
-    };
+    static const char *const bad[] = { "",
+                                       "sh",
+                                       "shmx",
+                                       "redis:h:1",
+                                       "shm:",
+                                       "shm:0",
+                                       "shm:512K",
+                                       "shm:1048575",
+                                       "shm:65G",
+                                       "shm:abc",
+                                       "shm:-1M",
+                                       "shm:10M ",
+                                       "shm: 10M",
+                                       "memcache",
+                                       "memcache:",
+                                       "memcache:host",
+                                       "memcache::11211",
+                                       "memcache:h:",
+                                       "memcache:h:0",
+                                       "memcache:h:65536",
+                                       "memcache:h:99999999999999999999",
+                                       "memcache:h:12x",
+                                       "memcache:h:-1",
+                                       "memcache:h:1,",
+                                       "memcache:,h:1",
+                                       "memcache:h:1,,h:2",
+                                       "memcache:h o:1",
+                                       "memcache:h/x:1",
+                                       "memcache:user@h:1",
+                                       "memcache:[::1:11211",
+                                       "memcache:[]:11211",
+                                       "memcache:::1:11211",
+                                       "memcache:h:1 ",
+                                       NULL };
     bff_store_spec_t spec;
     const char *err;
     int i;
@@ -962,30 +968,23 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replace_op, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_lock_owner, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_expiry, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_expired_reclaimed_before_eviction,
-                                        unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_expired_reclaimed_before_eviction, unit_pool_setup,
+                                        unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_expired_full_sweep, unit_pool_setup,
                                         unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_lru_entries, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_lru_blocks, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_enospc, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_default_capacity, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_default_capacity, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_collisions, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_full_hash_collision, unit_pool_setup,
                                         unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_block, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_length, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_chain, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_multiprocess, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_spec_parse_ok, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_spec_parse_bad, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_block, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_length, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_chain, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_multiprocess, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_spec_parse_ok, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_spec_parse_bad, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_create_bad, unit_pool_setup, unit_pool_teardown),
     };
 
