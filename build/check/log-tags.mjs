@@ -4,7 +4,7 @@
 // exactly one message (one message per tag, so a tag in a log line points to
 // one place in the code), every tag a comment names exists, and the table
 // "Log messages by tag" in docs/troubleshooting.md lists exactly the tags the
-// code has. Run: node build/check/log-tags.mjs [--draft]
+// code has, at the level the code logs it. Run: node build/check/log-tags.mjs [--draft]
 // --draft prints a table row (tag, level, message) for each tag in the code,
 // a start for documenting new tags.
 import { readFileSync } from 'node:fs';
@@ -41,7 +41,7 @@ function describe(code, strings, s) {
     while (to < code.length && code[to] !== ';') to++;
     const stmt = code.slice(from, to);
     const levels = [...stmt.matchAll(/\b(?:APLOG|BFF_LOG)_(?!MARK\b)([A-Z]+)\b|bff_glue_store_fail_level/g)]
-        .map((m) => (m[1] ? m[1].toLowerCase().replace('warning', 'warn') : 'error/warn (store)'));
+        .map((m) => (m[1] ? m[1].toLowerCase().replace('warning', 'warn').replace(/^err$/, 'error') : 'store'));
     let message = s.value;
     for (let k = strings.indexOf(s) + 1; k < strings.length; k++) {
         // "%" APR_SIZE_T_FMT and the like: a format macro between literals.
@@ -63,10 +63,15 @@ function docTags() {
     const found = [];
     if (start < 0) return { found, missingSection: true };
     for (let k = start + 1; k < lines.length && !/^#{1,2} /.test(lines[k]); k++) {
-        const m = /^\|\s*`?(BFF\d{5})`?\s*\|/.exec(lines[k]);
-        if (m) found.push({ tag: m[1], line: k + 1 });
+        const m = /^\|\s*`?(BFF\d{5})`?\s*\|([^|]*)\|/.exec(lines[k]);
+        if (m) found.push({ tag: m[1], level: levelSet(m[2]), line: k + 1 });
     }
     return { found, missingSection: false };
+}
+
+// "warn / error" -> "error/warn": levels compared as sets.
+function levelSet(text) {
+    return text.split('/').map((x) => x.trim()).filter(Boolean).sort().join('/');
 }
 
 if (process.argv.includes('--draft')) {
@@ -105,6 +110,11 @@ for (const d of found) {
     }
     if (!uses.has(d.tag)) {
         problems.push({ file: DOC, line: d.line, msg: `${d.tag} is documented but no message in the code has it; remove the row` });
+    } else {
+        const code = uses.get(d.tag)[0];
+        if (levelSet(code.level) !== d.level) {
+            problems.push({ file: DOC, line: d.line, msg: `${d.tag} is documented at level "${d.level}", the code (${code.file}:${code.line}) logs it at "${code.level}"` });
+        }
     }
 }
 for (const [tag, list] of uses) {
