@@ -42,6 +42,12 @@ check_format() {
         sort -t: -k1,1 -u >&2
     echo "format: the files above are not formatted (first difference of each shown);" \
         "run: $CLANG_FORMAT -i \$(bash build/static-checks.sh --files)" >&2
+    local version
+    version=$("$CLANG_FORMAT" --version | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n 1)
+    if [ "${version%%.*}" != 14 ]; then
+        echo "format: note: this is clang-format $version; the style is checked with 14" \
+            "(Debian 12's), and other versions may lay out some lines differently" >&2
+    fi
     return 1
 }
 
