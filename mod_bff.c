@@ -101,17 +101,29 @@ static void bff_child_init(apr_pool_t *pchild, server_rec *s)
     }
 }
 
+/* Hook order: only the handler phase depends on other modules. The start-up
+ * and child hooks read mod_bff's own directives, build its own stores and
+ * provider caches, and share nothing with another module, so they keep the
+ * default position. */
 static void bff_register_hooks(apr_pool_t *p)
 {
-    static const char *const before_proxy[] = { "mod_proxy.c", NULL };
+    /* The relay sets the bearer on, and strips mod_bff's cookies from, the
+     * request that mod_proxy's handler forwards: it must run first. */
+    static const char *const before_proxy[] = {"mod_proxy.c", NULL};
 
     ap_hook_pre_config(bff_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(bff_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(bff_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(bff_child_init, NULL, NULL, APR_HOOK_MIDDLE);
-    /* Before mod_proxy's handler, which forwards the request: by name, and
-     * REALLY_FIRST for handlers that do not name themselves. */
+    /* Before mod_proxy by name. REALLY_FIRST as well: in a BFFTokenRelay
+     * location the session and CSRF checks, and on an internal redirect or
+     * subrequest the removal of an inherited bearer, must come before any
+     * handler that could answer the request, and handlers of modules that no
+     * list here can name run ahead of APR_HOOK_FIRST (mod_lua's
+     * LuaMapHandler at APR_HOOK_FIRST - 1; any third-party module). */
     ap_hook_handler(bff_relay_handler, NULL, before_proxy, APR_HOOK_REALLY_FIRST);
+    /* Answers only requests whose handler is "bff" (SetHandler bff), which
+     * no other module claims: no relation to any of them. */
     ap_hook_handler(bff_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 

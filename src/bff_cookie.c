@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: Cookie request header parsing and stripping, Set-Cookie formatting (RFC 6265), on plain
+ * strings.
+ */
 #include <string.h>
 
 #include <apr_strings.h>

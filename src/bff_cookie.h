@@ -1,4 +1,7 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: Cookie request header parsing and stripping, Set-Cookie formatting (RFC 6265).
+ */
 #ifndef BFF_COOKIE_H
 #define BFF_COOKIE_H
 

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the key ring (HKDF-SHA256 per secret and site into AES-256-GCM and HMAC keys), sealing
+ * and opening records, and HMAC store keys, with OpenSSL 3.
+ */
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
@@ -129,13 +133,23 @@ static apr_status_t derive(const void *secret, apr_size_t len, const char *purpo
     if (!context) {
         return hkdf(secret, len, purpose, plen, out);
     }
-    if (plen + 1 + clen > sizeof(info)) {
+    if (plen + 2 + 32 > sizeof(info)) {
         return APR_EINVAL;
     }
     memcpy(info, purpose, plen);
     info[plen] = '\0';
-    memcpy(info + plen + 1, context, clen);
-    return hkdf(secret, len, info, plen + 1 + clen, out);
+    if (plen + 1 + clen <= sizeof(info)) {
+        memcpy(info + plen + 1, context, clen);
+        return hkdf(secret, len, info, plen + 1 + clen, out);
+    }
+    /* A very long context (a site of an origin and client id of hundreds of
+     * bytes) is hashed; 0x01 cannot start a context as given (bff_ns_site
+     * starts with a length), so the two forms never meet. */
+    info[plen + 1] = '\x01';
+    if (APR_SUCCESS != bff_util_sha256(context, clen, (unsigned char *)info + plen + 2)) {
+        return APR_EGENERAL;
+    }
+    return hkdf(secret, len, info, plen + 2 + 32, out);
 }
 
 apr_status_t bff_crypto_keyring_add(bff_keyring_t *ring, const void *secret, apr_size_t len)

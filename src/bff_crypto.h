@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the key ring (per-secret, per-site keys), sealed records (AES-256-GCM) and HMAC store
+ * keys.
+ */
 #ifndef BFF_CRYPTO_H
 #define BFF_CRYPTO_H
 
@@ -24,9 +28,10 @@ apr_status_t bff_crypto_keyring_add(bff_keyring_t *ring, const void *secret, apr
  * client id, bff_ns_site()) its own keys, so two virtual hosts configured
  * with one secret cannot open each other's records. NULL context: the keys
  * of bff_crypto_keyring_add(). */
-apr_status_t bff_crypto_keyring_add_ctx(bff_keyring_t *ring, const void *secret, apr_size_t len,
-                                        const char *context);
-/* A random 32-byte secret (used when no BFFCryptoKey is configured). */
+apr_status_t bff_crypto_keyring_add_ctx(bff_keyring_t *ring, const void *secret,
+                                        apr_size_t len, const char *context);
+/* A random 32-byte secret (tests and tools: without BFFCryptoKey the module
+ * adds a random secret kept in httpd's retained data, see mod_bff_store.c). */
 apr_status_t bff_crypto_keyring_add_random(bff_keyring_t *ring);
 int bff_crypto_keyring_count(const bff_keyring_t *ring);
 

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the back channel to the provider over libcurl: bounded GET and form POST, TLS always
+ * verified, one cached connection and trust store per thread.
+ */
 #include <stdlib.h>
 #include <string.h>
 

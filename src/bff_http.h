@@ -1,4 +1,7 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the HTTP client of the back channel to the provider.
+ */
 #ifndef BFF_HTTP_H
 #define BFF_HTTP_H
 

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: verification of ID tokens, refreshed ID tokens and back-channel logout tokens: the
+ * signature through bff_jose, then every claim check.
+ */
 #include <string.h>
 #include <strings.h>
 

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: what an ID token, a refreshed ID token and a back-channel logout token must satisfy,
+ * and their verification.
+ */
 #ifndef BFF_IDTOKEN_H
 #define BFF_IDTOKEN_H
 

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: JWKS parsing and compact JWS verification (RSA, RSA-PSS, ECDSA, EdDSA) with OpenSSL 3;
+ * never none or HMAC.
+ */
 #include <string.h>
 
 #include <apr_strings.h>

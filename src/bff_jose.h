@@ -1,4 +1,7 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: JWKS parsing and compact JWS signature verification.
+ */
 #ifndef BFF_JOSE_H
 #define BFF_JOSE_H
 

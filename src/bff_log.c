@@ -1,4 +1,7 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the logging hook: level filter and formatting; the glue binds it to ap_log_error.
+ */
 #include <stdarg.h>
 #include <stdio.h>
 

@@ -1,4 +1,7 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the logging hook through which the core logs without knowing httpd.
+ */
 #ifndef BFF_LOG_H
 #define BFF_LOG_H
 

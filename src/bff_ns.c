@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the store namespace table, the site binding, session handles and the derivation of
+ * every store key.
+ */
 #include <string.h>
 
 #include <apr_strings.h>

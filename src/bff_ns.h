@@ -1,4 +1,7 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the store namespace table and the one function that derives every store key.
+ */
 #ifndef BFF_NS_H
 #define BFF_NS_H
 

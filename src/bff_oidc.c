@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: OpenID Connect and OAuth messages: discovery metadata, PKCE, the authorization URL,
+ * token responses, code exchange, refresh, revocation and the end-session URL.
+ */
 #include <string.h>
 #include <strings.h>
 
@@ -456,7 +460,8 @@ static int b64token_ok(const char *s, apr_size_t n)
 {
     apr_size_t i = 0;
 
-    while (i < n && (apr_isalnum(s[i]) || strchr("-._~+/", s[i]))) {
+    /* s[i] != 0 first: strchr() finds the terminator of its own string. */
+    while (i < n && s[i] && (apr_isalnum(s[i]) || strchr("-._~+/", s[i]))) {
         ++i;
     }
     if (i == 0) {
@@ -468,14 +473,15 @@ static int b64token_ok(const char *s, apr_size_t n)
     return i == n;
 }
 
-/* A refresh token is only ever sent back in a form body, but it is stored
- * and logged around: visible ASCII only (RFC 6749 VSCHAR without space). */
+/* A refresh token is only ever sent back, form-encoded, to the provider:
+ * RFC 6749's VSCHAR (%x20-7E, space included), nothing else, so no control
+ * character or NUL ever sits in a session record. */
 static int vchar_ok(const char *s, apr_size_t n)
 {
     apr_size_t i;
 
     for (i = 0; i < n; ++i) {
-        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e) {
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) {
             return 0;
         }
     }

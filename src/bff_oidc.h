@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: OpenID Connect and OAuth messages: provider metadata, authorization request, token
+ * responses and the token, revocation and end-session endpoints.
+ */
 #ifndef BFF_OIDC_H
 #define BFF_OIDC_H
 
@@ -87,7 +91,8 @@ apr_status_t bff_oidc_exchange_code(apr_pool_t *p, const bff_http_opts_t *http,
                                     const char *redirect_uri, bff_oidc_tokens_t **tokens,
                                     const char **err);
 
-/* grant_type=refresh_token (used by the relay issue). */
+/* grant_type=refresh_token: a new access token, perhaps with a rotated
+ * refresh token and a new ID token. */
 apr_status_t bff_oidc_refresh(apr_pool_t *p, const bff_http_opts_t *http,
                               const bff_oidc_meta_t *meta, const bff_oidc_client_t *client,
                               const char *refresh_token, bff_oidc_tokens_t **tokens,

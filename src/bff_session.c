@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the session record (flat binary encoding, sealed with the store key as AAD), the
+ * pending login sealed in a cookie, and session identifiers.
+ */
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,14 +21,14 @@
 #error "jansson's json_int_t must be long long to hold 64-bit times"
 #endif
 
-#define BFF_SESSION_FORMAT 1
-#define BFF_SESSION_ID_LEN 43 /* base64url of 32 bytes, unpadded */
+#define BFF_TXN_FORMAT     1    /* "v" of a pending login's JSON */
+#define BFF_SESSION_ID_LEN 43   /* base64url of 32 bytes, unpadded */
 
+/* The fields of a pending login, which travels as compact JSON (sessions
+ * have a flat binary layout, below). */
 typedef enum {
-    F_STR, /* const char *, NULL when absent */
-    F_INT, /* apr_int64_t >= 0 */
-    F_U64, /* apr_uint64_t that fits a JSON integer */
-    F_OBJ  /* const char * holding a JSON object as text, NULL when absent */
+    F_STR,      /* const char *, NULL when absent */
+    F_INT       /* apr_int64_t >= 0 */
 } field_kind_e;
 
 typedef struct {
@@ -62,7 +66,6 @@ static void free_dump(char *s)
 static apr_status_t encode_field(json_t *obj, const field_t *f, const void *base)
 {
     json_t *v = NULL;
-    json_error_t jerr;
 
     switch (f->kind) {
     case F_STR: {
@@ -76,31 +79,9 @@ static apr_status_t encode_field(json_t *obj, const field_t *f, const void *base
         }
         break;
     }
-    case F_OBJ: {
-        const char *s = *CFIELD(base, f, const char *);
-        if (!s) {
-            return f->required ? APR_EINVAL : APR_SUCCESS;
-        }
-        if (strlen(s) > BFF_SESSION_MAX_RECORD
-            || !(v = json_loads(s, JSON_REJECT_DUPLICATES, &jerr))) {
-            return APR_EINVAL;
-        }
-        if (!json_is_object(v)) {
-            json_decref(v);
-            return APR_EINVAL;
-        }
-        break;
-    }
     case F_INT: {
         apr_int64_t n = *CFIELD(base, f, apr_int64_t);
         if (n < 0 || !(v = json_integer((json_int_t)n))) {
-            return APR_EINVAL;
-        }
-        break;
-    }
-    case F_U64: {
-        apr_uint64_t n = *CFIELD(base, f, apr_uint64_t);
-        if (n > (apr_uint64_t)LLONG_MAX || !(v = json_integer((json_int_t)n))) {
             return APR_EINVAL;
         }
         break;
@@ -124,7 +105,8 @@ static apr_status_t encode(apr_pool_t *p, const field_t *fields, apr_size_t nfie
     if (!base) {
         return APR_EINVAL;
     }
-    if (!(obj = json_object()) || json_object_set_new(obj, "v", json_integer(BFF_SESSION_FORMAT))) {
+    if (!(obj = json_object())
+        || json_object_set_new(obj, "v", json_integer(BFF_TXN_FORMAT))) {
         rv = APR_ENOMEM;
         goto leave;
     }
@@ -171,26 +153,11 @@ static apr_status_t decode_field(apr_pool_t *p, json_t *obj, const field_t *f, v
         *FIELD(base, f, const char *) = apr_pstrmemdup(p, s, len);
         break;
     }
-    case F_OBJ: {
-        char *dump;
-        if (!json_is_object(v) || !(dump = json_dumps(v, JSON_COMPACT))) {
-            return APR_EINVAL;
-        }
-        *FIELD(base, f, const char *) = apr_pstrdup(p, dump);
-        free_dump(dump);
-        break;
-    }
     case F_INT:
         if (!json_is_integer(v) || json_integer_value(v) < 0) {
             return APR_EINVAL;
         }
         *FIELD(base, f, apr_int64_t) = (apr_int64_t)json_integer_value(v);
-        break;
-    case F_U64:
-        if (!json_is_integer(v) || json_integer_value(v) < 0) {
-            return APR_EINVAL;
-        }
-        *FIELD(base, f, apr_uint64_t) = (apr_uint64_t)json_integer_value(v);
         break;
     }
     return APR_SUCCESS;
@@ -215,7 +182,7 @@ static apr_status_t decode(apr_pool_t *p, const field_t *fields, apr_size_t nfie
         goto leave;
     }
     ver = json_object_get(obj, "v");
-    if (!json_is_integer(ver) || json_integer_value(ver) != BFF_SESSION_FORMAT) {
+    if (!json_is_integer(ver) || json_integer_value(ver) != BFF_TXN_FORMAT) {
         goto leave;
     }
     for (i = 0; i < nfields; ++i) {
@@ -461,22 +428,23 @@ apr_status_t bff_txn_decode(apr_pool_t *p, const char *in, apr_size_t len, bff_t
     return rv;
 }
 
-static apr_status_t seal_json(apr_pool_t *p, const bff_keyring_t *ring, const char *store_key,
-                              char *json, apr_size_t jlen, unsigned char **rec, apr_size_t *len)
+static apr_status_t seal_plain(apr_pool_t *p, const bff_keyring_t *ring, const char *store_key,
+                               char *plain, apr_size_t plen, unsigned char **rec,
+                               apr_size_t *len)
 {
     apr_status_t rv;
 
-    rv = bff_crypto_seal(p, ring, store_key, strlen(store_key), json, jlen, rec, len);
+    rv = bff_crypto_seal(p, ring, store_key, strlen(store_key), plain, plen, rec, len);
     /* The pool outlives this call; the plaintext should not. */
-    OPENSSL_cleanse(json, jlen);
+    OPENSSL_cleanse(plain, plen);
     return rv;
 }
 
 apr_status_t bff_session_seal(apr_pool_t *p, const bff_keyring_t *ring, const char *store_key,
                               const bff_session_t *s, unsigned char **rec, apr_size_t *len)
 {
-    char *json;
-    apr_size_t jlen;
+    char *plain;
+    apr_size_t plen;
     apr_status_t rv;
 
     *rec = NULL;
@@ -484,17 +452,17 @@ apr_status_t bff_session_seal(apr_pool_t *p, const bff_keyring_t *ring, const ch
     if (!store_key) {
         return APR_EINVAL;
     }
-    if (APR_SUCCESS != (rv = bff_session_encode(p, s, &json, &jlen))) {
+    if (APR_SUCCESS != (rv = bff_session_encode(p, s, &plain, &plen))) {
         return rv;
     }
-    return seal_json(p, ring, store_key, json, jlen, rec, len);
+    return seal_plain(p, ring, store_key, plain, plen, rec, len);
 }
 
 apr_status_t bff_txn_seal(apr_pool_t *p, const bff_keyring_t *ring, const char *store_key,
                           const bff_txn_t *t, unsigned char **rec, apr_size_t *len)
 {
-    char *json;
-    apr_size_t jlen;
+    char *plain;
+    apr_size_t plen;
     apr_status_t rv;
 
     *rec = NULL;
@@ -502,10 +470,10 @@ apr_status_t bff_txn_seal(apr_pool_t *p, const bff_keyring_t *ring, const char *
     if (!store_key) {
         return APR_EINVAL;
     }
-    if (APR_SUCCESS != (rv = bff_txn_encode(p, t, &json, &jlen))) {
+    if (APR_SUCCESS != (rv = bff_txn_encode(p, t, &plain, &plen))) {
         return rv;
     }
-    return seal_json(p, ring, store_key, json, jlen, rec, len);
+    return seal_plain(p, ring, store_key, plain, plen, rec, len);
 }
 
 apr_status_t bff_session_open(apr_pool_t *p, const bff_keyring_t *ring, const char *store_key,

@@ -1,4 +1,7 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the session record, the pending-login transaction, and session identifiers.
+ */
 #ifndef BFF_SESSION_H
 #define BFF_SESSION_H
 

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: backend-independent store code: locks with owner tokens over add, and the
+ * BFFSessionStore value parser.
+ */
 #include <string.h>
 
 #include <apr_lib.h>
@@ -130,14 +134,19 @@ static apr_status_t servers_parse(apr_pool_t *p, const char *list, bff_store_spe
 apr_status_t bff_store_lock(bff_store_t *st, apr_pool_t *p, const char *lock_key, apr_int64_t ttl,
                             const char **owner)
 {
+    return bff_store_lock_until(st, p, lock_key, bff_util_now() + ttl, owner);
+}
+
+apr_status_t bff_store_lock_until(bff_store_t *st, apr_pool_t *p, const char *lock_key,
+                                  apr_int64_t expires, const char **owner)
+{
     char *token = bff_util_random_token(p, LOCK_OWNER_BYTES);
     apr_status_t rv;
 
     if (!token) {
         return APR_EGENERAL;
     }
-    rv = bff_store_add(st, p, lock_key, (const unsigned char *)token, strlen(token),
-                       bff_util_now() + ttl);
+    rv = bff_store_add(st, p, lock_key, (const unsigned char *)token, strlen(token), expires);
     if (rv == APR_SUCCESS) {
         *owner = token;
     }

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the store interface every backend implements, store locks, and the BFFSessionStore
+ * value.
+ */
 #ifndef BFF_STORE_H
 #define BFF_STORE_H
 
@@ -7,7 +11,7 @@
 #include <apr_network_io.h>
 
 /* A session store is a table of functions, one implementation per backend
- * (shm now, memcache next). Keys are short printable strings (see
+ * (shm, memcache). Keys are short printable strings (see
  * bff_crypto_store_key); values are opaque sealed records. expires is an
  * absolute time in seconds since the epoch after which the entry is gone.
  *
@@ -60,6 +64,10 @@ apr_status_t bff_store_lock(bff_store_t *st, apr_pool_t *p, const char *lock_key
                             const char **owner);
 apr_status_t bff_store_unlock(bff_store_t *st, apr_pool_t *p, const char *lock_key,
                               const char *owner);
+/* bff_store_lock with an absolute expiry (seconds since the epoch), for
+ * callers that keep their own clock (bff_refresh). */
+apr_status_t bff_store_lock_until(bff_store_t *st, apr_pool_t *p, const char *lock_key,
+                                  apr_int64_t expires, const char **owner);
 
 /* Parsed BFFSessionStore value. */
 typedef enum { BFF_STORE_SHM = 0, BFF_STORE_MEMCACHE = 1 } bff_store_kind_e;

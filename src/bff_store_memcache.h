@@ -1,4 +1,7 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the memcached store backend, shared by several httpd nodes.
+ */
 #ifndef BFF_STORE_MEMCACHE_H
 #define BFF_STORE_MEMCACHE_H
 

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the shared-memory store backend: a bounded hash table with LRU eviction in one
+ * anonymous segment, guarded by one global mutex.
+ */
 #include <string.h>
 
 #include <apr_general.h>
@@ -90,6 +94,8 @@ typedef struct {
     apr_uint32_t entries_max;
     apr_uint32_t blocks_max;
     apr_uint32_t seed;
+    bff_store_shm_clock_fn *clock;  /* test aid: NULL = the real clock */
+    void *clock_baton;
 } shm_ctx_t;
 
 typedef enum { MODE_SET, MODE_ADD, MODE_REPLACE } set_mode_e;
@@ -112,8 +118,11 @@ static apr_uint32_t key_hash(const shm_ctx_t *c, const char *key, apr_size_t kle
     return (apr_uint32_t)(h ^ (h >> 32));
 }
 
-static apr_int64_t now_sec(void)
+static apr_int64_t now_sec(const shm_ctx_t *c)
 {
+    if (c->clock) {
+        return c->clock(c->clock_baton);
+    }
     return (apr_int64_t)apr_time_sec(apr_time_now());
 }
 
@@ -469,7 +478,7 @@ static apr_status_t shm_get(bff_store_t *st, apr_pool_t *p, const char *key, uns
     shm_ctx_t *c = st->ctx;
     apr_size_t klen, off, chunk;
     apr_uint32_t hash, idx, bidx, i;
-    apr_int64_t now = now_sec();
+    apr_int64_t now = now_sec(c);
     shm_entry_t *e;
     shm_block_t *b;
     unsigned char *buf;
@@ -594,7 +603,7 @@ static apr_status_t shm_put(bff_store_t *st, const char *key, const unsigned cha
     apr_size_t klen;
     apr_uint32_t hash, idx, nblocks, evicted = 0;
     apr_uint64_t burst = 0, used = 0;
-    apr_int64_t now = now_sec();
+    apr_int64_t now = now_sec(c);
     shm_entry_t *e;
     apr_status_t rv;
 
@@ -691,7 +700,7 @@ static apr_status_t shm_remove(bff_store_t *st, apr_pool_t *p, const char *key)
     rv = APR_NOTFOUND;
     if ((idx = find(c, key, klen, hash)) != NIL) {
         e = &c->entries[idx];
-        if (is_expired(e, now_sec())) {
+        if (is_expired(e, now_sec(c))) {
             c->h->expired++;
         }
         else {
@@ -974,4 +983,12 @@ apr_status_t bff_store_shm_damage(bff_store_t *st, const char *key, bff_store_sh
     }
     apr_global_mutex_unlock(c->mutex);
     return rv;
+}
+
+void bff_store_shm_set_clock(bff_store_t *st, bff_store_shm_clock_fn *clock, void *baton)
+{
+    shm_ctx_t *c = st->ctx;
+
+    c->clock = clock;
+    c->clock_baton = baton;
 }

@@ -1,4 +1,7 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: the shared-memory store backend.
+ */
 #ifndef BFF_STORE_SHM_H
 #define BFF_STORE_SHM_H
 
@@ -48,5 +51,11 @@ apr_status_t bff_store_shm_damage(bff_store_t *st, const char *key, bff_store_sh
 /* Test aid only: the 32-bit hash the table files key under (seeded per
  * segment), so a test can build keys whose hashes collide. */
 apr_uint32_t bff_store_shm_key_hash(bff_store_t *st, const char *key);
+
+/* Test aid only: read the time (seconds since the epoch) that decides
+ * expiry from clock instead of the system clock, in this process, so that a
+ * test drives TTLs with a fake clock. NULL restores the system clock. */
+typedef apr_int64_t bff_store_shm_clock_fn(void *baton);
+void bff_store_shm_set_clock(bff_store_t *st, bff_store_shm_clock_fn *clock, void *baton);
 
 #endif /* BFF_STORE_SHM_H */

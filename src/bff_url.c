@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: URL checks and parsing: return targets (open-redirect defence), query strings, absolute
+ * URLs, loopback hosts.
+ */
 #include <string.h>
 #include <strings.h>
 

@@ -1,4 +1,7 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: URL checks and parsing: return targets, query strings, absolute URLs.
+ */
 #ifndef BFF_URL_H
 #define BFF_URL_H
 

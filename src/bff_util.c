@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: small primitives: CSPRNG, base64(url), hex, constant-time comparison, SHA-256, URL
+ * encoding, secrets from files, durations and sizes.
+ */
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>

@@ -1,4 +1,7 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Core: small primitives shared by the core and the glue.
+ */
 #ifndef BFF_UTIL_H
 #define BFF_UTIL_H
 

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: the module's declaration for the glue files (bff_module, the per-module log index) and
+ * the handler name of SetHandler bff.
+ */
 #ifndef MOD_BFF_H
 #define MOD_BFF_H
 

@@ -1,4 +1,9 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: per-server and per-directory configuration: create and merge, one handler per
+ * directive, the defaults and cross-directive checks applied after the merge, and the start-up
+ * warnings.
+ */
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_file_info.h>
@@ -29,7 +34,6 @@ void *bff_config_create_server(apr_pool_t *p, server_rec *s)
     sc->idle_timeout = -1;
     sc->max_lifetime = -1;
     sc->refresh_before = -1;
-    sc->server = s;
     return sc;
 }
 
@@ -60,7 +64,6 @@ void *bff_config_merge_server(apr_pool_t *p, void *basev, void *addv)
     sc->post_logout_uri = MERGE_PTR(post_logout_uri);
     sc->trusted_aud = MERGE_PTR(trusted_aud);
     sc->pass_cookie_at = add->pass_cookie_at;
-    sc->server = add->server;
     return sc;
 }
 
@@ -637,7 +640,6 @@ const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc
     if (sc->refresh_before == -1) {
         sc->refresh_before = BFF_DEFAULT_REFRESH_BEFORE;
     }
-    sc->server = s;
     sc->client.client_id = sc->client_id;
     sc->client.client_secret = sc->client_secret;
     sc->client.auth = (bff_client_auth_e)sc->client_auth;

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: directive names and defaults, the per-server and per-directory configuration structs,
+ * their getters, and the directive handlers' prototypes.
+ */
 #ifndef MOD_BFF_CONFIG_H
 #define MOD_BFF_CONFIG_H
 
@@ -82,9 +86,8 @@ typedef struct {
                                          * in this server's own config (not merged) */
 
     /* Runtime, set up in post_config. */
-    server_rec *server;
-    const char *txn_cookie_name;   /* "<cookie>-tx": the binder of earlier releases */
-    const char *txn_cookie_prefix; /* "<cookie>-tx.": pending-login cookies */
+    const char *txn_cookie_name;        /* "<cookie>-tx": the binder of earlier releases */
+    const char *txn_cookie_prefix;      /* "<cookie>-tx.": pending-login cookies */
     bff_keyring_t *keyring;
     bff_store_t *store;
     struct bff_provider_t *provider;

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: the SetHandler bff endpoints: dispatch by the last path segment and method, the login,
+ * callback and user flows, and the shared response helpers.
+ */
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <jansson.h>
@@ -599,7 +603,10 @@ static int handle_user(request_rec *r, bff_srv_conf_t *sc)
         return bff_respond_json_error(r, HTTP_SERVICE_UNAVAILABLE, "store_unavailable",
                                       "The session store is not available; try again.");
     }
-    bff_glue_session_touch(r, sc, rs);
+    if (bff_glue_session_touch(r, sc, rs) == APR_NOTFOUND) {
+        return bff_respond_json_error(r, HTTP_UNAUTHORIZED, "unauthenticated",
+                                      "There is no valid session; sign in first.");
+    }
     now = bff_util_now();
     idle_left = rs->s->last_access + sc->idle_timeout - now;
     claims = json_loads(rs->s->claims ? rs->s->claims : "{}", 0, NULL);

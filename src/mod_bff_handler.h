@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: the SetHandler bff endpoints' entry point and the small error answers (JSON for API
+ * calls, a page for navigations) that every flow uses.
+ */
 #ifndef MOD_BFF_HANDLER_H
 #define MOD_BFF_HANDLER_H
 

@@ -1,4 +1,9 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: logout (sid check, refresh-token revocation, session removal, end-session redirect) and
+ * back-channel logout (logout token, jti replay marker, ending the sessions listed under a sid
+ * or sub).
+ */
 #include <apr_strings.h>
 #include <jansson.h>
 
@@ -25,6 +30,9 @@
 #define LOGOUT_TOKEN_MAX_AGE 300
 #define LOGOUT_TOKEN_LEEWAY 60
 #define FORM_MAX (64 * 1024)
+#define LOGOUT_LOCK_TTL 30          /* a reload, a remove and an unlock */
+#define LOGOUT_LOCK_WAIT_MS 12000   /* as long as refresh waiters wait */
+#define LOGOUT_LOCK_POLL_MS 50
 
 static int redirect_to(request_rec *r, const char *url)
 {
@@ -69,12 +77,44 @@ static void revoke_refresh_token(request_rec *r, bff_srv_conf_t *sc, const bff_p
     }
 }
 
+/* End the session for good and return the refresh token to revoke. A
+ * refresh in flight holds the session lock: wait for it (bounded), so the
+ * record read under the lock holds the token that refresh got, not the one
+ * it consumed. Without the lock (the wait ran out) the record is removed
+ * all the same, and a refresh that writes afterwards finds it gone and
+ * revokes what it got itself (BFF01420). */
+static const char *end_for_good(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
+{
+    apr_time_t deadline = apr_time_now() + apr_time_from_msec(LOGOUT_LOCK_WAIT_MS);
+    const char *rt = rs->s->refresh_token;
+    bff_session_t *fresh;
+    apr_status_t rv;
+
+    while (APR_EEXIST == (rv = bff_glue_lock(r, sc, rs->handle, LOGOUT_LOCK_TTL))
+           && apr_time_now() < deadline) {
+        apr_sleep(apr_time_from_msec(LOGOUT_LOCK_POLL_MS));
+    }
+    if (APR_SUCCESS == bff_glue_session_reload(r, sc, rs, &fresh)) {
+        rt = fresh->refresh_token;
+    }
+    bff_glue_session_remove(r, sc, rs->id);
+    if (rv == APR_SUCCESS) {
+        bff_glue_unlock(r, sc, rs->handle);
+    }
+    else {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, "BFF01541: logout went ahead without "
+                      "the session lock (a refresh held it too long)");
+    }
+    bff_glue_session_forget(r);
+    return rt;
+}
+
 int bff_logout_handle(request_rec *r, bff_srv_conf_t *sc)
 {
     apr_table_t *q = NULL;
     bff_req_session_t *rs = NULL;
     bff_provider_view_t pv;
-    const char *sid, *url = NULL;
+    const char *sid, *url = NULL, *rt;
     apr_status_t rv;
 
     if (r->args && APR_SUCCESS != bff_url_parse_query(r->pool, r->args, &q)) {
@@ -104,15 +144,14 @@ int bff_logout_handle(request_rec *r, bff_srv_conf_t *sc)
         return bff_respond_page(r, HTTP_BAD_REQUEST, "Sign-out link not valid",
                                 "Use the sign-out button of the application.");
     }
+    /* Removed first, under every key of the ring: the session is over
+     * before the provider is asked to revoke anything. */
+    rt = end_for_good(r, sc, rs);
     if (APR_SUCCESS == bff_provider_get(sc->provider, r, &pv)) {
-        revoke_refresh_token(r, sc, &pv, rs->s->refresh_token);
+        revoke_refresh_token(r, sc, &pv, rt);
         url = bff_oidc_end_session_url(r->pool, pv.meta, rs->s->id_token, sc->client_id,
                                        sc->post_logout_uri);
     }
-    /* Under every key of the ring, and without the session lock: a refresh
-     * in flight cannot write the record back (its write is a replace). */
-    bff_glue_session_remove(r, sc, rs->id);
-    bff_glue_session_forget(r);
     expire_cookie(r, sc);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01503: logout of sub %s",
                   ap_escape_logitem(r->pool, rs->s->sub));

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: the logout endpoint (front channel, from the SPA) and the back-channel logout endpoint
+ * (from the provider).
+ */
 #ifndef MOD_BFF_LOGOUT_H
 #define MOD_BFF_LOGOUT_H
 

@@ -1,4 +1,9 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: the per-child provider cache: snapshots of metadata and keys held by requests until
+ * their pool ends, the hourly refetch by one thread, the back-off after a failure, and the
+ * unknown-kid JWKS refetch.
+ */
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: the per-child cache of the provider's discovery metadata and JWKS, handed to requests
+ * as immutable views.
+ */
 #ifndef MOD_BFF_PROVIDER_H
 #define MOD_BFF_PROVIDER_H
 

@@ -1,4 +1,9 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: the relay: in BFFTokenRelay locations the session, CSRF and refresh checks and the
+ * bearer header; elsewhere mod_bff's cookies kept from proxied requests and a relayed token
+ * kept from internal redirects and subrequests.
+ */
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <jansson.h>
@@ -18,8 +23,8 @@
 #include "mod_bff_session.h"
 #include "bff_cookie.h"
 #include "bff_idtoken.h"
-#include "bff_ns.h"
 #include "bff_oidc.h"
+#include "bff_refresh.h"
 #include "bff_util.h"
 
 /* The refresh lock must outlive the longest refresh, or a second one would
@@ -32,9 +37,6 @@
  * session store calls (each at most one memcache timeout, 0.5 s, twice).
  * The TTL is 6T, a 20 s margin; it only matters when the holder crashed. */
 #define REFRESH_LOCK_TTL (6 * BFF_PROVIDER_HTTP_TIMEOUT_S)
-#define REFRESH_WAIT_MS 12000 /* waiters give up after this */
-#define REFRESH_POLL_MS 50
-#define REFRESH_FAIL_TTL 5 /* a failed refresh is not retried for this long */
 
 static int is_websocket(request_rec *r)
 {
@@ -85,287 +87,218 @@ const char *bff_glue_csrf_check(request_rec *r, bff_srv_conf_t *sc, const bff_di
 
 /* ---- refresh ------------------------------------------------------- */
 
-static int needs_refresh(bff_srv_conf_t *sc, const bff_session_t *s, apr_int64_t now)
-{
-    apr_int64_t window = sc->refresh_before;
-
-    /* Tokens that live shorter than twice the window would be refreshed on
-     * every request: refresh those at half their lifetime instead. */
-    if (s->at_issued && s->at_expires > s->at_issued
-        && (s->at_expires - s->at_issued) / 2 < window) {
-        window = (s->at_expires - s->at_issued) / 2;
-    }
-    return s->at_expires && now + window >= s->at_expires;
-}
+/* The protocol is in the core (bff_refresh.c); this binds it to the request:
+ * the session operations on the request's session, the provider's token
+ * endpoint, the request's log, and the outcome's answer. */
 
 static int relay_error(request_rec *r, int status, const char *error, const char *msg)
 {
     return bff_respond_json_error(r, status, error, msg);
 }
 
-static void end_session(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
+/* One refresh's bindings. */
+typedef struct {
+    request_rec *r;
+    bff_srv_conf_t *sc;
+    bff_req_session_t *rs;
+    bff_provider_view_t pv;
+    int have_pv;
+} refresh_ctx_t;
+
+static apr_status_t ops_reload(void *baton, apr_pool_t *p, bff_session_t **fresh)
 {
+    refresh_ctx_t *c = baton;
+
+    return bff_glue_session_reload(c->r, c->sc, c->rs, fresh);
+}
+
+static apr_status_t ops_save(void *baton, apr_pool_t *p, bff_session_t *s)
+{
+    refresh_ctx_t *c = baton;
+
+    c->rs->s = s;
+    return bff_glue_session_save(c->r, c->sc, c->rs, 0);
+}
+
+static void ops_end(void *baton, apr_pool_t *p)
+{
+    refresh_ctx_t *c = baton;
+
     /* Under every key of the ring, as a logout does. */
-    bff_glue_session_remove(r, sc, rs->id);
-    bff_glue_session_forget(r);
+    bff_glue_session_remove(c->r, c->sc, c->rs->id);
 }
 
-/* A refresh that failed at the provider leaves its answer in the store for
- * a few seconds: the requests that waited for it, and the next ones, answer
- * the same instead of each trying a provider that is down again. */
-static const char *fail_key(request_rec *r, bff_srv_conf_t *sc, const char *handle)
+static apr_status_t ep_prepare(void *baton, apr_pool_t *p)
 {
-    return bff_ns_key(r->pool, sc->keyring, BFF_NS_REFRESH_FAIL, 0, sc->site, handle);
+    refresh_ctx_t *c = baton;
+    apr_status_t rv = bff_provider_get(c->sc->provider, c->r, &c->pv);
+
+    c->have_pv = rv == APR_SUCCESS;
+    return rv;
 }
 
-static void fail_mark(request_rec *r, bff_srv_conf_t *sc, const char *key, int status)
+static const char *ep_where(void *baton)
 {
-    const char *v = apr_itoa(r->pool, status);
+    refresh_ctx_t *c = baton;
 
-    /* add, not set: later failures must not stretch the window, or several
-     * processes failing in turn would keep a recovered provider unused. */
-    bff_store_add(sc->store, r->pool, fail_key(r, sc, key), (const unsigned char *)v, strlen(v),
-                  bff_util_now() + REFRESH_FAIL_TTL);
+    return c->have_pv ? c->pv.meta->token_endpoint : "the token endpoint";
 }
 
-static int fail_status(request_rec *r, bff_srv_conf_t *sc, const char *key)
+/* The refreshed ID token, if any, must name the session's user. */
+static apr_status_t verify_id_token(refresh_ctx_t *c, const bff_session_t *s,
+                                    const bff_oidc_tokens_t *tok, bff_refresh_grant_t *g)
 {
-    unsigned char *v;
-    apr_size_t len;
-    int status;
+    request_rec *r = c->r;
+    bff_srv_conf_t *sc = c->sc;
+    bff_provider_view_t *pv = &c->pv;
+    bff_idtoken_expect_t ex;
+    json_t *claims = NULL;
+    const char *err = NULL;
+    apr_status_t rv;
+    char *txt;
 
-    if (APR_SUCCESS != bff_store_get(sc->store, r->pool, fail_key(r, sc, key), &v, &len) || len == 0
-        || len > 3) {
-        return 0;
+    memset(&ex, 0, sizeof(ex));
+    ex.issuer = sc->issuer;
+    ex.client_id = sc->client_id;
+    ex.trusted_audiences = sc->trusted_audiences;
+    ex.now = bff_util_now();
+    ex.leeway = 60;
+    ex.max_age = 600;
+    rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks,
+                                      pv->meta->id_token_algs, &ex, s->sub, &claims, &err);
+    if (rv == APR_NOTFOUND
+        && APR_SUCCESS == bff_provider_refresh_jwks(sc->provider, r, pv)) {
+        rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks,
+                                          pv->meta->id_token_algs, &ex, s->sub, &claims,
+                                          &err);
     }
-    status = atoi(apr_pstrmemdup(r->pool, (const char *)v, len));
-    return status == HTTP_BAD_GATEWAY || status == HTTP_GATEWAY_TIME_OUT ? status : 0;
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF01401: refreshed ID token "
+                      "rejected: %s", err ? err : "invalid");
+        return APR_EGENERAL;
+    }
+    g->id_token = tok->id_token;
+    txt = json_dumps(claims, JSON_COMPACT);
+    if (txt) {
+        g->claims = apr_pstrdup(r->pool, txt);
+        free(txt);
+    }
+    return APR_SUCCESS;
 }
 
-/* Apply a token response to the session (we hold its lock). */
-static apr_status_t apply_tokens(request_rec *r, bff_srv_conf_t *sc, bff_provider_view_t *pv,
-                                 bff_session_t *s, const bff_oidc_tokens_t *tok)
+static apr_status_t ep_call(void *baton, apr_pool_t *p, const bff_session_t *s,
+                            bff_refresh_grant_t *g, const char **err)
 {
-    apr_int64_t now = bff_util_now();
+    refresh_ctx_t *c = baton;
+    bff_oidc_tokens_t *tok = NULL;
+    apr_status_t rv;
 
-    if (tok->id_token) {
-        bff_idtoken_expect_t ex;
-        json_t *claims = NULL;
-        const char *err = NULL;
-        apr_status_t rv;
-        char *txt;
-
-        memset(&ex, 0, sizeof(ex));
-        ex.issuer = sc->issuer;
-        ex.client_id = sc->client_id;
-        ex.trusted_audiences = sc->trusted_audiences;
-        ex.now = now;
-        ex.leeway = 60;
-        ex.max_age = 600;
-        rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks, pv->meta->id_token_algs,
-                                          &ex, s->sub, &claims, &err);
-        if (rv == APR_NOTFOUND && APR_SUCCESS == bff_provider_refresh_jwks(sc->provider, r, pv)) {
-            rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks,
-                                              pv->meta->id_token_algs, &ex, s->sub, &claims, &err);
-        }
-        if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                          "BFF01401: refreshed ID token "
-                          "rejected: %s",
-                          err ? err : "invalid");
-            return APR_EGENERAL;
-        }
-        s->id_token = tok->id_token;
-        txt = json_dumps(claims, JSON_COMPACT);
-        if (txt) {
-            s->claims = apr_pstrdup(r->pool, txt);
-            free(txt);
-        }
+    rv = bff_oidc_refresh(c->r->pool, bff_provider_http(c->sc->provider), c->pv.meta,
+                          &c->sc->client, s->refresh_token, &tok, err);
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
-    s->access_token = tok->access_token;
-    s->token_type = tok->token_type;
-    if (tok->refresh_token) {
-        /* Rotation: the old refresh token is dropped in the same write. */
-        s->refresh_token = tok->refresh_token;
+    if (tok->error) {
+        g->result = strcmp(tok->error, "invalid_grant") ? BFF_GRANT_REFUSED : BFF_GRANT_INVALID;
+        g->error = tok->error;
+        return APR_SUCCESS;
     }
-    s->at_expires = tok->expires_in > 0 ? now + tok->expires_in : 0;
-    s->at_issued = now;
-    s->last_access = now;
+    if (tok->id_token && APR_SUCCESS != verify_id_token(c, s, tok, g)) {
+        g->result = BFF_GRANT_REJECTED;
+        return APR_SUCCESS;
+    }
+    g->result = BFF_GRANT_ISSUED;
+    g->access_token = tok->access_token;
+    g->token_type = tok->token_type;
+    g->refresh_token = tok->refresh_token;
+    g->expires_in = tok->expires_in;
     return APR_SUCCESS;
 }
 
 /* A refresh token issued to a session that a logout ended meanwhile: the
  * logout revoked its predecessor; this one must not stay valid unused. */
-static void revoke_unused(request_rec *r, bff_srv_conf_t *sc, const bff_provider_view_t *pv,
-                          const char *rt)
+static void ep_revoke(void *baton, apr_pool_t *p, const char *rt)
 {
+    refresh_ctx_t *c = baton;
+    const bff_provider_view_t *pv = &c->pv;
     const char *err = NULL;
     apr_status_t rv;
 
     if (!rt || !pv->meta->revocation_endpoint) {
         return;
     }
-    rv = bff_oidc_revoke(r->pool, bff_provider_http(sc->provider), pv->meta, &sc->client, rt,
-                         "refresh_token", &err);
+    rv = bff_oidc_revoke(c->r->pool, bff_provider_http(c->sc->provider), pv->meta,
+                         &c->sc->client, rt, "refresh_token", &err);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r,
-                      "BFF01420: revoking the refresh token "
-                      "issued to a session that ended meanwhile at %s failed: %s",
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, c->r, "BFF01420: revoking the refresh "
+                      "token issued to a session that ended meanwhile at %s failed: %s",
                       pv->meta->revocation_endpoint, err ? err : "error");
     }
 }
 
-/* We hold the lock: call the token endpoint and store the result. */
-static int refresh_locked(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
+/* The core's log lines for this refresh go to the request's log. */
+static void refresh_log(void *baton, const char *file, int line, int level, apr_status_t rv,
+                        const char *msg)
 {
-    bff_provider_view_t pv;
-    bff_oidc_tokens_t *tok = NULL;
-    bff_session_t *fresh = NULL;
-    const char *err = NULL;
-    apr_int64_t now = bff_util_now();
-    apr_status_t rv;
-    int status;
-
-    rv = bff_glue_session_reload(r, sc, rs, &fresh);
-    if (rv == APR_NOTFOUND) {
-        bff_glue_session_forget(r);
-        return HTTP_UNAUTHORIZED;
-    }
-    if (rv != APR_SUCCESS) {
-        return HTTP_SERVICE_UNAVAILABLE;
-    }
-    rs->s = fresh;
-    if (!needs_refresh(sc, fresh, now)) {
-        return OK; /* another request refreshed it meanwhile */
-    }
-    if (!fresh->refresh_token) {
-        if (now < fresh->at_expires) {
-            return OK;
-        }
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "BFF01402: access token expired and "
-                      "there is no refresh token: session ended");
-        end_session(r, sc, rs);
-        return HTTP_UNAUTHORIZED;
-    }
-    if (APR_SUCCESS != (rv = bff_provider_get(sc->provider, r, &pv))) {
-        status = rv == APR_TIMEUP ? HTTP_GATEWAY_TIME_OUT : HTTP_BAD_GATEWAY;
-        if (rv != APR_EAGAIN) {
-            /* EAGAIN: this child's own back-off after a failed fetch, not news. */
-            fail_mark(r, sc, rs->handle, status);
-        }
-        return now < fresh->at_expires ? OK : status;
-    }
-    if (now >= fresh->at_expires && (status = fail_status(r, sc, rs->handle))) {
-        return status;
-    }
-    rv = bff_oidc_refresh(r->pool, bff_provider_http(sc->provider), pv.meta, &sc->client,
-                          fresh->refresh_token, &tok, &err);
-    if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, now < fresh->at_expires ? APLOG_WARNING : APLOG_ERR, rv, r,
-                      "BFF01403: token refresh at %s failed: %s%s", pv.meta->token_endpoint,
-                      err ? err : "error",
-                      now < fresh->at_expires ? "; the current access token is still used" : "");
-        status = rv == APR_TIMEUP ? HTTP_GATEWAY_TIME_OUT : HTTP_BAD_GATEWAY;
-        fail_mark(r, sc, rs->handle, status);
-        return now < fresh->at_expires ? OK : status;
-    }
-    if (tok->error) {
-        if (!strcmp(tok->error, "invalid_grant")) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                          "BFF01404: the provider refused the "
-                          "refresh token (invalid_grant): session ended");
-            end_session(r, sc, rs);
-            return HTTP_UNAUTHORIZED;
-        }
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF01405: token refresh refused: %s",
-                      tok->error);
-        fail_mark(r, sc, rs->handle, HTTP_BAD_GATEWAY);
-        return now < fresh->at_expires ? OK : HTTP_BAD_GATEWAY;
-    }
-    if (APR_SUCCESS != apply_tokens(r, sc, &pv, fresh, tok)) {
-        end_session(r, sc, rs);
-        return HTTP_UNAUTHORIZED;
-    }
-    rv = bff_glue_session_save(r, sc, rs, 0);
-    if (rv == APR_NOTFOUND) {
-        /* A logout ended the session while the provider answered: it stays
-         * ended, and the tokens just issued are not used. */
-        revoke_unused(r, sc, &pv, tok->refresh_token);
-        bff_glue_session_forget(r);
-        return HTTP_UNAUTHORIZED;
-    }
-    if (rv != APR_SUCCESS) {
-        return HTTP_SERVICE_UNAVAILABLE;
-    }
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF01406: access token refreshed");
-    return OK;
+    ap_log_rerror(file, line, APLOG_MODULE_INDEX, level, rv, (request_rec *)baton, "%s", msg);
 }
 
-/* Someone else is refreshing: wait (bounded) for their result. */
-static int refresh_wait(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs,
-                        apr_time_t deadline)
+/* The HTTP status each outcome answers with (relay_status_answer() turns
+ * it into the JSON error); OK: relay with rs->s. */
+static int refresh_status(bff_refresh_outcome_e o)
 {
-    apr_uint64_t rev = rs->s->rev;
-    bff_session_t *fresh;
-    apr_status_t rv;
-    int status;
-
-    while (apr_time_now() < deadline) {
-        apr_sleep(apr_time_from_msec(REFRESH_POLL_MS));
-        rv = bff_glue_session_reload(r, sc, rs, &fresh);
-        if (rv == APR_NOTFOUND) {
-            bff_glue_session_forget(r);
-            return HTTP_UNAUTHORIZED;
-        }
-        if (rv != APR_SUCCESS) {
-            return HTTP_SERVICE_UNAVAILABLE;
-        }
-        if (fresh->rev != rev) {
-            rs->s = fresh;
-            if (!needs_refresh(sc, fresh, bff_util_now())) {
-                return OK;
-            }
-            rev = fresh->rev;
-        }
-        if (!bff_glue_is_locked(r, sc, rs->handle)) {
-            /* The refresher gave up: take its answer rather than trying a
-             * provider that just failed once more. */
-            if (bff_util_now() < rs->s->at_expires) {
-                return OK;
-            }
-            status = fail_status(r, sc, rs->handle);
-            return status ? status : DECLINED;
-        }
+    switch (o) {
+    case BFF_REFRESH_NOT_NEEDED:
+    case BFF_REFRESH_REFRESHED:
+    case BFF_REFRESH_WAITED:
+    case BFF_REFRESH_STILL_VALID:
+        return OK;
+    case BFF_REFRESH_GRANT_REVOKED:
+    case BFF_REFRESH_NO_REFRESH_TOKEN:
+    case BFF_REFRESH_REJECTED:
+    case BFF_REFRESH_SESSION_GONE:
+        return HTTP_UNAUTHORIZED;
+    case BFF_REFRESH_PROVIDER_TIMEOUT:
+    case BFF_REFRESH_WAIT_TIMEOUT:
+        return HTTP_GATEWAY_TIME_OUT;
+    case BFF_REFRESH_STORE_DOWN:
+        return HTTP_SERVICE_UNAVAILABLE;
+    case BFF_REFRESH_PROVIDER_DOWN:
+    default:
+        return HTTP_BAD_GATEWAY;
     }
-    return bff_util_now() < rs->s->at_expires ? OK : HTTP_GATEWAY_TIME_OUT;
 }
 
 int bff_glue_refresh(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
 {
-    apr_time_t deadline = apr_time_now() + apr_time_from_msec(REFRESH_WAIT_MS);
-    const char *key = rs->handle; /* the same lock on every node, whatever its ring */
-    apr_status_t rv;
-    int status, attempt;
+    refresh_ctx_t c;
+    bff_refresh_session_ops_t ops = { ops_reload, ops_save, ops_end, &c };
+    bff_refresh_endpoint_t ep = { ep_prepare, ep_call, ep_revoke, ep_where, &c };
+    bff_refresh_t rf;
+    bff_refresh_outcome_e outcome;
+    bff_session_t *s = rs->s;
 
-    /* A second attempt only when the lock holder vanished without a word
-     * (a crashed child): the wait is bounded from the start either way. */
-    for (attempt = 0; attempt < 2; ++attempt) {
-        rv = bff_glue_lock(r, sc, key, REFRESH_LOCK_TTL);
-        if (rv == APR_SUCCESS) {
-            status = refresh_locked(r, sc, rs);
-            bff_glue_unlock(r, sc, key);
-            return status;
-        }
-        if (rv != APR_EEXIST) {
-            return HTTP_SERVICE_UNAVAILABLE;
-        }
-        status = refresh_wait(r, sc, rs, deadline);
-        if (status != DECLINED) {
-            return status;
-        }
+    memset(&c, 0, sizeof(c));
+    c.r = r;
+    c.sc = sc;
+    c.rs = rs;
+    memset(&rf, 0, sizeof(rf));
+    rf.store = sc->store;
+    rf.ring = sc->keyring;
+    rf.site = sc->site;
+    rf.refresh_before = sc->refresh_before;
+    rf.lock_ttl = REFRESH_LOCK_TTL;
+    rf.session = &ops;
+    rf.endpoint = &ep;
+    rf.log = refresh_log;
+    rf.log_baton = r;
+    (void)bff_refresh_run(&rf, r->pool, rs->handle, &s, &outcome);
+    rs->s = s;
+    if (refresh_status(outcome) == HTTP_UNAUTHORIZED) {
+        /* The session ended (here or by a logout): forget this request's view. */
+        bff_glue_session_forget(r);
     }
-    return bff_util_now() < rs->s->at_expires ? OK : HTTP_BAD_GATEWAY;
+    return refresh_status(outcome);
 }
 
 /* ---- relay --------------------------------------------------------- */
@@ -520,14 +453,14 @@ int bff_relay_handler(request_rec *r)
                                         "must come from this site and carry the header %s: %s.",
                                         bff_dir_csrf_header(dc), bff_dir_csrf_value(dc)));
     }
-    if (needs_refresh(sc, rs->s, bff_util_now())) {
+    if (bff_refresh_needed(sc->refresh_before, rs->s, bff_util_now())) {
         status = bff_glue_refresh(r, sc, rs);
         if (status != OK) {
             return relay_status_answer(r, status);
         }
     }
-    else {
-        bff_glue_session_touch(r, sc, rs);
+    else if (bff_glue_session_touch(r, sc, rs) == APR_NOTFOUND) {
+        return relay_status_answer(r, HTTP_UNAUTHORIZED);
     }
     if (!rs->s->access_token) {
         return relay_status_answer(r, HTTP_UNAUTHORIZED);

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: the handler hook that runs before mod_proxy's, the CSRF check every session request
+ * passes, and the token refresh it triggers.
+ */
 #ifndef MOD_BFF_RELAY_H
 #define MOD_BFF_RELAY_H
 

@@ -1,4 +1,9 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: sessions as a request sees them: the request and keep-alive connection caches, finding
+ * a record across the key ring, saving with store-key migration, the idle slide, store locks
+ * with owner tokens, and the sid/sub indexes.
+ */
 #include <apr_strings.h>
 
 #include <httpd.h>
@@ -244,7 +249,10 @@ apr_status_t bff_glue_session_load(request_rec *r, bff_srv_conf_t *sc, bff_req_s
     req_cache_t *c = req_cache(r);
 
     if (!c->loaded) {
-        c->rv = load_uncached(r, sc, &c->rs);
+        /* Against the main request, whose pool holds the cache: a
+         * subrequest that loads first may end (and free its pool) before
+         * the requests that reuse the view. */
+        c->rv = load_uncached(main_req(r), sc, &c->rs);
         c->loaded = 1;
     }
     *out = c->rs;
@@ -289,8 +297,11 @@ apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_s
     unsigned char *rec;
     apr_size_t len;
     apr_status_t rv;
-
     const char *old_key = NULL;
+
+    /* rs is cached in the main request (see bff_glue_session_load):
+     * what it points to must live as long. */
+    r = main_req(r);
 
     rs->s->rev++;
     if (!rs->handle && !(rs->handle = bff_ns_handle(r->pool, sc->site, rs->id))) {
@@ -344,26 +355,35 @@ static apr_int64_t touch_interval(const bff_srv_conf_t *sc)
     return t < 1 ? 1 : t > TOUCH_MAX ? TOUCH_MAX : t;
 }
 
-void bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
+apr_status_t bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
 {
     apr_int64_t now = bff_util_now();
     const char *key = rs->handle; /* locks are per session, whatever the ring */
     bff_session_t *fresh;
+    apr_status_t rv;
 
     if (now - rs->s->last_access < touch_interval(sc) && rs->key_index == 0
         && rs->store_key_index == 0) {
-        return;
+        return APR_SUCCESS;
     }
     /* Whoever holds the lock is writing this session anyway. */
     if (APR_SUCCESS != bff_glue_lock(r, sc, key, LOCK_TTL)) {
-        return;
+        return APR_SUCCESS;
     }
-    if (APR_SUCCESS == bff_glue_session_reload(r, sc, rs, &fresh)) {
+    rv = bff_glue_session_reload(r, sc, rs, &fresh);
+    if (rv == APR_SUCCESS) {
         rs->s = fresh;
         rs->s->last_access = now;
-        (void)bff_glue_session_save(r, sc, rs, 0);
+        rv = bff_glue_session_save(r, sc, rs, 0);
     }
     bff_glue_unlock(r, sc, key);
+    /* A logout (or the expiry) that came first wins: this request must not
+     * go on with the session it loaded before. */
+    if (rv == APR_NOTFOUND) {
+        bff_glue_session_forget(r);
+        return APR_NOTFOUND;
+    }
+    return APR_SUCCESS;
 }
 
 /* key: a session handle or an index key, both already bound to the site. */
@@ -407,14 +427,6 @@ void bff_glue_unlock(request_rec *r, bff_srv_conf_t *sc, const char *key)
     apr_table_unset(c->locks, lk);
 }
 
-int bff_glue_is_locked(request_rec *r, bff_srv_conf_t *sc, const char *key)
-{
-    unsigned char *v;
-    apr_size_t len;
-
-    return bff_store_get(sc->store, r->pool, lock_key(r, sc, key), &v, &len) != APR_NOTFOUND;
-}
-
 apr_status_t bff_glue_session_reload(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs,
                                      bff_session_t **fresh)
 {
@@ -422,6 +434,9 @@ apr_status_t bff_glue_session_reload(request_rec *r, bff_srv_conf_t *sc, bff_req
     apr_size_t len;
     apr_status_t rv;
 
+    /* rs is cached in the main request (see bff_glue_session_load):
+     * what it points to must live as long. */
+    r = main_req(r);
     /* Under every key of the ring, the current one first: another request
      * (a refresh, the idle slide) may have moved the record after a key
      * rotation since this one found it. */

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: a request's view of its session (bff_req_session_t) and the session operations the
+ * flows use: load, save, touch, remove, locks and back-channel logout indexes.
+ */
 #ifndef MOD_BFF_SESSION_H
 #define MOD_BFF_SESSION_H
 
@@ -33,7 +37,8 @@ apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_s
 
 /* Slide the idle timeout: write when the last write is a tenth of the idle
  * timeout old (1 s to 1 minute), so a session ends at most that much early. */
-void bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs);
+apr_status_t bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc,
+                                    bff_req_session_t *rs);
 
 /* Log level for "store unavailable": error at most once per 10 s per child,
  * debug otherwise, so an outage does not flood the log (the store backend
@@ -51,7 +56,6 @@ apr_status_t bff_glue_session_remove(request_rec *r, bff_srv_conf_t *sc, const c
  * lock, so a writer never overwrites tokens it did not see. */
 apr_status_t bff_glue_lock(request_rec *r, bff_srv_conf_t *sc, const char *key, apr_int64_t ttl);
 void bff_glue_unlock(request_rec *r, bff_srv_conf_t *sc, const char *key);
-int bff_glue_is_locked(request_rec *r, bff_srv_conf_t *sc, const char *key);
 
 /* Read the session's record again (bypassing the request cache). */
 apr_status_t bff_glue_session_reload(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs,

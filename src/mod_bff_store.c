@@ -1,4 +1,9 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: one store per distinct BFFSessionStore: shm segments, their mutex and the random
+ * fallback key in httpd's retained data (they survive a graceful restart), memcache clients per
+ * configuration generation; the per-site key ring.
+ */
 #include <apr_strings.h>
 
 #include <httpd.h>

@@ -1,4 +1,8 @@
-/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: attaching a session store and a key ring to each virtual host, from pre_config to
+ * child_init.
+ */
 #ifndef MOD_BFF_STORE_H
 #define MOD_BFF_STORE_H
 

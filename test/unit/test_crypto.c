@@ -468,6 +468,33 @@ static void test_pool_cleanup(void **state)
                      APR_SUCCESS);
 }
 
+/* A context longer than the HKDF info buffer (a site with a very long
+ * origin and client id) still gives keys of its own. */
+static void test_long_context(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *secret = "a-secret-for-long-context-tests!";
+    char *c1 = apr_palloc(p, 1001), *c2 = apr_palloc(p, 1001);
+    bff_keyring_t *r1, *r2, *r3;
+    unsigned char *rec, *pt;
+    apr_size_t len, ptlen;
+
+    memset(c1, 'a', 1000);
+    c1[1000] = '\0';
+    memcpy(c2, c1, 1001);
+    c2[999] = 'b';
+    assert_int_equal(bff_crypto_keyring_create(p, &r1), APR_SUCCESS);
+    assert_int_equal(bff_crypto_keyring_create(p, &r2), APR_SUCCESS);
+    assert_int_equal(bff_crypto_keyring_create(p, &r3), APR_SUCCESS);
+    assert_int_equal(bff_crypto_keyring_add_ctx(r1, secret, strlen(secret), c1), APR_SUCCESS);
+    assert_int_equal(bff_crypto_keyring_add_ctx(r2, secret, strlen(secret), c2), APR_SUCCESS);
+    assert_int_equal(bff_crypto_keyring_add_ctx(r3, secret, strlen(secret), c1), APR_SUCCESS);
+    assert_int_equal(bff_crypto_seal(p, r1, "k", 1, "hello", 5, &rec, &len), APR_SUCCESS);
+    assert_int_equal(bff_crypto_open(p, r3, "k", 1, rec, len, &pt, &ptlen, NULL), APR_SUCCESS);
+    assert_int_not_equal(bff_crypto_open(p, r2, "k", 1, rec, len, &pt, &ptlen, NULL),
+                         APR_SUCCESS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -490,6 +517,7 @@ int main(void)
                                         unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_store_key, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_pool_cleanup, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_long_context, unit_pool_setup, unit_pool_teardown),
     };
     return unit_run("crypto", tests);
 }

@@ -1,9 +1,11 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
-/* bff_http over real TLS: an in-process OpenSSL server with a certificate
- * made at start, trusted through the CA-file option. Checks that worker
- * threads resume each other's TLS sessions with the provider, and that a
- * session is never used under another trust configuration (a client that
- * does not trust the server still fails verification). */
+/* Unit tests for bff_http. Plain HTTP against the loopback server of
+ * http_srv.c: requests sent, redirects not followed, body limit, refused
+ * URLs, timeouts. Then real TLS: an in-process OpenSSL server with a
+ * certificate made at start, trusted through the CA-file option. Checks
+ * that worker threads resume each other's TLS sessions with the provider,
+ * and that a session is never used under another trust configuration (a
+ * client that does not trust the server still fails verification). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -20,8 +22,143 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <apr_time.h>
+
 #include "unit.h"
 #include "bff_http.h"
+#include "http_srv.h"
+
+/* ---- plain HTTP against the loopback server ---- */
+
+static void http_get(void **state)
+{
+    apr_pool_t *p = *state;
+    srv_t *s = srv_listen(p);
+    pthread_t t = srv_start(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                   "Content-Length: 11\r\nConnection: close\r\n\r\n"
+                                   "{\"a\": \"b\"}\n");
+    bff_http_resp_t *r = NULL;
+    const char *err = NULL;
+    const char *url = apr_psprintf(p, "http://127.0.0.1:%d/.well-known/x", s->port);
+
+    assert_int_equal(bff_http_get(p, &local_opts, url, &r, &err), APR_SUCCESS);
+    srv_join(s, t);
+    assert_non_null(r);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(r->content_type, "application/json");
+    assert_int_equal(r->len, 11);
+    assert_string_equal(r->body, "{\"a\": \"b\"}\n");
+    assert_true(!strncmp(s->req, "GET /.well-known/x HTTP/1.1\r\n", 29));
+    assert_non_null(find_ci(s->req, s->req_len, "\r\nAccept: application/json\r\n"));
+    assert_non_null(find_ci(s->req, s->req_len, "\r\nUser-Agent: mod_bff/0.1\r\n"));
+    assert_null(find_ci(s->req, s->req_len, "Authorization:"));
+}
+
+static void http_redirect_not_followed(void **state)
+{
+    apr_pool_t *p = *state;
+    srv_t *s = srv_listen(p);
+    pthread_t t = srv_start(s, "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/x\r\n"
+                                   "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    bff_http_resp_t *r = NULL;
+    const char *err = NULL;
+
+    assert_int_equal(bff_http_get(p, &local_opts,
+                                  apr_psprintf(p, "http://localhost:%d/", s->port), &r, &err),
+                     APR_SUCCESS);
+    srv_join(s, t);
+    assert_int_equal(r->status, 302);
+    assert_null(r->content_type);
+    assert_int_equal(r->len, 0);
+    assert_string_equal(r->body, "");
+}
+
+static void http_body_limit(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_http_opts_t o = local_opts;
+    char *big = apr_palloc(p, 201);
+    srv_t *s;
+    pthread_t t;
+    bff_http_resp_t *r = NULL;
+    const char *err = NULL;
+
+    memset(big, 'x', 200);
+    big[200] = '\0';
+    o.max_body = 100;
+    /* Announced by Content-Length. */
+    s = srv_listen(p);
+    t = srv_start(s, apr_pstrcat(p, "HTTP/1.1 200 OK\r\nContent-Length: 200\r\n"
+                                    "Connection: close\r\n\r\n", big, NULL));
+    assert_int_equal(bff_http_get(p, &o, apr_psprintf(p, "http://127.0.0.1:%d/", s->port),
+                                  &r, &err), APR_ENOSPC);
+    srv_join(s, t);
+    assert_null(r);
+    assert_non_null(strstr(err, "127.0.0.1"));
+    /* Unannounced (read to close): caught while writing. */
+    s = srv_listen(p);
+    t = srv_start(s, apr_pstrcat(p, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", big,
+                                 NULL));
+    assert_int_equal(bff_http_get(p, &o, apr_psprintf(p, "http://127.0.0.1:%d/", s->port),
+                                  &r, &err), APR_ENOSPC);
+    srv_join(s, t);
+    /* Exactly at the limit is fine. */
+    o.max_body = 200;
+    s = srv_listen(p);
+    t = srv_start(s, apr_pstrcat(p, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", big,
+                                 NULL));
+    assert_int_equal(bff_http_get(p, &o, apr_psprintf(p, "http://127.0.0.1:%d/", s->port),
+                                  &r, &err), APR_SUCCESS);
+    srv_join(s, t);
+    assert_int_equal(r->len, 200);
+}
+
+static void http_refused_urls(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_http_opts_t o = local_opts;
+    bff_http_resp_t *r = NULL;
+    const char *err = NULL;
+    const char *bad[] = { "http://example.com/", "ftp://127.0.0.1/", "file:///etc/passwd",
+                          "https://user:pw@127.0.0.1/", "127.0.0.1/x", "" };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(bff_http_get(p, &o, bad[i], &r, &err), APR_EINVAL);
+        assert_null(r);
+        assert_non_null(err);
+    }
+    o.allow_http = 0;
+    assert_int_equal(bff_http_get(p, &o, "http://127.0.0.1:1/", &r, &err), APR_EINVAL);
+    assert_int_equal(bff_http_post_form(p, &o, "http://127.0.0.1:1/", "a=b", NULL, NULL, &r,
+                                        &err), APR_EINVAL);
+}
+
+static void http_timeout_and_refused(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_http_opts_t o = local_opts;
+    srv_t *s = srv_listen(p);
+    bff_http_resp_t *r = NULL;
+    const char *err = NULL;
+    const char *url = apr_psprintf(p, "http://127.0.0.1:%d/", s->port);
+    apr_time_t t0;
+
+    /* Listening but never accepting: the kernel completes the handshake,
+     * nobody answers. */
+    o.timeout_ms = 300;
+    t0 = apr_time_now();
+    assert_int_equal(bff_http_get(p, &o, url, &r, &err), APR_TIMEUP);
+    assert_true(apr_time_now() - t0 < apr_time_from_msec(2000));
+    assert_true(apr_time_now() - t0 >= apr_time_from_msec(250));
+    assert_null(r);
+    assert_non_null(strstr(err, "127.0.0.1"));
+    apr_socket_close(s->ls);
+    /* Nobody listening any more. */
+    assert_int_equal(bff_http_get(p, &o, url, &r, &err), APR_ECONNREFUSED);
+}
+
+/* ---- TLS ---- */
 
 #define MAX_CONNS 8
 
@@ -238,13 +375,21 @@ static void tls_sessions_shared_per_trust(void **state)
     EVP_PKEY_free(other_key);
 }
 
+#define T(fn) cmocka_unit_test_setup_teardown(fn, unit_pool_setup, unit_pool_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(tls_sessions_shared_per_trust, unit_pool_setup,
-                                        unit_pool_teardown),
+        T(http_get),
+        T(http_redirect_not_followed),
+        T(http_body_limit),
+        T(http_refused_urls),
+        T(http_timeout_and_refused),
+        T(tls_sessions_shared_per_trust),
     };
 
+    /* A regression in the transfer timeouts must fail the run, not hang it. */
+    alarm(120);
     if (bff_http_global_init() != APR_SUCCESS) {
         return 1;
     }

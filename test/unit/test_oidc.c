@@ -1,16 +1,12 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 /* Unit tests for bff_oidc (discovery, PKCE, authorization URL, token
- * responses) and bff_http, the latter against a tiny HTTP/1.1 server run
- * in a thread of this process on 127.0.0.1. */
-#include <poll.h>
+ * responses; code exchange, refresh and revocation against the loopback
+ * HTTP/1.1 server of http_srv.c). */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
-#include <apr_network_io.h>
-#include <apr_portable.h>
 #include <apr_strings.h>
 #include <apr_tables.h>
 #include <apr_time.h>
@@ -20,6 +16,7 @@
 #include "bff_http.h"
 #include "bff_oidc.h"
 #include "bff_url.h"
+#include "http_srv.h"
 
 #define ISS "https://op.example.com"
 
@@ -542,6 +539,10 @@ static void token_charset(void **state)
                      APR_SUCCESS);
     assert_string_equal(t->access_token, "eyJ0.a-b_c~d+e/f==");
     assert_string_equal(t->refresh_token, "R/T+1~!#$%&'()*,;<=>?@[]^`{|}");
+    /* VSCHAR includes the space (RFC 6749 A.17). */
+    assert_int_equal(tok(p, 200, "{\"access_token\": \"AT\", \"token_type\": \"Bearer\","
+                                 " \"refresh_token\": \"R T\"}", &t, &err), APR_SUCCESS);
+    assert_string_equal(t->refresh_token, "R T");
 
 #define AT_REFUSED(v) \
     expect_tok_refused(p, 200, \
@@ -566,276 +567,14 @@ static void token_charset(void **state)
                        "\"refresh_token\": \"" v "\"}", \
                        "refresh_token")
     RT_REFUSED("SECRET\\r\\nX-Injected: 1");
-    RT_REFUSED("SECRET X");
+    RT_REFUSED("SECRET\\tX");
     RT_REFUSED("SECRET\\u007f");
     RT_REFUSED("SECRET\\u00e9");
 #undef RT_REFUSED
 }
 
 /* ---------------------------------------------------------------------- */
-/* bff_http against an in-process HTTP/1.1 server */
-
-typedef struct {
-    apr_pool_t *pool;
-    apr_socket_t *ls;
-    int port;
-    const char *response; /* sent as is, then the connection closes */
-    char req[16384];      /* what the client sent */
-    apr_size_t req_len;
-} srv_t;
-
-static const char *find_ci(const char *hay, apr_size_t len, const char *needle)
-{
-    apr_size_t n = strlen(needle), i;
-    for (i = 0; i + n <= len; i++) {
-        if (!strncasecmp(hay + i, needle, n)) {
-            return hay + i;
-        }
-    }
-    return NULL;
-}
-
-static void srv_read_request(srv_t *s, apr_socket_t *cs)
-{
-    const char *end, *cl;
-    apr_size_t want = 0;
-
-    for (;;) {
-        apr_size_t n = sizeof(s->req) - 1 - s->req_len;
-        if (n == 0 || apr_socket_recv(cs, s->req + s->req_len, &n) != APR_SUCCESS || !n) {
-            break;
-        }
-        s->req_len += n;
-        s->req[s->req_len] = '\0';
-        if (!(end = strstr(s->req, "\r\n\r\n"))) {
-            continue;
-        }
-        if (!want) {
-            cl = find_ci(s->req, (apr_size_t)(end - s->req), "\r\nContent-Length:");
-            want = (apr_size_t)(end - s->req) + 4 + (cl ? (apr_size_t)atol(cl + 17) : 0);
-        }
-        if (s->req_len >= want) {
-            break;
-        }
-    }
-}
-
-/* apr_socket_accept does not wait for the timeout on a non-blocking
- * socket: poll first, five seconds at most. */
-static int srv_wait_client(srv_t *s)
-{
-    apr_os_sock_t fd;
-    struct pollfd pfd;
-
-    if (apr_os_sock_get(&fd, s->ls) != APR_SUCCESS) {
-        return 0;
-    }
-    pfd.fd = fd;
-    pfd.events = POLLIN;
-    pfd.revents = 0;
-    return poll(&pfd, 1, 5000) == 1;
-}
-
-static void *srv_main(void *baton)
-{
-    srv_t *s = baton;
-    apr_pool_t *tp;
-    apr_socket_t *cs;
-    apr_size_t n;
-
-    /* Its own pool and allocator: the test thread keeps using its pool. */
-    if (apr_pool_create_unmanaged_ex(&tp, NULL, NULL) != APR_SUCCESS) {
-        return NULL;
-    }
-    if (srv_wait_client(s) && apr_socket_accept(&cs, s->ls, tp) == APR_SUCCESS) {
-        apr_socket_timeout_set(cs, apr_time_from_sec(5));
-        srv_read_request(s, cs);
-        n = strlen(s->response);
-        apr_socket_send(cs, s->response, &n);
-        apr_socket_close(cs);
-    }
-    apr_pool_destroy(tp);
-    return NULL;
-}
-
-static srv_t *srv_listen(apr_pool_t *p)
-{
-    srv_t *s = apr_pcalloc(p, sizeof(*s));
-    apr_sockaddr_t *sa;
-
-    s->pool = p;
-    assert_int_equal(apr_sockaddr_info_get(&sa, "127.0.0.1", APR_INET, 0, 0, p), APR_SUCCESS);
-    assert_int_equal(apr_socket_create(&s->ls, APR_INET, SOCK_STREAM, APR_PROTO_TCP, p),
-                     APR_SUCCESS);
-    assert_int_equal(apr_socket_bind(s->ls, sa), APR_SUCCESS);
-    assert_int_equal(apr_socket_listen(s->ls, 8), APR_SUCCESS);
-    assert_int_equal(apr_socket_addr_get(&sa, APR_LOCAL, s->ls), APR_SUCCESS);
-    s->port = sa->port;
-    /* The server thread gives up if the client never comes. */
-    apr_socket_timeout_set(s->ls, apr_time_from_sec(5));
-    return s;
-}
-
-/* A plain pthread: the thread only touches its own socket and buffer, and
- * the pool is used from one thread at a time (the test waits in join). */
-static pthread_t srv_start(srv_t *s, const char *response)
-{
-    pthread_t t;
-
-    s->response = response;
-    assert_int_equal(pthread_create(&t, NULL, srv_main, s), 0);
-    return t;
-}
-
-static void srv_join(srv_t *s, pthread_t t)
-{
-    pthread_join(t, NULL);
-    apr_socket_close(s->ls);
-}
-
-static const bff_http_opts_t local_opts = {
-    .connect_timeout_ms = 2000, .timeout_ms = 5000, .max_body = 4096, .allow_http = 1
-};
-
-static void http_get(void **state)
-{
-    apr_pool_t *p = *state;
-    srv_t *s = srv_listen(p);
-    pthread_t t = srv_start(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                               "Content-Length: 11\r\nConnection: close\r\n\r\n"
-                               "{\"a\": \"b\"}\n");
-    bff_http_resp_t *r = NULL;
-    const char *err = NULL;
-    const char *url = apr_psprintf(p, "http://127.0.0.1:%d/.well-known/x", s->port);
-
-    assert_int_equal(bff_http_get(p, &local_opts, url, &r, &err), APR_SUCCESS);
-    srv_join(s, t);
-    assert_non_null(r);
-    assert_int_equal(r->status, 200);
-    assert_string_equal(r->content_type, "application/json");
-    assert_int_equal(r->len, 11);
-    assert_string_equal(r->body, "{\"a\": \"b\"}\n");
-    assert_true(!strncmp(s->req, "GET /.well-known/x HTTP/1.1\r\n", 29));
-    assert_non_null(find_ci(s->req, s->req_len, "\r\nAccept: application/json\r\n"));
-    assert_non_null(find_ci(s->req, s->req_len, "\r\nUser-Agent: mod_bff/0.1\r\n"));
-    assert_null(find_ci(s->req, s->req_len, "Authorization:"));
-}
-
-static void http_redirect_not_followed(void **state)
-{
-    apr_pool_t *p = *state;
-    srv_t *s = srv_listen(p);
-    pthread_t t = srv_start(s, "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/x\r\n"
-                               "Content-Length: 0\r\nConnection: close\r\n\r\n");
-    bff_http_resp_t *r = NULL;
-    const char *err = NULL;
-
-    assert_int_equal(bff_http_get(p, &local_opts, apr_psprintf(p, "http://localhost:%d/", s->port),
-                                  &r, &err),
-                     APR_SUCCESS);
-    srv_join(s, t);
-    assert_int_equal(r->status, 302);
-    assert_null(r->content_type);
-    assert_int_equal(r->len, 0);
-    assert_string_equal(r->body, "");
-}
-
-static void http_body_limit(void **state)
-{
-    apr_pool_t *p = *state;
-    bff_http_opts_t o = local_opts;
-    char *big = apr_palloc(p, 201);
-    srv_t *s;
-    pthread_t t;
-    bff_http_resp_t *r = NULL;
-    const char *err = NULL;
-
-    memset(big, 'x', 200);
-    big[200] = '\0';
-    o.max_body = 100;
-    /* Announced by Content-Length. */
-    s = srv_listen(p);
-    t = srv_start(s, apr_pstrcat(p,
-                                 "HTTP/1.1 200 OK\r\nContent-Length: 200\r\n"
-                                 "Connection: close\r\n\r\n",
-                                 big, NULL));
-    assert_int_equal(bff_http_get(p, &o, apr_psprintf(p, "http://127.0.0.1:%d/", s->port), &r,
-                                  &err),
-                     APR_ENOSPC);
-    srv_join(s, t);
-    assert_null(r);
-    assert_non_null(strstr(err, "127.0.0.1"));
-    /* Unannounced (read to close): caught while writing. */
-    s = srv_listen(p);
-    t = srv_start(s, apr_pstrcat(p, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", big, NULL));
-    assert_int_equal(bff_http_get(p, &o, apr_psprintf(p, "http://127.0.0.1:%d/", s->port), &r,
-                                  &err),
-                     APR_ENOSPC);
-    srv_join(s, t);
-    /* Exactly at the limit is fine. */
-    o.max_body = 200;
-    s = srv_listen(p);
-    t = srv_start(s, apr_pstrcat(p, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", big, NULL));
-    assert_int_equal(bff_http_get(p, &o, apr_psprintf(p, "http://127.0.0.1:%d/", s->port), &r,
-                                  &err),
-                     APR_SUCCESS);
-    srv_join(s, t);
-    assert_int_equal(r->len, 200);
-}
-
-static void http_refused_urls(void **state)
-{
-    apr_pool_t *p = *state;
-    bff_http_opts_t o = local_opts;
-    bff_http_resp_t *r = NULL;
-    const char *err = NULL;
-    const char *bad[] = { "http://example.com/",        "ftp://127.0.0.1/", "file:///etc/passwd",
-                          "https://user:pw@127.0.0.1/", "127.0.0.1/x",      "" };
-    apr_size_t i;
-
-    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_int_equal(bff_http_get(p, &o, bad[i], &r, &err), APR_EINVAL);
-        assert_null(r);
-        assert_non_null(err);
-    }
-    o.allow_http = 0;
-    assert_int_equal(bff_http_get(p, &o, "http://127.0.0.1:1/", &r, &err), APR_EINVAL);
-    assert_int_equal(bff_http_post_form(p, &o, "http://127.0.0.1:1/", "a=b", NULL, NULL, &r, &err),
-                     APR_EINVAL);
-}
-
-static void http_timeout_and_refused(void **state)
-{
-    apr_pool_t *p = *state;
-    bff_http_opts_t o = local_opts;
-    srv_t *s = srv_listen(p);
-    bff_http_resp_t *r = NULL;
-    const char *err = NULL;
-    const char *url = apr_psprintf(p, "http://127.0.0.1:%d/", s->port);
-    apr_time_t t0;
-
-    /* Listening but never accepting: the kernel completes the handshake,
-     * nobody answers. */
-    o.timeout_ms = 300;
-    t0 = apr_time_now();
-    assert_int_equal(bff_http_get(p, &o, url, &r, &err), APR_TIMEUP);
-    assert_true(apr_time_now() - t0 < apr_time_from_msec(2000));
-    assert_true(apr_time_now() - t0 >= apr_time_from_msec(250));
-    assert_null(r);
-    assert_non_null(strstr(err, "127.0.0.1"));
-    apr_socket_close(s->ls);
-    /* Nobody listening any more. */
-    assert_int_equal(bff_http_get(p, &o, url, &r, &err), APR_ECONNREFUSED);
-}
-
-/* ---------------------------------------------------------------------- */
 /* Code exchange and refresh end to end (loopback http) */
-
-static const char *req_body(srv_t *s)
-{
-    const char *e = strstr(s->req, "\r\n\r\n");
-    return e ? e + 4 : "";
-}
 
 static bff_oidc_meta_t *local_meta(apr_pool_t *p, srv_t *s)
 {
@@ -1131,11 +870,6 @@ int main(void)
         T(token_error),
         T(token_refused),
         T(token_charset),
-        T(http_get),
-        T(http_redirect_not_followed),
-        T(http_body_limit),
-        T(http_refused_urls),
-        T(http_timeout_and_refused),
         T(exchange_basic),
         T(exchange_post_and_refresh),
         T(exchange_args),

@@ -1,0 +1,407 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * The single-flight token refresh (lock, waiters, failure marker, reload,
+ * logout wins), httpd-free: the protocol is described in bff_refresh.h.
+ * The glue (mod_bff_relay.c) supplies the session operations and the token
+ * endpoint and maps the outcome to an answer; test/unit/test_refresh.c runs
+ * it against the shm store with a fake clock and a fake provider.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "bff_ns.h"
+#include "bff_refresh.h"
+
+/* Internal: the lock holder vanished without an answer; try to take it. */
+#define OUTCOME_GAVE_UP ((bff_refresh_outcome_e)-1)
+
+/* One call's state: the configuration and the pool. */
+typedef struct {
+    const bff_refresh_t *rf;
+    apr_pool_t *p;
+    const char *handle;
+    const bff_refresh_clock_t *clock;
+} run_t;
+
+static apr_time_t real_now(void *baton)
+{
+    (void)baton;
+    return apr_time_now();
+}
+
+static void real_sleep(void *baton, apr_interval_time_t t)
+{
+    (void)baton;
+    apr_sleep(t);
+}
+
+const bff_refresh_clock_t *bff_refresh_clock_real(void)
+{
+    static const bff_refresh_clock_t real = { real_now, real_sleep, NULL };
+
+    return &real;
+}
+
+static apr_time_t now_us(const run_t *x)
+{
+    return x->clock->now(x->clock->baton);
+}
+
+static apr_int64_t now_sec(const run_t *x)
+{
+    return (apr_int64_t)apr_time_sec(now_us(x));
+}
+
+/* Log lines go where the caller says (the glue: the request's log, as
+ * before the move), else to the core log hook. */
+static void rlog(const run_t *x, const char *file, int line, int level, apr_status_t rv,
+                 const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void rlog(const run_t *x, const char *file, int line, int level, apr_status_t rv,
+                 const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+
+    if (!x->rf->log && !bff_log_is_level(level)) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (x->rf->log) {
+        x->rf->log(x->rf->log_baton, file, line, level, rv, buf);
+    }
+    else {
+        bff_log_emit(file, line, level, rv, "%s", buf);
+    }
+}
+#define RLOG(x, level, rv, ...) rlog((x), __FILE__, __LINE__, (level), (rv), __VA_ARGS__)
+
+int bff_refresh_needed(apr_int64_t refresh_before, const bff_session_t *s, apr_int64_t now)
+{
+    apr_int64_t window = refresh_before;
+
+    /* Tokens that live shorter than twice the window would be refreshed on
+     * every request: refresh those at half their lifetime instead. */
+    if (s->at_issued && s->at_expires > s->at_issued
+        && (s->at_expires - s->at_issued) / 2 < window) {
+        window = (s->at_expires - s->at_issued) / 2;
+    }
+    return s->at_expires && now + window >= s->at_expires;
+}
+
+static int still_valid(const run_t *x, const bff_session_t *s)
+{
+    return now_sec(x) < s->at_expires;
+}
+
+/* ---- the failure marker ------------------------------------------- */
+
+/* A refresh that failed at the provider leaves its answer in the store for
+ * a few seconds: the requests that waited for it, and the next ones, answer
+ * the same instead of each trying a provider that is down again. The value
+ * is the HTTP status the answer had ("502", "504"), as nodes running an
+ * older module read it. */
+static const char *fail_key(const run_t *x)
+{
+    return bff_ns_key(x->p, x->rf->ring, BFF_NS_REFRESH_FAIL, 0, x->rf->site, x->handle);
+}
+
+static void fail_mark(const run_t *x, bff_refresh_outcome_e kind)
+{
+    const char *v = kind == BFF_REFRESH_PROVIDER_TIMEOUT ? "504" : "502";
+    apr_int64_t ttl = x->rf->fail_ttl > 0 ? x->rf->fail_ttl : BFF_REFRESH_FAIL_TTL;
+
+    /* add, not set: later failures must not stretch the window, or several
+     * processes failing in turn would keep a recovered provider unused. */
+    bff_store_add(x->rf->store, x->p, fail_key(x), (const unsigned char *)v, strlen(v),
+                  now_sec(x) + ttl);
+}
+
+/* The marked failure, or 0 (the outcome enum has no 0 failure). */
+static bff_refresh_outcome_e fail_status(const run_t *x)
+{
+    unsigned char *v;
+    apr_size_t len;
+
+    if (APR_SUCCESS != bff_store_get(x->rf->store, x->p, fail_key(x), &v, &len) || len != 3) {
+        return 0;
+    }
+    if (!memcmp(v, "502", 3)) {
+        return BFF_REFRESH_PROVIDER_DOWN;
+    }
+    if (!memcmp(v, "504", 3)) {
+        return BFF_REFRESH_PROVIDER_TIMEOUT;
+    }
+    return 0;
+}
+
+/* ---- the lock holder ---------------------------------------------- */
+
+/* Apply the token endpoint's answer to the session (we hold its lock). */
+static void apply_grant(const run_t *x, bff_session_t *s, const bff_refresh_grant_t *g)
+{
+    apr_int64_t now = now_sec(x);
+
+    if (g->id_token) {
+        s->id_token = g->id_token;
+        if (g->claims) {
+            s->claims = g->claims;
+        }
+    }
+    s->access_token = g->access_token;
+    s->token_type = g->token_type;
+    if (g->refresh_token) {
+        /* Rotation: the old refresh token is dropped in the same write. */
+        s->refresh_token = g->refresh_token;
+    }
+    s->at_expires = g->expires_in > 0 ? now + g->expires_in : 0;
+    s->at_issued = now;
+    s->last_access = now;
+}
+
+/* A failure at the provider: marked (unless it is this process's own
+ * back-off), and the current token used while it lasts. */
+static bff_refresh_outcome_e provider_failed(const run_t *x, const bff_session_t *s,
+                                             apr_status_t rv)
+{
+    bff_refresh_outcome_e kind = rv == APR_TIMEUP ? BFF_REFRESH_PROVIDER_TIMEOUT
+                                                  : BFF_REFRESH_PROVIDER_DOWN;
+
+    if (rv != APR_EAGAIN) {
+        fail_mark(x, kind);
+    }
+    return still_valid(x, s) ? BFF_REFRESH_STILL_VALID : kind;
+}
+
+/* We hold the lock: call the token endpoint and store the result. */
+static bff_refresh_outcome_e refresh_locked(const run_t *x, bff_session_t **s,
+                                            apr_status_t *srv)
+{
+    const bff_refresh_session_ops_t *ops = x->rf->session;
+    const bff_refresh_endpoint_t *ep = x->rf->endpoint;
+    bff_refresh_grant_t g;
+    bff_refresh_outcome_e marked;
+    bff_session_t *fresh = NULL;
+    const char *err = NULL;
+    apr_int64_t now = now_sec(x);
+    apr_status_t rv;
+    int valid;
+
+    rv = ops->reload(ops->baton, x->p, &fresh);
+    if (rv == APR_NOTFOUND) {
+        return BFF_REFRESH_SESSION_GONE;
+    }
+    if (rv != APR_SUCCESS) {
+        *srv = rv;
+        return BFF_REFRESH_STORE_DOWN;
+    }
+    *s = fresh;
+    if (!bff_refresh_needed(x->rf->refresh_before, fresh, now)) {
+        return BFF_REFRESH_NOT_NEEDED; /* another request refreshed it meanwhile */
+    }
+    valid = now < fresh->at_expires;
+    if (!fresh->refresh_token) {
+        if (valid) {
+            return BFF_REFRESH_STILL_VALID;
+        }
+        RLOG(x, BFF_LOG_INFO, 0, "BFF01402: access token expired and there is no refresh "
+             "token: session ended");
+        ops->end(ops->baton, x->p);
+        return BFF_REFRESH_NO_REFRESH_TOKEN;
+    }
+    if (APR_SUCCESS != (rv = ep->prepare(ep->baton, x->p))) {
+        return provider_failed(x, fresh, rv);
+    }
+    if (!valid && (marked = fail_status(x))) {
+        return marked;
+    }
+    memset(&g, 0, sizeof(g));
+    rv = ep->call(ep->baton, x->p, fresh, &g, &err);
+    if (rv != APR_SUCCESS) {
+        RLOG(x, valid ? BFF_LOG_WARNING : BFF_LOG_ERR, rv, "BFF01403: token refresh at %s "
+             "failed: %s%s", ep->where ? ep->where(ep->baton) : "the token endpoint",
+             err ? err : "error", valid ? "; the current access token is still used" : "");
+        return provider_failed(x, fresh, rv == APR_TIMEUP ? APR_TIMEUP : APR_EGENERAL);
+    }
+    switch (g.result) {
+    case BFF_GRANT_INVALID:
+        RLOG(x, BFF_LOG_INFO, 0, "BFF01404: the provider refused the refresh token "
+             "(invalid_grant): session ended");
+        ops->end(ops->baton, x->p);
+        return BFF_REFRESH_GRANT_REVOKED;
+    case BFF_GRANT_REFUSED:
+        RLOG(x, BFF_LOG_ERR, 0, "BFF01405: token refresh refused: %s",
+             g.error ? g.error : "error");
+        fail_mark(x, BFF_REFRESH_PROVIDER_DOWN);
+        return valid ? BFF_REFRESH_STILL_VALID : BFF_REFRESH_PROVIDER_DOWN;
+    case BFF_GRANT_REJECTED:
+        ops->end(ops->baton, x->p);
+        return BFF_REFRESH_REJECTED;
+    case BFF_GRANT_ISSUED:
+        break;
+    }
+    apply_grant(x, fresh, &g);
+    rv = ops->save(ops->baton, x->p, fresh);
+    if (rv == APR_NOTFOUND) {
+        /* A logout ended the session while the provider answered: it stays
+         * ended, and the refresh token just issued must not stay valid
+         * unused (the logout revoked its predecessor). */
+        if (g.refresh_token && ep->revoke) {
+            ep->revoke(ep->baton, x->p, g.refresh_token);
+        }
+        return BFF_REFRESH_SESSION_GONE;
+    }
+    if (rv != APR_SUCCESS) {
+        *srv = rv;
+        return BFF_REFRESH_STORE_DOWN;
+    }
+    RLOG(x, BFF_LOG_DEBUG, 0, "BFF01406: access token refreshed");
+    return BFF_REFRESH_REFRESHED;
+}
+
+/* ---- the waiters -------------------------------------------------- */
+
+static int is_locked(const run_t *x, const char *lk)
+{
+    unsigned char *v;
+    apr_size_t len;
+
+    /* A store failure counts as locked: keep waiting, bounded. */
+    return bff_store_get(x->rf->store, x->p, lk, &v, &len) != APR_NOTFOUND;
+}
+
+/* Someone else is refreshing: wait (bounded) for their result. */
+static bff_refresh_outcome_e refresh_wait(const run_t *x, const char *lk, bff_session_t **s,
+                                          apr_time_t deadline, apr_status_t *srv)
+{
+    const bff_refresh_session_ops_t *ops = x->rf->session;
+    apr_interval_time_t poll = x->rf->poll > 0 ? x->rf->poll
+                                               : apr_time_from_msec(BFF_REFRESH_POLL_MS);
+    apr_uint64_t rev = (*s)->rev;
+    bff_refresh_outcome_e marked;
+    bff_session_t *fresh;
+    apr_status_t rv;
+
+    while (now_us(x) < deadline) {
+        x->clock->sleep(x->clock->baton, poll);
+        rv = ops->reload(ops->baton, x->p, &fresh);
+        if (rv == APR_NOTFOUND) {
+            return BFF_REFRESH_SESSION_GONE;
+        }
+        if (rv != APR_SUCCESS) {
+            *srv = rv;
+            return BFF_REFRESH_STORE_DOWN;
+        }
+        if (fresh->rev != rev) {
+            *s = fresh;
+            if (!bff_refresh_needed(x->rf->refresh_before, fresh, now_sec(x))) {
+                return BFF_REFRESH_WAITED;
+            }
+            rev = fresh->rev;
+        }
+        if (!is_locked(x, lk)) {
+            /* The refresher gave up: take its answer rather than trying a
+             * provider that just failed once more. */
+            if (still_valid(x, *s)) {
+                return BFF_REFRESH_STILL_VALID;
+            }
+            marked = fail_status(x);
+            return marked ? marked : OUTCOME_GAVE_UP;
+        }
+    }
+    return still_valid(x, *s) ? BFF_REFRESH_STILL_VALID : BFF_REFRESH_WAIT_TIMEOUT;
+}
+
+/* ---- the entry point ---------------------------------------------- */
+
+static apr_status_t outcome_status(bff_refresh_outcome_e o, apr_status_t store_rv)
+{
+    switch (o) {
+    case BFF_REFRESH_NOT_NEEDED:
+    case BFF_REFRESH_REFRESHED:
+    case BFF_REFRESH_WAITED:
+    case BFF_REFRESH_STILL_VALID:
+        return APR_SUCCESS;
+    case BFF_REFRESH_PROVIDER_TIMEOUT:
+    case BFF_REFRESH_WAIT_TIMEOUT:
+        return APR_TIMEUP;
+    case BFF_REFRESH_GRANT_REVOKED:
+    case BFF_REFRESH_NO_REFRESH_TOKEN:
+    case BFF_REFRESH_REJECTED:
+    case BFF_REFRESH_SESSION_GONE:
+        return APR_NOTFOUND;
+    case BFF_REFRESH_STORE_DOWN:
+        return store_rv != APR_SUCCESS ? store_rv : APR_EGENERAL;
+    default:
+        return APR_EGENERAL;
+    }
+}
+
+apr_status_t bff_refresh_run(const bff_refresh_t *rf, apr_pool_t *p, const char *handle,
+                             bff_session_t **s, bff_refresh_outcome_e *outcome)
+{
+    run_t x;
+    const char *lk, *owner = NULL;
+    apr_time_t deadline;
+    apr_int64_t ttl = rf->lock_ttl > 0 ? rf->lock_ttl : BFF_REFRESH_LOCK_TTL;
+    apr_status_t rv, store_rv = APR_SUCCESS;
+    bff_refresh_outcome_e o = BFF_REFRESH_PROVIDER_DOWN;
+    int attempt;
+
+    x.rf = rf;
+    x.p = p;
+    x.handle = handle;
+    x.clock = rf->clock ? rf->clock : bff_refresh_clock_real();
+    /* The same lock on every node, whatever its ring. */
+    lk = bff_ns_key(p, rf->ring, BFF_NS_LOCK, 0, rf->site, handle);
+    if (!lk) {
+        *outcome = BFF_REFRESH_STORE_DOWN;
+        return APR_EINVAL;
+    }
+    deadline = now_us(&x) + (rf->wait > 0 ? rf->wait : apr_time_from_msec(BFF_REFRESH_WAIT_MS));
+    /* A second attempt only when the lock holder vanished without a word
+     * (a crashed child): the wait is bounded from the start either way. */
+    for (attempt = 0; attempt < 2; ++attempt) {
+        rv = bff_store_lock_until(rf->store, p, lk, now_sec(&x) + ttl, &owner);
+        if (rv == APR_SUCCESS) {
+            o = refresh_locked(&x, s, &store_rv);
+            if (bff_store_unlock(rf->store, p, lk, owner) == APR_NOTFOUND) {
+                RLOG(&x, BFF_LOG_DEBUG, 0, "BFF01470: the refresh lock was no longer this "
+                     "request's (it outlived its TTL); left in place");
+            }
+            break;
+        }
+        if (rv != APR_EEXIST) {
+            o = BFF_REFRESH_STORE_DOWN;
+            store_rv = rv;
+            break;
+        }
+        o = refresh_wait(&x, lk, s, deadline, &store_rv);
+        if (o != OUTCOME_GAVE_UP) {
+            break;
+        }
+    }
+    if (o == OUTCOME_GAVE_UP) {
+        o = still_valid(&x, *s) ? BFF_REFRESH_STILL_VALID : BFF_REFRESH_PROVIDER_DOWN;
+    }
+    *outcome = o;
+    return outcome_status(o, store_rv);
+}
+
+const char *bff_refresh_outcome_name(bff_refresh_outcome_e outcome)
+{
+    static const char *const names[] = {
+        "not needed", "refreshed", "waited for another", "still valid", "provider down",
+        "provider timeout", "wait timeout", "grant revoked", "no refresh token",
+        "answer rejected", "session gone", "store down"
+    };
+
+    if ((int)outcome < 0 || (size_t)outcome >= sizeof(names) / sizeof(names[0])) {
+        return "unknown";
+    }
+    return names[outcome];
+}
