@@ -109,7 +109,7 @@ static void bff_register_hooks(apr_pool_t *p)
 {
     /* The relay sets the bearer on, and strips mod_bff's cookies from, the
      * request that mod_proxy's handler forwards: it must run first. */
-    static const char *const before_proxy[] = {"mod_proxy.c", NULL};
+    static const char *const before_proxy[] = { "mod_proxy.c", NULL };
 
     ap_hook_pre_config(bff_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(bff_check_config, NULL, NULL, APR_HOOK_MIDDLE);

@@ -28,8 +28,8 @@ apr_status_t bff_crypto_keyring_add(bff_keyring_t *ring, const void *secret, apr
  * client id, bff_ns_site()) its own keys, so two virtual hosts configured
  * with one secret cannot open each other's records. NULL context: the keys
  * of bff_crypto_keyring_add(). */
-apr_status_t bff_crypto_keyring_add_ctx(bff_keyring_t *ring, const void *secret,
-                                        apr_size_t len, const char *context);
+apr_status_t bff_crypto_keyring_add_ctx(bff_keyring_t *ring, const void *secret, apr_size_t len,
+                                        const char *context);
 /* A random 32-byte secret (tests and tools: without BFFCryptoKey the module
  * adds a random secret kept in httpd's retained data, see mod_bff_store.c). */
 apr_status_t bff_crypto_keyring_add_random(bff_keyring_t *ring);

@@ -21,14 +21,14 @@
 #error "jansson's json_int_t must be long long to hold 64-bit times"
 #endif
 
-#define BFF_TXN_FORMAT     1    /* "v" of a pending login's JSON */
-#define BFF_SESSION_ID_LEN 43   /* base64url of 32 bytes, unpadded */
+#define BFF_TXN_FORMAT 1      /* "v" of a pending login's JSON */
+#define BFF_SESSION_ID_LEN 43 /* base64url of 32 bytes, unpadded */
 
 /* The fields of a pending login, which travels as compact JSON (sessions
  * have a flat binary layout, below). */
 typedef enum {
-    F_STR,      /* const char *, NULL when absent */
-    F_INT       /* apr_int64_t >= 0 */
+    F_STR, /* const char *, NULL when absent */
+    F_INT  /* apr_int64_t >= 0 */
 } field_kind_e;
 
 typedef struct {
@@ -105,8 +105,7 @@ static apr_status_t encode(apr_pool_t *p, const field_t *fields, apr_size_t nfie
     if (!base) {
         return APR_EINVAL;
     }
-    if (!(obj = json_object())
-        || json_object_set_new(obj, "v", json_integer(BFF_TXN_FORMAT))) {
+    if (!(obj = json_object()) || json_object_set_new(obj, "v", json_integer(BFF_TXN_FORMAT))) {
         rv = APR_ENOMEM;
         goto leave;
     }
@@ -429,8 +428,7 @@ apr_status_t bff_txn_decode(apr_pool_t *p, const char *in, apr_size_t len, bff_t
 }
 
 static apr_status_t seal_plain(apr_pool_t *p, const bff_keyring_t *ring, const char *store_key,
-                               char *plain, apr_size_t plen, unsigned char **rec,
-                               apr_size_t *len)
+                               char *plain, apr_size_t plen, unsigned char **rec, apr_size_t *len)
 {
     apr_status_t rv;
 

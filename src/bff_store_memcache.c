@@ -52,12 +52,12 @@
  *   timeout we drop all idle connections of that server and try once more,
  *   so a restart costs no failed request. */
 
-#define KEY_MAX         128             /* bytes, NUL included, as the shm store */
-#define SERVERS_MAX     64
-#define REL_TTL_MAX     (30 * 24 * 3600)        /* memcached: above is absolute time */
-#define EXPTIME_MAX     APR_INT64_C(2147483647) /* memcached parses exptime as int32 */
-#define ITEM_MAX        ((apr_size_t)1024 * 1024 * 1024)
-#define OP_TIMEOUT_MAX  apr_time_from_sec(60)
+#define KEY_MAX 128 /* bytes, NUL included, as the shm store */
+#define SERVERS_MAX 64
+#define REL_TTL_MAX (30 * 24 * 3600)        /* memcached: above is absolute time */
+#define EXPTIME_MAX APR_INT64_C(2147483647) /* memcached parses exptime as int32 */
+#define ITEM_MAX ((apr_size_t)1024 * 1024 * 1024)
+#define OP_TIMEOUT_MAX apr_time_from_sec(60)
 
 /* The first fields of apr-util 1.6's private struct apr_memcache_conn_t
  * (memcache/apr_memcache.c). Used only to reach the socket of a connection

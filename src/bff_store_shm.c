@@ -94,7 +94,7 @@ typedef struct {
     apr_uint32_t entries_max;
     apr_uint32_t blocks_max;
     apr_uint32_t seed;
-    bff_store_shm_clock_fn *clock;  /* test aid: NULL = the real clock */
+    bff_store_shm_clock_fn *clock; /* test aid: NULL = the real clock */
     void *clock_baton;
 } shm_ctx_t;
 

@@ -86,8 +86,8 @@ typedef struct {
                                          * in this server's own config (not merged) */
 
     /* Runtime, set up in post_config. */
-    const char *txn_cookie_name;        /* "<cookie>-tx": the binder of earlier releases */
-    const char *txn_cookie_prefix;      /* "<cookie>-tx.": pending-login cookies */
+    const char *txn_cookie_name;   /* "<cookie>-tx": the binder of earlier releases */
+    const char *txn_cookie_prefix; /* "<cookie>-tx.": pending-login cookies */
     bff_keyring_t *keyring;
     bff_store_t *store;
     struct bff_provider_t *provider;

@@ -30,8 +30,8 @@
 #define LOGOUT_TOKEN_MAX_AGE 300
 #define LOGOUT_TOKEN_LEEWAY 60
 #define FORM_MAX (64 * 1024)
-#define LOGOUT_LOCK_TTL 30          /* a reload, a remove and an unlock */
-#define LOGOUT_LOCK_WAIT_MS 12000   /* as long as refresh waiters wait */
+#define LOGOUT_LOCK_TTL 30        /* a reload, a remove and an unlock */
+#define LOGOUT_LOCK_WAIT_MS 12000 /* as long as refresh waiters wait */
 #define LOGOUT_LOCK_POLL_MS 50
 
 static int redirect_to(request_rec *r, const char *url)
@@ -102,7 +102,8 @@ static const char *end_for_good(request_rec *r, bff_srv_conf_t *sc, bff_req_sess
         bff_glue_unlock(r, sc, rs->handle);
     }
     else {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, "BFF01541: logout went ahead without "
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r,
+                      "BFF01541: logout went ahead without "
                       "the session lock (a refresh held it too long)");
     }
     bff_glue_session_forget(r);

@@ -164,17 +164,17 @@ static apr_status_t verify_id_token(refresh_ctx_t *c, const bff_session_t *s,
     ex.now = bff_util_now();
     ex.leeway = 60;
     ex.max_age = 600;
-    rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks,
-                                      pv->meta->id_token_algs, &ex, s->sub, &claims, &err);
-    if (rv == APR_NOTFOUND
-        && APR_SUCCESS == bff_provider_refresh_jwks(sc->provider, r, pv)) {
-        rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks,
-                                          pv->meta->id_token_algs, &ex, s->sub, &claims,
-                                          &err);
+    rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks, pv->meta->id_token_algs,
+                                      &ex, s->sub, &claims, &err);
+    if (rv == APR_NOTFOUND && APR_SUCCESS == bff_provider_refresh_jwks(sc->provider, r, pv)) {
+        rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks, pv->meta->id_token_algs,
+                                          &ex, s->sub, &claims, &err);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF01401: refreshed ID token "
-                      "rejected: %s", err ? err : "invalid");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "BFF01401: refreshed ID token "
+                      "rejected: %s",
+                      err ? err : "invalid");
         return APR_EGENERAL;
     }
     g->id_token = tok->id_token;
@@ -227,10 +227,11 @@ static void ep_revoke(void *baton, apr_pool_t *p, const char *rt)
     if (!rt || !pv->meta->revocation_endpoint) {
         return;
     }
-    rv = bff_oidc_revoke(c->r->pool, bff_provider_http(c->sc->provider), pv->meta,
-                         &c->sc->client, rt, "refresh_token", &err);
+    rv = bff_oidc_revoke(c->r->pool, bff_provider_http(c->sc->provider), pv->meta, &c->sc->client,
+                         rt, "refresh_token", &err);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, c->r, "BFF01420: revoking the refresh "
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, c->r,
+                      "BFF01420: revoking the refresh "
                       "token issued to a session that ended meanwhile at %s failed: %s",
                       pv->meta->revocation_endpoint, err ? err : "error");
     }

@@ -37,8 +37,7 @@ apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_s
 
 /* Slide the idle timeout: write when the last write is a tenth of the idle
  * timeout old (1 s to 1 minute), so a session ends at most that much early. */
-apr_status_t bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc,
-                                    bff_req_session_t *rs);
+apr_status_t bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs);
 
 /* Log level for "store unavailable": error at most once per 10 s per child,
  * debug otherwise, so an outage does not flood the log (the store backend

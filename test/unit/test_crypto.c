@@ -491,8 +491,7 @@ static void test_long_context(void **state)
     assert_int_equal(bff_crypto_keyring_add_ctx(r3, secret, strlen(secret), c1), APR_SUCCESS);
     assert_int_equal(bff_crypto_seal(p, r1, "k", 1, "hello", 5, &rec, &len), APR_SUCCESS);
     assert_int_equal(bff_crypto_open(p, r3, "k", 1, rec, len, &pt, &ptlen, NULL), APR_SUCCESS);
-    assert_int_not_equal(bff_crypto_open(p, r2, "k", 1, rec, len, &pt, &ptlen, NULL),
-                         APR_SUCCESS);
+    assert_int_not_equal(bff_crypto_open(p, r2, "k", 1, rec, len, &pt, &ptlen, NULL), APR_SUCCESS);
 }
 
 int main(void)

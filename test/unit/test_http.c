@@ -35,8 +35,8 @@ static void http_get(void **state)
     apr_pool_t *p = *state;
     srv_t *s = srv_listen(p);
     pthread_t t = srv_start(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                                   "Content-Length: 11\r\nConnection: close\r\n\r\n"
-                                   "{\"a\": \"b\"}\n");
+                               "Content-Length: 11\r\nConnection: close\r\n\r\n"
+                               "{\"a\": \"b\"}\n");
     bff_http_resp_t *r = NULL;
     const char *err = NULL;
     const char *url = apr_psprintf(p, "http://127.0.0.1:%d/.well-known/x", s->port);
@@ -59,12 +59,12 @@ static void http_redirect_not_followed(void **state)
     apr_pool_t *p = *state;
     srv_t *s = srv_listen(p);
     pthread_t t = srv_start(s, "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/x\r\n"
-                                   "Content-Length: 0\r\nConnection: close\r\n\r\n");
+                               "Content-Length: 0\r\nConnection: close\r\n\r\n");
     bff_http_resp_t *r = NULL;
     const char *err = NULL;
 
-    assert_int_equal(bff_http_get(p, &local_opts,
-                                  apr_psprintf(p, "http://localhost:%d/", s->port), &r, &err),
+    assert_int_equal(bff_http_get(p, &local_opts, apr_psprintf(p, "http://localhost:%d/", s->port),
+                                  &r, &err),
                      APR_SUCCESS);
     srv_join(s, t);
     assert_int_equal(r->status, 302);
@@ -88,27 +88,30 @@ static void http_body_limit(void **state)
     o.max_body = 100;
     /* Announced by Content-Length. */
     s = srv_listen(p);
-    t = srv_start(s, apr_pstrcat(p, "HTTP/1.1 200 OK\r\nContent-Length: 200\r\n"
-                                    "Connection: close\r\n\r\n", big, NULL));
-    assert_int_equal(bff_http_get(p, &o, apr_psprintf(p, "http://127.0.0.1:%d/", s->port),
-                                  &r, &err), APR_ENOSPC);
+    t = srv_start(s, apr_pstrcat(p,
+                                 "HTTP/1.1 200 OK\r\nContent-Length: 200\r\n"
+                                 "Connection: close\r\n\r\n",
+                                 big, NULL));
+    assert_int_equal(bff_http_get(p, &o, apr_psprintf(p, "http://127.0.0.1:%d/", s->port), &r,
+                                  &err),
+                     APR_ENOSPC);
     srv_join(s, t);
     assert_null(r);
     assert_non_null(strstr(err, "127.0.0.1"));
     /* Unannounced (read to close): caught while writing. */
     s = srv_listen(p);
-    t = srv_start(s, apr_pstrcat(p, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", big,
-                                 NULL));
-    assert_int_equal(bff_http_get(p, &o, apr_psprintf(p, "http://127.0.0.1:%d/", s->port),
-                                  &r, &err), APR_ENOSPC);
+    t = srv_start(s, apr_pstrcat(p, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", big, NULL));
+    assert_int_equal(bff_http_get(p, &o, apr_psprintf(p, "http://127.0.0.1:%d/", s->port), &r,
+                                  &err),
+                     APR_ENOSPC);
     srv_join(s, t);
     /* Exactly at the limit is fine. */
     o.max_body = 200;
     s = srv_listen(p);
-    t = srv_start(s, apr_pstrcat(p, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", big,
-                                 NULL));
-    assert_int_equal(bff_http_get(p, &o, apr_psprintf(p, "http://127.0.0.1:%d/", s->port),
-                                  &r, &err), APR_SUCCESS);
+    t = srv_start(s, apr_pstrcat(p, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", big, NULL));
+    assert_int_equal(bff_http_get(p, &o, apr_psprintf(p, "http://127.0.0.1:%d/", s->port), &r,
+                                  &err),
+                     APR_SUCCESS);
     srv_join(s, t);
     assert_int_equal(r->len, 200);
 }
@@ -119,8 +122,8 @@ static void http_refused_urls(void **state)
     bff_http_opts_t o = local_opts;
     bff_http_resp_t *r = NULL;
     const char *err = NULL;
-    const char *bad[] = { "http://example.com/", "ftp://127.0.0.1/", "file:///etc/passwd",
-                          "https://user:pw@127.0.0.1/", "127.0.0.1/x", "" };
+    const char *bad[] = { "http://example.com/",        "ftp://127.0.0.1/", "file:///etc/passwd",
+                          "https://user:pw@127.0.0.1/", "127.0.0.1/x",      "" };
     apr_size_t i;
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -130,8 +133,8 @@ static void http_refused_urls(void **state)
     }
     o.allow_http = 0;
     assert_int_equal(bff_http_get(p, &o, "http://127.0.0.1:1/", &r, &err), APR_EINVAL);
-    assert_int_equal(bff_http_post_form(p, &o, "http://127.0.0.1:1/", "a=b", NULL, NULL, &r,
-                                        &err), APR_EINVAL);
+    assert_int_equal(bff_http_post_form(p, &o, "http://127.0.0.1:1/", "a=b", NULL, NULL, &r, &err),
+                     APR_EINVAL);
 }
 
 static void http_timeout_and_refused(void **state)
@@ -380,12 +383,8 @@ static void tls_sessions_shared_per_trust(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(http_get),
-        T(http_redirect_not_followed),
-        T(http_body_limit),
-        T(http_refused_urls),
-        T(http_timeout_and_refused),
-        T(tls_sessions_shared_per_trust),
+        T(http_get),          T(http_redirect_not_followed), T(http_body_limit),
+        T(http_refused_urls), T(http_timeout_and_refused),   T(tls_sessions_shared_per_trust),
     };
 
     /* A regression in the transfer timeouts must fail the run, not hang it. */

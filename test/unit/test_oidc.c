@@ -540,8 +540,11 @@ static void token_charset(void **state)
     assert_string_equal(t->access_token, "eyJ0.a-b_c~d+e/f==");
     assert_string_equal(t->refresh_token, "R/T+1~!#$%&'()*,;<=>?@[]^`{|}");
     /* VSCHAR includes the space (RFC 6749 A.17). */
-    assert_int_equal(tok(p, 200, "{\"access_token\": \"AT\", \"token_type\": \"Bearer\","
-                                 " \"refresh_token\": \"R T\"}", &t, &err), APR_SUCCESS);
+    assert_int_equal(tok(p, 200,
+                         "{\"access_token\": \"AT\", \"token_type\": \"Bearer\","
+                         " \"refresh_token\": \"R T\"}",
+                         &t, &err),
+                     APR_SUCCESS);
     assert_string_equal(t->refresh_token, "R T");
 
 #define AT_REFUSED(v) \

@@ -279,7 +279,8 @@ static void expect_unavailable_at(apr_status_t rv, int line)
 static void set_ok(bff_store_t *st, apr_pool_t *p, const char *key, const char *val)
 {
     assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)val, strlen(val),
-                                   store_now() + 3600), APR_SUCCESS);
+                                   store_now() + 3600),
+                     APR_SUCCESS);
 }
 
 /* ---- options and creation ---- */
@@ -414,10 +415,8 @@ static void test_bad_keys(void **state)
     apr_pool_t *p = *state;
     const unsigned char *x = (const unsigned char *)"x";
     char k128[129];
-    static const char *const bad[] = {
-        "", "a b", "a\r\nset", "a\tb", "a\x01", "a\x7f", "caf\xc3\xa9", " lead", "trail ",
-        NULL
-    };
+    static const char *const bad[] = { "",      "a b",         "a\r\nset", "a\tb",   "a\x01",
+                                       "a\x7f", "caf\xc3\xa9", " lead",    "trail ", NULL };
     mcd_t a;
     bff_store_t *st;
     unsigned char *v;
@@ -679,8 +678,8 @@ static void test_no_server_at_start(void **state)
     expect_unavailable(bff_store_set(st, p, "k", (const unsigned char *)"x", 1, store_now() + 60));
     /* a store that is down: a failure, never "not found" or "exists" */
     expect_unavailable(bff_store_add(st, p, "k", (const unsigned char *)"x", 1, store_now() + 60));
-    expect_unavailable(bff_store_replace(st, p, "k", (const unsigned char *)"x", 1,
-                                         store_now() + 60));
+    expect_unavailable(
+        bff_store_replace(st, p, "k", (const unsigned char *)"x", 1, store_now() + 60));
     expect_unavailable(bff_store_remove(st, p, "k"));
     expect_unavailable(bff_store_lock(st, p, "l:k", 60, &owner));
     assert_null(owner);
@@ -715,8 +714,8 @@ static int child_work(bff_store_t *st)
             || memcmp(v, "parent", 6)) {
             return 11;
         }
-        if (bff_store_set(st, p, "child", (const unsigned char *)"child", 5,
-                          store_now() + 60) != APR_SUCCESS) {
+        if (bff_store_set(st, p, "child", (const unsigned char *)"child", 5, store_now() + 60)
+            != APR_SUCCESS) {
             return 12;
         }
     }
@@ -780,9 +779,9 @@ static void *APR_THREAD_FUNC thr_main(apr_thread_t *t, void *data)
         apr_snprintf(key, sizeof(key), "t%d-%d", a->id, i % 10);
         apr_snprintf(val, sizeof(val), "value-%d-%d", a->id, i);
         if (bff_store_set(a->st, p, key, (unsigned char *)val, strlen(val), store_now() + 60)
-            != APR_SUCCESS
-            || bff_store_get(a->st, p, key, &v, &len) != APR_SUCCESS
-            || len != strlen(val) || memcmp(v, val, len)) {
+                != APR_SUCCESS
+            || bff_store_get(a->st, p, key, &v, &len) != APR_SUCCESS || len != strlen(val)
+            || memcmp(v, val, len)) {
             a->errors++;
         }
         apr_pool_clear(p);
@@ -881,10 +880,10 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     /* An unbounded wait is the bug these tests look for: fail, not hang. */
     alarm(60);
-    static const store_contract_t contract = {
-        .name = "memcache", .open = contract_open, .max_value = contract_max_value,
-        .close = mcd_reap_all
-    };
+    static const store_contract_t contract = { .name = "memcache",
+                                               .open = contract_open,
+                                               .max_value = contract_max_value,
+                                               .close = mcd_reap_all };
 
     return unit_run("store_memcache", tests) + store_contract_run(&contract);
 }

@@ -69,21 +69,17 @@ static void test_accounting(void **state)
     char longkey[129];
     bff_store_shm_stats_t s;
 
-    assert_int_equal(bff_store_set(st, p, "a", (const unsigned char *)"one", 3, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "a", (const unsigned char *)"one", 3, exp), APR_SUCCESS);
     assert_int_equal(bff_store_remove(st, p, "a"), APR_SUCCESS);
-    assert_int_equal(bff_store_add(st, p, "b", (const unsigned char *)"two", 3, exp),
-                     APR_SUCCESS);
-    assert_int_equal(bff_store_set(st, p, "empty", (const unsigned char *)"", 0, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, "b", (const unsigned char *)"two", 3, exp), APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "empty", (const unsigned char *)"", 0, exp), APR_SUCCESS);
     memset(longkey, 'k', sizeof(longkey));
     longkey[127] = '\0';
     assert_int_equal(bff_store_set(st, p, longkey, (const unsigned char *)"L", 1, exp),
                      APR_SUCCESS);
     longkey[127] = 'k';
     longkey[128] = '\0';
-    assert_int_equal(bff_store_set(st, p, longkey, (const unsigned char *)"L", 1, exp),
-                     APR_EINVAL);
+    assert_int_equal(bff_store_set(st, p, longkey, (const unsigned char *)"L", 1, exp), APR_EINVAL);
 
     s = stats_of(st);
     assert_int_equal(s.entries_used, 3);
@@ -111,8 +107,7 @@ static void test_expiry_stats(void **state)
                      APR_SUCCESS);
     assert_int_equal(bff_store_add(st, p, "k", (const unsigned char *)"new", 3, t + 60),
                      APR_SUCCESS);
-    assert_int_equal(bff_store_set(st, p, "r", (const unsigned char *)"v", 1, t - 1),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "r", (const unsigned char *)"v", 1, t - 1), APR_SUCCESS);
     assert_int_equal(bff_store_remove(st, p, "r"), APR_NOTFOUND);
     s = stats_of(st);
     assert_int_equal(s.entries_used, 1);
@@ -224,8 +219,7 @@ static void test_lru_entries(void **state)
     /* Touch the oldest; k1 becomes the least recently used. */
     store_expect_val(st, p, "k0", (const unsigned char *)"k0", 2);
     log_start();
-    assert_int_equal(bff_store_set(st, p, "new1", (const unsigned char *)"n", 1, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "new1", (const unsigned char *)"n", 1, exp), APR_SUCCESS);
     store_expect_val(st, p, "k0", (const unsigned char *)"k0", 2);
     store_expect_gone(st, p, "k1");
     store_expect_val(st, p, "k2", (const unsigned char *)"k2", 2);
@@ -241,8 +235,7 @@ static void test_lru_entries(void **state)
     assert_int_equal(stats_of(st).evictions, 1);
     /* The replace made k5 recent; k3 (k2 was read above) goes next, and the
      * second burst within 10 s is not logged again. */
-    assert_int_equal(bff_store_add(st, p, "new2", (const unsigned char *)"n", 1, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, "new2", (const unsigned char *)"n", 1, exp), APR_SUCCESS);
     store_expect_gone(st, p, "k3");
     store_expect_val(st, p, "k2", (const unsigned char *)"k2", 2);
     store_expect_val(st, p, "k5", (const unsigned char *)"K5", 2);
@@ -258,7 +251,7 @@ static void test_lru_blocks(void **state)
     bff_store_t *st = mkstore(p, SMALL_SIZE);
     bff_store_shm_stats_t s = stats_of(st);
     apr_int64_t exp = store_now() + 3600;
-    apr_size_t vlen = 20 * s.block_payload;     /* 20 blocks each */
+    apr_size_t vlen = 20 * s.block_payload; /* 20 blocks each */
     apr_uint32_t i, fit = s.blocks_max / 20;
     char key[32];
 
@@ -400,12 +393,10 @@ static void test_full_hash_collision(void **state)
     colliding_keys(p, st, k1, k2, sizeof(k1));
     assert_int_equal(bff_store_shm_key_hash(st, k1), bff_store_shm_key_hash(st, k2));
     assert_string_not_equal(k1, k2);
-    assert_int_equal(bff_store_set(st, p, k1, (const unsigned char *)"one", 3, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, k1, (const unsigned char *)"one", 3, exp), APR_SUCCESS);
     store_expect_gone(st, p, k2);
     assert_int_equal(bff_store_remove(st, p, k2), APR_NOTFOUND);
-    assert_int_equal(bff_store_add(st, p, k2, (const unsigned char *)"two", 3, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, k2, (const unsigned char *)"two", 3, exp), APR_SUCCESS);
     store_expect_val(st, p, k1, (const unsigned char *)"one", 3);
     store_expect_val(st, p, k2, (const unsigned char *)"two", 3);
     assert_int_equal(bff_store_remove(st, p, k1), APR_SUCCESS);
@@ -708,11 +699,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_accounting, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_expiry_stats, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_stats, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_replace, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_expired_reclaimed_before_eviction,
-                                        unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_expired_reclaimed_before_eviction, unit_pool_setup,
+                                        unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_expired_full_sweep, unit_pool_setup,
                                         unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_lru_entries, unit_pool_setup, unit_pool_teardown),
@@ -722,14 +712,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_collisions, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_full_hash_collision, unit_pool_setup,
                                         unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_block, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_length, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_chain, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_multiprocess, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_block, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_length, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_chain, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_multiprocess, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_create_bad, unit_pool_setup, unit_pool_teardown),
     };
 
