@@ -52,10 +52,6 @@ const BANNED = {
 // Calls allowed for now, each with its reason: "file:line" -> why. Keep this
 // empty; an entry names exactly one line and goes away with its call.
 const ALLOWED = {
-    // The refresh failure marker ("f:" record, an HTTP status as text) is read
-    // back with atoi. Moved by the refresh-core branch (issue 10, item 1),
-    // which replaces the text marker; remove this entry when that lands.
-    'src/mod_bff_relay.c:141:atoi': 'moved by the refresh-core branch',
 };
 
 const re = new RegExp(`(?<![\\w.>$])(${Object.keys(BANNED).join('|')})\\s*\\(`, 'g');
