@@ -5,6 +5,8 @@
 #   0. static checks (build/static-checks.sh: clang-format, banned calls, log
 #      tags, config merge), in seconds, before anything is built
 #   1. unit tests (cmocka) built with ASan + UBSan, out of tree in _build-asan/
+#      then every fuzz seed corpus (test/fuzz/corpus/) replayed once under
+#      ASan + UBSan by the libFuzzer targets, built with clang in _build-fuzz/
 #   2. the module built normally with --enable-werror in _build/, then the
 #      integration tests (node --test, real httpd + provider + browser) against it.
 # Exits non-zero on any failure and ends with one summary line.
@@ -17,16 +19,16 @@ START=$(date +%s)
 STAGE=setup
 STATIC_SUMMARY="static checks: not run"
 UNIT_SUMMARY="unit: not run"
+FUZZ_SUMMARY="fuzz replay: not run"
 INTEG_SUMMARY="integration: not run"
 
 summary() {
     local rc=$? secs=$(( $(date +%s) - START ))
     if [ "$rc" -eq 0 ]; then
-        printf '\n== build/test.sh: PASS (%s; %s; %s) in %ss\n' "$STATIC_SUMMARY" "$UNIT_SUMMARY" \
-            "$INTEG_SUMMARY" "$secs"
+        printf '\n== build/test.sh: PASS (%s; %s) in %ss\n' "$UNIT_SUMMARY; $FUZZ_SUMMARY" "$INTEG_SUMMARY" "$secs"
     else
-        printf '\n== build/test.sh: FAIL in stage "%s" (%s; %s; %s) after %ss, exit %s\n' \
-            "$STAGE" "$STATIC_SUMMARY" "$UNIT_SUMMARY" "$INTEG_SUMMARY" "$secs" "$rc"
+        printf '\n== build/test.sh: FAIL in stage "%s" (%s; %s) after %ss, exit %s\n' \
+            "$STAGE" "$UNIT_SUMMARY; $FUZZ_SUMMARY" "$INTEG_SUMMARY" "$secs" "$rc"
     fi
 }
 trap summary EXIT
@@ -112,6 +114,19 @@ fi
 # Per-test PASS lines and automake's result block (# TOTAL/# PASS/...).
 cat _build-asan/check.out
 UNIT_SUMMARY="unit: $(unit_counts _build-asan/check.out)"
+
+# ---- 1b. fuzz corpora, replayed (no fuzzing) ---------------------------------
+# Each libFuzzer target runs every input of its seed corpus once, crashers
+# found earlier included; a crash, leak, hang or sanitizer report fails.
+step "fuzz corpus replay (ASan+UBSan, _build-fuzz/)"
+mkdir -p _build-fuzz
+if ! bash build/fuzz.sh --replay >_build-fuzz/replay.out 2>&1; then
+    cat _build-fuzz/replay.out
+    FUZZ_SUMMARY="$(tail -n1 _build-fuzz/replay.out)"
+    exit 1
+fi
+FUZZ_SUMMARY="$(tail -n1 _build-fuzz/replay.out)"
+echo "$FUZZ_SUMMARY"
 
 # ---- 2. module + integration tests ---------------------------------------
 step "module build (_build/)"

@@ -25,7 +25,10 @@
  *    prefix in front of a value that is itself such a hash). For entries
  *    that hold no secret and must be single-use or mutually exclusive
  *    across nodes, also while a rolling rotation leaves nodes with
- *    different first keys: add() stays atomic across them.
+ *    different first keys: add() stays atomic across them. (An index's
+ *    lock is named after the index's key under ring entry 0, so it is
+ *    only as shared as the first key: during a rotation two nodes may lock
+ *    one index under two names; docs/sessions.md says what that costs.)
  *
  * prefix    derivation (input)                        sealed with     TTL
  * s:        ring-keyed (site, session handle)          ring, AAD=key   idle/lifetime end

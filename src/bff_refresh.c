@@ -177,6 +177,16 @@ static bff_refresh_outcome_e provider_failed(const run_t *x, const bff_session_t
     return still_valid(x, s) ? BFF_REFRESH_STILL_VALID : kind;
 }
 
+/* A refresh token the provider issued that no session record will hold. */
+static void revoke_unused(const run_t *x, const bff_refresh_grant_t *g)
+{
+    const bff_refresh_endpoint_t *ep = x->rf->endpoint;
+
+    if (g->refresh_token && ep->revoke) {
+        ep->revoke(ep->baton, x->p, g->refresh_token);
+    }
+}
+
 /* We hold the lock: call the token endpoint and store the result. */
 static bff_refresh_outcome_e refresh_locked(const run_t *x, bff_session_t **s, apr_status_t *srv)
 {
@@ -242,6 +252,7 @@ static bff_refresh_outcome_e refresh_locked(const run_t *x, bff_session_t **s, a
         return valid ? BFF_REFRESH_STILL_VALID : BFF_REFRESH_PROVIDER_DOWN;
     case BFF_GRANT_REJECTED:
         ops->end(ops->baton, x->p);
+        revoke_unused(x, &g);
         return BFF_REFRESH_REJECTED;
     case BFF_GRANT_ISSUED:
         break;
@@ -252,12 +263,14 @@ static bff_refresh_outcome_e refresh_locked(const run_t *x, bff_session_t **s, a
         /* A logout ended the session while the provider answered: it stays
          * ended, and the refresh token just issued must not stay valid
          * unused (the logout revoked its predecessor). */
-        if (g.refresh_token && ep->revoke) {
-            ep->revoke(ep->baton, x->p, g.refresh_token);
-        }
+        revoke_unused(x, &g);
         return BFF_REFRESH_SESSION_GONE;
     }
     if (rv != APR_SUCCESS) {
+        /* The record keeps the refresh token the provider just consumed;
+         * the one it issued instead is kept nowhere: revoke it rather than
+         * leave a valid token that nothing will use. */
+        revoke_unused(x, &g);
         *srv = rv;
         return BFF_REFRESH_STORE_DOWN;
     }

@@ -546,8 +546,8 @@ apr_status_t bff_txn_from_cookie(apr_pool_t *p, const bff_keyring_t *ring, const
     if (APR_SUCCESS != (rv = bff_txn_open(p, ring, binding, rec, len, &x))) {
         return rv;
     }
-    /* The cookie's name holds only 48 bits of the state: the state itself
-     * decides. */
+    /* Several logins share the browser's few cookie slots: the state
+     * decides which one this is. */
     if (state && !bff_util_ct_streq(x->state, state)) {
         return APR_EINVAL;
     }
@@ -570,20 +570,6 @@ const char *bff_txn_binding(apr_pool_t *p, const char *cookie_name, const char *
 {
     return apr_pstrcat(p, "bff-txn", lp(p, cookie_name), lp(p, issuer), lp(p, client_id),
                        lp(p, redirect_uri), NULL);
-}
-
-char *bff_txn_cookie_suffix(apr_pool_t *p, const char *state)
-{
-    const char *in = apr_pstrcat(p, "bff-txn-cookie", lp(p, state), NULL);
-    unsigned char h[32];
-    char *b;
-
-    if (!state || APR_SUCCESS != bff_util_sha256(in, strlen(in), h)
-        || !(b = bff_util_b64url_encode(p, h, sizeof(h)))) {
-        return NULL;
-    }
-    b[BFF_TXN_SUFFIX_LEN] = '\0';
-    return b;
 }
 
 char *bff_session_new_id(apr_pool_t *p)

@@ -41,14 +41,26 @@ typedef struct {
     const char *nonce;
     const char *code_verifier;
     const char *return_to;
-    apr_int64_t created;
-    apr_int64_t expires;
+    apr_int64_t created;         /* microseconds (apr_time_t): orders a browser's
+                                  * pending logins, of which several may start
+                                  * within one second */
+    apr_int64_t expires;         /* seconds */
 } bff_txn_t;
 
-/* Longest return_to a txn holds: the sealed cookie (about 360 bytes plus
- * 4/3 of this) goes with every request to the site while the login is
- * pending, several of them when several tabs log in. */
+/* Longest return_to a txn holds: the sealed cookie goes with every request
+ * to the host while the login is pending. The Cookie header budget (httpd's
+ * LimitRequestFieldSize, 8190 bytes by default, refuses the whole request
+ * with 400 beyond it, before the module could clear anything): a browser
+ * holds at most BFF_TXN_MAX_PENDING (4) pending-login cookies (fixed slot
+ * names, see the handler), each at most BFF_TXN_COOKIE_VALUE_MAX bytes of
+ * value (1047 measured with a 512-byte return_to, test_txn_cookie_worst_case)
+ * plus "__Host-Http-bff-tx.N=" and "; " (23 bytes with the default
+ * BFFCookieName), and one session cookie ("__Host-Http-bff=" + 43 + "; " =
+ * 61 bytes). Worst case: "Cookie: " + 4 * (23 + 1048) + 61 = 4353 bytes,
+ * which leaves about 3.8 KB for the site's other cookies (docs/sessions.md).
+ * A longer BFFCookieName costs 5 bytes per character more (5 cookies). */
 #define BFF_TXN_MAX_RETURN_TO 512
+#define BFF_TXN_COOKIE_VALUE_MAX 1048
 
 /* Decoding rejects anything that is not exactly what encoding writes
  * (APR_EINVAL): for a session, a wrong magic or version, a truncated or
@@ -102,11 +114,6 @@ apr_status_t bff_txn_from_cookie(apr_pool_t *p, const bff_keyring_t *ring, const
 const char *bff_txn_binding(apr_pool_t *p, const char *cookie_name, const char *issuer,
                             const char *client_id, const char *redirect_uri);
 
-/* The per-login part of a txn cookie's name: 8 base64url characters of
- * SHA-256 of the state, so the callback finds its cookie among several
- * pending logins (tabs) by the state it receives. */
-#define BFF_TXN_SUFFIX_LEN 8
-char *bff_txn_cookie_suffix(apr_pool_t *p, const char *state);
 
 /* A session identifier as it appears in the cookie: 43 base64url characters
  * (32 random bytes). bff_session_id_ok() checks the shape only. */

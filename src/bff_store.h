@@ -19,7 +19,8 @@
  *   APR_SUCCESS   done
  *   APR_NOTFOUND  get/remove/replace: no such (live) entry
  *   APR_EEXIST    add: a live entry already has that key
- *   APR_ENOSPC    set/add/replace: the value is larger than the backend can hold
+ *   APR_ENOSPC    set/add/replace: the value is larger than the backend can hold;
+ *                 add_noevict: also when there is no room without evicting
  *
  * add stores only when no live entry has the key, replace only when one
  * has (both atomically: no other operation on the key can come between the
@@ -43,13 +44,25 @@ struct bff_store_t {
     apr_status_t (*replace)(bff_store_t *st, apr_pool_t *p, const char *key,
                             const unsigned char *val, apr_size_t len, apr_int64_t expires);
     apr_status_t (*remove)(bff_store_t *st, apr_pool_t *p, const char *key);
+    /* Optional (NULL: add is used). add that never evicts a live entry to
+     * make room: expired entries may be reclaimed, else APR_ENOSPC. For
+     * entries written on behalf of anonymous requests (the callback's
+     * single-use marker), so that nobody without a session can push a
+     * session out of the store. A backend whose eviction the module does
+     * not control (memcached: its own LRU, per slab class) leaves it NULL;
+     * see docs/security.md. */
+    apr_status_t (*add_noevict)(bff_store_t *st, apr_pool_t *p, const char *key,
+                                const unsigned char *val, apr_size_t len, apr_int64_t expires);
 };
 
 #define bff_store_get(st, p, k, v, l) ((st)->get((st), (p), (k), (v), (l)))
 #define bff_store_set(st, p, k, v, l, e) ((st)->set((st), (p), (k), (v), (l), (e)))
 #define bff_store_add(st, p, k, v, l, e) ((st)->add((st), (p), (k), (v), (l), (e)))
 #define bff_store_replace(st, p, k, v, l, e) ((st)->replace((st), (p), (k), (v), (l), (e)))
-#define bff_store_remove(st, p, k) ((st)->remove((st), (p), (k)))
+#define bff_store_remove(st, p, k)           ((st)->remove((st), (p), (k)))
+#define bff_store_add_noevict(st, p, k, v, l, e)                                              \
+    ((st)->add_noevict ? (st)->add_noevict((st), (p), (k), (v), (l), (e))                     \
+                       : (st)->add((st), (p), (k), (v), (l), (e)))
 
 /* A lock in the store: an entry under lock_key, taken with add (atomic in
  * every backend, across nodes), holding a random owner token so that only

@@ -806,6 +806,8 @@ apr_status_t bff_store_memcache_create(apr_pool_t *pool, const char *servers,
     s->add = mc_add;
     s->replace = mc_replace;
     s->remove = mc_remove;
+    /* No add_noevict: memcached evicts by its own LRU, within the slab
+     * class of the item being stored (docs/security.md). */
     *st = s;
     return APR_SUCCESS;
 }

@@ -3,6 +3,7 @@
  * Core: the shared-memory store backend: a bounded hash table with LRU eviction in one
  * anonymous segment, guarded by one global mutex.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include <apr_general.h>
@@ -19,12 +20,12 @@
  * Free entries and blocks beyond their high-water marks are never touched,
  * so the kernel commits memory only as the table actually fills. */
 
-#define SHM_MAGIC 0x53464642u /* "BFFS" */
-#define SHM_VERSION 1u
-#define NIL 0xFFFFFFFFu
-#define KEY_MAX 128 /* bytes, NUL included */
-#define BLOCK_SIZE 512
-#define BLOCK_PAYLOAD (BLOCK_SIZE - 4)
+#define SHM_MAGIC       0x53464642u     /* "BFFS" */
+#define SHM_VERSION     2u             /* 2: blocks name their owner */
+#define NIL             0xFFFFFFFFu
+#define KEY_MAX         128             /* bytes, NUL included */
+#define BLOCK_SIZE      512
+#define BLOCK_PAYLOAD   (BLOCK_SIZE - 8)
 #define BYTES_PER_ENTRY 4096
 #define ENTRIES_MIN 16
 #define BLOCKS_MIN 16
@@ -34,8 +35,12 @@
 #define SEG_ALIGN 64
 #define SIZE_MAX_SEG ((apr_uint64_t)1 << 40)
 
+/* owner is the index of the entry whose value the block holds, NIL while
+ * the block is free: a link into another entry's blocks (damage) is then
+ * seen by the operation that follows it, not only by a full verify. */
 typedef struct {
     apr_uint32_t next;
+    apr_uint32_t owner;
     unsigned char data[BLOCK_PAYLOAD];
 } shm_block_t;
 
@@ -98,7 +103,7 @@ typedef struct {
     void *clock_baton;
 } shm_ctx_t;
 
-typedef enum { MODE_SET, MODE_ADD, MODE_REPLACE } set_mode_e;
+typedef enum { MODE_SET, MODE_ADD, MODE_ADD_NOEVICT, MODE_REPLACE } set_mode_e;
 
 static apr_uint64_t align_up(apr_uint64_t n)
 {
@@ -116,6 +121,14 @@ static apr_uint32_t key_hash(const shm_ctx_t *c, const char *key, apr_size_t kle
         h *= APR_UINT64_C(1099511628211);
     }
     return (apr_uint32_t)(h ^ (h >> 32));
+}
+
+/* At least interval seconds since then? then is read from the segment, so
+ * no arithmetic on it that a damaged value could overflow; a time in the
+ * future (the clock was set back) counts as long ago. */
+static int elapsed(apr_int64_t now, apr_int64_t then, apr_int64_t interval)
+{
+    return then > now || then <= now - interval;
 }
 
 static apr_int64_t now_sec(const shm_ctx_t *c)
@@ -286,11 +299,40 @@ static void lru_push_head(shm_ctx_t *c, apr_uint32_t idx, shm_entry_t *e)
     c->h->lru_head = idx;
 }
 
-static void blocks_free(shm_ctx_t *c, apr_uint32_t idx, apr_uint32_t n)
+/* Is the chain at idx exactly what blocks_alloc() makes of n blocks: n
+ * links below the high-water mark, the n-th ending it? A repeated block
+ * (a cycle) could never end in NIL, so a chain that passes holds n
+ * distinct blocks. */
+static int chain_ok(shm_ctx_t *c, apr_uint32_t owner, apr_uint32_t idx, apr_uint32_t n)
+{
+    apr_uint32_t i;
+
+    if (n > c->h->block_hwm) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (idx >= c->h->block_hwm || !block_at(c, idx, "value block")
+            || c->blocks[idx].owner != owner) {
+            return 0;
+        }
+        idx = c->blocks[idx].next;
+    }
+    return idx == NIL;
+}
+
+static void blocks_free(shm_ctx_t *c, apr_uint32_t owner, apr_uint32_t idx, apr_uint32_t n)
 {
     shm_block_t *b;
     apr_uint32_t next;
 
+    /* A damaged count or a cycle would loop up to 2^32 times under the lock
+     * and put blocks on the free list twice (two entries would then share
+     * them): free nothing, the damaged table is dropped at the next
+     * operation. */
+    if (n && !chain_ok(c, owner, idx, n)) {
+        mark_corrupt(c, "value block chain", idx);
+        return;
+    }
     while (n-- > 0) {
         /* A bad link leaks the rest of the chain rather than freeing blocks
          * another entry may own. */
@@ -299,6 +341,7 @@ static void blocks_free(shm_ctx_t *c, apr_uint32_t idx, apr_uint32_t n)
             return;
         }
         next = b->next;
+        b->owner = NIL;
         b->next = c->h->block_free;
         c->h->block_free = idx;
         c->h->blocks_used--;
@@ -314,7 +357,8 @@ static apr_uint32_t block_take(shm_ctx_t *c)
 
     if (h->block_free != NIL) {
         idx = h->block_free;
-        if (idx >= h->block_hwm || !(b = block_at(c, idx, "free block list"))) {
+        if (idx >= h->block_hwm || !(b = block_at(c, idx, "free block list"))
+            || b->owner != NIL) {
             mark_corrupt(c, "free block list", idx);
             return NIL;
         }
@@ -331,8 +375,8 @@ static apr_uint32_t block_take(shm_ctx_t *c)
 }
 
 /* Allocate a chain of n blocks holding val; *first is NIL when n is 0. */
-static apr_status_t blocks_alloc(shm_ctx_t *c, const unsigned char *val, apr_size_t len,
-                                 apr_uint32_t n, apr_uint32_t *first)
+static apr_status_t blocks_alloc(shm_ctx_t *c, apr_uint32_t owner, const unsigned char *val,
+                                 apr_size_t len, apr_uint32_t n, apr_uint32_t *first)
 {
     apr_uint32_t i, idx, *link = first;
     apr_size_t off = 0, chunk;
@@ -343,11 +387,12 @@ static apr_status_t blocks_alloc(shm_ctx_t *c, const unsigned char *val, apr_siz
         if ((idx = block_take(c)) == NIL) {
             *link = NIL;
             /* make_room() counted the blocks, so this is damage, not space. */
-            blocks_free(c, *first, i);
+            blocks_free(c, owner, *first, i);
             *first = NIL;
             return APR_EGENERAL;
         }
         b = &c->blocks[idx];
+        b->owner = owner;
         chunk = len - off < BLOCK_PAYLOAD ? len - off : BLOCK_PAYLOAD;
         memcpy(b->data, val + off, chunk);
         off += chunk;
@@ -362,7 +407,7 @@ static void entry_release(shm_ctx_t *c, apr_uint32_t idx, shm_entry_t *e)
 {
     hash_unlink(c, idx, e);
     lru_unlink(c, idx, e);
-    blocks_free(c, e->first, e->nblocks);
+    blocks_free(c, idx, e->first, e->nblocks);
     e->in_use = 0;
     e->first = NIL;
     e->nblocks = 0;
@@ -428,10 +473,12 @@ static void reclaim_expired(shm_ctx_t *c, apr_int64_t now, apr_uint32_t limit,
 }
 
 /* Make room for need_entries new entries and need_blocks blocks, never
- * touching pin (the entry being replaced). *evicted counts live entries
+ * touching pin (the entry being replaced). Expired entries go first; live
+ * ones only when may_evict (else APR_ENOSPC). *evicted counts live entries
  * dropped. */
 static apr_status_t make_room(shm_ctx_t *c, apr_int64_t now, apr_uint32_t need_entries,
-                              apr_uint32_t need_blocks, apr_uint32_t pin, apr_uint32_t *evicted)
+                              apr_uint32_t need_blocks, apr_uint32_t pin, int may_evict,
+                              apr_uint32_t *evicted)
 {
     apr_uint32_t idx, prev, seen = 0;
     shm_entry_t *e;
@@ -442,9 +489,12 @@ static apr_status_t make_room(shm_ctx_t *c, apr_int64_t now, apr_uint32_t need_e
     reclaim_expired(c, now, TAIL_SCAN, need_entries, need_blocks, pin);
     /* A full sweep costs O(entries); at most once a second so that a store
      * full of live sessions does not pay it on every write. */
-    if (!room_for(c, need_entries, need_blocks) && now - c->h->last_sweep >= SWEEP_INTERVAL) {
+    if (!room_for(c, need_entries, need_blocks) && elapsed(now, c->h->last_sweep, SWEEP_INTERVAL)) {
         c->h->last_sweep = now;
         reclaim_expired(c, now, 0, need_entries, need_blocks, pin);
+    }
+    if (!may_evict) {
+        return room_for(c, need_entries, need_blocks) ? APR_SUCCESS : APR_ENOSPC;
     }
     idx = c->h->lru_tail;
     while (idx != NIL && seen++ < c->entries_max && !room_for(c, need_entries, need_blocks)) {
@@ -514,6 +564,10 @@ static apr_status_t shm_get(bff_store_t *st, apr_pool_t *p, const char *key, uns
         if (!(b = block_at(c, bidx, "value block"))) {
             goto leave;
         }
+        if (b->owner != idx) {
+            mark_corrupt(c, "value block of another entry", bidx);
+            goto leave;
+        }
         chunk = e->vlen - off < BLOCK_PAYLOAD ? (apr_size_t)(e->vlen - off) : BLOCK_PAYLOAD;
         memcpy(buf + off, b->data, chunk);
         off += chunk;
@@ -550,35 +604,36 @@ static apr_status_t entry_replace(shm_ctx_t *c, apr_uint32_t idx, const unsigned
     apr_uint32_t first;
     apr_status_t rv;
 
-    if (APR_SUCCESS != (rv = make_room(c, now, 0, nblocks, idx, evicted))) {
+    if (APR_SUCCESS != (rv = make_room(c, now, 0, nblocks, idx, 1, evicted))) {
         return rv;
     }
-    if (APR_SUCCESS != (rv = blocks_alloc(c, val, len, nblocks, &first))) {
+    if (APR_SUCCESS != (rv = blocks_alloc(c, idx, val, len, nblocks, &first))) {
         return rv;
     }
-    blocks_free(c, e->first, e->nblocks);
+    blocks_free(c, idx, e->first, e->nblocks);
     entry_fill(e, first, nblocks, len, expires, now);
     lru_unlink(c, idx, e);
     lru_push_head(c, idx, e);
     return APR_SUCCESS;
 }
 
-static apr_status_t entry_insert(shm_ctx_t *c, const char *key, apr_size_t klen, apr_uint32_t hash,
-                                 const unsigned char *val, apr_size_t len, apr_uint32_t nblocks,
-                                 apr_int64_t expires, apr_int64_t now, apr_uint32_t *evicted)
+static apr_status_t entry_insert(shm_ctx_t *c, const char *key, apr_size_t klen,
+                                 apr_uint32_t hash, const unsigned char *val, apr_size_t len,
+                                 apr_uint32_t nblocks, apr_int64_t expires, apr_int64_t now,
+                                 int may_evict, apr_uint32_t *evicted)
 {
     apr_uint32_t idx, first, *bucket;
     shm_entry_t *e;
     apr_status_t rv;
 
-    if (APR_SUCCESS != (rv = make_room(c, now, 1, nblocks, NIL, evicted))) {
+    if (APR_SUCCESS != (rv = make_room(c, now, 1, nblocks, NIL, may_evict, evicted))) {
         return rv;
     }
     if ((idx = entry_take(c)) == NIL) {
         return APR_EGENERAL;
     }
     e = &c->entries[idx];
-    if (APR_SUCCESS != (rv = blocks_alloc(c, val, len, nblocks, &first))) {
+    if (APR_SUCCESS != (rv = blocks_alloc(c, idx, val, len, nblocks, &first))) {
         e->in_use = 0;
         e->hnext = c->h->entry_free;
         c->h->entry_free = idx;
@@ -626,7 +681,7 @@ static apr_status_t shm_put(bff_store_t *st, const char *key, const unsigned cha
             c->h->expired++;
             idx = NIL;
         }
-        else if (mode == MODE_ADD) {
+        else if (mode == MODE_ADD || mode == MODE_ADD_NOEVICT) {
             rv = APR_EEXIST;
             goto leave;
         }
@@ -643,9 +698,10 @@ static apr_status_t shm_put(bff_store_t *st, const char *key, const unsigned cha
         }
         entry_release(c, idx, &c->entries[idx]);
     }
-    rv = entry_insert(c, key, klen, hash, val, len, nblocks, expires, now, &evicted);
+    rv = entry_insert(c, key, klen, hash, val, len, nblocks, expires, now,
+                      mode != MODE_ADD_NOEVICT, &evicted);
 leave:
-    if (evicted && now - c->h->last_full_log >= FULL_LOG_INTERVAL) {
+    if (evicted && elapsed(now, c->h->last_full_log, FULL_LOG_INTERVAL)) {
         c->h->last_full_log = now;
         burst = c->h->evicted_unlogged;
         used = c->h->entries_used;
@@ -673,6 +729,13 @@ static apr_status_t shm_add(bff_store_t *st, apr_pool_t *p, const char *key,
                             const unsigned char *val, apr_size_t len, apr_int64_t expires)
 {
     return shm_put(st, key, val, len, expires, MODE_ADD);
+}
+
+static apr_status_t shm_add_noevict(bff_store_t *st, apr_pool_t *p, const char *key,
+                                    const unsigned char *val, apr_size_t len,
+                                    apr_int64_t expires)
+{
+    return shm_put(st, key, val, len, expires, MODE_ADD_NOEVICT);
 }
 
 static apr_status_t shm_replace(bff_store_t *st, apr_pool_t *p, const char *key,
@@ -790,6 +853,7 @@ apr_status_t bff_store_shm_create(apr_pool_t *pool, apr_size_t size, apr_global_
     s->add = shm_add;
     s->replace = shm_replace;
     s->remove = shm_remove;
+    s->add_noevict = shm_add_noevict;
     *st = s;
     return APR_SUCCESS;
 }
@@ -850,7 +914,8 @@ static const char *verify_entries(shm_ctx_t *c, apr_pool_t *p, unsigned char *em
                 return apr_psprintf(p, "entry %u: length and blocks disagree", idx);
             }
             for (i = 0, bidx = e->first; i < e->nblocks; i++, bidx = c->blocks[bidx].next) {
-                if (bidx >= h->block_hwm || bit_test_set(bmap, bidx)) {
+                if (bidx >= h->block_hwm || c->blocks[bidx].owner != idx
+                    || bit_test_set(bmap, bidx)) {
                     return apr_psprintf(p, "entry %u: block %u invalid or shared", idx, bidx);
                 }
             }
@@ -892,7 +957,7 @@ static const char *verify_lists(shm_ctx_t *c, apr_pool_t *p, unsigned char *emap
                             h->entries_used, h->entry_hwm);
     }
     for (n = 0, idx = h->block_free; idx != NIL; idx = c->blocks[idx].next, n++) {
-        if (idx >= h->block_hwm || bit_test_set(bmap, idx)) {
+        if (idx >= h->block_hwm || c->blocks[idx].owner != NIL || bit_test_set(bmap, idx)) {
             return apr_psprintf(p, "free block list broken at %u", idx);
         }
     }
@@ -976,6 +1041,24 @@ apr_status_t bff_store_shm_damage(bff_store_t *st, const char *key, bff_store_sh
             break;
         case BFF_STORE_SHM_DAMAGE_CHAIN:
             e->hnext = c->entries_max + 1000;
+            break;
+        case BFF_STORE_SHM_DAMAGE_COUNT:
+            if (e->nblocks < 2) {
+                rv = APR_EINVAL;
+            }
+            else {
+                e->nblocks--;
+            }
+            break;
+        case BFF_STORE_SHM_DAMAGE_FREE_LIST:
+            if (!e->nblocks) {
+                rv = APR_EINVAL;
+                break;
+            }
+            c->h->block_free = e->first;
+            break;
+        case BFF_STORE_SHM_DAMAGE_CLOCKS:
+            c->h->last_sweep = c->h->last_full_log = INT64_MAX;
             break;
         default:
             rv = APR_EINVAL;

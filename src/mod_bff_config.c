@@ -623,7 +623,7 @@ const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc
         sc->cookie_name = BFF_DEFAULT_COOKIE_NAME;
     }
     sc->txn_cookie_name = apr_pstrcat(p, sc->cookie_name, "-tx", NULL);
-    /* One cookie per pending login: "<name>-tx.<suffix>" (bff_txn_cookie_suffix). */
+    /* Pending logins: "<name>-tx.0" .. "<name>-tx.3", one slot each (the handler). */
     sc->txn_cookie_prefix = apr_pstrcat(p, sc->txn_cookie_name, ".", NULL);
     if (sc->samesite == -1) {
         sc->samesite = BFF_SAMESITE_STRICT;

@@ -3,6 +3,7 @@
  * Glue: the SetHandler bff endpoints: dispatch by the last path segment and method, the login,
  * callback and user flows, and the shared response helpers.
  */
+#include <apr_atomic.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <jansson.h>
@@ -124,8 +125,19 @@ static int store_unavailable_page(request_rec *r)
 
 /* ---- login ---------------------------------------------------------- */
 
-/* Pending logins live in the browser, sealed, one cookie each: an anonymous
- * client can start as many as it likes without writing to the store. */
+/* Pending logins live in the browser, sealed, so an anonymous client can
+ * start as many as it likes without writing to the store. They take a fixed
+ * set of cookie names, "<prefix>0" .. "<prefix>N-1" (slots, N =
+ * BFF_TXN_MAX_PENDING): however many logins start at once, and each sees
+ * only the cookies the browser had before any of them answered, a browser
+ * never holds more than N, so the Cookie header stays bounded (one name per
+ * login would let concurrent logins pile up past LimitRequestFieldSize, and
+ * httpd would then refuse every request to the host with 400 until they
+ * expire). */
+
+#if BFF_TXN_MAX_PENDING < 1 || BFF_TXN_MAX_PENDING > 10
+#error "slot names are one digit"
+#endif
 
 #define TXN_SCAN_MAX 16 /* pending-login cookies looked at per request */
 
@@ -139,60 +151,107 @@ static void expire_cookie(request_rec *r, const char *name)
     set_cookie(r, name, "", 0, BFF_SAMESITE_LAX);
 }
 
-/* Make room for one more pending login: keep at most BFF_TXN_MAX_PENDING - 1
- * of this browser's others, dropping the oldest, so the Cookie header stays
- * bounded however many tabs start a login. Cookies that do not open here
- * are left alone (another site on another port of this host may own them);
- * they expire by their Max-Age. */
-static void prune_pending(request_rec *r, bff_srv_conf_t *sc)
+/* The slot a cookie name is, or -1 (a per-login name of earlier releases). */
+static int slot_of(bff_srv_conf_t *sc, const char *name)
+{
+    apr_size_t n = strlen(sc->txn_cookie_prefix);
+
+    if (strncmp(name, sc->txn_cookie_prefix, n) || name[n] < '0'
+        || name[n] >= '0' + BFF_TXN_MAX_PENDING || name[n + 1]) {
+        return -1;
+    }
+    return name[n] - '0';
+}
+
+static const char *slot_name(request_rec *r, bff_srv_conf_t *sc, int i)
+{
+    return apr_psprintf(r->pool, "%s%d", sc->txn_cookie_prefix, i);
+}
+
+/* What a slot holds, in the order a new login prefers to take it: nothing
+ * usable (not sent, expired, junk), a cookie that does not open here (another
+ * site on another port of this host name with the same BFFCookieName, or a
+ * key no longer in BFFCryptoKey), a live pending login of this site. */
+typedef enum { SLOT_FREE = 0, SLOT_FOREIGN = 1, SLOT_LIVE = 2 } slot_use_e;
+
+/* The slot for a new pending login with this state: the one H(state) picks
+ * if free, else the next free one, so logins that start at once (and all see
+ * the same cookies) spread over the slots; with none free, a slot another
+ * site's cookie holds; else the one with the oldest pending login, so that
+ * the newest N logins of sequential tabs complete. Expired cookies and this
+ * site's cookies of earlier releases are deleted on the way. */
+static int choose_slot(request_rec *r, bff_srv_conf_t *sc, const char *state)
 {
     const char *hdr = apr_table_get(r->headers_in, "Cookie");
-    apr_array_header_t *all;
+    slot_use_e use[BFF_TXN_MAX_PENDING];
+    apr_int64_t created[BFF_TXN_MAX_PENDING], now = bff_util_now();
+    int expired[BFF_TXN_MAX_PENDING], i, k, start, pick = -1;
+    unsigned char h[32];
+    apr_array_header_t *all = NULL;
     const bff_cookie_pair_t *c;
-    apr_int64_t created[TXN_SCAN_MAX], now = bff_util_now();
-    int live[TXN_SCAN_MAX], nlive = 0, i, oldest;
+    slot_use_e want;
     bff_txn_t *t;
 
-    if (!hdr) {
-        return;
+    memset(use, 0, sizeof(use));
+    memset(expired, 0, sizeof(expired));
+    if (hdr && bff_cookie_get(r->pool, hdr, sc->txn_cookie_name)) {
+        expire_cookie(r, sc->txn_cookie_name);      /* the binder of earlier releases */
     }
-    if (bff_cookie_get(r->pool, hdr, sc->txn_cookie_name)) {
-        expire_cookie(r, sc->txn_cookie_name); /* the binder of earlier releases */
+    if (hdr) {
+        all = bff_cookie_with_prefix(r->pool, hdr, sc->txn_cookie_prefix, TXN_SCAN_MAX);
     }
-    all = bff_cookie_with_prefix(r->pool, hdr, sc->txn_cookie_prefix, TXN_SCAN_MAX);
     c = all ? (const bff_cookie_pair_t *)all->elts : NULL;
-    for (i = 0; all && i < all->nelts; ++i) {
-        apr_status_t rv = bff_txn_from_cookie(r->pool, sc->keyring, txn_binding(r, sc, c[i].name),
-                                              c[i].value, NULL, now, &t);
-        if (rv == APR_SUCCESS) {
-            created[nlive] = t->created;
-            live[nlive++] = i;
-        }
-        else if (rv == APR_TIMEUP) {
-            expire_cookie(r, c[i].name);
-        }
-    }
-    while (nlive >= BFF_TXN_MAX_PENDING) {
-        for (oldest = 0, i = 1; i < nlive; ++i) {
-            if (created[i] < created[oldest]) {
-                oldest = i;
+    for (k = 0; all && k < all->nelts; ++k) {
+        apr_status_t rv = bff_txn_from_cookie(r->pool, sc->keyring, txn_binding(r, sc, c[k].name),
+                                              c[k].value, NULL, now, &t);
+        if ((i = slot_of(sc, c[k].name)) < 0) {
+            if (rv == APR_SUCCESS || rv == APR_TIMEUP) {
+                expire_cookie(r, c[k].name);        /* a per-login name of earlier releases */
             }
         }
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                      "BFF00252: %d logins pending in this "
-                      "browser, the oldest is dropped",
-                      nlive);
-        expire_cookie(r, c[live[oldest]].name);
-        live[oldest] = live[nlive - 1];
-        created[oldest] = created[nlive - 1];
-        --nlive;
+        else if (rv == APR_SUCCESS) {
+            if (use[i] != SLOT_LIVE || t->created < created[i]) {
+                created[i] = t->created;
+            }
+            use[i] = SLOT_LIVE;
+        }
+        else if (rv == APR_TIMEUP) {
+            expired[i] = 1;
+        }
+        else if (rv != APR_EINVAL && use[i] == SLOT_FREE) {
+            use[i] = SLOT_FOREIGN;
+        }
     }
+    start = (APR_SUCCESS == bff_util_sha256(state, strlen(state), h))
+            ? h[0] % BFF_TXN_MAX_PENDING : 0;
+    for (want = SLOT_FREE; pick < 0 && want <= SLOT_FOREIGN; ++want) {
+        for (k = 0; pick < 0 && k < BFF_TXN_MAX_PENDING; ++k) {
+            if (use[(start + k) % BFF_TXN_MAX_PENDING] == want) {
+                pick = (start + k) % BFF_TXN_MAX_PENDING;
+            }
+        }
+    }
+    if (pick < 0) {
+        for (pick = 0, i = 1; i < BFF_TXN_MAX_PENDING; ++i) {
+            if (created[i] < created[pick]) {
+                pick = i;
+            }
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF00252: %d logins pending in this "
+                      "browser, the oldest is dropped", BFF_TXN_MAX_PENDING);
+    }
+    for (i = 0; i < BFF_TXN_MAX_PENDING; ++i) {
+        if (expired[i] && use[i] == SLOT_FREE && i != pick) {
+            expire_cookie(r, slot_name(r, sc, i));
+        }
+    }
+    return pick;
 }
 
 static int handle_login(request_rec *r, bff_srv_conf_t *sc)
 {
     apr_table_t *q = NULL;
-    const char *return_to = "/", *url, *name, *value, *suffix;
+    const char *return_to = "/", *url, *name, *value;
     bff_provider_view_t pv;
     bff_txn_t t;
     bff_oidc_authz_t az;
@@ -233,14 +292,13 @@ static int handle_login(request_rec *r, bff_srv_conf_t *sc)
     t.nonce = bff_util_random_token(r->pool, 32);
     t.code_verifier = bff_oidc_pkce_verifier(r->pool);
     t.return_to = return_to;
-    t.created = bff_util_now();
-    t.expires = t.created + BFF_TXN_LIFETIME;
-    suffix = t.state ? bff_txn_cookie_suffix(r->pool, t.state) : NULL;
-    if (!t.state || !t.nonce || !t.code_verifier || !suffix) {
+    t.created = (apr_int64_t)apr_time_now();
+    t.expires = bff_util_now() + BFF_TXN_LIFETIME;
+    if (!t.state || !t.nonce || !t.code_verifier) {
         return bff_respond_page(r, HTTP_INTERNAL_SERVER_ERROR, "Sign-in failed",
                                 "A random value could not be generated.");
     }
-    name = apr_pstrcat(r->pool, sc->txn_cookie_prefix, suffix, NULL);
+    name = slot_name(r, sc, choose_slot(r, sc, t.state));
     rv = bff_txn_to_cookie(r->pool, sc->keyring, txn_binding(r, sc, name), &t, &value);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
@@ -258,7 +316,6 @@ static int handle_login(request_rec *r, bff_srv_conf_t *sc)
     az.code_challenge = bff_oidc_pkce_challenge(r->pool, t.code_verifier);
     az.extra = sc->auth_params;
     url = bff_oidc_authz_url(r->pool, pv.meta, &az);
-    prune_pending(r, sc);
     /* Lax: the provider's redirect back is a cross-site top-level GET. */
     set_cookie(r, name, value, BFF_TXN_LIFETIME, BFF_SAMESITE_LAX);
     no_store(r);
@@ -278,28 +335,52 @@ static int callback_fail(request_rec *r, int status, const char *tag_msg, const 
     return bff_respond_page(r, status, "Sign-in failed", user_msg);
 }
 
-/* The pending login that this browser started with state: its sealed
- * cookie, opened and matched. *name is that cookie's name (NULL when none
- * can be derived). APR_NOTFOUND: no such cookie; APR_TIMEUP: expired;
- * anything else: it does not open here or holds another state. */
+/* The pending login that this browser started with state: the slot cookie
+ * that opens and holds it. *name is that cookie's name. APR_NOTFOUND: no
+ * slot holds it; APR_TIMEUP: expired; anything else: not found, and a slot
+ * cookie did not open here (sealed for another site or client, with a key
+ * not in BFFCryptoKey, or altered). */
 static apr_status_t open_txn(request_rec *r, bff_srv_conf_t *sc, const char *state,
                              const char **name, bff_txn_t **t)
 {
     const char *hdr = apr_table_get(r->headers_in, "Cookie");
-    const char *suffix = bff_txn_cookie_suffix(r->pool, state), *v;
+    apr_array_header_t *all;
+    const bff_cookie_pair_t *c;
+    apr_int64_t now = bff_util_now();
+    apr_status_t rv, found = APR_NOTFOUND;
+    int k;
 
     *t = NULL;
-    *name = suffix ? apr_pstrcat(r->pool, sc->txn_cookie_prefix, suffix, NULL) : NULL;
-    v = (hdr && *name) ? bff_cookie_get(r->pool, hdr, *name) : NULL;
-    if (!v) {
-        return APR_NOTFOUND;
+    *name = NULL;
+    all = hdr ? bff_cookie_with_prefix(r->pool, hdr, sc->txn_cookie_prefix, TXN_SCAN_MAX)
+              : NULL;
+    c = all ? (const bff_cookie_pair_t *)all->elts : NULL;
+    for (k = 0; all && k < all->nelts; ++k) {
+        if (slot_of(sc, c[k].name) < 0) {
+            continue;
+        }
+        rv = bff_txn_from_cookie(r->pool, sc->keyring, txn_binding(r, sc, c[k].name),
+                                 c[k].value, state, now, t);
+        if (rv == APR_SUCCESS) {
+            *name = c[k].name;
+            return APR_SUCCESS;
+        }
+        if (rv == APR_TIMEUP) {             /* it holds this state, expired */
+            *name = c[k].name;
+            found = APR_TIMEUP;
+        }
+        else if (rv != APR_EINVAL && found == APR_NOTFOUND) {
+            found = rv;                     /* EINVAL: another login, or junk */
+        }
     }
-    return bff_txn_from_cookie(r->pool, sc->keyring, txn_binding(r, sc, *name), v, state,
-                               bff_util_now(), t);
+    return found;
 }
 
 /* Single use across nodes: whoever adds the marker owns the login attempt.
- * Its key holds no key of the ring (nodes in a rotation agree on it). */
+ * Its key holds no key of the ring (nodes in a rotation agree on it). The
+ * request is anonymous until the code exchange succeeds, so the marker
+ * never evicts anything (a junk callback must not push a session out of a
+ * full store): APR_ENOSPC when there is no room. */
 static apr_status_t mark_used(request_rec *r, bff_srv_conf_t *sc, const char *state,
                               const bff_txn_t *t, const char **key)
 {
@@ -310,7 +391,36 @@ static apr_status_t mark_used(request_rec *r, bff_srv_conf_t *sc, const char *st
     if (!*key) {
         return APR_ENOMEM;
     }
-    return bff_store_add(sc->store, r->pool, *key, &one, 1, t->expires);
+    return bff_store_add_noevict(sc->store, r->pool, *key, &one, 1, t->expires);
+}
+
+/* A full store refuses sign-ins rather than evict: said at warning level at
+ * most once a minute per process (with how many were refused meanwhile), so
+ * a flood of callbacks cannot flood the log; the rest at debug. */
+#define STORE_FULL_LOG_INTERVAL 60
+
+static int store_full_page(request_rec *r)
+{
+    static volatile apr_uint32_t last_log, refused;
+    apr_uint32_t now = (apr_uint32_t)bff_util_now(), last = apr_atomic_read32(&last_log);
+    apr_uint32_t n = apr_atomic_inc32(&refused) + 1;
+
+    if (now - last >= STORE_FULL_LOG_INTERVAL
+        && apr_atomic_cas32(&last_log, now, last) == last) {
+        apr_atomic_sub32(&refused, n);
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "BFF00253: sign-in refused (503): the "
+                      "session store is full of live entries and a login's single-use "
+                      "marker never evicts one (%u refused in this process since the last "
+                      "such line); raise BFFSessionStore shm:<size>", n);
+    }
+    else {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF00253: sign-in refused (503): the "
+                      "session store is full");
+    }
+    apr_table_setn(r->err_headers_out, "Retry-After", "30");
+    return bff_respond_page(r, HTTP_SERVICE_UNAVAILABLE, "Sign-in is busy",
+                            "Too many sign-ins are in progress right now. Please try again "
+                            "in a moment.");
 }
 
 /* Only the error code from the provider is echoed, and only if it looks
@@ -348,7 +458,7 @@ static apr_status_t verify_id_token(request_rec *r, bff_srv_conf_t *sc, bff_prov
     rv = bff_idtoken_verify(r->pool, id_token, pv->jwks, pv->meta->id_token_algs, &ex, claims, err);
     if (rv == APR_NOTFOUND) {
         /* An unknown kid: the provider may have rotated its keys. */
-        if (APR_SUCCESS == bff_provider_refresh_jwks(sc->provider, r, pv)) {
+        if (APR_SUCCESS == bff_provider_refresh_jwks_wait(sc->provider, r, pv)) {
             rv = bff_idtoken_verify(r->pool, id_token, pv->jwks, pv->meta->id_token_algs, &ex,
                                     claims, err);
         }
@@ -405,10 +515,9 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
     }
     rv = open_txn(r, sc, state, &txn_cookie, &t);
     if (rv == APR_NOTFOUND) {
-        return callback_fail(r, HTTP_BAD_REQUEST,
-                             "BFF00214: callback from a browser that "
-                             "did not start this login, or one that completed it (login "
-                             "cookie missing)",
+        return callback_fail(r, HTTP_BAD_REQUEST, "BFF00214: callback from a browser that "
+                             "did not start this login, one that completed it, or one whose "
+                             "later logins took its cookie (no login cookie holds this state)",
                              "This sign-in response does not belong to this browser. "
                              "Please sign in again.",
                              APLOG_INFO);
@@ -425,10 +534,10 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
     if (rv != APR_SUCCESS) {
         /* Left alone: the site on another port of this host that sealed it
          * may still complete it. */
-        return callback_fail(r, HTTP_BAD_REQUEST,
-                             "BFF00251: callback with a login cookie "
-                             "that does not open here (sealed for another site or client, "
-                             "with a key not in BFFCryptoKey, or altered)",
+        return callback_fail(r, HTTP_BAD_REQUEST, "BFF00251: callback whose state no login "
+                             "cookie holds, and a login cookie that does not open here "
+                             "(sealed for another site or client, with a key not in "
+                             "BFFCryptoKey, or altered)",
                              "This sign-in response does not belong to this site. "
                              "Please sign in again.",
                              APLOG_INFO);
@@ -474,6 +583,9 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
                              "This sign-in attempt has expired or was already used. "
                              "Please sign in again.",
                              APLOG_INFO);
+    }
+    if (rv == APR_ENOSPC) {
+        return store_full_page(r);
     }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, bff_glue_store_fail_level(), rv, r,

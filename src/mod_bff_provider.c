@@ -301,6 +301,36 @@ static apr_status_t snapshot_copy_meta(const snapshot_t *cur, snapshot_t **out)
     return APR_SUCCESS;
 }
 
+static int refetching(bff_provider_t *prov)
+{
+    int busy;
+
+    apr_thread_mutex_lock(prov->mutex);
+    busy = prov->jwks_refetching;
+    apr_thread_mutex_unlock(prov->mutex);
+    return busy;
+}
+
+apr_status_t bff_provider_refresh_jwks_wait(bff_provider_t *prov, request_rec *r,
+                                            bff_provider_view_t *view)
+{
+    apr_time_t deadline = apr_time_now() + apr_time_from_sec(BFF_PROVIDER_HTTP_TIMEOUT_S + 1);
+    const void *before = view->jwks;
+    apr_status_t rv = bff_provider_refresh_jwks(prov, r, view);
+
+    while (rv == APR_EAGAIN && prov->mutex && refetching(prov)
+           && apr_time_now() < deadline) {
+        apr_sleep(apr_time_from_msec(50));
+        rv = bff_provider_refresh_jwks(prov, r, view);
+    }
+    /* Refetched by another thread (now, or within the last seconds): the
+     * view it gave holds newer keys than the caller had. */
+    if (rv == APR_EAGAIN && view->jwks != before) {
+        return APR_SUCCESS;
+    }
+    return rv;
+}
+
 /* The fetch (up to the HTTP timeout) runs outside the mutex: logins and
  * refreshes that need the provider go on with the current keys meanwhile,
  * and an anonymous back-channel POST with an unknown kid can delay nobody

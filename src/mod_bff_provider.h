@@ -43,4 +43,13 @@ apr_status_t bff_provider_get(bff_provider_t *prov, request_rec *r, bff_provider
 apr_status_t bff_provider_refresh_jwks(bff_provider_t *prov, request_rec *r,
                                        bff_provider_view_t *view);
 
+/* The same for a signed-in user's own request (the callback, a refresh):
+ * when another thread's refetch is running, wait for it (at most the HTTP
+ * timeout) instead of answering EAGAIN at once, so a provider's key
+ * rotation never fails a login or ends a session. APR_SUCCESS: *view holds
+ * keys fetched after the caller's; try the token again with them. Anonymous
+ * requests (back-channel logout) use bff_provider_refresh_jwks(). */
+apr_status_t bff_provider_refresh_jwks_wait(bff_provider_t *prov, request_rec *r,
+                                            bff_provider_view_t *view);
+
 #endif /* MOD_BFF_PROVIDER_H */

@@ -32,8 +32,9 @@
  * the grant). The worst path, each call bounded by the provider's HTTP
  * timeout T (BFF_PROVIDER_HTTP_TIMEOUT_S, 10 s): discovery and JWKS fetch
  * (2T, or a wait of at most as long for another thread's fetch), the token
- * call (T), a JWKS refetch for an unknown kid (T, or a wait as long behind
- * another thread's refetch under the provider mutex): 4T = 40 s, plus a few
+ * call (T), a JWKS refetch for an unknown kid (T, or a wait of at most T + 1 s
+ * for another thread's refetch, which runs outside the provider mutex:
+ * bff_provider_refresh_jwks_wait): about 4T = 41 s, plus a few
  * session store calls (each at most one memcache timeout, 0.5 s, twice).
  * The TTL is 6T, a 20 s margin; it only matters when the holder crashed. */
 #define REFRESH_LOCK_TTL (6 * BFF_PROVIDER_HTTP_TIMEOUT_S)
@@ -164,11 +165,13 @@ static apr_status_t verify_id_token(refresh_ctx_t *c, const bff_session_t *s,
     ex.now = bff_util_now();
     ex.leeway = 60;
     ex.max_age = 600;
-    rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks, pv->meta->id_token_algs,
-                                      &ex, s->sub, &claims, &err);
-    if (rv == APR_NOTFOUND && APR_SUCCESS == bff_provider_refresh_jwks(sc->provider, r, pv)) {
-        rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks, pv->meta->id_token_algs,
-                                          &ex, s->sub, &claims, &err);
+    rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks,
+                                      pv->meta->id_token_algs, &ex, s->sub, &claims, &err);
+    if (rv == APR_NOTFOUND
+        && APR_SUCCESS == bff_provider_refresh_jwks_wait(sc->provider, r, pv)) {
+        rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks,
+                                          pv->meta->id_token_algs, &ex, s->sub, &claims,
+                                          &err);
     }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -205,6 +208,7 @@ static apr_status_t ep_call(void *baton, apr_pool_t *p, const bff_session_t *s,
     }
     if (tok->id_token && APR_SUCCESS != verify_id_token(c, s, tok, g)) {
         g->result = BFF_GRANT_REJECTED;
+        g->refresh_token = tok->refresh_token;  /* for the core to revoke */
         return APR_SUCCESS;
     }
     g->result = BFF_GRANT_ISSUED;
@@ -215,8 +219,10 @@ static apr_status_t ep_call(void *baton, apr_pool_t *p, const bff_session_t *s,
     return APR_SUCCESS;
 }
 
-/* A refresh token issued to a session that a logout ended meanwhile: the
- * logout revoked its predecessor; this one must not stay valid unused. */
+/* A refresh token the provider issued that no session holds: the session
+ * ended meanwhile (a logout revoked its predecessor), the refreshed ID
+ * token was refused, or the store did not take the new record. It must not
+ * stay valid unused. */
 static void ep_revoke(void *baton, apr_pool_t *p, const char *rt)
 {
     refresh_ctx_t *c = baton;
@@ -230,9 +236,9 @@ static void ep_revoke(void *baton, apr_pool_t *p, const char *rt)
     rv = bff_oidc_revoke(c->r->pool, bff_provider_http(c->sc->provider), pv->meta, &c->sc->client,
                          rt, "refresh_token", &err);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, c->r,
-                      "BFF01420: revoking the refresh "
-                      "token issued to a session that ended meanwhile at %s failed: %s",
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, c->r, "BFF01420: revoking a refresh "
+                      "token that no session holds (ended meanwhile, or not stored) at %s "
+                      "failed: %s",
                       pv->meta->revocation_endpoint, err ? err : "error");
     }
 }

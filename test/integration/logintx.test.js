@@ -1,7 +1,7 @@
 // Licensed under the Apache License, Version 2.0 (see LICENSE).
 //
-// Pending logins live sealed in the browser (one __Host-Http-bff-tx.<x>
-// cookie each), never in the session store:
+// Pending logins live sealed in the browser (one __Host-Http-bff-tx.<0-3>
+// cookie each, at most 4), never in the session store:
 //   - store exhaustion: on the smallest shm store, hundreds of anonymous
 //     GET /bff/login evict no session;
 //   - anonymous logins and junk callbacks leave no key in memcached (a
@@ -10,11 +10,14 @@
 //     send cookies to every port) is refused without a code exchange;
 //   - single use: a callback replayed with its tx cookie kept is refused;
 //   - more tabs than the bound: the oldest pending login is dropped, the
-//     others complete;
+//     others complete; 12 concurrent logins leave at most 4 cookies and a
+//     Cookie header httpd still accepts;
 //   - HEAD on login/callback is 405 and starts or ends nothing; an overlong
 //     returnTo is refused;
 //   - the access-log format that docs/security.md advises keeps the code and
-//     state out of the log.
+//     state out of the log;
+//   - on a store full of live sessions, junk callbacks (anonymous, with a
+//     made-up code) are refused with 503 and evict no session.
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -164,7 +167,7 @@ test('single use: a callback replayed with its tx cookie kept is refused', async
     const first = await c.get(l.callbackUrl, { crossSite: true, cookie });
     assert.equal(first.status, 200, first.body);
     const consumed = first.setCookies.find((h) => h.startsWith(TX_PREFIX));
-    assert.match(consumed || '', /^__Host-Http-bff-tx\.[A-Za-z0-9_-]{8}=; .*Max-Age=0/,
+    assert.match(consumed || '', /^__Host-Http-bff-tx\.[0-3]=; .*Max-Age=0/,
         'the callback deletes the cookie it consumed');
     const calls = env.provider.tokenRequests.length;
     const again = await c.get(l.callbackUrl, { crossSite: true, cookie });
@@ -192,6 +195,31 @@ test('more tabs than the bound: the oldest pending login is dropped, the others 
     assert.equal((await getUser(tabs[0], env)).status, 200, 'the browser is signed in');
     assert.equal(jar.cookiesFor(env.url('/')).filter((c) => c.name.startsWith(TX_PREFIX)).length, 0,
         'no pending-login cookie is left');
+});
+
+// Tabs restored at once, or popups a hostile page opens: each login sees only
+// the cookies the browser had before any of them answered. With one cookie
+// name per login they piled up past httpd's LimitRequestFieldSize (8190), and
+// httpd then answered 400 to every request to the host for 10 minutes.
+test('12 concurrent logins with the longest returnTo: at most 4 cookies, the browser keeps working', async (t) => {
+    const { client: c } = await env.login();
+    const rt = `/${'a'.repeat(511)}`;
+    const rs = await Promise.all(Array.from({ length: 12 }, () =>
+        c.get(env.url(`/bff/login?returnTo=${encodeURIComponent(rt)}`), { crossSite: true, topLevel: true })));
+    assert.deepEqual([...new Set(rs.map((r) => r.status))], [302]);
+    const pending = c.jar.cookiesFor(env.url('/')).filter((x) => x.name.startsWith(TX_PREFIX));
+    const hdr = c.jar.header(env.url('/'), { topLevel: true, method: 'GET' }) || '';
+    t.diagnostic(`pending-login cookies: ${pending.map((x) => x.name)}; Cookie header ${hdr.length} bytes`);
+    assert.ok(pending.length <= 4, `at most 4 pending-login cookies, got ${pending.length}`);
+    for (const x of pending) assert.match(x.name, /^__Host-Http-bff-tx\.[0-3]$/);
+    // The budget of docs/sessions.md: 4 full slots + the session cookie.
+    assert.ok(`Cookie: ${hdr}`.length <= 4353, `Cookie header of ${hdr.length} bytes`);
+    assert.equal((await getUser(c, env)).status, 200, 'the session still works');
+    const home = await c.get(env.url('/'));
+    assert.equal(home.status, 200, 'and the site');
+    const again = await env.login({ client: c });
+    assert.equal(again.login.callback.status, 200, again.login.callback.body);
+    assert.ok(setsSession(again.login.callback), 'a new login completes');
 });
 
 test('HEAD on login and callback is 405 and starts or ends nothing', async () => {
@@ -233,4 +261,55 @@ test('the LogFormat of docs/security.md keeps code and state out of the access l
     for (const v of [q.get('code'), q.get('state')]) assert.ok(!log.includes(v), 'no code or state');
     const doc = fs.readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8');
     assert.ok(doc.includes(NOQUERY_LOG[0]) && doc.includes(NOQUERY_LOG[1]), 'the doc gives this format');
+});
+
+// Last in this file: it leaves the shm:1M store full.
+// The callback's single-use marker is written for an anonymous request (the
+// code is not exchanged yet): on a store full of live entries it must not
+// evict a session; the callback answers 503 instead.
+test('junk callbacks on a store full of sessions evict none of them (shm:1M)', async (t) => {
+    const iss = encodeURIComponent(env.provider.issuer);
+    const users = [];
+    let full = false;
+    // Log in until the store is full: a sign-in refused for room (503), or
+    // the store evicting for a session (BFF00501) and 5 more logins.
+    const { lines: fillLines } = await env.httpd.expectLog([/BFF00501/, /BFF00253/], async () => {
+        let after501 = -1;
+        for (let i = 0; i < 300 && !full && after501 < 5; i += 1) {
+            const c = env.client();
+            const l = await c.followLogin(env.url(LOGIN), { stopAtCallback: true });
+            const cb = await c.get(l.callbackUrl, { crossSite: true });
+            if (cb.status === 503) full = true;
+            else {
+                assert.equal(cb.status, 200, cb.body);
+                users.push(c);
+            }
+            if (after501 >= 0) after501 += 1;
+            else if (env.httpd.errorLog().includes('BFF00501')) after501 = 0;
+        }
+    });
+    t.diagnostic(`${users.length} logins filled the store (refused one: ${full}); ${fillLines.length} log lines`);
+    const alive = [];
+    for (const c of users) if ((await getUser(c, env)).status === 200) alive.push(c);
+    assert.ok(alive.length >= 20, `${alive.length} live sessions`);
+
+    const calls = env.provider.tokenRequests.length;
+    const { result: junk, lines } = await env.httpd.expectLog([/BFF00253/, /BFF002(19|20)/, /BFF00501/],
+        () => pool(20, 4, async (i) => {
+            const a = env.client();
+            const start = await a.get(env.url(LOGIN));
+            const state = new URL(start.location).searchParams.get('state');
+            return a.get(env.url(`/bff/callback?state=${state}&code=junk-${i}&iss=${iss}`), { crossSite: true });
+        }));
+    const statuses = junk.map((r) => r.status);
+    t.diagnostic(`junk callbacks: ${statuses}; ${env.provider.tokenRequests.length - calls} code exchanges`);
+    const still = [];
+    for (const c of alive) still.push((await getUser(c, env)).status);
+    assert.deepEqual(still, alive.map(() => 200), 'every live session survived the junk callbacks');
+    assert.ok(statuses.every((x) => x === 503 || x === 502), `statuses ${statuses}`);
+    assert.ok(statuses.includes(503), 'a full store refuses sign-ins rather than evict');
+    assert.ok(junk.filter((r) => r.status === 503).every((r) => /try again/i.test(r.body)
+        && r.headers['retry-after']), 'the 503 says to try again');
+    assert.ok(lines.some((l) => /:warn\].*BFF00253/.test(l)) || fillLines.some((l) => /:warn\].*BFF00253/.test(l)),
+        `BFF00253 says why:\n${lines.join('\n')}`);
 });

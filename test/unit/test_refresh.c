@@ -104,6 +104,7 @@ typedef struct {
     const char *previous_rt; /* ... and this one, when grace is on */
     int grace;               /* accept the previous one too (reuse interval) */
     int rotate;
+    int reject;                  /* issue tokens, then have the glue refuse them */
     int serial;
     apr_status_t prepare_rv;
     apr_status_t call_rv; /* transport failure */
@@ -220,6 +221,12 @@ static apr_status_t ep_call(void *baton, apr_pool_t *p, const bff_session_t *s,
         W.previous_rt = W.current_rt;
         W.current_rt = apr_psprintf(W.p, "rt-%d", n);
         g->refresh_token = apr_pstrdup(p, W.current_rt);
+    }
+    if (W.reject) {
+        /* The glue refused the refreshed ID token: nothing to apply, but
+         * the refresh token was issued. */
+        g->result = BFF_GRANT_REJECTED;
+        g->access_token = NULL;
     }
     apr_thread_mutex_unlock(W.mx);
     return APR_SUCCESS;
@@ -647,6 +654,10 @@ static void test_rotation_never_lost(void **state)
     assert_string_equal(s->access_token, "at-3");
     assert_string_equal(s->refresh_token, "rt-2");
     assert_int_equal(s->at_expires, before->at_expires);
+    /* ... and the refresh token issued in its place, held by no record, is
+     * revoked rather than left valid. */
+    assert_int_equal(W.nrevoked, 1);
+    assert_string_equal(W.revoked[0], "rt-4");
     assert_int_equal(run(p, &o, NULL), APR_SUCCESS);
     assert_int_equal(o, BFF_REFRESH_REFRESHED);
     assert_string_equal(W.seen[4], "rt-2");
@@ -694,6 +705,23 @@ static void test_logout_while_waiting(void **state)
     assert_int_equal(W.calls, 0);
 }
 
+static void test_rejected_revokes(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_refresh_outcome_e o;
+    bff_session_t *gone;
+
+    /* The refreshed ID token names someone else (the glue refuses it): the
+     * session ends and the refresh token issued with it is revoked. */
+    put_session(-1, "rt-0");
+    W.reject = 1;
+    assert_int_not_equal(run(p, &o, NULL), APR_SUCCESS);
+    assert_int_equal(o, BFF_REFRESH_REJECTED);
+    assert_int_equal(rec_reload(NULL, p, &gone), APR_NOTFOUND);
+    assert_int_equal(W.nrevoked, 1);
+    assert_string_equal(W.revoked[0], "rt-1");
+}
+
 static void test_invalid_grant_ends_session(void **state)
 {
     apr_pool_t *p = *state;
@@ -718,6 +746,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rotation_never_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logout_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logout_while_waiting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejected_revokes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_grant_ends_session, setup, teardown),
     };
 

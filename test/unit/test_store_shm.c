@@ -133,11 +133,11 @@ static void test_replace(void **state)
     bff_store_t *st = mkstore(p, 1024 * 1024);
     apr_int64_t exp = store_now() + 3600;
     bff_store_shm_stats_t s = stats_of(st);
-    apr_size_t pl = s.block_payload, sizes[] = { 10, 5000, 508, 509, 1, 20000, 0, 3 * 508 };
+    apr_size_t pl = s.block_payload, sizes[] = { 10, 5000, 504, 505, 1, 20000, 0, 3 * 504 };
     unsigned char *v;
     apr_size_t i;
 
-    assert_int_equal(pl, 508);
+    assert_int_equal(pl, 504);
     assert_int_equal(bff_store_set(st, p, "other", store_pattern(p, 700, 99), 700, exp),
                      APR_SUCCESS);
     for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
@@ -308,6 +308,73 @@ static void test_enospc(void **state)
     assert_int_equal(s.entries_used, 1);
     assert_int_equal(s.blocks_used, s.blocks_max);
     verify_ok(st, p);
+}
+
+/* add_noevict (the callback's single-use marker, written for anonymous
+ * requests) never pushes a live entry out of a full store: APR_ENOSPC and
+ * every entry still there. It may take the room of an expired entry; plain
+ * add on the same full store still evicts. Self-contained (its own store). */
+static void test_add_noevict(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, SMALL_SIZE);
+    bff_store_shm_stats_t s = stats_of(st);
+    apr_int64_t t0 = (apr_int64_t)apr_time_sec(apr_time_now()), exp = t0 + 3600;
+    apr_uint32_t i, n = s.entries_max;
+    apr_size_t len, vlen;
+    unsigned char *v, *big;
+    const char *err = NULL;
+    char key[32];
+
+    assert_non_null(st->add_noevict);
+    for (i = 0; i < n; i++) {
+        apr_snprintf(key, sizeof(key), "s%u", i);
+        assert_int_equal(bff_store_add(st, p, key, (const unsigned char *)key, strlen(key),
+                                       exp), APR_SUCCESS);
+    }
+    assert_int_equal(stats_of(st).entries_used, n);
+    assert_int_equal(bff_store_add_noevict(st, p, "u:marker", (const unsigned char *)"1", 1,
+                                           exp), APR_ENOSPC);
+    s = stats_of(st);
+    assert_int_equal(s.evictions, 0);
+    assert_int_equal(s.entries_used, n);
+    for (i = 0; i < n; i++) {
+        apr_snprintf(key, sizeof(key), "s%u", i);
+        assert_int_equal(bff_store_get(st, p, key, &v, &len), APR_SUCCESS);
+        assert_int_equal(len, strlen(key));
+        assert_memory_equal(v, key, len);
+    }
+    assert_int_equal(bff_store_get(st, p, "u:marker", &v, &len), APR_NOTFOUND);
+    /* An existing live key still answers EEXIST, not ENOSPC. */
+    assert_int_equal(bff_store_add_noevict(st, p, "s3", (const unsigned char *)"1", 1, exp),
+                     APR_EEXIST);
+    /* An expired entry's room may be taken. */
+    assert_int_equal(bff_store_set(st, p, "s0", (const unsigned char *)"s0", 2, t0 - 1),
+                     APR_SUCCESS);
+    assert_int_equal(bff_store_add_noevict(st, p, "u:marker", (const unsigned char *)"1", 1,
+                                           exp), APR_SUCCESS);
+    assert_int_equal(stats_of(st).evictions, 0);
+    /* Plain add still evicts the least recently used entry. */
+    bff_log_bind(NULL, NULL);
+    assert_int_equal(bff_store_add(st, p, "u:other", (const unsigned char *)"1", 1, exp),
+                     APR_SUCCESS);
+    assert_int_equal(stats_of(st).evictions, 1);
+    assert_int_equal(bff_store_shm_verify(st, p, &err), APR_SUCCESS);
+
+    /* The same when blocks, not entries, run out. */
+    st = mkstore(p, SMALL_SIZE);
+    s = stats_of(st);
+    vlen = (s.blocks_max / 2) * s.block_payload;
+    big = apr_pcalloc(p, vlen);
+    assert_int_equal(bff_store_add(st, p, "b0", big, vlen, exp), APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, "b1", big, vlen, exp), APR_SUCCESS);
+    assert_true(stats_of(st).entries_used < s.entries_max);
+    assert_int_equal(bff_store_add_noevict(st, p, "u:big", big, vlen, exp), APR_ENOSPC);
+    assert_int_equal(stats_of(st).evictions, 0);
+    assert_int_equal(bff_store_get(st, p, "b0", &v, &len), APR_SUCCESS);
+    assert_int_equal(bff_store_get(st, p, "b1", &v, &len), APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, "u:big", big, vlen, exp), APR_SUCCESS);
+    assert_int_equal(stats_of(st).evictions, 1);
 }
 
 static void test_default_capacity(void **state)
@@ -523,6 +590,95 @@ static void test_damage_chain(void **state)
     assert_int_equal(log_has("BFF00502", NULL), 1);
 }
 
+/* Found by test/fuzz/fuzz_shm: freeing a value trusted the block count
+ * read from the segment. A damaged count or chain then freed a wrong
+ * number of blocks (with a cycle in the free list: up to 2^32 rounds under
+ * the lock, a hang of every child) and went unnoticed. A chain that is not
+ * exactly its count of blocks is now left alone and the table dropped. */
+static void test_damage_count(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, SMALL_SIZE);
+    apr_int64_t exp = store_now() + 3600;
+
+    assert_int_equal(bff_store_set(st, p, "a", store_pattern(p, 1000, 1), 1000, exp), APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "b", store_pattern(p, 1000, 2), 1000, exp), APR_SUCCESS);
+    assert_int_equal(bff_store_shm_damage(st, "a", BFF_STORE_SHM_DAMAGE_COUNT), APR_SUCCESS);
+    log_start();
+    (void)bff_store_remove(st, p, "a");
+    assert_int_equal(log_has("BFF00502", NULL), 1);
+    /* The next operation drops the damaged table; it is sound again. */
+    store_expect_gone(st, p, "b");
+    log_stop();
+    assert_int_equal(log_has("BFF00503", NULL), 1);
+    verify_ok(st, p);
+    assert_int_equal(bff_store_set(st, p, "c", store_pattern(p, 1200, 3), 1200, exp), APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "d", store_pattern(p, 1200, 4), 1200, exp), APR_SUCCESS);
+    store_expect_val(st, p, "c", store_pattern(p, 1200, 3), 1200);
+    store_expect_val(st, p, "d", store_pattern(p, 1200, 4), 1200);
+    verify_ok(st, p);
+}
+
+/* Found by test/fuzz/fuzz_shm: a free list that links into a live value's
+ * blocks (damage) was not seen by the operations; the next write took those
+ * blocks and overwrote the value, or returned another entry's bytes. Every
+ * block now names its owner, checked when it is taken, read and freed. */
+static void test_damage_free_list(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, SMALL_SIZE);
+    apr_int64_t exp = store_now() + 3600;
+    unsigned char *v;
+    apr_size_t len;
+    apr_status_t rv;
+
+    assert_int_equal(bff_store_set(st, p, "a", store_pattern(p, 1000, 1), 1000, exp), APR_SUCCESS);
+    assert_int_equal(bff_store_shm_damage(st, "a", BFF_STORE_SHM_DAMAGE_FREE_LIST),
+                     APR_SUCCESS);
+    log_start();
+    /* Whatever this write answers, it must not land in a's blocks. */
+    (void)bff_store_set(st, p, "b", store_pattern(p, 1000, 2), 1000, exp);
+    rv = bff_store_get(st, p, "a", &v, &len);
+    log_stop();
+    assert_int_equal(log_has("BFF00502", NULL), 1);
+    if (rv == APR_SUCCESS) {
+        assert_int_equal(len, 1000);
+        assert_memory_equal(v, store_pattern(p, 1000, 1), 1000);
+    }
+    else {
+        assert_int_equal(rv, APR_NOTFOUND);
+    }
+    verify_ok(st, p);
+}
+
+/* Found by test/fuzz/fuzz_shm: "now - last_full_log" and "now - last_sweep"
+ * on times read from the segment could overflow (undefined behaviour; the
+ * crasher is in test/fuzz/corpus/fuzz_shm/). A time in the future - a
+ * damaged one, or the clock set back - silenced BFF00501 and the full
+ * expiry sweep until the clock caught up; it now counts as long ago. */
+static void test_damage_clocks(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = mkstore(p, SMALL_SIZE);
+    apr_int64_t exp = store_now() + 3600;
+    apr_uint32_t i, n = stats_of(st).entries_max;
+    char key[32];
+
+    for (i = 0; i < n; i++) {
+        apr_snprintf(key, sizeof(key), "k%u", i);
+        assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)key, strlen(key),
+                                       exp), APR_SUCCESS);
+    }
+    assert_int_equal(bff_store_shm_damage(st, "k0", BFF_STORE_SHM_DAMAGE_CLOCKS), APR_SUCCESS);
+    log_start();
+    assert_int_equal(bff_store_set(st, p, "new", (const unsigned char *)"n", 1, exp),
+                     APR_SUCCESS);
+    log_stop();
+    assert_int_equal(stats_of(st).evictions, 1);
+    assert_int_equal(log_has("BFF00501", NULL), 1);
+    verify_ok(st, p);
+}
+
 /* ---- several processes ---- */
 
 #define MP_KEYS 96
@@ -708,14 +864,26 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lru_entries, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_lru_blocks, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_enospc, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_default_capacity, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_add_noevict, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_default_capacity, unit_pool_setup,
+                                        unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_collisions, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_full_hash_collision, unit_pool_setup,
                                         unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_block, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_length, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_chain, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_multiprocess, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_block, unit_pool_setup,
+                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_length, unit_pool_setup,
+                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_chain, unit_pool_setup,
+                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_count, unit_pool_setup,
+                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_clocks, unit_pool_setup,
+                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_free_list, unit_pool_setup,
+                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_multiprocess, unit_pool_setup,
+                                        unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_create_bad, unit_pool_setup, unit_pool_teardown),
     };
 

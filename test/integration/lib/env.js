@@ -20,7 +20,7 @@ import { createPki } from './pki.js';
 
 export const COOKIE = '__Host-Http-bff';
 export const TX_COOKIE = '__Host-Http-bff-tx';
-/** Each pending login has its own sealed cookie: TX_PREFIX + 8 characters from its state. */
+/** Each pending login has its own sealed cookie in one of 4 slots: TX_PREFIX + 0..3. */
 export const TX_PREFIX = `${TX_COOKIE}.`;
 
 /** The pending-login cookies a response sets (non-empty values), parsed. */
