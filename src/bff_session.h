@@ -41,10 +41,10 @@ typedef struct {
     const char *nonce;
     const char *code_verifier;
     const char *return_to;
-    apr_int64_t created;         /* microseconds (apr_time_t): orders a browser's
+    apr_int64_t created; /* microseconds (apr_time_t): orders a browser's
                                   * pending logins, of which several may start
                                   * within one second */
-    apr_int64_t expires;         /* seconds */
+    apr_int64_t expires; /* seconds */
 } bff_txn_t;
 
 /* Longest return_to a txn holds: the sealed cookie goes with every request
@@ -113,7 +113,6 @@ apr_status_t bff_txn_from_cookie(apr_pool_t *p, const bff_keyring_t *ring, const
  * port of a host) or that was renamed does not open. */
 const char *bff_txn_binding(apr_pool_t *p, const char *cookie_name, const char *issuer,
                             const char *client_id, const char *redirect_uri);
-
 
 /* A session identifier as it appears in the cookie: 43 base64url characters
  * (32 random bytes). bff_session_id_ok() checks the shape only. */

@@ -59,9 +59,9 @@ struct bff_store_t {
 #define bff_store_set(st, p, k, v, l, e) ((st)->set((st), (p), (k), (v), (l), (e)))
 #define bff_store_add(st, p, k, v, l, e) ((st)->add((st), (p), (k), (v), (l), (e)))
 #define bff_store_replace(st, p, k, v, l, e) ((st)->replace((st), (p), (k), (v), (l), (e)))
-#define bff_store_remove(st, p, k)           ((st)->remove((st), (p), (k)))
-#define bff_store_add_noevict(st, p, k, v, l, e)                                              \
-    ((st)->add_noevict ? (st)->add_noevict((st), (p), (k), (v), (l), (e))                     \
+#define bff_store_remove(st, p, k) ((st)->remove((st), (p), (k)))
+#define bff_store_add_noevict(st, p, k, v, l, e) \
+    ((st)->add_noevict ? (st)->add_noevict((st), (p), (k), (v), (l), (e)) \
                        : (st)->add((st), (p), (k), (v), (l), (e)))
 
 /* A lock in the store: an entry under lock_key, taken with add (atomic in

@@ -20,12 +20,12 @@
  * Free entries and blocks beyond their high-water marks are never touched,
  * so the kernel commits memory only as the table actually fills. */
 
-#define SHM_MAGIC       0x53464642u     /* "BFFS" */
-#define SHM_VERSION     2u             /* 2: blocks name their owner */
-#define NIL             0xFFFFFFFFu
-#define KEY_MAX         128             /* bytes, NUL included */
-#define BLOCK_SIZE      512
-#define BLOCK_PAYLOAD   (BLOCK_SIZE - 8)
+#define SHM_MAGIC 0x53464642u /* "BFFS" */
+#define SHM_VERSION 2u        /* 2: blocks name their owner */
+#define NIL 0xFFFFFFFFu
+#define KEY_MAX 128 /* bytes, NUL included */
+#define BLOCK_SIZE 512
+#define BLOCK_PAYLOAD (BLOCK_SIZE - 8)
 #define BYTES_PER_ENTRY 4096
 #define ENTRIES_MIN 16
 #define BLOCKS_MIN 16
@@ -357,8 +357,7 @@ static apr_uint32_t block_take(shm_ctx_t *c)
 
     if (h->block_free != NIL) {
         idx = h->block_free;
-        if (idx >= h->block_hwm || !(b = block_at(c, idx, "free block list"))
-            || b->owner != NIL) {
+        if (idx >= h->block_hwm || !(b = block_at(c, idx, "free block list")) || b->owner != NIL) {
             mark_corrupt(c, "free block list", idx);
             return NIL;
         }
@@ -617,10 +616,10 @@ static apr_status_t entry_replace(shm_ctx_t *c, apr_uint32_t idx, const unsigned
     return APR_SUCCESS;
 }
 
-static apr_status_t entry_insert(shm_ctx_t *c, const char *key, apr_size_t klen,
-                                 apr_uint32_t hash, const unsigned char *val, apr_size_t len,
-                                 apr_uint32_t nblocks, apr_int64_t expires, apr_int64_t now,
-                                 int may_evict, apr_uint32_t *evicted)
+static apr_status_t entry_insert(shm_ctx_t *c, const char *key, apr_size_t klen, apr_uint32_t hash,
+                                 const unsigned char *val, apr_size_t len, apr_uint32_t nblocks,
+                                 apr_int64_t expires, apr_int64_t now, int may_evict,
+                                 apr_uint32_t *evicted)
 {
     apr_uint32_t idx, first, *bucket;
     shm_entry_t *e;
@@ -698,8 +697,8 @@ static apr_status_t shm_put(bff_store_t *st, const char *key, const unsigned cha
         }
         entry_release(c, idx, &c->entries[idx]);
     }
-    rv = entry_insert(c, key, klen, hash, val, len, nblocks, expires, now,
-                      mode != MODE_ADD_NOEVICT, &evicted);
+    rv = entry_insert(c, key, klen, hash, val, len, nblocks, expires, now, mode != MODE_ADD_NOEVICT,
+                      &evicted);
 leave:
     if (evicted && elapsed(now, c->h->last_full_log, FULL_LOG_INTERVAL)) {
         c->h->last_full_log = now;
@@ -732,8 +731,7 @@ static apr_status_t shm_add(bff_store_t *st, apr_pool_t *p, const char *key,
 }
 
 static apr_status_t shm_add_noevict(bff_store_t *st, apr_pool_t *p, const char *key,
-                                    const unsigned char *val, apr_size_t len,
-                                    apr_int64_t expires)
+                                    const unsigned char *val, apr_size_t len, apr_int64_t expires)
 {
     return shm_put(st, key, val, len, expires, MODE_ADD_NOEVICT);
 }

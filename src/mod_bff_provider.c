@@ -318,8 +318,7 @@ apr_status_t bff_provider_refresh_jwks_wait(bff_provider_t *prov, request_rec *r
     const void *before = view->jwks;
     apr_status_t rv = bff_provider_refresh_jwks(prov, r, view);
 
-    while (rv == APR_EAGAIN && prov->mutex && refetching(prov)
-           && apr_time_now() < deadline) {
+    while (rv == APR_EAGAIN && prov->mutex && refetching(prov) && apr_time_now() < deadline) {
         apr_sleep(apr_time_from_msec(50));
         rv = bff_provider_refresh_jwks(prov, r, view);
     }

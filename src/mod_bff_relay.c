@@ -165,13 +165,11 @@ static apr_status_t verify_id_token(refresh_ctx_t *c, const bff_session_t *s,
     ex.now = bff_util_now();
     ex.leeway = 60;
     ex.max_age = 600;
-    rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks,
-                                      pv->meta->id_token_algs, &ex, s->sub, &claims, &err);
-    if (rv == APR_NOTFOUND
-        && APR_SUCCESS == bff_provider_refresh_jwks_wait(sc->provider, r, pv)) {
-        rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks,
-                                          pv->meta->id_token_algs, &ex, s->sub, &claims,
-                                          &err);
+    rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks, pv->meta->id_token_algs,
+                                      &ex, s->sub, &claims, &err);
+    if (rv == APR_NOTFOUND && APR_SUCCESS == bff_provider_refresh_jwks_wait(sc->provider, r, pv)) {
+        rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks, pv->meta->id_token_algs,
+                                          &ex, s->sub, &claims, &err);
     }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -208,7 +206,7 @@ static apr_status_t ep_call(void *baton, apr_pool_t *p, const bff_session_t *s,
     }
     if (tok->id_token && APR_SUCCESS != verify_id_token(c, s, tok, g)) {
         g->result = BFF_GRANT_REJECTED;
-        g->refresh_token = tok->refresh_token;  /* for the core to revoke */
+        g->refresh_token = tok->refresh_token; /* for the core to revoke */
         return APR_SUCCESS;
     }
     g->result = BFF_GRANT_ISSUED;
@@ -236,7 +234,8 @@ static void ep_revoke(void *baton, apr_pool_t *p, const char *rt)
     rv = bff_oidc_revoke(c->r->pool, bff_provider_http(c->sc->provider), pv->meta, &c->sc->client,
                          rt, "refresh_token", &err);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, c->r, "BFF01420: revoking a refresh "
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, c->r,
+                      "BFF01420: revoking a refresh "
                       "token that no session holds (ended meanwhile, or not stored) at %s "
                       "failed: %s",
                       pv->meta->revocation_endpoint, err ? err : "error");

@@ -104,7 +104,7 @@ typedef struct {
     const char *previous_rt; /* ... and this one, when grace is on */
     int grace;               /* accept the previous one too (reuse interval) */
     int rotate;
-    int reject;                  /* issue tokens, then have the glue refuse them */
+    int reject; /* issue tokens, then have the glue refuse them */
     int serial;
     apr_status_t prepare_rv;
     apr_status_t call_rv; /* transport failure */

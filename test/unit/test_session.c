@@ -1096,7 +1096,6 @@ static void test_txn_cookie_rotation(void **state)
                      APR_ENOENT);
 }
 
-
 /* The largest pending-login cookie a login can set (random values of the
  * module's sizes, the longest return_to, ten-digit times) stays within
  * BFF_TXN_COOKIE_VALUE_MAX, the figure the Cookie header budget in
@@ -1113,7 +1112,7 @@ static void test_txn_cookie_worst_case(void **state)
     in.nonce = bff_util_random_token(p, 32);
     in.code_verifier = bff_util_random_token(p, 32);
     in.return_to = big_string(p, BFF_TXN_MAX_RETURN_TO, 'a');
-    in.created = 9999999999999999;     /* microseconds */
+    in.created = 9999999999999999; /* microseconds */
     in.expires = 9999999999;
     assert_int_equal(bff_txn_to_cookie(p, ring, tx_binding(p), &in, &v), APR_SUCCESS);
     print_message("worst-case txn cookie value: %zu bytes\n", strlen(v));

@@ -329,12 +329,12 @@ static void test_add_noevict(void **state)
     assert_non_null(st->add_noevict);
     for (i = 0; i < n; i++) {
         apr_snprintf(key, sizeof(key), "s%u", i);
-        assert_int_equal(bff_store_add(st, p, key, (const unsigned char *)key, strlen(key),
-                                       exp), APR_SUCCESS);
+        assert_int_equal(bff_store_add(st, p, key, (const unsigned char *)key, strlen(key), exp),
+                         APR_SUCCESS);
     }
     assert_int_equal(stats_of(st).entries_used, n);
-    assert_int_equal(bff_store_add_noevict(st, p, "u:marker", (const unsigned char *)"1", 1,
-                                           exp), APR_ENOSPC);
+    assert_int_equal(bff_store_add_noevict(st, p, "u:marker", (const unsigned char *)"1", 1, exp),
+                     APR_ENOSPC);
     s = stats_of(st);
     assert_int_equal(s.evictions, 0);
     assert_int_equal(s.entries_used, n);
@@ -351,8 +351,8 @@ static void test_add_noevict(void **state)
     /* An expired entry's room may be taken. */
     assert_int_equal(bff_store_set(st, p, "s0", (const unsigned char *)"s0", 2, t0 - 1),
                      APR_SUCCESS);
-    assert_int_equal(bff_store_add_noevict(st, p, "u:marker", (const unsigned char *)"1", 1,
-                                           exp), APR_SUCCESS);
+    assert_int_equal(bff_store_add_noevict(st, p, "u:marker", (const unsigned char *)"1", 1, exp),
+                     APR_SUCCESS);
     assert_int_equal(stats_of(st).evictions, 0);
     /* Plain add still evicts the least recently used entry. */
     bff_log_bind(NULL, NULL);
@@ -633,8 +633,7 @@ static void test_damage_free_list(void **state)
     apr_status_t rv;
 
     assert_int_equal(bff_store_set(st, p, "a", store_pattern(p, 1000, 1), 1000, exp), APR_SUCCESS);
-    assert_int_equal(bff_store_shm_damage(st, "a", BFF_STORE_SHM_DAMAGE_FREE_LIST),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_shm_damage(st, "a", BFF_STORE_SHM_DAMAGE_FREE_LIST), APR_SUCCESS);
     log_start();
     /* Whatever this write answers, it must not land in a's blocks. */
     (void)bff_store_set(st, p, "b", store_pattern(p, 1000, 2), 1000, exp);
@@ -666,13 +665,12 @@ static void test_damage_clocks(void **state)
 
     for (i = 0; i < n; i++) {
         apr_snprintf(key, sizeof(key), "k%u", i);
-        assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)key, strlen(key),
-                                       exp), APR_SUCCESS);
+        assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)key, strlen(key), exp),
+                         APR_SUCCESS);
     }
     assert_int_equal(bff_store_shm_damage(st, "k0", BFF_STORE_SHM_DAMAGE_CLOCKS), APR_SUCCESS);
     log_start();
-    assert_int_equal(bff_store_set(st, p, "new", (const unsigned char *)"n", 1, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "new", (const unsigned char *)"n", 1, exp), APR_SUCCESS);
     log_stop();
     assert_int_equal(stats_of(st).evictions, 1);
     assert_int_equal(log_has("BFF00501", NULL), 1);
@@ -865,25 +863,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lru_blocks, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_enospc, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_add_noevict, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_default_capacity, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_default_capacity, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_collisions, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_full_hash_collision, unit_pool_setup,
                                         unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_block, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_length, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_chain, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_count, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_clocks, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_free_list, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_multiprocess, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_block, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_length, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_chain, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_count, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_clocks, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_free_list, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_multiprocess, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_create_bad, unit_pool_setup, unit_pool_teardown),
     };
 
