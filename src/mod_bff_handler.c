@@ -195,7 +195,7 @@ static int choose_slot(request_rec *r, bff_srv_conf_t *sc, const char *state)
     memset(use, 0, sizeof(use));
     memset(expired, 0, sizeof(expired));
     if (hdr && bff_cookie_get(r->pool, hdr, sc->txn_cookie_name)) {
-        expire_cookie(r, sc->txn_cookie_name);      /* the binder of earlier releases */
+        expire_cookie(r, sc->txn_cookie_name); /* the binder of earlier releases */
     }
     if (hdr) {
         all = bff_cookie_with_prefix(r->pool, hdr, sc->txn_cookie_prefix, TXN_SCAN_MAX);
@@ -206,7 +206,7 @@ static int choose_slot(request_rec *r, bff_srv_conf_t *sc, const char *state)
                                               c[k].value, NULL, now, &t);
         if ((i = slot_of(sc, c[k].name)) < 0) {
             if (rv == APR_SUCCESS || rv == APR_TIMEUP) {
-                expire_cookie(r, c[k].name);        /* a per-login name of earlier releases */
+                expire_cookie(r, c[k].name); /* a per-login name of earlier releases */
             }
         }
         else if (rv == APR_SUCCESS) {
@@ -222,8 +222,8 @@ static int choose_slot(request_rec *r, bff_srv_conf_t *sc, const char *state)
             use[i] = SLOT_FOREIGN;
         }
     }
-    start = (APR_SUCCESS == bff_util_sha256(state, strlen(state), h))
-            ? h[0] % BFF_TXN_MAX_PENDING : 0;
+    start = (APR_SUCCESS == bff_util_sha256(state, strlen(state), h)) ? h[0] % BFF_TXN_MAX_PENDING
+                                                                      : 0;
     for (want = SLOT_FREE; pick < 0 && want <= SLOT_FOREIGN; ++want) {
         for (k = 0; pick < 0 && k < BFF_TXN_MAX_PENDING; ++k) {
             if (use[(start + k) % BFF_TXN_MAX_PENDING] == want) {
@@ -237,8 +237,10 @@ static int choose_slot(request_rec *r, bff_srv_conf_t *sc, const char *state)
                 pick = i;
             }
         }
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF00252: %d logins pending in this "
-                      "browser, the oldest is dropped", BFF_TXN_MAX_PENDING);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "BFF00252: %d logins pending in this "
+                      "browser, the oldest is dropped",
+                      BFF_TXN_MAX_PENDING);
     }
     for (i = 0; i < BFF_TXN_MAX_PENDING; ++i) {
         if (expired[i] && use[i] == SLOT_FREE && i != pick) {
@@ -352,25 +354,24 @@ static apr_status_t open_txn(request_rec *r, bff_srv_conf_t *sc, const char *sta
 
     *t = NULL;
     *name = NULL;
-    all = hdr ? bff_cookie_with_prefix(r->pool, hdr, sc->txn_cookie_prefix, TXN_SCAN_MAX)
-              : NULL;
+    all = hdr ? bff_cookie_with_prefix(r->pool, hdr, sc->txn_cookie_prefix, TXN_SCAN_MAX) : NULL;
     c = all ? (const bff_cookie_pair_t *)all->elts : NULL;
     for (k = 0; all && k < all->nelts; ++k) {
         if (slot_of(sc, c[k].name) < 0) {
             continue;
         }
-        rv = bff_txn_from_cookie(r->pool, sc->keyring, txn_binding(r, sc, c[k].name),
-                                 c[k].value, state, now, t);
+        rv = bff_txn_from_cookie(r->pool, sc->keyring, txn_binding(r, sc, c[k].name), c[k].value,
+                                 state, now, t);
         if (rv == APR_SUCCESS) {
             *name = c[k].name;
             return APR_SUCCESS;
         }
-        if (rv == APR_TIMEUP) {             /* it holds this state, expired */
+        if (rv == APR_TIMEUP) { /* it holds this state, expired */
             *name = c[k].name;
             found = APR_TIMEUP;
         }
         else if (rv != APR_EINVAL && found == APR_NOTFOUND) {
-            found = rv;                     /* EINVAL: another login, or junk */
+            found = rv; /* EINVAL: another login, or junk */
         }
     }
     return found;
@@ -404,19 +405,19 @@ static int store_full_page(request_rec *r)
     static volatile apr_uint32_t last_log, refused;
     apr_uint32_t now = (apr_uint32_t)bff_util_now(), last = apr_atomic_read32(&last_log);
     apr_uint32_t n = apr_atomic_inc32(&refused) + 1;
+    int warn = now - last >= STORE_FULL_LOG_INTERVAL
+               && apr_atomic_cas32(&last_log, now, last) == last;
 
-    if (now - last >= STORE_FULL_LOG_INTERVAL
-        && apr_atomic_cas32(&last_log, now, last) == last) {
+    if (warn) {
         apr_atomic_sub32(&refused, n);
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "BFF00253: sign-in refused (503): the "
-                      "session store is full of live entries and a login's single-use "
-                      "marker never evicts one (%u refused in this process since the last "
-                      "such line); raise BFFSessionStore shm:<size>", n);
     }
-    else {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF00253: sign-in refused (503): the "
-                      "session store is full");
-    }
+    /* One message for one event (one tag): only its level varies. */
+    ap_log_rerror(APLOG_MARK, warn ? APLOG_WARNING : APLOG_DEBUG, 0, r,
+                  "BFF00253: sign-in refused (503): the "
+                  "session store is full of live entries and a login's single-use "
+                  "marker never evicts one (%u refused in this process since the last "
+                  "warning); raise BFFSessionStore shm:<size>",
+                  n);
     apr_table_setn(r->err_headers_out, "Retry-After", "30");
     return bff_respond_page(r, HTTP_SERVICE_UNAVAILABLE, "Sign-in is busy",
                             "Too many sign-ins are in progress right now. Please try again "
@@ -515,7 +516,8 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
     }
     rv = open_txn(r, sc, state, &txn_cookie, &t);
     if (rv == APR_NOTFOUND) {
-        return callback_fail(r, HTTP_BAD_REQUEST, "BFF00214: callback from a browser that "
+        return callback_fail(r, HTTP_BAD_REQUEST,
+                             "BFF00214: callback from a browser that "
                              "did not start this login, one that completed it, or one whose "
                              "later logins took its cookie (no login cookie holds this state)",
                              "This sign-in response does not belong to this browser. "
@@ -534,7 +536,8 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
     if (rv != APR_SUCCESS) {
         /* Left alone: the site on another port of this host that sealed it
          * may still complete it. */
-        return callback_fail(r, HTTP_BAD_REQUEST, "BFF00251: callback whose state no login "
+        return callback_fail(r, HTTP_BAD_REQUEST,
+                             "BFF00251: callback whose state no login "
                              "cookie holds, and a login cookie that does not open here "
                              "(sealed for another site or client, with a key not in "
                              "BFFCryptoKey, or altered)",
@@ -578,7 +581,7 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
     rv = mark_used(r, sc, state, t, &used);
     if (rv == APR_EEXIST) {
         return callback_fail(r, HTTP_BAD_REQUEST,
-                             "BFF00253: callback with a state that "
+                             "BFF00254: callback with a state that "
                              "was already used (a replayed or twice-delivered callback)",
                              "This sign-in attempt has expired or was already used. "
                              "Please sign in again.",
