@@ -25,10 +25,11 @@ INTEG_SUMMARY="integration: not run"
 summary() {
     local rc=$? secs=$(( $(date +%s) - START ))
     if [ "$rc" -eq 0 ]; then
-        printf '\n== build/test.sh: PASS (%s; %s) in %ss\n' "$UNIT_SUMMARY; $FUZZ_SUMMARY" "$INTEG_SUMMARY" "$secs"
+        printf '\n== build/test.sh: PASS (%s; %s; %s) in %ss\n' "$STATIC_SUMMARY" \
+            "$UNIT_SUMMARY; $FUZZ_SUMMARY" "$INTEG_SUMMARY" "$secs"
     else
-        printf '\n== build/test.sh: FAIL in stage "%s" (%s; %s) after %ss, exit %s\n' \
-            "$STAGE" "$UNIT_SUMMARY; $FUZZ_SUMMARY" "$INTEG_SUMMARY" "$secs" "$rc"
+        printf '\n== build/test.sh: FAIL in stage "%s" (%s; %s; %s) after %ss, exit %s\n' \
+            "$STAGE" "$STATIC_SUMMARY" "$UNIT_SUMMARY; $FUZZ_SUMMARY" "$INTEG_SUMMARY" "$secs" "$rc"
     fi
 }
 trap summary EXIT
