@@ -792,7 +792,8 @@ static void test_txn_rejects(void **state)
     }
     assert_int_equal(decode_copy(p, MIN_TXN, strlen(MIN_TXN), &s), APR_EINVAL);
     /* Decode takes only what encode writes: no return_to over the bound. */
-    json = apr_psprintf(p, "{\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\","
+    json = apr_psprintf(p,
+                        "{\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\","
                         "\"return_to\":\"/%s\",\"expires\":9}",
                         big_string(p, BFF_TXN_MAX_RETURN_TO, 'a'));
     assert_int_equal(txn_decode_copy(p, json, strlen(json), &out), APR_EINVAL);
