@@ -41,8 +41,7 @@ static int bff_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
 
 /* Runs for `apachectl configtest` too, so every cross-directive error shows
  * there and not only at a real start. */
-static int bff_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                            server_rec *s)
+static int bff_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     server_rec *vs;
     const char *err;
@@ -56,8 +55,7 @@ static int bff_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     return OK;
 }
 
-static int bff_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                           server_rec *s)
+static int bff_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     /* httpd reads its configuration twice at start-up; the first pass only
      * checks it, so nothing expensive happens then. */
@@ -111,7 +109,7 @@ static void bff_register_hooks(apr_pool_t *p)
 {
     /* The relay sets the bearer on, and strips mod_bff's cookies from, the
      * request that mod_proxy's handler forwards: it must run first. */
-    static const char *const before_proxy[] = {"mod_proxy.c", NULL};
+    static const char *const before_proxy[] = { "mod_proxy.c", NULL };
 
     ap_hook_pre_config(bff_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(bff_check_config, NULL, NULL, APR_HOOK_MIDDLE);
@@ -149,7 +147,7 @@ static const command_rec bff_cmds[] = {
     AP_INIT_TAKE1(BFF_D_SCOPE, bff_cmd_scope, NULL, RSRC_CONF,
                   "Scopes to request (must include openid). Default: \"openid profile email\"."),
     AP_INIT_RAW_ARGS(BFF_D_AUTH_PARAMS, bff_cmd_auth_params, NULL, RSRC_CONF,
-                  "Extra authorization request parameters as name=value pairs. Default: none."),
+                     "Extra authorization request parameters as name=value pairs. Default: none."),
     AP_INIT_TAKE1(BFF_D_SESSION_STORE, bff_cmd_session_store, NULL, RSRC_CONF,
                   "shm, shm:<size> (e.g. shm:256M) or memcache:host:port[,host:port...]. "
                   "Default: shm (100M, over 10,000 sessions)."),
@@ -172,29 +170,23 @@ static const command_rec bff_cmds[] = {
                   "On, Off or optional: put the session's access token on requests that "
                   "mod_proxy forwards from this location. Default: Off."),
     AP_INIT_TAKE12(BFF_D_CSRF_HEADER, bff_cmd_csrf_header, NULL, RSRC_CONF | ACCESS_CONF,
-                  "The header (and value) every session request must carry. Default: X-CSRF 1."),
-    AP_INIT_ITERATE(BFF_D_TRUSTED_ORIGIN, bff_cmd_trusted_origin, NULL,
-                  RSRC_CONF | ACCESS_CONF,
-                  "Other origins allowed to use the session (besides the site's own). "
-                  "Default: none."),
+                   "The header (and value) every session request must carry. Default: X-CSRF 1."),
+    AP_INIT_ITERATE(BFF_D_TRUSTED_ORIGIN, bff_cmd_trusted_origin, NULL, RSRC_CONF | ACCESS_CONF,
+                    "Other origins allowed to use the session (besides the site's own). "
+                    "Default: none."),
     AP_INIT_ITERATE(BFF_D_TRUSTED_AUDIENCE, bff_cmd_trusted_audience, NULL, RSRC_CONF,
-                  "Audiences besides BFFClientID that an ID token or logout token may name "
-                  "in aud. Default: none."),
+                    "Audiences besides BFFClientID that an ID token or logout token may name "
+                    "in aud. Default: none."),
     AP_INIT_FLAG(BFF_D_PASS_COOKIE, bff_cmd_pass_cookie, NULL, RSRC_CONF | ACCESS_CONF,
-                  "On: requests mod_proxy forwards from this location keep the session "
-                  "cookies (logged as a warning). Default: Off."),
-    {NULL}
+                 "On: requests mod_proxy forwards from this location keep the session "
+                 "cookies (logged as a warning). Default: Off."),
+    { NULL }
 };
 
-AP_DECLARE_MODULE(bff) = {
-    STANDARD20_MODULE_STUFF,
-    bff_config_create_dir,
-    bff_config_merge_dir,
-    bff_config_create_server,
-    bff_config_merge_server,
-    bff_cmds,
-    bff_register_hooks,
+AP_DECLARE_MODULE(bff) = { STANDARD20_MODULE_STUFF,  bff_config_create_dir,   bff_config_merge_dir,
+                           bff_config_create_server, bff_config_merge_server, bff_cmds,
+                           bff_register_hooks,
 #if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
-    AP_MODULE_FLAG_NONE
+                           AP_MODULE_FLAG_NONE
 #endif
 };

@@ -52,10 +52,9 @@ typedef struct {
 } fixture_t;
 
 enum { STORE_KEY, SESSION_OPEN, COOKIE_GET, COOKIE_STRIP, SHM_GET, NSTEPS };
-static const char *const step_names[NSTEPS] = {
-    "store_key (HMAC-SHA256 of the cookie)", "session_open (AES-256-GCM + decode)",
-    "cookie_get", "cookie_strip", "shm_get (lock, lookup, copy)"
-};
+static const char *const step_names[NSTEPS] = { "store_key (HMAC-SHA256 of the cookie)",
+                                                "session_open (AES-256-GCM + decode)", "cookie_get",
+                                                "cookie_strip", "shm_get (lock, lookup, copy)" };
 
 static void step(const fixture_t *f, apr_pool_t *sp, int which)
 {
@@ -143,7 +142,7 @@ int main(void)
     apr_pool_create(&sp, f.p);
     for (k = 0; k < NSTEPS; k++) {
         for (i = 0; i < 1000; i++) {
-            step(&f, sp, k);    /* warm caches and per-thread contexts */
+            step(&f, sp, k); /* warm caches and per-thread contexts */
         }
         apr_pool_clear(sp);
         t0 = now_ns();

@@ -13,7 +13,7 @@ PACKAGES=(
     apache2 apache2-dev libapr1-dev libaprutil1-dev
     libssl-dev libcurl4-openssl-dev libjansson-dev libcmocka-dev
     memcached chromium openssl ca-certificates curl
-    clang libclang-rt-14-dev valgrind
+    clang libclang-rt-14-dev clang-format valgrind
 )
 
 # Libraries the module and the tests load at run time. Debian's packages ask

@@ -2,6 +2,8 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 #
 # Build and test mod_bff the way CI does (.ci/run execs this):
+#   0. static checks (build/static-checks.sh: clang-format, banned calls, log
+#      tags, config merge), in seconds, before anything is built
 #   1. unit tests (cmocka) built with ASan + UBSan, out of tree in _build-asan/
 #      then every fuzz seed corpus (test/fuzz/corpus/) replayed once under
 #      ASan + UBSan by the libFuzzer targets, built with clang in _build-fuzz/
@@ -15,6 +17,7 @@ ROOT=$PWD
 JOBS=${JOBS:-2}
 START=$(date +%s)
 STAGE=setup
+STATIC_SUMMARY="static checks: not run"
 UNIT_SUMMARY="unit: not run"
 FUZZ_SUMMARY="fuzz replay: not run"
 INTEG_SUMMARY="integration: not run"
@@ -22,10 +25,11 @@ INTEG_SUMMARY="integration: not run"
 summary() {
     local rc=$? secs=$(( $(date +%s) - START ))
     if [ "$rc" -eq 0 ]; then
-        printf '\n== build/test.sh: PASS (%s; %s) in %ss\n' "$UNIT_SUMMARY; $FUZZ_SUMMARY" "$INTEG_SUMMARY" "$secs"
+        printf '\n== build/test.sh: PASS (%s; %s; %s) in %ss\n' "$STATIC_SUMMARY" \
+            "$UNIT_SUMMARY; $FUZZ_SUMMARY" "$INTEG_SUMMARY" "$secs"
     else
-        printf '\n== build/test.sh: FAIL in stage "%s" (%s; %s) after %ss, exit %s\n' \
-            "$STAGE" "$UNIT_SUMMARY; $FUZZ_SUMMARY" "$INTEG_SUMMARY" "$secs" "$rc"
+        printf '\n== build/test.sh: FAIL in stage "%s" (%s; %s; %s) after %ss, exit %s\n' \
+            "$STAGE" "$STATIC_SUMMARY" "$UNIT_SUMMARY; $FUZZ_SUMMARY" "$INTEG_SUMMARY" "$secs" "$rc"
     fi
 }
 trap summary EXIT
@@ -73,6 +77,19 @@ unit_counts() {
 
 step "dependencies"
 bash build/deps.sh
+
+# ---- 0. static checks (seconds) ---------------------------------------------
+step "static checks (build/static-checks.sh)"
+static_log=$(mktemp)
+set +e
+bash build/static-checks.sh 2>&1 | tee "$static_log"
+static_rc=${PIPESTATUS[0]}
+set -e
+STATIC_SUMMARY=$(tail -n 1 "$static_log")
+rm -f "$static_log"
+if [ "$static_rc" -ne 0 ]; then
+    exit 1
+fi
 
 step "autoreconf"
 clean_in_tree

@@ -10,7 +10,7 @@
 #include "bff_cookie.h"
 
 #define BFF_COOKIE_VALUE_MAX 4096
-#define BFF_COOKIE_NAME_MAX  256
+#define BFF_COOKIE_NAME_MAX 256
 
 /* RFC 6265 cookie-octet: visible ASCII except DQUOTE, comma, semicolon and
  * backslash. */
@@ -92,8 +92,8 @@ static const char *next_pair(const char *s, const char **pair, apr_size_t *plen)
 
 /* Name part of a pair (up to '=' with OWS trimmed; the whole pair when
  * there is no '='), and the value part when there is one. */
-static void split_pair(const char *pair, apr_size_t plen, apr_size_t *nlen,
-                       const char **val, apr_size_t *vlen)
+static void split_pair(const char *pair, apr_size_t plen, apr_size_t *nlen, const char **val,
+                       apr_size_t *vlen)
 {
     const char *eq = memchr(pair, '=', plen);
 
@@ -150,8 +150,8 @@ static int name_prefixed(const char *name, apr_size_t nlen, const char *prefix)
     return plen > 0 && nlen > plen && memcmp(name, prefix, plen) == 0;
 }
 
-apr_array_header_t *bff_cookie_with_prefix(apr_pool_t *p, const char *header,
-                                           const char *prefix, int max)
+apr_array_header_t *bff_cookie_with_prefix(apr_pool_t *p, const char *header, const char *prefix,
+                                           int max)
 {
     const char *s = header, *pair, *val;
     apr_size_t plen, nlen, vlen;
@@ -251,8 +251,8 @@ char *bff_cookie_strip_prefix(apr_pool_t *p, const char *header, const char *con
     return out;
 }
 
-char *bff_cookie_format(apr_pool_t *p, const char *name, const char *value,
-                        apr_int64_t max_age, bff_samesite_e samesite)
+char *bff_cookie_format(apr_pool_t *p, const char *name, const char *value, apr_int64_t max_age,
+                        bff_samesite_e samesite)
 {
     const char *ss;
     char *c;

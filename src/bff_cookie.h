@@ -30,16 +30,16 @@ typedef struct {
     const char *name;
     const char *value;
 } bff_cookie_pair_t;
-apr_array_header_t *bff_cookie_with_prefix(apr_pool_t *p, const char *header,
-                                           const char *prefix, int max);
+apr_array_header_t *bff_cookie_with_prefix(apr_pool_t *p, const char *header, const char *prefix,
+                                           int max);
 
 typedef enum { BFF_SAMESITE_STRICT = 0, BFF_SAMESITE_LAX = 1 } bff_samesite_e;
 
 /* A Set-Cookie value: "name=value; Path=/; Secure; HttpOnly; SameSite=X"
  * plus "; Max-Age=N" when max_age >= 0 (max_age 0 with an empty value
  * deletes the cookie). Never a Domain attribute. */
-char *bff_cookie_format(apr_pool_t *p, const char *name, const char *value,
-                        apr_int64_t max_age, bff_samesite_e samesite);
+char *bff_cookie_format(apr_pool_t *p, const char *name, const char *value, apr_int64_t max_age,
+                        bff_samesite_e samesite);
 
 /* True when name is a legal cookie name (RFC 6265 token). */
 int bff_cookie_name_ok(const char *name);

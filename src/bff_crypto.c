@@ -19,19 +19,19 @@
 #include "bff_crypto.h"
 #include "bff_util.h"
 
-#define BFF_CRYPTO_VERSION   0x01
-#define BFF_CRYPTO_MAX_KEYS  16
-#define BFF_KEY_LEN          32
-#define BFF_KID_LEN          4
-#define BFF_IV_LEN           12
-#define BFF_TAG_LEN          16
-#define BFF_HDR_LEN          (1 + BFF_KID_LEN)
-#define BFF_HMAC_LEN         32
+#define BFF_CRYPTO_VERSION 0x01
+#define BFF_CRYPTO_MAX_KEYS 16
+#define BFF_KEY_LEN 32
+#define BFF_KID_LEN 4
+#define BFF_IV_LEN 12
+#define BFF_TAG_LEN 16
+#define BFF_HDR_LEN (1 + BFF_KID_LEN)
+#define BFF_HMAC_LEN 32
 
 /* Changing any of these invalidates every stored record and store key. */
-#define BFF_HKDF_SALT        "mod_bff v1"
-#define BFF_HKDF_INFO_ENC    "mod_bff record encryption"
-#define BFF_HKDF_INFO_STORE  "mod_bff store key"
+#define BFF_HKDF_SALT "mod_bff v1"
+#define BFF_HKDF_INFO_ENC "mod_bff record encryption"
+#define BFF_HKDF_INFO_STORE "mod_bff store key"
 
 typedef struct {
     unsigned char enc[BFF_KEY_LEN];
@@ -43,7 +43,7 @@ typedef struct {
 } bff_key_t;
 
 struct bff_keyring_t {
-    apr_uint32_t id;            /* unique per process, never reused */
+    apr_uint32_t id; /* unique per process, never reused */
     int nkeys;
     bff_key_t keys[BFF_CRYPTO_MAX_KEYS];
     /* Fetched once: fetching per call costs a provider lookup, and both
@@ -96,25 +96,22 @@ apr_status_t bff_crypto_keyring_create(apr_pool_t *p, bff_keyring_t **pring)
     return APR_SUCCESS;
 }
 
-static apr_status_t hkdf(const void *secret, apr_size_t len, const char *info,
-                         apr_size_t infolen, unsigned char out[BFF_KEY_LEN])
+static apr_status_t hkdf(const void *secret, apr_size_t len, const char *info, apr_size_t infolen,
+                         unsigned char out[BFF_KEY_LEN])
 {
     EVP_KDF *kdf = NULL;
     EVP_KDF_CTX *kctx = NULL;
     OSSL_PARAM params[5];
     apr_status_t rv = APR_EGENERAL;
 
-    if (!(kdf = EVP_KDF_fetch(NULL, "HKDF", NULL))
-        || !(kctx = EVP_KDF_CTX_new(kdf))) {
+    if (!(kdf = EVP_KDF_fetch(NULL, "HKDF", NULL)) || !(kctx = EVP_KDF_CTX_new(kdf))) {
         goto leave;
     }
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, unconst("SHA256"), 0);
     params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, unconst(secret), len);
-    params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
-                                                  unconst(BFF_HKDF_SALT),
+    params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, unconst(BFF_HKDF_SALT),
                                                   sizeof(BFF_HKDF_SALT) - 1);
-    params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, unconst(info),
-                                                  infolen);
+    params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, unconst(info), infolen);
     params[4] = OSSL_PARAM_construct_end();
     if (EVP_KDF_derive(kctx, out, BFF_KEY_LEN, params) == 1) {
         rv = APR_SUCCESS;
@@ -160,8 +157,8 @@ apr_status_t bff_crypto_keyring_add(bff_keyring_t *ring, const void *secret, apr
     return bff_crypto_keyring_add_ctx(ring, secret, len, NULL);
 }
 
-apr_status_t bff_crypto_keyring_add_ctx(bff_keyring_t *ring, const void *secret,
-                                        apr_size_t len, const char *context)
+apr_status_t bff_crypto_keyring_add_ctx(bff_keyring_t *ring, const void *secret, apr_size_t len,
+                                        const char *context)
 {
     bff_key_t key;
     unsigned char digest[32];
@@ -195,8 +192,7 @@ apr_status_t bff_crypto_keyring_add_ctx(bff_keyring_t *ring, const void *secret,
     }
     {
         OSSL_PARAM params[2];
-        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-                                                     unconst("SHA256"), 0);
+        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, unconst("SHA256"), 0);
         params[1] = OSSL_PARAM_construct_end();
         /* Without a keyed context store keys still work, only slower. */
         if ((key.mac_ctx = EVP_MAC_CTX_new(ring->hmac))
@@ -233,12 +229,12 @@ int bff_crypto_keyring_count(const bff_keyring_t *ring)
 /* The version and key id are bound to the ciphertext by feeding them to
  * GCM as AAD ahead of the caller's: both have a fixed length, so the
  * concatenation is unambiguous. */
-static int gcm_aad(EVP_CIPHER_CTX *ctx, int enc, const unsigned char *hdr,
-                   const void *aad, apr_size_t aadlen)
+static int gcm_aad(EVP_CIPHER_CTX *ctx, int enc, const unsigned char *hdr, const void *aad,
+                   apr_size_t aadlen)
 {
     int n;
-    int (*update)(EVP_CIPHER_CTX *, unsigned char *, int *, const unsigned char *, int)
-        = enc ? EVP_EncryptUpdate : EVP_DecryptUpdate;
+    int (*update)(EVP_CIPHER_CTX *, unsigned char *, int *, const unsigned char *,
+                  int) = enc ? EVP_EncryptUpdate : EVP_DecryptUpdate;
 
     if (update(ctx, NULL, &n, hdr, BFF_HDR_LEN) != 1) {
         return 0;
@@ -249,9 +245,8 @@ static int gcm_aad(EVP_CIPHER_CTX *ctx, int enc, const unsigned char *hdr,
     return 1;
 }
 
-apr_status_t bff_crypto_seal(apr_pool_t *p, const bff_keyring_t *ring,
-                             const void *aad, apr_size_t aadlen,
-                             const void *pt, apr_size_t ptlen,
+apr_status_t bff_crypto_seal(apr_pool_t *p, const bff_keyring_t *ring, const void *aad,
+                             apr_size_t aadlen, const void *pt, apr_size_t ptlen,
                              unsigned char **out, apr_size_t *outlen)
 {
     EVP_CIPHER_CTX *ctx = NULL;
@@ -266,8 +261,8 @@ apr_status_t bff_crypto_seal(apr_pool_t *p, const bff_keyring_t *ring,
     if (!ring || ring->nkeys < 1 || !ring->cipher) {
         return APR_EINVAL;
     }
-    if ((aadlen && !aad) || (ptlen && !pt)
-        || aadlen > INT_MAX || ptlen > (apr_size_t)INT_MAX - BFF_CRYPTO_OVERHEAD) {
+    if ((aadlen && !aad) || (ptlen && !pt) || aadlen > INT_MAX
+        || ptlen > (apr_size_t)INT_MAX - BFF_CRYPTO_OVERHEAD) {
         return APR_EINVAL;
     }
     key = &ring->keys[0];
@@ -293,8 +288,7 @@ apr_status_t bff_crypto_seal(apr_pool_t *p, const bff_keyring_t *ring,
         goto leave;
     }
     fin = 0;
-    if (EVP_EncryptFinal_ex(ctx, ct + n, &fin) != 1
-        || (apr_size_t)n + (apr_size_t)fin != ptlen
+    if (EVP_EncryptFinal_ex(ctx, ct + n, &fin) != 1 || (apr_size_t)n + (apr_size_t)fin != ptlen
         || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, BFF_TAG_LEN, ct + ptlen) != 1) {
         goto leave;
     }
@@ -330,8 +324,7 @@ static __thread struct {
     EVP_CIPHER_CTX *ctx;
 } open_cache;
 
-static EVP_CIPHER_CTX *thread_open_ctx(const bff_keyring_t *ring, int idx,
-                                       const unsigned char *iv)
+static EVP_CIPHER_CTX *thread_open_ctx(const bff_keyring_t *ring, int idx, const unsigned char *iv)
 {
     EVP_CIPHER_CTX *ctx = open_cache.ctx;
 
@@ -358,9 +351,8 @@ static void thread_open_reset(void)
     open_cache.ring_id = 0;
 }
 
-apr_status_t bff_crypto_open(apr_pool_t *p, const bff_keyring_t *ring,
-                             const void *aad, apr_size_t aadlen,
-                             const unsigned char *in, apr_size_t inlen,
+apr_status_t bff_crypto_open(apr_pool_t *p, const bff_keyring_t *ring, const void *aad,
+                             apr_size_t aadlen, const unsigned char *in, apr_size_t inlen,
                              unsigned char **pt, apr_size_t *ptlen, int *key_index)
 {
     EVP_CIPHER_CTX *ctx = NULL;
@@ -379,8 +371,7 @@ apr_status_t bff_crypto_open(apr_pool_t *p, const bff_keyring_t *ring,
     if (!ring || !ring->cipher || !in || (aadlen && !aad) || aadlen > INT_MAX) {
         return APR_EINVAL;
     }
-    if (inlen < BFF_CRYPTO_OVERHEAD || inlen > (apr_size_t)INT_MAX
-        || in[0] != BFF_CRYPTO_VERSION) {
+    if (inlen < BFF_CRYPTO_OVERHEAD || inlen > (apr_size_t)INT_MAX || in[0] != BFF_CRYPTO_VERSION) {
         return APR_EINVAL;
     }
     if (!(key = find_key(ring, in + 1, &idx))) {
@@ -474,12 +465,10 @@ const char *bff_crypto_store_key(apr_pool_t *p, const bff_keyring_t *ring, int k
         EVP_MAC_CTX_free(mctx);
         mctx = NULL;
     }
-    if (!mctx
-        || EVP_MAC_update(mctx, (const unsigned char *)prefix, strlen(prefix)) != 1
+    if (!mctx || EVP_MAC_update(mctx, (const unsigned char *)prefix, strlen(prefix)) != 1
         || EVP_MAC_update(mctx, &sep, 1) != 1
         || EVP_MAC_update(mctx, (const unsigned char *)id, strlen(id)) != 1
-        || EVP_MAC_final(mctx, mac, &mlen, sizeof(mac)) != 1
-        || mlen != sizeof(mac)) {
+        || EVP_MAC_final(mctx, mac, &mlen, sizeof(mac)) != 1 || mlen != sizeof(mac)) {
         goto leave;
     }
     if ((hex = bff_util_hex(p, mac, sizeof(mac)))) {

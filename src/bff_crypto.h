@@ -28,8 +28,8 @@ apr_status_t bff_crypto_keyring_add(bff_keyring_t *ring, const void *secret, apr
  * client id, bff_ns_site()) its own keys, so two virtual hosts configured
  * with one secret cannot open each other's records. NULL context: the keys
  * of bff_crypto_keyring_add(). */
-apr_status_t bff_crypto_keyring_add_ctx(bff_keyring_t *ring, const void *secret,
-                                        apr_size_t len, const char *context);
+apr_status_t bff_crypto_keyring_add_ctx(bff_keyring_t *ring, const void *secret, apr_size_t len,
+                                        const char *context);
 /* A random 32-byte secret (tests and tools: without BFFCryptoKey the module
  * adds a random secret kept in httpd's retained data, see mod_bff_store.c). */
 apr_status_t bff_crypto_keyring_add_random(bff_keyring_t *ring);
@@ -39,18 +39,16 @@ int bff_crypto_keyring_count(const bff_keyring_t *ring);
  * aad (for example the store key) is authenticated, not stored: a record
  * moved under another key fails to open. Output in p. */
 #define BFF_CRYPTO_OVERHEAD (1 + 4 + 12 + 16)
-apr_status_t bff_crypto_seal(apr_pool_t *p, const bff_keyring_t *ring,
-                             const void *aad, apr_size_t aadlen,
-                             const void *pt, apr_size_t ptlen,
+apr_status_t bff_crypto_seal(apr_pool_t *p, const bff_keyring_t *ring, const void *aad,
+                             apr_size_t aadlen, const void *pt, apr_size_t ptlen,
                              unsigned char **out, apr_size_t *outlen);
 
 /* APR_EINVAL for a short/malformed record or unknown version, APR_ENOENT
  * for a key id not in the ring, APR_EGENERAL for a failed authentication.
  * *key_index (may be NULL) is the ring position that opened it (0 = current).
  * Plaintext is NUL-terminated (not counted). */
-apr_status_t bff_crypto_open(apr_pool_t *p, const bff_keyring_t *ring,
-                             const void *aad, apr_size_t aadlen,
-                             const unsigned char *in, apr_size_t inlen,
+apr_status_t bff_crypto_open(apr_pool_t *p, const bff_keyring_t *ring, const void *aad,
+                             apr_size_t aadlen, const unsigned char *in, apr_size_t inlen,
                              unsigned char **pt, apr_size_t *ptlen, int *key_index);
 
 /* Store key for an identifier: "<prefix>" + hex(HMAC-SHA256(store-key of

@@ -21,8 +21,8 @@
 
 #define BFF_HTTP_DEF_CONNECT_MS 3000L
 #define BFF_HTTP_DEF_TIMEOUT_MS 10000L
-#define BFF_HTTP_DEF_MAX_BODY   ((apr_size_t)1024 * 1024)
-#define BFF_HTTP_USER_AGENT     "mod_bff/0.1"
+#define BFF_HTTP_DEF_MAX_BODY ((apr_size_t)1024 * 1024)
+#define BFF_HTTP_USER_AGENT "mod_bff/0.1"
 
 /* State of one transfer. The body grows in malloc'd memory so that
  * doubling does not leave dead copies in the pool; it is copied into the
@@ -60,7 +60,7 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *baton)
     }
     if (n > x->max || x->len > x->max - n) {
         x->too_big = 1;
-        return 0;   /* aborts the transfer with CURLE_WRITE_ERROR */
+        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
     }
     if (x->len + n + 1 > x->cap) {
         ncap = x->cap ? x->cap : 4096;
@@ -94,9 +94,9 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *baton)
  * life of the process. */
 typedef struct trust_t {
     struct trust_t *next;
-    char *ca_file;              /* "" for the system CAs only */
+    char *ca_file; /* "" for the system CAs only */
     X509_STORE *store;
-    CURLSH *share;              /* NULL: no session sharing, still correct */
+    CURLSH *share; /* NULL: no session sharing, still correct */
     pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
 } trust_t;
 
@@ -137,8 +137,7 @@ static void share_make(trust_t *t)
     if (curl_share_setopt(t->share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK
         || curl_share_setopt(t->share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK
         || curl_share_setopt(t->share, CURLSHOPT_USERDATA, t) != CURLSHE_OK
-        || curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION)
-           != CURLSHE_OK) {
+        || curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
         curl_share_cleanup(t->share);
         t->share = NULL;
     }
@@ -157,8 +156,8 @@ static trust_t *trust_get(const char *ca_file)
         }
     }
     if (!(store = X509_STORE_new()) || X509_STORE_set_default_paths(store) != 1
-        || (*key && X509_STORE_load_file(store, key) != 1)
-        || !(t = calloc(1, sizeof(*t))) || !(t->ca_file = strdup(key))) {
+        || (*key && X509_STORE_load_file(store, key) != 1) || !(t = calloc(1, sizeof(*t)))
+        || !(t->ca_file = strdup(key))) {
         /* Not cached: the next call tries again (the file may be fixed). */
         X509_STORE_free(store);
         free(t);
@@ -341,9 +340,8 @@ void bff_http_thread_release(void)
 }
 
 static apr_status_t perform(apr_pool_t *p, const bff_http_opts_t *opts, const char *url,
-                            const char *form_body, const char *basic_user,
-                            const char *basic_pass, bff_http_resp_t **resp,
-                            const char **err)
+                            const char *form_body, const char *basic_user, const char *basic_pass,
+                            bff_http_resp_t **resp, const char **err)
 {
     bff_http_opts_t o;
     bff_url_t u;
@@ -375,15 +373,18 @@ static apr_status_t perform(apr_pool_t *p, const bff_http_opts_t *opts, const ch
     }
 
 #define SETOPT(opt, val) \
-    do { if (CURLE_OK != (cc = curl_easy_setopt(c, (opt), (val)))) goto setopt_failed; } while (0)
+    do { \
+        if (CURLE_OK != (cc = curl_easy_setopt(c, (opt), (val)))) \
+            goto setopt_failed; \
+    } while (0)
 
     SETOPT(CURLOPT_URL, url);
 #if LIBCURL_VERSION_NUM >= 0x075500
     SETOPT(CURLOPT_PROTOCOLS_STR, o.allow_http ? "http,https" : "https");
     SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "https");
 #else
-    SETOPT(CURLOPT_PROTOCOLS, o.allow_http ? (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)
-                                           : (long)CURLPROTO_HTTPS);
+    SETOPT(CURLOPT_PROTOCOLS,
+           o.allow_http ? (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS) : (long)CURLPROTO_HTTPS);
     SETOPT(CURLOPT_REDIR_PROTOCOLS, (long)CURLPROTO_HTTPS);
 #endif
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
@@ -455,8 +456,8 @@ static apr_status_t perform(apr_pool_t *p, const bff_http_opts_t *opts, const ch
             *err = apr_psprintf(p, "%s %s: cannot load CA file %s", method, u.host, o.ca_file);
         }
         else if (rv == APR_ENOSPC) {
-            *err = apr_psprintf(p, "%s %s: response body larger than %" APR_SIZE_T_FMT
-                                " bytes", method, u.host, o.max_body);
+            *err = apr_psprintf(p, "%s %s: response body larger than %" APR_SIZE_T_FMT " bytes",
+                                method, u.host, o.max_body);
         }
         else {
             *err = apr_psprintf(p, "%s %s: %s", method, u.host,
@@ -504,9 +505,7 @@ apr_status_t bff_http_get(apr_pool_t *p, const bff_http_opts_t *opts, const char
 
 apr_status_t bff_http_post_form(apr_pool_t *p, const bff_http_opts_t *opts, const char *url,
                                 const char *form_body, const char *basic_user,
-                                const char *basic_pass, bff_http_resp_t **resp,
-                                const char **err)
+                                const char *basic_pass, bff_http_resp_t **resp, const char **err)
 {
-    return perform(p, opts, url, form_body ? form_body : "", basic_user, basic_pass, resp,
-                   err);
+    return perform(p, opts, url, form_body ? form_body : "", basic_user, basic_pass, resp, err);
 }

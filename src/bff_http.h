@@ -14,17 +14,17 @@
  * (loopback providers); every call is bounded by the timeouts and the body
  * size. */
 typedef struct {
-    const char *ca_file;        /* extra PEM CA certificates, or NULL */
-    long connect_timeout_ms;    /* default 3000 */
-    long timeout_ms;            /* whole transfer, default 10000 */
-    apr_size_t max_body;        /* default 1 MiB */
+    const char *ca_file;     /* extra PEM CA certificates, or NULL */
+    long connect_timeout_ms; /* default 3000 */
+    long timeout_ms;         /* whole transfer, default 10000 */
+    apr_size_t max_body;     /* default 1 MiB */
     int allow_http;
 } bff_http_opts_t;
 
 typedef struct {
     long status;
-    const char *content_type;   /* NULL when absent */
-    const char *body;           /* NUL-terminated */
+    const char *content_type; /* NULL when absent */
+    const char *body;         /* NUL-terminated */
     apr_size_t len;
 } bff_http_resp_t;
 
@@ -41,8 +41,7 @@ apr_status_t bff_http_get(apr_pool_t *p, const bff_http_opts_t *opts, const char
  * Authorization: Basic of form-urlencoded user and password (RFC 6749 2.3.1). */
 apr_status_t bff_http_post_form(apr_pool_t *p, const bff_http_opts_t *opts, const char *url,
                                 const char *form_body, const char *basic_user,
-                                const char *basic_pass, bff_http_resp_t **resp,
-                                const char **err);
+                                const char *basic_pass, bff_http_resp_t **resp, const char **err);
 
 /* Frees the calling thread's cached connection to the provider. Only for
  * threads that end before the process does (tests, tools). */

@@ -127,8 +127,8 @@ static apr_status_t check_aud(const json_t *claims, const char *client_id,
     return APR_SUCCESS;
 }
 
-static apr_status_t check_exp(const json_t *claims, const bff_idtoken_expect_t *e,
-                              int required, const char **err)
+static apr_status_t check_exp(const json_t *claims, const bff_idtoken_expect_t *e, int required,
+                              const char **err)
 {
     apr_int64_t exp;
     apr_int64_t leeway = e->leeway > 0 ? e->leeway : 0;
@@ -150,8 +150,8 @@ static apr_status_t check_exp(const json_t *claims, const bff_idtoken_expect_t *
 /* iat is always required and never in the future; its age is bounded only
  * where the token must be fresh (login, logout), not for a refreshed ID
  * token whose session may be hours old. */
-static apr_status_t check_iat(const json_t *claims, const bff_idtoken_expect_t *e,
-                              int check_age, const char **err)
+static apr_status_t check_iat(const json_t *claims, const bff_idtoken_expect_t *e, int check_age,
+                              const char **err)
 {
     apr_int64_t iat;
     apr_int64_t leeway = e->leeway > 0 ? e->leeway : 0;
@@ -364,12 +364,12 @@ apr_status_t bff_idtoken_validate_logout(const json_t *claims, const bff_idtoken
         *err = "logout token: nonce claim is present";
         return APR_EINVAL;
     }
-    if (APR_SUCCESS != (rv = logout_ident(claims, "sub", &has_sub,
-                                          "logout token: sub claim is not a non-empty string",
-                                          err))
-        || APR_SUCCESS != (rv = logout_ident(claims, "sid", &has_sid,
-                                             "logout token: sid claim is not a non-empty string",
-                                             err))) {
+    if (APR_SUCCESS
+            != (rv = logout_ident(claims, "sub", &has_sub,
+                                  "logout token: sub claim is not a non-empty string", err))
+        || APR_SUCCESS
+               != (rv = logout_ident(claims, "sid", &has_sid,
+                                     "logout token: sid claim is not a non-empty string", err))) {
         return rv;
     }
     if (!has_sub && !has_sid) {
@@ -398,9 +398,8 @@ static int typ_is(const json_t *typ, const char *want)
 }
 
 static apr_status_t parse_and_verify(apr_pool_t *p, const char *compact,
-                                     const struct bff_jwks_t *jwks,
-                                     const char *const *allowed_algs, int for_logout,
-                                     bff_jws_t **jws, const char **err)
+                                     const struct bff_jwks_t *jwks, const char *const *allowed_algs,
+                                     int for_logout, bff_jws_t **jws, const char **err)
 {
     json_t *typ;
     apr_status_t rv;
@@ -447,9 +446,8 @@ apr_status_t bff_idtoken_verify_logout(apr_pool_t *p, const char *compact,
 apr_status_t bff_idtoken_verify_refreshed(apr_pool_t *p, const char *compact,
                                           const struct bff_jwks_t *jwks,
                                           const char *const *allowed_algs,
-                                          const bff_idtoken_expect_t *expect,
-                                          const char *orig_sub, json_t **claims,
-                                          const char **err)
+                                          const bff_idtoken_expect_t *expect, const char *orig_sub,
+                                          json_t **claims, const char **err)
 {
     bff_jws_t *jws;
     apr_status_t rv;
@@ -457,18 +455,17 @@ apr_status_t bff_idtoken_verify_refreshed(apr_pool_t *p, const char *compact,
     *claims = NULL;
     *err = NULL;
     if (APR_SUCCESS != (rv = parse_and_verify(p, compact, jwks, allowed_algs, 0, &jws, err))
-        || APR_SUCCESS != (rv = bff_idtoken_validate_refreshed(jws->payload, expect, orig_sub,
-                                                               err))) {
+        || APR_SUCCESS
+               != (rv = bff_idtoken_validate_refreshed(jws->payload, expect, orig_sub, err))) {
         return rv;
     }
     *claims = jws->payload;
     return APR_SUCCESS;
 }
 
-apr_status_t bff_idtoken_verify(apr_pool_t *p, const char *compact,
-                                const struct bff_jwks_t *jwks, const char *const *allowed_algs,
-                                const bff_idtoken_expect_t *expect, json_t **claims,
-                                const char **err)
+apr_status_t bff_idtoken_verify(apr_pool_t *p, const char *compact, const struct bff_jwks_t *jwks,
+                                const char *const *allowed_algs, const bff_idtoken_expect_t *expect,
+                                json_t **claims, const char **err)
 {
     bff_jws_t *jws;
     apr_status_t rv;

@@ -13,12 +13,12 @@
 /* What an ID token (OpenID Connect Core 3.1.3.7) or a back-channel logout
  * token must satisfy, besides its signature. */
 typedef struct {
-    const char *issuer;        /* iss must equal exactly */
-    const char *client_id;     /* aud must contain; azp, if present, must equal */
-    const char *nonce;         /* nonce must equal (NULL: nonce not checked) */
-    apr_int64_t now;           /* seconds since the epoch */
-    apr_int64_t leeway;        /* clock skew allowed, seconds (60) */
-    apr_int64_t max_age;       /* iat not older than now - max_age - leeway (600) */
+    const char *issuer;                   /* iss must equal exactly */
+    const char *client_id;                /* aud must contain; azp, if present, must equal */
+    const char *nonce;                    /* nonce must equal (NULL: nonce not checked) */
+    apr_int64_t now;                      /* seconds since the epoch */
+    apr_int64_t leeway;                   /* clock skew allowed, seconds (60) */
+    apr_int64_t max_age;                  /* iat not older than now - max_age - leeway (600) */
     const char *const *trusted_audiences; /* NULL-terminated audiences besides client_id
                                             * that aud may name (NULL: none) */
 } bff_idtoken_expect_t;
@@ -37,10 +37,9 @@ apr_status_t bff_idtoken_validate(const json_t *claims, const bff_idtoken_expect
  * refetches and retries once); APR_EINVAL/APR_EGENERAL otherwise. *claims
  * is the payload (pool-owned). */
 struct bff_jwks_t;
-apr_status_t bff_idtoken_verify(apr_pool_t *p, const char *compact,
-                                const struct bff_jwks_t *jwks, const char *const *allowed_algs,
-                                const bff_idtoken_expect_t *expect, json_t **claims,
-                                const char **err);
+apr_status_t bff_idtoken_verify(apr_pool_t *p, const char *compact, const struct bff_jwks_t *jwks,
+                                const char *const *allowed_algs, const bff_idtoken_expect_t *expect,
+                                json_t **claims, const char **err);
 
 /* A refreshed ID token (OIDC Core 12.2): checked as bff_idtoken_validate,
  * except that iat may be any age (only not in the future beyond leeway),
@@ -78,8 +77,7 @@ apr_status_t bff_idtoken_verify_logout(apr_pool_t *p, const char *compact,
 apr_status_t bff_idtoken_verify_refreshed(apr_pool_t *p, const char *compact,
                                           const struct bff_jwks_t *jwks,
                                           const char *const *allowed_algs,
-                                          const bff_idtoken_expect_t *expect,
-                                          const char *orig_sub, json_t **claims,
-                                          const char **err);
+                                          const bff_idtoken_expect_t *expect, const char *orig_sub,
+                                          json_t **claims, const char **err);
 
 #endif /* BFF_IDTOKEN_H */

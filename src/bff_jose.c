@@ -21,39 +21,30 @@
 #include "bff_log.h"
 #include "bff_util.h"
 
-#define JWKS_MAX_LEN   (256 * 1024)
-#define JWS_MAX_LEN    (64 * 1024)
-#define RSA_MIN_BITS   2048
+#define JWKS_MAX_LEN (256 * 1024)
+#define JWS_MAX_LEN (64 * 1024)
+#define RSA_MIN_BITS 2048
 /* Bounds the cost of one verification a hostile JWKS can make us do. */
-#define RSA_MAX_BITS   16384
-#define RSA_MAX_E_LEN  8
+#define RSA_MAX_BITS 16384
+#define RSA_MAX_E_LEN 8
 
-typedef enum {
-    KT_RSA,
-    KT_EC,
-    KT_OKP
-} bff_kty_e;
+typedef enum { KT_RSA, KT_EC, KT_OKP } bff_kty_e;
 
 typedef struct {
     const char *name;
     bff_kty_e kty;
-    const char *md;         /* NULL for EdDSA (the algorithm hashes itself) */
+    const char *md; /* NULL for EdDSA (the algorithm hashes itself) */
     int pss;
-    const char *crv;        /* EC: the one curve the alg allows */
-    apr_size_t coord_len;   /* EC: bytes per coordinate, r and s */
+    const char *crv;      /* EC: the one curve the alg allows */
+    apr_size_t coord_len; /* EC: bytes per coordinate, r and s */
 } bff_alg_t;
 
 static const bff_alg_t ALGS[] = {
-    { "RS256", KT_RSA, "SHA256", 0, NULL, 0 },
-    { "RS384", KT_RSA, "SHA384", 0, NULL, 0 },
-    { "RS512", KT_RSA, "SHA512", 0, NULL, 0 },
-    { "PS256", KT_RSA, "SHA256", 1, NULL, 0 },
-    { "PS384", KT_RSA, "SHA384", 1, NULL, 0 },
-    { "PS512", KT_RSA, "SHA512", 1, NULL, 0 },
-    { "ES256", KT_EC, "SHA256", 0, "P-256", 32 },
-    { "ES384", KT_EC, "SHA384", 0, "P-384", 48 },
-    { "ES512", KT_EC, "SHA512", 0, "P-521", 66 },
-    { "EdDSA", KT_OKP, NULL, 0, NULL, 0 },
+    { "RS256", KT_RSA, "SHA256", 0, NULL, 0 },    { "RS384", KT_RSA, "SHA384", 0, NULL, 0 },
+    { "RS512", KT_RSA, "SHA512", 0, NULL, 0 },    { "PS256", KT_RSA, "SHA256", 1, NULL, 0 },
+    { "PS384", KT_RSA, "SHA384", 1, NULL, 0 },    { "PS512", KT_RSA, "SHA512", 1, NULL, 0 },
+    { "ES256", KT_EC, "SHA256", 0, "P-256", 32 }, { "ES384", KT_EC, "SHA384", 0, "P-384", 48 },
+    { "ES512", KT_EC, "SHA512", 0, "P-521", 66 }, { "EdDSA", KT_OKP, NULL, 0, NULL, 0 },
 };
 
 typedef struct {
@@ -69,16 +60,16 @@ static const bff_curve_t CURVES[] = {
 };
 
 typedef struct {
-    const char *kid;    /* NULL when absent */
+    const char *kid; /* NULL when absent */
     const char *kty;
-    const char *crv;    /* NULL for RSA */
-    const char *alg;    /* NULL when absent */
+    const char *crv; /* NULL for RSA */
+    const char *alg; /* NULL when absent */
     bff_kty_e type;
     EVP_PKEY *pkey;
 } bff_jwk_t;
 
 struct bff_jwks_t {
-    apr_array_header_t *keys;   /* of bff_jwk_t */
+    apr_array_header_t *keys; /* of bff_jwk_t */
 };
 
 static const bff_alg_t *alg_lookup(const char *alg)
@@ -129,8 +120,8 @@ static const char *opt_string(json_t *obj, const char *name, int *bad)
     return json_string_value(v);
 }
 
-static apr_status_t b64_member(apr_pool_t *p, json_t *obj, const char *name,
-                               unsigned char **out, apr_size_t *outlen)
+static apr_status_t b64_member(apr_pool_t *p, json_t *obj, const char *name, unsigned char **out,
+                               apr_size_t *outlen)
 {
     json_t *v = json_object_get(obj, name);
 
@@ -147,8 +138,7 @@ static EVP_PKEY *pkey_fromdata(const char *type, OSSL_PARAM_BLD *bld)
     EVP_PKEY *pkey = NULL;
 
     if (!(params = OSSL_PARAM_BLD_to_param(bld))
-        || !(ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL))
-        || EVP_PKEY_fromdata_init(ctx) <= 0
+        || !(ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL)) || EVP_PKEY_fromdata_init(ctx) <= 0
         || EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
         EVP_PKEY_free(pkey);
         pkey = NULL;
@@ -197,8 +187,7 @@ static const char *rsa_key(apr_pool_t *p, json_t *jk, EVP_PKEY **ppkey)
         why = "RSA key with impossible n or e";
         goto leave;
     }
-    if (!(bld = OSSL_PARAM_BLD_new())
-        || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n)
+    if (!(bld = OSSL_PARAM_BLD_new()) || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n)
         || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e)
         || !(*ppkey = pkey_fromdata("RSA", bld))) {
         why = "RSA key rejected by OpenSSL";
@@ -372,8 +361,8 @@ static const char *parse_key(apr_pool_t *p, json_t *jk, bff_jwk_t *k)
     return NULL;
 }
 
-apr_status_t bff_jose_jwks_parse(apr_pool_t *p, const char *json, apr_size_t len,
-                                 bff_jwks_t **jwks, int *skipped, const char **err)
+apr_status_t bff_jose_jwks_parse(apr_pool_t *p, const char *json, apr_size_t len, bff_jwks_t **jwks,
+                                 int *skipped, const char **err)
 {
     json_t *doc = NULL, *keys;
     json_error_t jerr;
@@ -391,8 +380,7 @@ apr_status_t bff_jose_jwks_parse(apr_pool_t *p, const char *json, apr_size_t len
         *err = "JWKS empty or larger than 256 KiB";
         goto leave;
     }
-    if (!(doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr))
-        || !json_is_object(doc)) {
+    if (!(doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr)) || !json_is_object(doc)) {
         *err = "JWKS is not a JSON object";
         goto leave;
     }
@@ -410,8 +398,7 @@ apr_status_t bff_jose_jwks_parse(apr_pool_t *p, const char *json, apr_size_t len
 
         if (why) {
             ++nskipped;
-            BFF_LOG(BFF_LOG_DEBUG, APR_SUCCESS, "BFF00801: JWKS key #%d skipped: %s",
-                    (int)i, why);
+            BFF_LOG(BFF_LOG_DEBUG, APR_SUCCESS, "BFF00801: JWKS key #%d skipped: %s", (int)i, why);
             ERR_clear_error();
             continue;
         }
@@ -560,15 +547,14 @@ static unsigned char *ecdsa_to_der(apr_pool_t *p, const unsigned char *sig, apr_
     unsigned char *der = NULL, *tmp = NULL;
     int n;
 
-    if (!(es = ECDSA_SIG_new())
-        || !(r = BN_bin2bn(sig, (int)coord_len, NULL))
+    if (!(es = ECDSA_SIG_new()) || !(r = BN_bin2bn(sig, (int)coord_len, NULL))
         || !(s = BN_bin2bn(sig + coord_len, (int)coord_len, NULL))) {
         goto leave;
     }
     if (!ECDSA_SIG_set0(es, r, s)) {
         goto leave;
     }
-    r = s = NULL;   /* owned by es now */
+    r = s = NULL; /* owned by es now */
     if ((n = i2d_ECDSA_SIG(es, &tmp)) <= 0) {
         goto leave;
     }
@@ -582,8 +568,7 @@ leave:
     return der;
 }
 
-static int verify_one(apr_pool_t *p, const bff_jws_t *jws, const bff_alg_t *ai,
-                      const bff_jwk_t *k)
+static int verify_one(apr_pool_t *p, const bff_jws_t *jws, const bff_alg_t *ai, const bff_jwk_t *k)
 {
     EVP_MD_CTX *mctx = NULL;
     EVP_PKEY_CTX *pctx = NULL;
@@ -611,9 +596,9 @@ static int verify_one(apr_pool_t *p, const bff_jws_t *jws, const bff_alg_t *ai,
              && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0) {
         goto leave;
     }
-    ok = EVP_DigestVerify(mctx, sig, sig_len,
-                          (const unsigned char *)jws->signing_input,
-                          jws->signing_input_len) == 1;
+    ok = EVP_DigestVerify(mctx, sig, sig_len, (const unsigned char *)jws->signing_input,
+                          jws->signing_input_len)
+         == 1;
 leave:
     EVP_MD_CTX_free(mctx);
     ERR_clear_error();

@@ -22,8 +22,8 @@ typedef struct bff_jwks_t bff_jwks_t;
  * are skipped (counted in *skipped if not NULL); a document that is not a
  * JSON object with a "keys" array, or larger than 256 KiB, is APR_EINVAL.
  * OpenSSL objects are freed by a cleanup on p. */
-apr_status_t bff_jose_jwks_parse(apr_pool_t *p, const char *json, apr_size_t len,
-                                 bff_jwks_t **jwks, int *skipped, const char **err);
+apr_status_t bff_jose_jwks_parse(apr_pool_t *p, const char *json, apr_size_t len, bff_jwks_t **jwks,
+                                 int *skipped, const char **err);
 int bff_jose_jwks_count(const bff_jwks_t *jwks);
 int bff_jose_jwks_has_kid(const bff_jwks_t *jwks, const char *kid);
 
@@ -31,11 +31,11 @@ int bff_jose_jwks_has_kid(const bff_jwks_t *jwks, const char *kid);
  * objects owned by the pool (json_decref in a cleanup). */
 typedef struct {
     const char *alg;
-    const char *kid;            /* NULL when absent */
-    const char *typ;            /* NULL when absent */
+    const char *kid; /* NULL when absent */
+    const char *typ; /* NULL when absent */
     json_t *header;
     json_t *payload;
-    const char *signing_input;  /* "b64header.b64payload" */
+    const char *signing_input; /* "b64header.b64payload" */
     apr_size_t signing_input_len;
     const unsigned char *sig;
     apr_size_t sig_len;

@@ -27,8 +27,7 @@ int bff_log_is_level(int level)
     return level <= log_level;
 }
 
-void bff_log_emit(const char *file, int line, int level, apr_status_t rv,
-                  const char *fmt, ...)
+void bff_log_emit(const char *file, int line, int level, apr_status_t rv, const char *fmt, ...)
 {
     char buf[1024];
     va_list ap;

@@ -9,18 +9,18 @@
 #include <apr_errno.h>
 
 /* Levels match httpd's APLOG_* numbers so the glue can pass them through. */
-#define BFF_LOG_EMERG   0
-#define BFF_LOG_ALERT   1
-#define BFF_LOG_CRIT    2
-#define BFF_LOG_ERR     3
+#define BFF_LOG_EMERG 0
+#define BFF_LOG_ALERT 1
+#define BFF_LOG_CRIT 2
+#define BFF_LOG_ERR 3
 #define BFF_LOG_WARNING 4
-#define BFF_LOG_NOTICE  5
-#define BFF_LOG_INFO    6
-#define BFF_LOG_DEBUG   7
+#define BFF_LOG_NOTICE 5
+#define BFF_LOG_INFO 6
+#define BFF_LOG_DEBUG 7
 
 /* The core never calls httpd; the glue binds this hook to ap_log_error(). */
-typedef void bff_log_fn(void *baton, const char *file, int line, int level,
-                        apr_status_t rv, const char *msg);
+typedef void bff_log_fn(void *baton, const char *file, int line, int level, apr_status_t rv,
+                        const char *msg);
 
 void bff_log_bind(bff_log_fn *fn, void *baton);
 int bff_log_is_level(int level);
@@ -28,11 +28,13 @@ void bff_log_set_level(int level);
 
 /* Format and emit a message. Callers put a unique "BFFnnnnn: " tag first
  * and never pass a token, secret, code or cookie value. */
-void bff_log_emit(const char *file, int line, int level, apr_status_t rv,
-                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void bff_log_emit(const char *file, int line, int level, apr_status_t rv, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 #define BFF_LOG(level, rv, ...) \
-    do { if (bff_log_is_level(level)) \
-        bff_log_emit(__FILE__, __LINE__, (level), (rv), __VA_ARGS__); } while (0)
+    do { \
+        if (bff_log_is_level(level)) \
+            bff_log_emit(__FILE__, __LINE__, (level), (rv), __VA_ARGS__); \
+    } while (0)
 
 #endif /* BFF_LOG_H */

@@ -13,13 +13,13 @@
 /* Changing a prefix or a derivation invalidates the entries of that
  * namespace (sessions: every user signs in again). */
 static const bff_ns_info_t ns_table[BFF_NS_COUNT] = {
-    [BFF_NS_SESSION]      = { "s:",     1, "session" },
-    [BFF_NS_INDEX_SID]    = { "x:sid:", 1, "sid index" },
-    [BFF_NS_INDEX_SUB]    = { "x:sub:", 1, "sub index" },
-    [BFF_NS_LOCK]         = { "l:",     0, "lock" },
-    [BFF_NS_REFRESH_FAIL] = { "f:",     0, "refresh failure marker" },
-    [BFF_NS_JTI]          = { "j:",     0, "logout token jti" },
-    [BFF_NS_TXN_USED]     = { "u:",     0, "login single-use marker" },
+    [BFF_NS_SESSION] = { "s:", 1, "session" },
+    [BFF_NS_INDEX_SID] = { "x:sid:", 1, "sid index" },
+    [BFF_NS_INDEX_SUB] = { "x:sub:", 1, "sub index" },
+    [BFF_NS_LOCK] = { "l:", 0, "lock" },
+    [BFF_NS_REFRESH_FAIL] = { "f:", 0, "refresh failure marker" },
+    [BFF_NS_JTI] = { "j:", 0, "logout token jti" },
+    [BFF_NS_TXN_USED] = { "u:", 0, "login single-use marker" },
 };
 
 const bff_ns_info_t *bff_ns_info(bff_ns_e ns)
@@ -41,8 +41,7 @@ const char *bff_ns_site(apr_pool_t *p, const char *origin, const char *client_id
     return join(p, origin, client_id);
 }
 
-static const char *sha256_hex(apr_pool_t *p, const char *label, const char *site,
-                              const char *id)
+static const char *sha256_hex(apr_pool_t *p, const char *label, const char *site, const char *id)
 {
     const char *in = apr_pstrcat(p, label, "\n", join(p, site, id), NULL);
     unsigned char md[32];

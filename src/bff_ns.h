@@ -59,8 +59,8 @@ typedef enum {
 
 typedef struct {
     const char *prefix;
-    int ring_keyed;         /* 1: one key per ring entry; 0: the same on every node */
-    const char *name;       /* for logs and docs */
+    int ring_keyed;   /* 1: one key per ring entry; 0: the same on every node */
+    const char *name; /* for logs and docs */
 } bff_ns_info_t;
 
 /* NULL for a value outside the enum. */

@@ -34,8 +34,8 @@ static apr_status_t meta_fail(const char **err, const char *msg)
 }
 
 /* Optional string member: absent is fine (*out NULL), any other type is not. */
-static apr_status_t opt_string(apr_pool_t *p, json_t *obj, const char *name,
-                               const char **out, const char **err)
+static apr_status_t opt_string(apr_pool_t *p, json_t *obj, const char *name, const char **out,
+                               const char **err)
 {
     json_t *v = json_object_get(obj, name);
 
@@ -69,8 +69,8 @@ static apr_status_t opt_bool(apr_pool_t *p, json_t *obj, const char *name, int *
 }
 
 /* An optional array of strings: absent gives *out NULL. */
-static apr_status_t opt_string_array(apr_pool_t *p, json_t *obj, const char *name,
-                                     json_t **out, const char **err)
+static apr_status_t opt_string_array(apr_pool_t *p, json_t *obj, const char *name, json_t **out,
+                                     const char **err)
 {
     json_t *v = json_object_get(obj, name), *item;
     size_t i;
@@ -83,7 +83,8 @@ static apr_status_t opt_string_array(apr_pool_t *p, json_t *obj, const char *nam
         *err = apr_psprintf(p, "provider metadata: %s is not an array", name);
         return APR_EINVAL;
     }
-    json_array_foreach(v, i, item) {
+    json_array_foreach(v, i, item)
+    {
         if (!json_is_string(item)) {
             *err = apr_psprintf(p, "provider metadata: %s holds a non-string", name);
             return APR_EINVAL;
@@ -93,8 +94,8 @@ static apr_status_t opt_string_array(apr_pool_t *p, json_t *obj, const char *nam
     return APR_SUCCESS;
 }
 
-static apr_status_t check_endpoint(apr_pool_t *p, const char *name, const char *url,
-                                   int allow_http, const char **err)
+static apr_status_t check_endpoint(apr_pool_t *p, const char *name, const char *url, int allow_http,
+                                   const char **err)
 {
     bff_url_t u;
 
@@ -131,16 +132,15 @@ static apr_status_t endpoint(apr_pool_t *p, json_t *doc, const char *name, int r
     return check_endpoint(p, name, *out, allow_http, err);
 }
 
-static apr_status_t meta_algs(apr_pool_t *p, json_t *doc, bff_oidc_meta_t *m,
-                              const char **err)
+static apr_status_t meta_algs(apr_pool_t *p, json_t *doc, bff_oidc_meta_t *m, const char **err)
 {
     json_t *arr, *item;
     apr_array_header_t *algs;
     size_t i;
     apr_status_t rv;
 
-    if (APR_SUCCESS != (rv = opt_string_array(p, doc, "id_token_signing_alg_values_supported",
-                                              &arr, err))) {
+    if (APR_SUCCESS
+        != (rv = opt_string_array(p, doc, "id_token_signing_alg_values_supported", &arr, err))) {
         return rv;
     }
     algs = apr_array_make(p, 4, sizeof(const char *));
@@ -149,7 +149,8 @@ static apr_status_t meta_algs(apr_pool_t *p, json_t *doc, bff_oidc_meta_t *m,
         APR_ARRAY_PUSH(algs, const char *) = "RS256";
     }
     else {
-        json_array_foreach(arr, i, item) {
+        json_array_foreach(arr, i, item)
+        {
             const char *alg = json_string_value(item);
             if (bff_jose_alg_supported(alg)) {
                 APR_ARRAY_PUSH(algs, const char *) = apr_pstrdup(p, alg);
@@ -165,15 +166,14 @@ static apr_status_t meta_algs(apr_pool_t *p, json_t *doc, bff_oidc_meta_t *m,
     return APR_SUCCESS;
 }
 
-static apr_status_t meta_pkce(apr_pool_t *p, json_t *doc, bff_oidc_meta_t *m,
-                              const char **err)
+static apr_status_t meta_pkce(apr_pool_t *p, json_t *doc, bff_oidc_meta_t *m, const char **err)
 {
     json_t *arr, *item;
     size_t i;
     apr_status_t rv;
 
-    if (APR_SUCCESS != (rv = opt_string_array(p, doc, "code_challenge_methods_supported",
-                                              &arr, err))) {
+    if (APR_SUCCESS
+        != (rv = opt_string_array(p, doc, "code_challenge_methods_supported", &arr, err))) {
         return rv;
     }
     if (!arr) {
@@ -181,7 +181,8 @@ static apr_status_t meta_pkce(apr_pool_t *p, json_t *doc, bff_oidc_meta_t *m,
         m->pkce_s256 = 1;
         return APR_SUCCESS;
     }
-    json_array_foreach(arr, i, item) {
+    json_array_foreach(arr, i, item)
+    {
         if (!strcmp(json_string_value(item), "S256")) {
             m->pkce_s256 = 1;
         }
@@ -209,26 +210,32 @@ static apr_status_t meta_from_json(apr_pool_t *p, json_t *doc, const char *expec
     if (!expected_issuer || strcmp(m->issuer, expected_issuer)) {
         return meta_fail(err, "provider metadata: issuer does not equal the configured issuer");
     }
-    if (APR_SUCCESS != (rv = endpoint(p, doc, "authorization_endpoint", 1, allow_http,
-                                      &m->authorization_endpoint, err))
-        || APR_SUCCESS != (rv = endpoint(p, doc, "token_endpoint", 1, allow_http,
-                                         &m->token_endpoint, err))
-        || APR_SUCCESS != (rv = endpoint(p, doc, "jwks_uri", 1, allow_http,
-                                         &m->jwks_uri, err))
-        || APR_SUCCESS != (rv = endpoint(p, doc, "userinfo_endpoint", 0, allow_http,
-                                         &m->userinfo_endpoint, err))
-        || APR_SUCCESS != (rv = endpoint(p, doc, "end_session_endpoint", 0, allow_http,
-                                         &m->end_session_endpoint, err))
-        || APR_SUCCESS != (rv = endpoint(p, doc, "revocation_endpoint", 0, allow_http,
-                                         &m->revocation_endpoint, err))) {
+    if (APR_SUCCESS
+            != (rv = endpoint(p, doc, "authorization_endpoint", 1, allow_http,
+                              &m->authorization_endpoint, err))
+        || APR_SUCCESS
+               != (rv = endpoint(p, doc, "token_endpoint", 1, allow_http, &m->token_endpoint, err))
+        || APR_SUCCESS != (rv = endpoint(p, doc, "jwks_uri", 1, allow_http, &m->jwks_uri, err))
+        || APR_SUCCESS
+               != (rv = endpoint(p, doc, "userinfo_endpoint", 0, allow_http, &m->userinfo_endpoint,
+                                 err))
+        || APR_SUCCESS
+               != (rv = endpoint(p, doc, "end_session_endpoint", 0, allow_http,
+                                 &m->end_session_endpoint, err))
+        || APR_SUCCESS
+               != (rv = endpoint(p, doc, "revocation_endpoint", 0, allow_http,
+                                 &m->revocation_endpoint, err))) {
         return rv;
     }
-    if (APR_SUCCESS != (rv = opt_bool(p, doc, "authorization_response_iss_parameter_supported",
-                                      &m->iss_parameter_supported, err))
-        || APR_SUCCESS != (rv = opt_bool(p, doc, "backchannel_logout_supported",
-                                         &m->backchannel_logout_supported, err))
-        || APR_SUCCESS != (rv = opt_bool(p, doc, "backchannel_logout_session_supported",
-                                         &m->backchannel_logout_session_supported, err))) {
+    if (APR_SUCCESS
+            != (rv = opt_bool(p, doc, "authorization_response_iss_parameter_supported",
+                              &m->iss_parameter_supported, err))
+        || APR_SUCCESS
+               != (rv = opt_bool(p, doc, "backchannel_logout_supported",
+                                 &m->backchannel_logout_supported, err))
+        || APR_SUCCESS
+               != (rv = opt_bool(p, doc, "backchannel_logout_session_supported",
+                                 &m->backchannel_logout_session_supported, err))) {
         return rv;
     }
     if (APR_SUCCESS != (rv = meta_algs(p, doc, m, err))) {
@@ -309,9 +316,9 @@ char *bff_oidc_pkce_challenge(apr_pool_t *p, const char *verifier)
 /* Authorization request */
 
 static const char *const authz_reserved[] = {
-    "response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
-    "code_challenge", "code_challenge_method", "response_mode", "request", "request_uri",
-    NULL
+    "response_type", "client_id", "redirect_uri",   "scope",
+    "state",         "nonce",     "code_challenge", "code_challenge_method",
+    "response_mode", "request",   "request_uri",    NULL
 };
 
 static int authz_is_reserved(const char *name)
@@ -347,8 +354,8 @@ char *bff_oidc_authz_url(apr_pool_t *p, const bff_oidc_meta_t *meta, const bff_o
     apr_size_t n;
     int i;
 
-    if (!meta || !req || !meta->authorization_endpoint || !req->client_id
-        || !req->redirect_uri || !req->state || !req->nonce || !req->code_challenge) {
+    if (!meta || !req || !meta->authorization_endpoint || !req->client_id || !req->redirect_uri
+        || !req->state || !req->nonce || !req->code_challenge) {
         return NULL;
     }
     ep = meta->authorization_endpoint;
@@ -424,8 +431,8 @@ static const char *clean_text(apr_pool_t *p, json_t *v, apr_size_t max)
 static apr_status_t tok_fail(apr_pool_t *p, const bff_http_resp_t *resp, const char *why,
                              const char **err)
 {
-    *err = apr_psprintf(p, "token endpoint answered HTTP %ld%s%s", resp->status,
-                        why ? ": " : "", why ? why : "");
+    *err = apr_psprintf(p, "token endpoint answered HTTP %ld%s%s", resp->status, why ? ": " : "",
+                        why ? why : "");
     return APR_EGENERAL;
 }
 
@@ -491,8 +498,7 @@ static apr_status_t tokens_from_json(apr_pool_t *p, const bff_http_resp_t *resp,
         return tok_fail(p, resp, "access_token missing or not a string", err);
     }
     if (!b64token_ok(json_string_value(v), json_string_length(v))) {
-        return tok_fail(p, resp, "access_token has characters outside RFC 6750 b64token",
-                        err);
+        return tok_fail(p, resp, "access_token has characters outside RFC 6750 b64token", err);
     }
     t->access_token = apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
 
@@ -579,8 +585,7 @@ leave:
 }
 
 /* Appends name=value (value encoded) to a form being built in parts. */
-static void form_add(apr_pool_t *p, apr_array_header_t *parts, const char *name,
-                     const char *value)
+static void form_add(apr_pool_t *p, apr_array_header_t *parts, const char *name, const char *value)
 {
     if (parts->nelts) {
         APR_ARRAY_PUSH(parts, char *) = apr_pstrdup(p, "&");
@@ -609,8 +614,7 @@ static void form_wipe(apr_array_header_t *parts, char *form)
  * *err. */
 static apr_status_t client_post(apr_pool_t *p, const bff_http_opts_t *http, const char *url,
                                 const char *what, const bff_oidc_client_t *client,
-                                apr_array_header_t *parts, bff_http_resp_t **resp,
-                                const char **err)
+                                apr_array_header_t *parts, bff_http_resp_t **resp, const char **err)
 {
     const char *herr = NULL;
     char *form;
@@ -652,8 +656,9 @@ static apr_status_t token_call(apr_pool_t *p, const bff_http_opts_t *http,
     bff_http_resp_t *resp = NULL;
     apr_status_t rv;
 
-    if (APR_SUCCESS != (rv = client_post(p, http, meta->token_endpoint, "token endpoint",
-                                         client, parts, &resp, err))) {
+    if (APR_SUCCESS
+        != (rv = client_post(p, http, meta->token_endpoint, "token endpoint", client, parts, &resp,
+                             err))) {
         return rv;
     }
     rv = bff_oidc_token_response_parse(p, resp, tokens, err);
@@ -758,9 +763,9 @@ apr_status_t bff_oidc_revoke(apr_pool_t *p, const bff_http_opts_t *http,
         *err = "revocation endpoint: no token to revoke";
         return APR_EINVAL;
     }
-    if (APR_SUCCESS != (rv = client_post(p, http, meta->revocation_endpoint,
-                                         "revocation endpoint", client,
-                                         revoke_form(p, token, token_type_hint), &resp, err))) {
+    if (APR_SUCCESS
+        != (rv = client_post(p, http, meta->revocation_endpoint, "revocation endpoint", client,
+                             revoke_form(p, token, token_type_hint), &resp, err))) {
         return rv;
     }
     resp_wipe(resp);

@@ -18,14 +18,14 @@ typedef struct {
     const char *authorization_endpoint;
     const char *token_endpoint;
     const char *jwks_uri;
-    const char *userinfo_endpoint;           /* NULL when absent */
-    const char *end_session_endpoint;        /* NULL when absent */
-    const char *revocation_endpoint;         /* NULL when absent */
-    int iss_parameter_supported;             /* authorization_response_iss_parameter_supported */
+    const char *userinfo_endpoint;    /* NULL when absent */
+    const char *end_session_endpoint; /* NULL when absent */
+    const char *revocation_endpoint;  /* NULL when absent */
+    int iss_parameter_supported;      /* authorization_response_iss_parameter_supported */
     int backchannel_logout_supported;
     int backchannel_logout_session_supported;
-    const char **id_token_algs;              /* NULL-terminated, only algs we support */
-    int pkce_s256;                           /* S256 listed (or the list absent) */
+    const char **id_token_algs; /* NULL-terminated, only algs we support */
+    int pkce_s256;              /* S256 listed (or the list absent) */
 } bff_oidc_meta_t;
 
 /* Parse the discovery document. Refused (APR_EINVAL, *err says why): not a
@@ -50,7 +50,7 @@ typedef struct {
     const char *state;
     const char *nonce;
     const char *code_challenge;
-    const apr_array_header_t *extra;   /* of const char* "k=v" (raw, encoded here); may be NULL */
+    const apr_array_header_t *extra; /* of const char* "k=v" (raw, encoded here); may be NULL */
 } bff_oidc_authz_t;
 
 /* authorization_endpoint + response_type=code, client_id, redirect_uri,
@@ -61,11 +61,11 @@ char *bff_oidc_authz_url(apr_pool_t *p, const bff_oidc_meta_t *meta, const bff_o
 typedef struct {
     const char *access_token;
     const char *token_type;
-    const char *refresh_token;     /* NULL when absent */
-    const char *id_token;          /* NULL when absent */
-    const char *scope;             /* NULL when absent */
-    apr_int64_t expires_in;        /* 0 when absent */
-    const char *error;             /* set for an OAuth error response */
+    const char *refresh_token; /* NULL when absent */
+    const char *id_token;      /* NULL when absent */
+    const char *scope;         /* NULL when absent */
+    apr_int64_t expires_in;    /* 0 when absent */
+    const char *error;         /* set for an OAuth error response */
     const char *error_description;
 } bff_oidc_tokens_t;
 

@@ -188,8 +188,7 @@ static void revoke_unused(const run_t *x, const bff_refresh_grant_t *g)
 }
 
 /* We hold the lock: call the token endpoint and store the result. */
-static bff_refresh_outcome_e refresh_locked(const run_t *x, bff_session_t **s,
-                                            apr_status_t *srv)
+static bff_refresh_outcome_e refresh_locked(const run_t *x, bff_session_t **s, apr_status_t *srv)
 {
     const bff_refresh_session_ops_t *ops = x->rf->session;
     const bff_refresh_endpoint_t *ep = x->rf->endpoint;
@@ -218,7 +217,8 @@ static bff_refresh_outcome_e refresh_locked(const run_t *x, bff_session_t **s,
         if (valid) {
             return BFF_REFRESH_STILL_VALID;
         }
-        RLOG(x, BFF_LOG_INFO, 0, "BFF01402: access token expired and there is no refresh "
+        RLOG(x, BFF_LOG_INFO, 0,
+             "BFF01402: access token expired and there is no refresh "
              "token: session ended");
         ops->end(ops->baton, x->p);
         return BFF_REFRESH_NO_REFRESH_TOKEN;
@@ -232,20 +232,22 @@ static bff_refresh_outcome_e refresh_locked(const run_t *x, bff_session_t **s,
     memset(&g, 0, sizeof(g));
     rv = ep->call(ep->baton, x->p, fresh, &g, &err);
     if (rv != APR_SUCCESS) {
-        RLOG(x, valid ? BFF_LOG_WARNING : BFF_LOG_ERR, rv, "BFF01403: token refresh at %s "
-             "failed: %s%s", ep->where ? ep->where(ep->baton) : "the token endpoint",
-             err ? err : "error", valid ? "; the current access token is still used" : "");
+        RLOG(x, valid ? BFF_LOG_WARNING : BFF_LOG_ERR, rv,
+             "BFF01403: token refresh at %s "
+             "failed: %s%s",
+             ep->where ? ep->where(ep->baton) : "the token endpoint", err ? err : "error",
+             valid ? "; the current access token is still used" : "");
         return provider_failed(x, fresh, rv == APR_TIMEUP ? APR_TIMEUP : APR_EGENERAL);
     }
     switch (g.result) {
     case BFF_GRANT_INVALID:
-        RLOG(x, BFF_LOG_INFO, 0, "BFF01404: the provider refused the refresh token "
+        RLOG(x, BFF_LOG_INFO, 0,
+             "BFF01404: the provider refused the refresh token "
              "(invalid_grant): session ended");
         ops->end(ops->baton, x->p);
         return BFF_REFRESH_GRANT_REVOKED;
     case BFF_GRANT_REFUSED:
-        RLOG(x, BFF_LOG_ERR, 0, "BFF01405: token refresh refused: %s",
-             g.error ? g.error : "error");
+        RLOG(x, BFF_LOG_ERR, 0, "BFF01405: token refresh refused: %s", g.error ? g.error : "error");
         fail_mark(x, BFF_REFRESH_PROVIDER_DOWN);
         return valid ? BFF_REFRESH_STILL_VALID : BFF_REFRESH_PROVIDER_DOWN;
     case BFF_GRANT_REJECTED:
@@ -383,7 +385,8 @@ apr_status_t bff_refresh_run(const bff_refresh_t *rf, apr_pool_t *p, const char 
         if (rv == APR_SUCCESS) {
             o = refresh_locked(&x, s, &store_rv);
             if (bff_store_unlock(rf->store, p, lk, owner) == APR_NOTFOUND) {
-                RLOG(&x, BFF_LOG_DEBUG, 0, "BFF01470: the refresh lock was no longer this "
+                RLOG(&x, BFF_LOG_DEBUG, 0,
+                     "BFF01470: the refresh lock was no longer this "
                      "request's (it outlived its TTL); left in place");
             }
             break;
@@ -407,11 +410,10 @@ apr_status_t bff_refresh_run(const bff_refresh_t *rf, apr_pool_t *p, const char 
 
 const char *bff_refresh_outcome_name(bff_refresh_outcome_e outcome)
 {
-    static const char *const names[] = {
-        "not needed", "refreshed", "waited for another", "still valid", "provider down",
-        "provider timeout", "wait timeout", "grant revoked", "no refresh token",
-        "answer rejected", "session gone", "store down"
-    };
+    static const char *const names[] = { "not needed",      "refreshed",     "waited for another",
+                                         "still valid",     "provider down", "provider timeout",
+                                         "wait timeout",    "grant revoked", "no refresh token",
+                                         "answer rejected", "session gone",  "store down" };
 
     if ((int)outcome < 0 || (size_t)outcome >= sizeof(names) / sizeof(names[0])) {
         return "unknown";

@@ -39,9 +39,9 @@
  * must exceed the longest refresh (the glue passes its own, derived from
  * the provider's HTTP timeout: see mod_bff_relay.c). */
 #define BFF_REFRESH_LOCK_TTL 60
-#define BFF_REFRESH_WAIT_MS 12000     /* waiters give up after this */
+#define BFF_REFRESH_WAIT_MS 12000 /* waiters give up after this */
 #define BFF_REFRESH_POLL_MS 50
-#define BFF_REFRESH_FAIL_TTL 5        /* a failed refresh is not retried for this long */
+#define BFF_REFRESH_FAIL_TTL 5 /* a failed refresh is not retried for this long */
 
 /* What happened. The first four leave a usable session (APR_SUCCESS). */
 typedef enum {
@@ -84,21 +84,21 @@ typedef struct {
 
 /* The token endpoint's answer to a refresh grant. */
 typedef enum {
-    BFF_GRANT_ISSUED = 0,   /* tokens issued; an ID token among them already verified */
-    BFF_GRANT_INVALID,      /* invalid_grant: the refresh token is no longer valid */
-    BFF_GRANT_REFUSED,      /* another OAuth error (error names it) */
-    BFF_GRANT_REJECTED      /* issued, but the ID token failed verification (logged) */
+    BFF_GRANT_ISSUED = 0, /* tokens issued; an ID token among them already verified */
+    BFF_GRANT_INVALID,    /* invalid_grant: the refresh token is no longer valid */
+    BFF_GRANT_REFUSED,    /* another OAuth error (error names it) */
+    BFF_GRANT_REJECTED    /* issued, but the ID token failed verification (logged) */
 } bff_grant_e;
 
 typedef struct {
     bff_grant_e result;
-    const char *error;          /* BFF_GRANT_REFUSED: the provider's error code */
+    const char *error; /* BFF_GRANT_REFUSED: the provider's error code */
     const char *access_token;
     const char *token_type;
-    const char *refresh_token;  /* NULL: not rotated, the current one stays */
-    const char *id_token;       /* NULL: none issued */
-    const char *claims;         /* the verified ID token's claims (JSON text) */
-    apr_int64_t expires_in;     /* 0: unknown */
+    const char *refresh_token; /* NULL: not rotated, the current one stays */
+    const char *id_token;      /* NULL: none issued */
+    const char *claims;        /* the verified ID token's claims (JSON text) */
+    apr_int64_t expires_in;    /* 0: unknown */
 } bff_refresh_grant_t;
 
 typedef struct {
@@ -109,8 +109,8 @@ typedef struct {
     /* Present s->refresh_token (s->sub for the ID token check). A failure
      * status means no answer (APR_TIMEUP: timed out) with *err saying why;
      * otherwise g describes the answer. */
-    apr_status_t (*call)(void *baton, apr_pool_t *p, const bff_session_t *s,
-                         bff_refresh_grant_t *g, const char **err);
+    apr_status_t (*call)(void *baton, apr_pool_t *p, const bff_session_t *s, bff_refresh_grant_t *g,
+                         const char **err);
     /* Revoke a refresh token that will never be used (logs its own failure). */
     void (*revoke)(void *baton, apr_pool_t *p, const char *refresh_token);
     /* For log lines: the token endpoint's URL, once prepare succeeded. */
@@ -120,14 +120,14 @@ typedef struct {
 
 typedef struct {
     bff_store_t *store;
-    const bff_keyring_t *ring;      /* for bff_ns_key (lock and marker keys are fixed) */
-    const char *site;               /* bff_ns_site() */
-    apr_int64_t refresh_before;     /* BFFRefreshBeforeExpiry, seconds */
-    apr_int64_t lock_ttl;           /* seconds; 0: BFF_REFRESH_LOCK_TTL */
-    apr_interval_time_t wait;       /* 0: BFF_REFRESH_WAIT_MS */
-    apr_interval_time_t poll;       /* 0: BFF_REFRESH_POLL_MS */
-    apr_int64_t fail_ttl;           /* seconds; 0: BFF_REFRESH_FAIL_TTL */
-    const bff_refresh_clock_t *clock;   /* NULL: bff_refresh_clock_real() */
+    const bff_keyring_t *ring;        /* for bff_ns_key (lock and marker keys are fixed) */
+    const char *site;                 /* bff_ns_site() */
+    apr_int64_t refresh_before;       /* BFFRefreshBeforeExpiry, seconds */
+    apr_int64_t lock_ttl;             /* seconds; 0: BFF_REFRESH_LOCK_TTL */
+    apr_interval_time_t wait;         /* 0: BFF_REFRESH_WAIT_MS */
+    apr_interval_time_t poll;         /* 0: BFF_REFRESH_POLL_MS */
+    apr_int64_t fail_ttl;             /* seconds; 0: BFF_REFRESH_FAIL_TTL */
+    const bff_refresh_clock_t *clock; /* NULL: bff_refresh_clock_real() */
     const bff_refresh_session_ops_t *session;
     const bff_refresh_endpoint_t *endpoint;
     /* Where this refresh's log lines go (the glue: the request's log);

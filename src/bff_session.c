@@ -21,14 +21,14 @@
 #error "jansson's json_int_t must be long long to hold 64-bit times"
 #endif
 
-#define BFF_TXN_FORMAT     1    /* "v" of a pending login's JSON */
-#define BFF_SESSION_ID_LEN 43   /* base64url of 32 bytes, unpadded */
+#define BFF_TXN_FORMAT 1      /* "v" of a pending login's JSON */
+#define BFF_SESSION_ID_LEN 43 /* base64url of 32 bytes, unpadded */
 
 /* The fields of a pending login, which travels as compact JSON (sessions
  * have a flat binary layout, below). */
 typedef enum {
-    F_STR,      /* const char *, NULL when absent */
-    F_INT       /* apr_int64_t >= 0 */
+    F_STR, /* const char *, NULL when absent */
+    F_INT  /* apr_int64_t >= 0 */
 } field_kind_e;
 
 typedef struct {
@@ -38,23 +38,20 @@ typedef struct {
     int required;
 } field_t;
 
-
-#define TF(name, kind, req) { #name, kind, offsetof(bff_txn_t, name), req }
+#define TF(name, kind, req) \
+    { \
+#name, kind, offsetof(bff_txn_t, name), req \
+    }
 static const field_t txn_fields[] = {
-    TF(state, F_STR, 1),
-    TF(nonce, F_STR, 1),
-    TF(code_verifier, F_STR, 1),
-    TF(return_to, F_STR, 1),
-    TF(created, F_INT, 0),
-    TF(expires, F_INT, 1),
+    TF(state, F_STR, 1),     TF(nonce, F_STR, 1),   TF(code_verifier, F_STR, 1),
+    TF(return_to, F_STR, 1), TF(created, F_INT, 0), TF(expires, F_INT, 1),
 };
 #undef TF
 
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
 #define FIELD(base, f, type) ((type *)(void *)((char *)(base) + (f)->offset))
-#define CFIELD(base, f, type) \
-    ((type const *)(const void *)((const char *)(base) + (f)->offset))
+#define CFIELD(base, f, type) ((type const *)(const void *)((const char *)(base) + (f)->offset))
 
 /* jansson hands out malloc()ed text; tokens pass through it, so wipe it
  * before giving it back. */
@@ -108,8 +105,7 @@ static apr_status_t encode(apr_pool_t *p, const field_t *fields, apr_size_t nfie
     if (!base) {
         return APR_EINVAL;
     }
-    if (!(obj = json_object())
-        || json_object_set_new(obj, "v", json_integer(BFF_TXN_FORMAT))) {
+    if (!(obj = json_object()) || json_object_set_new(obj, "v", json_integer(BFF_TXN_FORMAT))) {
         rv = APR_ENOMEM;
         goto leave;
     }
@@ -168,8 +164,8 @@ static apr_status_t decode_field(apr_pool_t *p, json_t *obj, const field_t *f, v
 
 /* Accepts exactly what encode() writes: one object, the known format
  * version, known fields of the right types and sizes, nothing else. */
-static apr_status_t decode(apr_pool_t *p, const field_t *fields, apr_size_t nfields,
-                           const char *in, apr_size_t len, void *base)
+static apr_status_t decode(apr_pool_t *p, const field_t *fields, apr_size_t nfields, const char *in,
+                           apr_size_t len, void *base)
 {
     json_t *obj = NULL, *ver;
     json_error_t jerr;
@@ -278,8 +274,7 @@ static int claims_ok(const char *c)
     return ok;
 }
 
-apr_status_t bff_session_encode(apr_pool_t *p, const bff_session_t *s, char **out,
-                                apr_size_t *len)
+apr_status_t bff_session_encode(apr_pool_t *p, const bff_session_t *s, char **out, apr_size_t *len)
 {
     apr_int64_t times[5];
     bff_session_t copy;
@@ -398,8 +393,7 @@ static apr_status_t decode_in_place(apr_pool_t *p, const unsigned char *b, apr_s
     return APR_SUCCESS;
 }
 
-apr_status_t bff_session_decode(apr_pool_t *p, const char *in, apr_size_t len,
-                                bff_session_t **ps)
+apr_status_t bff_session_decode(apr_pool_t *p, const char *in, apr_size_t len, bff_session_t **ps)
 {
     *ps = NULL;
     /* Short records never reach the copy (which would read past a 0-byte input). */
@@ -427,15 +421,19 @@ apr_status_t bff_txn_decode(apr_pool_t *p, const char *in, apr_size_t len, bff_t
     apr_status_t rv;
 
     *pt = NULL;
-    if (APR_SUCCESS == (rv = decode(p, txn_fields, NFIELDS(txn_fields), in, len, t))) {
-        *pt = t;
+    if (APR_SUCCESS != (rv = decode(p, txn_fields, NFIELDS(txn_fields), in, len, t))) {
+        return rv;
     }
-    return rv;
+    /* Only what bff_txn_encode() writes (found by test/fuzz/fuzz_session). */
+    if (t->return_to && strlen(t->return_to) > BFF_TXN_MAX_RETURN_TO) {
+        return APR_EINVAL;
+    }
+    *pt = t;
+    return APR_SUCCESS;
 }
 
 static apr_status_t seal_plain(apr_pool_t *p, const bff_keyring_t *ring, const char *store_key,
-                               char *plain, apr_size_t plen, unsigned char **rec,
-                               apr_size_t *len)
+                               char *plain, apr_size_t plen, unsigned char **rec, apr_size_t *len)
 {
     apr_status_t rv;
 
@@ -493,8 +491,7 @@ apr_status_t bff_session_open(apr_pool_t *p, const bff_keyring_t *ring, const ch
     if (!store_key) {
         return APR_EINVAL;
     }
-    rv = bff_crypto_open(p, ring, store_key, strlen(store_key), rec, len, &pt, &ptlen,
-                         key_index);
+    rv = bff_crypto_open(p, ring, store_key, strlen(store_key), rec, len, &pt, &ptlen, key_index);
     if (APR_SUCCESS != rv) {
         return rv;
     }
@@ -538,9 +535,9 @@ apr_status_t bff_txn_to_cookie(apr_pool_t *p, const bff_keyring_t *ring, const c
     return *value ? APR_SUCCESS : APR_ENOMEM;
 }
 
-apr_status_t bff_txn_from_cookie(apr_pool_t *p, const bff_keyring_t *ring,
-                                 const char *binding, const char *value, const char *state,
-                                 apr_int64_t now, bff_txn_t **t)
+apr_status_t bff_txn_from_cookie(apr_pool_t *p, const bff_keyring_t *ring, const char *binding,
+                                 const char *value, const char *state, apr_int64_t now,
+                                 bff_txn_t **t)
 {
     unsigned char *rec;
     apr_size_t len;
@@ -589,8 +586,8 @@ char *bff_session_new_id(apr_pool_t *p)
 
 static int is_b64url(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-           || c == '-' || c == '_';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'
+           || c == '_';
 }
 
 int bff_session_id_ok(const char *id)

@@ -16,21 +16,21 @@
  * bff_session.c), then sealed with bff_crypto_seal() using the store key as
  * AAD. */
 typedef struct {
-    apr_uint64_t rev;            /* bumped on every write */
+    apr_uint64_t rev; /* bumped on every write */
     const char *iss;
     const char *sub;
-    const char *sid;             /* the provider's session id, for back-channel logout */
+    const char *sid; /* the provider's session id, for back-channel logout */
     const char *access_token;
     const char *token_type;
     const char *refresh_token;
     const char *id_token;
-    const char *claims;          /* the ID token's claims, a JSON object as text */
-    const char *logout_id;       /* random value that logout requests must carry */
-    apr_int64_t at_expires;      /* access token expiry, 0 = unknown */
-    apr_int64_t at_issued;       /* when we obtained the access token */
+    const char *claims;     /* the ID token's claims, a JSON object as text */
+    const char *logout_id;  /* random value that logout requests must carry */
+    apr_int64_t at_expires; /* access token expiry, 0 = unknown */
+    apr_int64_t at_issued;  /* when we obtained the access token */
     apr_int64_t created;
-    apr_int64_t last_access;     /* idle timeout counts from here */
-    apr_int64_t expires;         /* absolute end of the session */
+    apr_int64_t last_access; /* idle timeout counts from here */
+    apr_int64_t expires;     /* absolute end of the session */
 } bff_session_t;
 
 /* A pending login (authorization request in flight). It never enters the
@@ -41,10 +41,10 @@ typedef struct {
     const char *nonce;
     const char *code_verifier;
     const char *return_to;
-    apr_int64_t created;         /* microseconds (apr_time_t): orders a browser's
+    apr_int64_t created; /* microseconds (apr_time_t): orders a browser's
                                   * pending logins, of which several may start
                                   * within one second */
-    apr_int64_t expires;         /* seconds */
+    apr_int64_t expires; /* seconds */
 } bff_txn_t;
 
 /* Longest return_to a txn holds: the sealed cookie goes with every request
@@ -103,9 +103,9 @@ apr_status_t bff_txn_open(apr_pool_t *p, const bff_keyring_t *ring, const char *
  * differs, APR_EGENERAL). */
 apr_status_t bff_txn_to_cookie(apr_pool_t *p, const bff_keyring_t *ring, const char *binding,
                                const bff_txn_t *t, const char **value);
-apr_status_t bff_txn_from_cookie(apr_pool_t *p, const bff_keyring_t *ring,
-                                 const char *binding, const char *value, const char *state,
-                                 apr_int64_t now, bff_txn_t **t);
+apr_status_t bff_txn_from_cookie(apr_pool_t *p, const bff_keyring_t *ring, const char *binding,
+                                 const char *value, const char *state, apr_int64_t now,
+                                 bff_txn_t **t);
 
 /* What a txn cookie is bound to (its AAD): the cookie's own name, the
  * provider, the client and the site's redirect URI. A cookie that another
@@ -113,8 +113,6 @@ apr_status_t bff_txn_from_cookie(apr_pool_t *p, const bff_keyring_t *ring,
  * port of a host) or that was renamed does not open. */
 const char *bff_txn_binding(apr_pool_t *p, const char *cookie_name, const char *issuer,
                             const char *client_id, const char *redirect_uri);
-
-
 
 /* A session identifier as it appears in the cookie: 43 base64url characters
  * (32 random bytes). bff_session_id_ok() checks the shape only. */

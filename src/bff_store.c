@@ -11,7 +11,8 @@
 #include "bff_store.h"
 #include "bff_util.h"
 
-#define SPEC_EXPECTED "expected shm, shm:<size> (e.g. shm:256M) or memcache:host:port[,host:port...]"
+#define SPEC_EXPECTED \
+    "expected shm, shm:<size> (e.g. shm:256M) or memcache:host:port[,host:port...]"
 #define SHM_SIZE_MIN ((apr_size_t)1024 * 1024)
 #define SHM_SIZE_MAX ((apr_size_t)64 * 1024 * 1024 * 1024)
 #define HOST_MAX 255
@@ -27,9 +28,8 @@ static int host_char_ok(char c, int bracketed)
     return c == '_';
 }
 
-apr_status_t bff_store_server_parse(apr_pool_t *p, const char *s, apr_size_t len,
-                                   const char **host, apr_port_t *pport, int *ipv6,
-                                   const char **err)
+apr_status_t bff_store_server_parse(apr_pool_t *p, const char *s, apr_size_t len, const char **host,
+                                    apr_port_t *pport, int *ipv6, const char **err)
 {
     const char *colon = NULL, *h, *hend;
     apr_size_t i;
@@ -131,8 +131,8 @@ static apr_status_t servers_parse(apr_pool_t *p, const char *list, bff_store_spe
 /* 16 random bytes: two owners never draw the same token. */
 #define LOCK_OWNER_BYTES 16
 
-apr_status_t bff_store_lock(bff_store_t *st, apr_pool_t *p, const char *lock_key,
-                            apr_int64_t ttl, const char **owner)
+apr_status_t bff_store_lock(bff_store_t *st, apr_pool_t *p, const char *lock_key, apr_int64_t ttl,
+                            const char **owner)
 {
     return bff_store_lock_until(st, p, lock_key, bff_util_now() + ttl, owner);
 }
@@ -201,8 +201,10 @@ apr_status_t bff_store_spec_parse(apr_pool_t *p, const char *arg, bff_store_spec
     }
     if (!strncasecmp(arg, "shm:", 4)) {
         if (APR_SUCCESS != bff_util_parse_size(arg + 4, &size)) {
-            *err = apr_psprintf(p, "invalid shm size '%s': expected a number with an "
-                                "optional K, M or G suffix, e.g. shm:256M", arg + 4);
+            *err = apr_psprintf(p,
+                                "invalid shm size '%s': expected a number with an "
+                                "optional K, M or G suffix, e.g. shm:256M",
+                                arg + 4);
             return APR_EINVAL;
         }
         if (size < SHM_SIZE_MIN || size > SHM_SIZE_MAX) {

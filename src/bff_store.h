@@ -32,15 +32,15 @@
  */
 typedef struct bff_store_t bff_store_t;
 struct bff_store_t {
-    const char *name;       /* "shm", "memcache" */
+    const char *name; /* "shm", "memcache" */
     void *ctx;
     apr_status_t (*child_init)(bff_store_t *st, apr_pool_t *pchild);
-    apr_status_t (*get)(bff_store_t *st, apr_pool_t *p, const char *key,
-                        unsigned char **val, apr_size_t *len);
-    apr_status_t (*set)(bff_store_t *st, apr_pool_t *p, const char *key,
-                        const unsigned char *val, apr_size_t len, apr_int64_t expires);
-    apr_status_t (*add)(bff_store_t *st, apr_pool_t *p, const char *key,
-                        const unsigned char *val, apr_size_t len, apr_int64_t expires);
+    apr_status_t (*get)(bff_store_t *st, apr_pool_t *p, const char *key, unsigned char **val,
+                        apr_size_t *len);
+    apr_status_t (*set)(bff_store_t *st, apr_pool_t *p, const char *key, const unsigned char *val,
+                        apr_size_t len, apr_int64_t expires);
+    apr_status_t (*add)(bff_store_t *st, apr_pool_t *p, const char *key, const unsigned char *val,
+                        apr_size_t len, apr_int64_t expires);
     apr_status_t (*replace)(bff_store_t *st, apr_pool_t *p, const char *key,
                             const unsigned char *val, apr_size_t len, apr_int64_t expires);
     apr_status_t (*remove)(bff_store_t *st, apr_pool_t *p, const char *key);
@@ -55,13 +55,13 @@ struct bff_store_t {
                                 const unsigned char *val, apr_size_t len, apr_int64_t expires);
 };
 
-#define bff_store_get(st, p, k, v, l)        ((st)->get((st), (p), (k), (v), (l)))
-#define bff_store_set(st, p, k, v, l, e)     ((st)->set((st), (p), (k), (v), (l), (e)))
-#define bff_store_add(st, p, k, v, l, e)     ((st)->add((st), (p), (k), (v), (l), (e)))
+#define bff_store_get(st, p, k, v, l) ((st)->get((st), (p), (k), (v), (l)))
+#define bff_store_set(st, p, k, v, l, e) ((st)->set((st), (p), (k), (v), (l), (e)))
+#define bff_store_add(st, p, k, v, l, e) ((st)->add((st), (p), (k), (v), (l), (e)))
 #define bff_store_replace(st, p, k, v, l, e) ((st)->replace((st), (p), (k), (v), (l), (e)))
-#define bff_store_remove(st, p, k)           ((st)->remove((st), (p), (k)))
-#define bff_store_add_noevict(st, p, k, v, l, e)                                              \
-    ((st)->add_noevict ? (st)->add_noevict((st), (p), (k), (v), (l), (e))                     \
+#define bff_store_remove(st, p, k) ((st)->remove((st), (p), (k)))
+#define bff_store_add_noevict(st, p, k, v, l, e) \
+    ((st)->add_noevict ? (st)->add_noevict((st), (p), (k), (v), (l), (e)) \
                        : (st)->add((st), (p), (k), (v), (l), (e)))
 
 /* A lock in the store: an entry under lock_key, taken with add (atomic in
@@ -73,8 +73,8 @@ struct bff_store_t {
  *   bff_store_unlock: removes the lock only if its value is owner:
  *     APR_SUCCESS removed; APR_NOTFOUND not there or someone else's (left
  *     in place); other statuses: store failure. */
-apr_status_t bff_store_lock(bff_store_t *st, apr_pool_t *p, const char *lock_key,
-                            apr_int64_t ttl, const char **owner);
+apr_status_t bff_store_lock(bff_store_t *st, apr_pool_t *p, const char *lock_key, apr_int64_t ttl,
+                            const char **owner);
 apr_status_t bff_store_unlock(bff_store_t *st, apr_pool_t *p, const char *lock_key,
                               const char *owner);
 /* bff_store_lock with an absolute expiry (seconds since the epoch), for
@@ -86,8 +86,8 @@ apr_status_t bff_store_lock_until(bff_store_t *st, apr_pool_t *p, const char *lo
 typedef enum { BFF_STORE_SHM = 0, BFF_STORE_MEMCACHE = 1 } bff_store_kind_e;
 typedef struct {
     bff_store_kind_e kind;
-    apr_size_t shm_size;        /* bytes, for shm */
-    const char *servers;        /* "host:port,host:port" for memcache */
+    apr_size_t shm_size; /* bytes, for shm */
+    const char *servers; /* "host:port,host:port" for memcache */
 } bff_store_spec_t;
 
 /* Default shm size: room for at least 10,000 sessions of 8 KB. */
@@ -96,9 +96,8 @@ typedef struct {
 /* One "host:port" of a memcache list (len bytes at s): host a name, an IPv4
  * address or [IPv6], port 1-65535. Outputs (each may be NULL): the host
  * without brackets, the port, whether it was an IPv6 literal. */
-apr_status_t bff_store_server_parse(apr_pool_t *p, const char *s, apr_size_t len,
-                                   const char **host, apr_port_t *port, int *ipv6,
-                                   const char **err);
+apr_status_t bff_store_server_parse(apr_pool_t *p, const char *s, apr_size_t len, const char **host,
+                                    apr_port_t *port, int *ipv6, const char **err);
 
 /* "shm", "shm:64M", "memcache:h:p[,h:p...]". *err explains a refusal. */
 apr_status_t bff_store_spec_parse(apr_pool_t *p, const char *arg, bff_store_spec_t *spec,

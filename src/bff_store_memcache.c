@@ -52,12 +52,12 @@
  *   timeout we drop all idle connections of that server and try once more,
  *   so a restart costs no failed request. */
 
-#define KEY_MAX         128             /* bytes, NUL included, as the shm store */
-#define SERVERS_MAX     64
-#define REL_TTL_MAX     (30 * 24 * 3600)        /* memcached: above is absolute time */
-#define EXPTIME_MAX     APR_INT64_C(2147483647) /* memcached parses exptime as int32 */
-#define ITEM_MAX        ((apr_size_t)1024 * 1024 * 1024)
-#define OP_TIMEOUT_MAX  apr_time_from_sec(60)
+#define KEY_MAX 128 /* bytes, NUL included, as the shm store */
+#define SERVERS_MAX 64
+#define REL_TTL_MAX (30 * 24 * 3600)        /* memcached: above is absolute time */
+#define EXPTIME_MAX APR_INT64_C(2147483647) /* memcached parses exptime as int32 */
+#define ITEM_MAX ((apr_size_t)1024 * 1024 * 1024)
+#define OP_TIMEOUT_MAX apr_time_from_sec(60)
 
 /* The first fields of apr-util 1.6's private struct apr_memcache_conn_t
  * (memcache/apr_memcache.c). Used only to reach the socket of a connection
@@ -76,7 +76,7 @@ typedef struct {
 typedef struct {
     const char *host;
     apr_port_t port;
-    const char *name;           /* "host:port" for log lines */
+    const char *name; /* "host:port" for log lines */
 } mc_addr_t;
 
 typedef struct mc_ctx_t mc_ctx_t;
@@ -86,13 +86,13 @@ typedef struct {
     const mc_addr_t *addr;
     apr_memcache_t *mc;
     apr_memcache_server_t *ms;
-    apr_reslist_t *factory;     /* apr_memcache's own list: connects and closes */
-    apr_reslist_t *conns;       /* ours, installed as ms->conns */
-    apr_uint32_t nconns;        /* connections alive in conns (atomic) */
-    apr_uint32_t made;          /* connections ever made (atomic) */
-    apr_thread_mutex_t *lock;   /* guards the fields below */
-    int down;                   /* also read without the lock (atomic load) */
-    int warned;                 /* BFF01601 logged for the current outage */
+    apr_reslist_t *factory;   /* apr_memcache's own list: connects and closes */
+    apr_reslist_t *conns;     /* ours, installed as ms->conns */
+    apr_uint32_t nconns;      /* connections alive in conns (atomic) */
+    apr_uint32_t made;        /* connections ever made (atomic) */
+    apr_thread_mutex_t *lock; /* guards the fields below */
+    int down;                 /* also read without the lock (atomic load) */
+    int warned;               /* BFF01601 logged for the current outage */
     apr_time_t next_try;
     apr_time_t last_warn;
     apr_status_t last_rv;
@@ -100,7 +100,7 @@ typedef struct {
 
 typedef struct {
     mc_ctx_t *c;
-    unsigned long process;      /* process_id() of the process that made it */
+    unsigned long process; /* process_id() of the process that made it */
     apr_memcache_t *mc;
     mc_server_t *servers;
 } mc_proc_t;
@@ -111,7 +111,7 @@ struct mc_ctx_t {
     mc_addr_t *addrs;
     int naddrs;
     apr_thread_mutex_t *init_lock;
-    mc_proc_t *proc;            /* this process's client (atomic pointer) */
+    mc_proc_t *proc; /* this process's client (atomic pointer) */
 };
 
 typedef enum { OP_GET, OP_SET, OP_ADD, OP_REPLACE, OP_DEL } mc_op_e;
@@ -120,7 +120,7 @@ typedef struct {
     mc_op_e kind;
     apr_pool_t *p;
     const char *key;
-    char *data;                 /* in for set/add/replace, out for get */
+    char *data; /* in for set/add/replace, out for get */
     apr_size_t len;
     apr_uint32_t exptime;
 } mc_op_t;
@@ -208,9 +208,11 @@ static apr_status_t conn_bound(mc_server_t *s, void *conn)
         || apr_socket_addr_get(&sa, APR_REMOTE, v->sock) != APR_SUCCESS || !sa
         || sa->port != s->addr->port) {
         if (!__atomic_exchange_n(&layout_logged, 1, __ATOMIC_ACQ_REL)) {
-            BFF_LOG(BFF_LOG_ERR, APR_EGENERAL, "BFF01603: apr_memcache's connection "
+            BFF_LOG(BFF_LOG_ERR, APR_EGENERAL,
+                    "BFF01603: apr_memcache's connection "
                     "structure is not the one of apr-util 1.6 (%s): cannot bound waits on "
-                    "memcached, so the session store refuses to work", apu_version_string());
+                    "memcached, so the session store refuses to work",
+                    apu_version_string());
         }
         return APR_EGENERAL;
     }
@@ -313,9 +315,12 @@ static void server_failed(mc_server_t *s, apr_status_t rv)
     s->last_rv = rv;
     apr_thread_mutex_unlock(s->lock);
     if (log) {
-        BFF_LOG(BFF_LOG_WARNING, rv, "BFF01601: memcached server %s is unavailable: the "
-                "sessions stored on it fail (503) until it answers again; next attempt in %"
-                APR_TIME_T_FMT " ms", s->addr->name, apr_time_as_msec(retry));
+        BFF_LOG(
+            BFF_LOG_WARNING, rv,
+            "BFF01601: memcached server %s is unavailable: the "
+            "sessions stored on it fail (503) until it answers again; next attempt in %" APR_TIME_T_FMT
+            " ms",
+            s->addr->name, apr_time_as_msec(retry));
     }
 }
 
@@ -343,14 +348,12 @@ static void server_ok(mc_server_t *s)
 /* ---- per-process client ---- */
 
 /* apr_memcache's own selection skips dead servers (see top of file). */
-static apr_memcache_server_t *pick_server(void *baton, apr_memcache_t *mc,
-                                          const apr_uint32_t hash)
+static apr_memcache_server_t *pick_server(void *baton, apr_memcache_t *mc, const apr_uint32_t hash)
 {
     return mc->ntotal ? mc->live_servers[hash % mc->ntotal] : NULL;
 }
 
-static apr_status_t server_make(mc_proc_t *pr, mc_server_t *s, const mc_addr_t *a,
-                                apr_pool_t *pool)
+static apr_status_t server_make(mc_proc_t *pr, mc_server_t *s, const mc_addr_t *a, apr_pool_t *pool)
 {
     const bff_store_memcache_opts_t *o = &pr->c->o;
     apr_pool_t *lpool;
@@ -366,8 +369,7 @@ static apr_status_t server_make(mc_proc_t *pr, mc_server_t *s, const mc_addr_t *
         return rv;
     }
     s->factory = s->ms->conns;
-    if (APR_SUCCESS != (rv = apr_thread_mutex_create(&s->lock, APR_THREAD_MUTEX_DEFAULT,
-                                                     pool))) {
+    if (APR_SUCCESS != (rv = apr_thread_mutex_create(&s->lock, APR_THREAD_MUTEX_DEFAULT, pool))) {
         return rv;
     }
     /* In a pool created after the factory's: subpools are destroyed newest
@@ -381,8 +383,8 @@ static apr_status_t server_make(mc_proc_t *pr, mc_server_t *s, const mc_addr_t *
     if (rv != APR_SUCCESS && o->conn_min > 0) {
         /* conn_min connects at once; a server down at startup must not
          * stop the child, it only fails its own keys. */
-        rv = apr_reslist_create(&s->conns, 0, o->conn_smax, o->conn_max, o->conn_ttl,
-                                conn_make, conn_drop, s, lpool);
+        rv = apr_reslist_create(&s->conns, 0, o->conn_smax, o->conn_max, o->conn_ttl, conn_make,
+                                conn_drop, s, lpool);
     }
     if (rv != APR_SUCCESS) {
         return rv;
@@ -578,8 +580,8 @@ static apr_uint32_t exptime_for(apr_int64_t expires)
     return (apr_uint32_t)(expires + 1 > EXPTIME_MAX ? EXPTIME_MAX : expires + 1);
 }
 
-static apr_status_t mc_get(bff_store_t *st, apr_pool_t *p, const char *key,
-                           unsigned char **val, apr_size_t *len)
+static apr_status_t mc_get(bff_store_t *st, apr_pool_t *p, const char *key, unsigned char **val,
+                           apr_size_t *len)
 {
     mc_op_t op = { OP_GET, p, key, NULL, 0, 0 };
     apr_size_t klen;
@@ -684,12 +686,12 @@ static apr_status_t addr_parse(apr_pool_t *p, const char *s, apr_size_t len, mc_
     apr_status_t rv;
     int ipv6 = 0;
 
-    if (APR_SUCCESS != (rv = bff_store_server_parse(p, s, len, &a->host, &a->port, &ipv6,
-                                                    err))) {
+    if (APR_SUCCESS != (rv = bff_store_server_parse(p, s, len, &a->host, &a->port, &ipv6, err))) {
         return rv;
     }
     if (ipv6) {
-        *err = apr_psprintf(p, "memcache server '%s': IPv6 addresses are not supported "
+        *err = apr_psprintf(p,
+                            "memcache server '%s': IPv6 addresses are not supported "
                             "(apr-util 1.6 connects to memcached over IPv4 only)",
                             apr_pstrmemdup(p, s, len));
         return APR_EINVAL;
@@ -698,8 +700,7 @@ static apr_status_t addr_parse(apr_pool_t *p, const char *s, apr_size_t len, mc_
     return APR_SUCCESS;
 }
 
-static apr_status_t addrs_parse(apr_pool_t *p, const char *list, mc_ctx_t *c,
-                                const char **err)
+static apr_status_t addrs_parse(apr_pool_t *p, const char *list, mc_ctx_t *c, const char **err)
 {
     const char *s = list, *comma;
     apr_size_t len;
@@ -732,8 +733,8 @@ static apr_status_t addrs_parse(apr_pool_t *p, const char *list, mc_ctx_t *c,
 
 static apr_status_t opts_check(const bff_store_memcache_opts_t *o, const char **err)
 {
-    if (o->conn_max < 1 || o->conn_max > 10000 || o->conn_min < 0
-        || o->conn_min > o->conn_smax || o->conn_smax > o->conn_max) {
+    if (o->conn_max < 1 || o->conn_max > 10000 || o->conn_min < 0 || o->conn_min > o->conn_smax
+        || o->conn_smax > o->conn_max) {
         *err = "memcache: connection limits must satisfy 0 <= min <= smax <= max, max >= 1";
         return APR_EINVAL;
     }
@@ -769,7 +770,8 @@ apr_status_t bff_store_memcache_create(apr_pool_t *pool, const char *servers,
     *err = NULL;
     apu_version(&v);
     if (v.major != 1 || v.minor != 6) {
-        *err = apr_psprintf(pool, "memcache: apr-util %s is not supported: the memcache "
+        *err = apr_psprintf(pool,
+                            "memcache: apr-util %s is not supported: the memcache "
                             "store needs apr-util 1.6 to bound its waits on memcached",
                             apu_version_string());
         return APR_ENOTIMPL;
@@ -790,8 +792,8 @@ apr_status_t bff_store_memcache_create(apr_pool_t *pool, const char *servers,
         || APR_SUCCESS != (rv = addrs_parse(pool, servers, c, err))) {
         return rv;
     }
-    if (APR_SUCCESS != (rv = apr_thread_mutex_create(&c->init_lock, APR_THREAD_MUTEX_DEFAULT,
-                                                     pool))) {
+    if (APR_SUCCESS
+        != (rv = apr_thread_mutex_create(&c->init_lock, APR_THREAD_MUTEX_DEFAULT, pool))) {
         *err = "memcache: cannot create a mutex";
         return rv;
     }

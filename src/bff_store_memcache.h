@@ -55,13 +55,13 @@
  * does). */
 
 typedef struct {
-    int conn_min;                       /* connections kept open per server and process */
-    int conn_smax;                      /* idle ones above this close after conn_ttl */
-    int conn_max;                       /* hard limit per server and process */
-    apr_interval_time_t conn_ttl;       /* idle connection lifetime, 0 = forever */
-    apr_interval_time_t op_timeout;     /* per read or write on a connection, > 0 */
-    apr_interval_time_t retry_after;    /* a failed server is skipped this long */
-    apr_size_t max_item;                /* largest value, bytes */
+    int conn_min;                    /* connections kept open per server and process */
+    int conn_smax;                   /* idle ones above this close after conn_ttl */
+    int conn_max;                    /* hard limit per server and process */
+    apr_interval_time_t conn_ttl;    /* idle connection lifetime, 0 = forever */
+    apr_interval_time_t op_timeout;  /* per read or write on a connection, > 0 */
+    apr_interval_time_t retry_after; /* a failed server is skipped this long */
+    apr_size_t max_item;             /* largest value, bytes */
 } bff_store_memcache_opts_t;
 
 /* op_timeout 500 ms, retry_after 5 s, max_item 1 MiB, conn_ttl 15 s,

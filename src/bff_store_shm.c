@@ -20,20 +20,20 @@
  * Free entries and blocks beyond their high-water marks are never touched,
  * so the kernel commits memory only as the table actually fills. */
 
-#define SHM_MAGIC       0x53464642u     /* "BFFS" */
-#define SHM_VERSION     2u             /* 2: blocks name their owner */
-#define NIL             0xFFFFFFFFu
-#define KEY_MAX         128             /* bytes, NUL included */
-#define BLOCK_SIZE      512
-#define BLOCK_PAYLOAD   (BLOCK_SIZE - 8)
+#define SHM_MAGIC 0x53464642u /* "BFFS" */
+#define SHM_VERSION 2u        /* 2: blocks name their owner */
+#define NIL 0xFFFFFFFFu
+#define KEY_MAX 128 /* bytes, NUL included */
+#define BLOCK_SIZE 512
+#define BLOCK_PAYLOAD (BLOCK_SIZE - 8)
 #define BYTES_PER_ENTRY 4096
-#define ENTRIES_MIN     16
-#define BLOCKS_MIN      16
-#define TAIL_SCAN       64              /* expired entries looked for per attempt */
-#define SWEEP_INTERVAL  1               /* seconds between full expiry sweeps */
-#define FULL_LOG_INTERVAL 10            /* seconds between BFF00501 lines */
-#define SEG_ALIGN       64
-#define SIZE_MAX_SEG    ((apr_uint64_t)1 << 40)
+#define ENTRIES_MIN 16
+#define BLOCKS_MIN 16
+#define TAIL_SCAN 64         /* expired entries looked for per attempt */
+#define SWEEP_INTERVAL 1     /* seconds between full expiry sweeps */
+#define FULL_LOG_INTERVAL 10 /* seconds between BFF00501 lines */
+#define SEG_ALIGN 64
+#define SIZE_MAX_SEG ((apr_uint64_t)1 << 40)
 
 /* owner is the index of the entry whose value the block holds, NIL while
  * the block is free: a link into another entry's blocks (damage) is then
@@ -46,10 +46,10 @@ typedef struct {
 
 typedef struct {
     apr_uint32_t hash;
-    apr_uint32_t hnext;         /* hash chain; free-list link when unused */
-    apr_uint32_t prev;          /* LRU, towards the head (most recent) */
-    apr_uint32_t next;          /* LRU, towards the tail */
-    apr_uint32_t first;         /* first value block, NIL for an empty value */
+    apr_uint32_t hnext; /* hash chain; free-list link when unused */
+    apr_uint32_t prev;  /* LRU, towards the head (most recent) */
+    apr_uint32_t next;  /* LRU, towards the tail */
+    apr_uint32_t first; /* first value block, NIL for an empty value */
     apr_uint32_t nblocks;
     apr_uint32_t in_use;
     apr_uint32_t pad;
@@ -99,7 +99,7 @@ typedef struct {
     apr_uint32_t entries_max;
     apr_uint32_t blocks_max;
     apr_uint32_t seed;
-    bff_store_shm_clock_fn *clock;  /* test aid: NULL = the real clock */
+    bff_store_shm_clock_fn *clock; /* test aid: NULL = the real clock */
     void *clock_baton;
 } shm_ctx_t;
 
@@ -147,8 +147,10 @@ static int is_expired(const shm_entry_t *e, apr_int64_t now)
 static void mark_corrupt(shm_ctx_t *c, const char *what, apr_uint32_t idx)
 {
     if (!c->h->corrupt) {
-        BFF_LOG(BFF_LOG_ERR, APR_EGENERAL, "BFF00502: session store damaged (%s, index %u): "
-                "entry treated as absent; the store will be reinitialised", what, idx);
+        BFF_LOG(BFF_LOG_ERR, APR_EGENERAL,
+                "BFF00502: session store damaged (%s, index %u): "
+                "entry treated as absent; the store will be reinitialised",
+                what, idx);
     }
     c->h->corrupt = 1;
 }
@@ -207,8 +209,10 @@ static void table_check(shm_ctx_t *c)
         && h->entry_hwm <= c->entries_max && h->block_hwm <= c->blocks_max) {
         return;
     }
-    BFF_LOG(BFF_LOG_ERR, APR_EGENERAL, "BFF00503: session store reinitialised after damage "
-            "was detected; %u sessions dropped", h->entries_used);
+    BFF_LOG(BFF_LOG_ERR, APR_EGENERAL,
+            "BFF00503: session store reinitialised after damage "
+            "was detected; %u sessions dropped",
+            h->entries_used);
     table_init(c);
 }
 
@@ -353,8 +357,7 @@ static apr_uint32_t block_take(shm_ctx_t *c)
 
     if (h->block_free != NIL) {
         idx = h->block_free;
-        if (idx >= h->block_hwm || !(b = block_at(c, idx, "free block list"))
-            || b->owner != NIL) {
+        if (idx >= h->block_hwm || !(b = block_at(c, idx, "free block list")) || b->owner != NIL) {
             mark_corrupt(c, "free block list", idx);
             return NIL;
         }
@@ -439,15 +442,14 @@ static apr_uint32_t entry_take(shm_ctx_t *c)
 static int room_for(shm_ctx_t *c, apr_uint32_t need_entries, apr_uint32_t need_blocks)
 {
     return (apr_uint64_t)c->h->entries_used + need_entries <= c->entries_max
-        && (apr_uint64_t)c->h->blocks_used + need_blocks <= c->blocks_max;
+           && (apr_uint64_t)c->h->blocks_used + need_blocks <= c->blocks_max;
 }
 
 /* Reclaim expired entries from the LRU tail: a bounded scan (limit entries
  * looked at) stops once there is room; a full sweep (limit 0) reclaims every
  * expired entry, since it was paid for anyway. */
 static void reclaim_expired(shm_ctx_t *c, apr_int64_t now, apr_uint32_t limit,
-                            apr_uint32_t need_entries, apr_uint32_t need_blocks,
-                            apr_uint32_t pin)
+                            apr_uint32_t need_entries, apr_uint32_t need_blocks, apr_uint32_t pin)
 {
     apr_uint32_t idx = c->h->lru_tail, prev, seen = 0;
     int sweep = (limit == 0);
@@ -456,8 +458,7 @@ static void reclaim_expired(shm_ctx_t *c, apr_int64_t now, apr_uint32_t limit,
     if (sweep || limit > c->entries_max) {
         limit = c->entries_max;
     }
-    while (idx != NIL && seen++ < limit
-           && (sweep || !room_for(c, need_entries, need_blocks))) {
+    while (idx != NIL && seen++ < limit && (sweep || !room_for(c, need_entries, need_blocks))) {
         if (!(e = entry_at(c, idx, "LRU link"))) {
             return;
         }
@@ -520,8 +521,8 @@ static apr_status_t key_check(const char *key, apr_size_t *klen)
     return *klen < KEY_MAX ? APR_SUCCESS : APR_EINVAL;
 }
 
-static apr_status_t shm_get(bff_store_t *st, apr_pool_t *p, const char *key,
-                            unsigned char **val, apr_size_t *len)
+static apr_status_t shm_get(bff_store_t *st, apr_pool_t *p, const char *key, unsigned char **val,
+                            apr_size_t *len)
 {
     shm_ctx_t *c = st->ctx;
     apr_size_t klen, off, chunk;
@@ -552,8 +553,7 @@ static apr_status_t shm_get(bff_store_t *st, apr_pool_t *p, const char *key,
         c->h->expired++;
         goto leave;
     }
-    if (e->nblocks > c->blocks_max
-        || e->vlen > (apr_uint64_t)e->nblocks * BLOCK_PAYLOAD
+    if (e->nblocks > c->blocks_max || e->vlen > (apr_uint64_t)e->nblocks * BLOCK_PAYLOAD
         || (e->nblocks && e->vlen <= (apr_uint64_t)(e->nblocks - 1) * BLOCK_PAYLOAD)) {
         mark_corrupt(c, "value length", idx);
         goto leave;
@@ -583,8 +583,8 @@ leave:
     return rv;
 }
 
-static void entry_fill(shm_entry_t *e, apr_uint32_t first, apr_uint32_t nblocks,
-                       apr_size_t len, apr_int64_t expires, apr_int64_t now)
+static void entry_fill(shm_entry_t *e, apr_uint32_t first, apr_uint32_t nblocks, apr_size_t len,
+                       apr_int64_t expires, apr_int64_t now)
 {
     e->first = first;
     e->nblocks = nblocks;
@@ -616,10 +616,10 @@ static apr_status_t entry_replace(shm_ctx_t *c, apr_uint32_t idx, const unsigned
     return APR_SUCCESS;
 }
 
-static apr_status_t entry_insert(shm_ctx_t *c, const char *key, apr_size_t klen,
-                                 apr_uint32_t hash, const unsigned char *val, apr_size_t len,
-                                 apr_uint32_t nblocks, apr_int64_t expires, apr_int64_t now,
-                                 int may_evict, apr_uint32_t *evicted)
+static apr_status_t entry_insert(shm_ctx_t *c, const char *key, apr_size_t klen, apr_uint32_t hash,
+                                 const unsigned char *val, apr_size_t len, apr_uint32_t nblocks,
+                                 apr_int64_t expires, apr_int64_t now, int may_evict,
+                                 apr_uint32_t *evicted)
 {
     apr_uint32_t idx, first, *bucket;
     shm_entry_t *e;
@@ -697,8 +697,8 @@ static apr_status_t shm_put(bff_store_t *st, const char *key, const unsigned cha
         }
         entry_release(c, idx, &c->entries[idx]);
     }
-    rv = entry_insert(c, key, klen, hash, val, len, nblocks, expires, now,
-                      mode != MODE_ADD_NOEVICT, &evicted);
+    rv = entry_insert(c, key, klen, hash, val, len, nblocks, expires, now, mode != MODE_ADD_NOEVICT,
+                      &evicted);
 leave:
     if (evicted && elapsed(now, c->h->last_full_log, FULL_LOG_INTERVAL)) {
         c->h->last_full_log = now;
@@ -708,10 +708,12 @@ leave:
     }
     apr_global_mutex_unlock(c->mutex);
     if (burst) {
-        BFF_LOG(BFF_LOG_WARNING, APR_SUCCESS, "BFF00501: session store full (%"
-                APR_UINT64_T_FMT " entries, %" APR_SIZE_T_FMT " KiB): evicted %"
-                APR_UINT64_T_FMT " least recently used entries; raise BFFSessionStore "
-                "shm:<size>", used, c->size / 1024, burst);
+        BFF_LOG(BFF_LOG_WARNING, APR_SUCCESS,
+                "BFF00501: session store full (%" APR_UINT64_T_FMT " entries, %" APR_SIZE_T_FMT
+                " KiB): evicted %" APR_UINT64_T_FMT
+                " least recently used entries; raise BFFSessionStore "
+                "shm:<size>",
+                used, c->size / 1024, burst);
     }
     return rv;
 }
@@ -729,8 +731,7 @@ static apr_status_t shm_add(bff_store_t *st, apr_pool_t *p, const char *key,
 }
 
 static apr_status_t shm_add_noevict(bff_store_t *st, apr_pool_t *p, const char *key,
-                                    const unsigned char *val, apr_size_t len,
-                                    apr_int64_t expires)
+                                    const unsigned char *val, apr_size_t len, apr_int64_t expires)
 {
     return shm_put(st, key, val, len, expires, MODE_ADD_NOEVICT);
 }
@@ -776,8 +777,7 @@ static apr_status_t shm_child_init(bff_store_t *st, apr_pool_t *pchild)
 {
     shm_ctx_t *c = st->ctx;
 
-    return apr_global_mutex_child_init(&c->mutex, apr_global_mutex_lockfile(c->mutex),
-                                       pchild);
+    return apr_global_mutex_child_init(&c->mutex, apr_global_mutex_lockfile(c->mutex), pchild);
 }
 
 static apr_status_t geometry(shm_ctx_t *c, apr_size_t size, apr_uint64_t *buckets_off,
@@ -809,8 +809,8 @@ static apr_status_t geometry(shm_ctx_t *c, apr_size_t size, apr_uint64_t *bucket
     return APR_SUCCESS;
 }
 
-apr_status_t bff_store_shm_create(apr_pool_t *pool, apr_size_t size,
-                                  apr_global_mutex_t *mutex, bff_store_t **st)
+apr_status_t bff_store_shm_create(apr_pool_t *pool, apr_size_t size, apr_global_mutex_t *mutex,
+                                  bff_store_t **st)
 {
     shm_ctx_t *c;
     bff_store_t *s;
@@ -828,8 +828,8 @@ apr_status_t bff_store_shm_create(apr_pool_t *pool, apr_size_t size,
     if (APR_SUCCESS != (rv = geometry(c, size, &buckets_off, &entries_off, &blocks_off))) {
         return rv;
     }
-    if (APR_SUCCESS != (rv = apr_generate_random_bytes((unsigned char *)&c->seed,
-                                                       sizeof(c->seed)))) {
+    if (APR_SUCCESS
+        != (rv = apr_generate_random_bytes((unsigned char *)&c->seed, sizeof(c->seed)))) {
         return rv;
     }
     if (APR_SUCCESS != (rv = apr_shm_create(&c->shm, size, NULL, pool))) {
@@ -907,8 +907,7 @@ static const char *verify_entries(shm_ctx_t *c, apr_pool_t *p, unsigned char *em
                 || (e->hash & (c->nbuckets - 1)) != b) {
                 return apr_psprintf(p, "entry %u: bad key or hash", idx);
             }
-            if (e->nblocks > c->blocks_max
-                || e->vlen > (apr_uint64_t)e->nblocks * BLOCK_PAYLOAD
+            if (e->nblocks > c->blocks_max || e->vlen > (apr_uint64_t)e->nblocks * BLOCK_PAYLOAD
                 || (e->nblocks && e->vlen <= (apr_uint64_t)(e->nblocks - 1) * BLOCK_PAYLOAD)) {
                 return apr_psprintf(p, "entry %u: length and blocks disagree", idx);
             }
@@ -961,8 +960,8 @@ static const char *verify_lists(shm_ctx_t *c, apr_pool_t *p, unsigned char *emap
         }
     }
     if (n + h->blocks_used != h->block_hwm) {
-        return apr_psprintf(p, "%u free + %u used blocks != high-water mark %u", n,
-                            h->blocks_used, h->block_hwm);
+        return apr_psprintf(p, "%u free + %u used blocks != high-water mark %u", n, h->blocks_used,
+                            h->block_hwm);
     }
     return NULL;
 }
@@ -992,8 +991,8 @@ apr_status_t bff_store_shm_verify(bff_store_t *st, apr_pool_t *p, const char **e
         bmap = apr_pcalloc(p, c->blocks_max / 8 + 1);
         if (!(msg = verify_entries(c, p, emap, bmap, &blocks))) {
             if (blocks != h->blocks_used) {
-                msg = apr_psprintf(p, "%" APR_UINT64_T_FMT " blocks owned, %u counted",
-                                   blocks, h->blocks_used);
+                msg = apr_psprintf(p, "%" APR_UINT64_T_FMT " blocks owned, %u counted", blocks,
+                                   h->blocks_used);
             }
             else {
                 msg = verify_lists(c, p, emap, bmap);
@@ -1013,8 +1012,7 @@ apr_uint32_t bff_store_shm_key_hash(bff_store_t *st, const char *key)
     return key_hash(st->ctx, key, strlen(key));
 }
 
-apr_status_t bff_store_shm_damage(bff_store_t *st, const char *key,
-                                  bff_store_shm_damage_e how)
+apr_status_t bff_store_shm_damage(bff_store_t *st, const char *key, bff_store_shm_damage_e how)
 {
     shm_ctx_t *c = st->ctx;
     apr_size_t klen;

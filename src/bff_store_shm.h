@@ -18,18 +18,18 @@
  * are reclaimed first, then the least recently used entries are evicted with
  * a log line (except by add_noevict, which answers APR_ENOSPC instead). A
  * value that cannot fit even in an empty table is APR_ENOSPC. */
-apr_status_t bff_store_shm_create(apr_pool_t *pool, apr_size_t size,
-                                  apr_global_mutex_t *mutex, bff_store_t **st);
+apr_status_t bff_store_shm_create(apr_pool_t *pool, apr_size_t size, apr_global_mutex_t *mutex,
+                                  bff_store_t **st);
 
 typedef struct {
-    apr_size_t size;           /* bytes in the segment */
+    apr_size_t size; /* bytes in the segment */
     apr_uint32_t entries_max;
     apr_uint32_t entries_used;
     apr_uint32_t blocks_max;
     apr_uint32_t blocks_used;
-    apr_size_t block_payload;  /* value bytes per block */
-    apr_uint64_t evictions;    /* live entries evicted for space */
-    apr_uint64_t expired;      /* expired entries reclaimed */
+    apr_size_t block_payload; /* value bytes per block */
+    apr_uint64_t evictions;   /* live entries evicted for space */
+    apr_uint64_t expired;     /* expired entries reclaimed */
 } bff_store_shm_stats_t;
 
 apr_status_t bff_store_shm_stats(bff_store_t *st, bff_store_shm_stats_t *stats);
@@ -43,15 +43,14 @@ apr_status_t bff_store_shm_verify(bff_store_t *st, apr_pool_t *p, const char **e
  * check that damage is detected (BFF00502) and never makes the store read
  * outside its segment. APR_NOTFOUND if there is no such entry. */
 typedef enum {
-    BFF_STORE_SHM_DAMAGE_BLOCK = 1,   /* first block index out of range */
-    BFF_STORE_SHM_DAMAGE_LENGTH,      /* value length beyond its blocks */
-    BFF_STORE_SHM_DAMAGE_CHAIN,       /* hash chain link out of range */
-    BFF_STORE_SHM_DAMAGE_COUNT,       /* block count one short of the value's chain */
-    BFF_STORE_SHM_DAMAGE_FREE_LIST,   /* free block list starts at the value's first block */
-    BFF_STORE_SHM_DAMAGE_CLOCKS       /* last sweep and log times far in the future */
+    BFF_STORE_SHM_DAMAGE_BLOCK = 1, /* first block index out of range */
+    BFF_STORE_SHM_DAMAGE_LENGTH,    /* value length beyond its blocks */
+    BFF_STORE_SHM_DAMAGE_CHAIN,     /* hash chain link out of range */
+    BFF_STORE_SHM_DAMAGE_COUNT,     /* block count one short of the value's chain */
+    BFF_STORE_SHM_DAMAGE_FREE_LIST, /* free block list starts at the value's first block */
+    BFF_STORE_SHM_DAMAGE_CLOCKS     /* last sweep and log times far in the future */
 } bff_store_shm_damage_e;
-apr_status_t bff_store_shm_damage(bff_store_t *st, const char *key,
-                                  bff_store_shm_damage_e how);
+apr_status_t bff_store_shm_damage(bff_store_t *st, const char *key, bff_store_shm_damage_e how);
 
 /* Test aid only: the 32-bit hash the table files key under (seeded per
  * segment), so a test can build keys whose hashes collide. */

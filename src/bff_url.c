@@ -15,7 +15,7 @@
 #include "bff_url.h"
 #include "bff_util.h"
 
-#define BFF_RETURN_TO_MAX    2048
+#define BFF_RETURN_TO_MAX 2048
 #define BFF_QUERY_MAX_PARAMS 64
 /* A return target is decoded and re-checked until nothing changes: a backend
  * that decodes twice must not see "//host" either. More than
@@ -32,7 +32,11 @@ static int return_to_raw_byte_ok(unsigned char c)
         return 0;
     }
     switch (c) {
-    case '\\': case '"': case '<': case '>': case '`':
+    case '\\':
+    case '"':
+    case '<':
+    case '>':
+    case '`':
         return 0;
     default:
         return 1;
@@ -113,8 +117,7 @@ static int return_to_form_ok(const unsigned char *s, apr_size_t len)
     for (i = 1; i <= len; i++) {
         if (i == len || s[i] == '/' || s[i] == '?' || s[i] == '#') {
             apr_size_t slen = i - seg;
-            if ((slen == 1 && s[seg] == '.')
-                || (slen == 2 && s[seg] == '.' && s[seg + 1] == '.')) {
+            if ((slen == 1 && s[seg] == '.') || (slen == 2 && s[seg] == '.' && s[seg + 1] == '.')) {
                 return 0;
             }
             if (i == len || s[i] != '/') {
@@ -252,7 +255,14 @@ static int url_byte_ok(unsigned char c)
         return 0;
     }
     switch (c) {
-    case '\\': case '"': case '<': case '>': case '`': case '{': case '}': case '|':
+    case '\\':
+    case '"':
+    case '<':
+    case '>':
+    case '`':
+    case '{':
+    case '}':
+    case '|':
     case '^':
         return 0;
     default:
@@ -338,8 +348,7 @@ apr_status_t bff_url_parse(apr_pool_t *p, const char *url, bff_url_t *out)
 
         host = auth + 1;
         host_end = memchr(host, ']', (apr_size_t)(auth_end - host));
-        if (host_end == NULL || host_end == host
-            || (apr_size_t)(host_end - host) >= sizeof(buf)) {
+        if (host_end == NULL || host_end == host || (apr_size_t)(host_end - host) >= sizeof(buf)) {
             return APR_EINVAL;
         }
         memcpy(buf, host, (apr_size_t)(host_end - host));
@@ -483,6 +492,6 @@ char *bff_url_add_param(apr_pool_t *p, const char *url, const char *name, const 
     else {
         sep = "&";
     }
-    return apr_pstrcat(p, apr_pstrmemdup(p, url, base_len), sep, en, "=", ev,
-                       frag ? frag : "", NULL);
+    return apr_pstrcat(p, apr_pstrmemdup(p, url, base_len), sep, en, "=", ev, frag ? frag : "",
+                       NULL);
 }

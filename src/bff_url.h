@@ -29,10 +29,10 @@ apr_status_t bff_url_parse_query(apr_pool_t *p, const char *query, apr_table_t *
  * "/" when absent and excludes the query. */
 typedef struct {
     const char *scheme;
-    const char *host;   /* without brackets for IPv6 literals */
+    const char *host; /* without brackets for IPv6 literals */
     int port;
     const char *path;
-    const char *query;  /* NULL when absent */
+    const char *query; /* NULL when absent */
 } bff_url_t;
 /* APR_EACCES for a URL with userinfo (user[:password]@), APR_EINVAL for
  * anything else that is refused. */

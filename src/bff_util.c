@@ -244,8 +244,8 @@ apr_status_t bff_util_sha256(const void *data, apr_size_t len, unsigned char out
 
 static int is_unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-           || c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'
+           || c == '.' || c == '_' || c == '~';
 }
 
 char *bff_util_url_encode(apr_pool_t *p, const char *s)
@@ -334,8 +334,8 @@ static int is_trailing_space(unsigned char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
-static apr_status_t read_secret_file(apr_pool_t *p, const char *path, char **data,
-                                     apr_size_t *len, const char **err)
+static apr_status_t read_secret_file(apr_pool_t *p, const char *path, char **data, apr_size_t *len,
+                                     const char **err)
 {
     apr_file_t *f = NULL;
     apr_finfo_t finfo;
@@ -490,19 +490,23 @@ apr_status_t bff_util_parse_duration(const char *s, apr_int64_t *secs)
     case '\0':
         mult = 1;
         break;
-    case 's': case 'S':
+    case 's':
+    case 'S':
         mult = 1;
         end++;
         break;
-    case 'm': case 'M':
+    case 'm':
+    case 'M':
         mult = 60;
         end++;
         break;
-    case 'h': case 'H':
+    case 'h':
+    case 'H':
         mult = 3600;
         end++;
         break;
-    case 'd': case 'D':
+    case 'd':
+    case 'D':
         mult = 86400;
         end++;
         break;
@@ -531,15 +535,18 @@ apr_status_t bff_util_parse_size(const char *s, apr_size_t *bytes)
     case '\0':
         mult = 1;
         break;
-    case 'k': case 'K':
+    case 'k':
+    case 'K':
         mult = 1024;
         end++;
         break;
-    case 'm': case 'M':
+    case 'm':
+    case 'M':
         mult = 1024 * 1024;
         end++;
         break;
-    case 'g': case 'G':
+    case 'g':
+    case 'G':
         mult = 1024 * 1024 * 1024;
         end++;
         break;

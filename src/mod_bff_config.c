@@ -20,9 +20,9 @@
 
 /* Parameters the module sets itself; BFFAuthParams must not override them. */
 static const char *const reserved_auth_params[] = {
-    "response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
-    "code_challenge", "code_challenge_method", "response_mode", "request",
-    "request_uri", NULL
+    "response_type", "client_id", "redirect_uri",   "scope",
+    "state",         "nonce",     "code_challenge", "code_challenge_method",
+    "response_mode", "request",   "request_uri",    NULL
 };
 
 void *bff_config_create_server(apr_pool_t *p, server_rec *s)
@@ -125,8 +125,8 @@ typedef struct {
 } keyword_t;
 
 /* One of a fixed set of words (case-insensitive), or an error naming them. */
-static const char *parse_keyword(cmd_parms *cmd, const char *arg, const keyword_t *words,
-                                 int *out, const char *expected)
+static const char *parse_keyword(cmd_parms *cmd, const char *arg, const keyword_t *words, int *out,
+                                 const char *expected)
 {
     for (; words->word; ++words) {
         if (!strcasecmp(arg, words->word)) {
@@ -147,13 +147,15 @@ static const char *check_url(cmd_parms *cmd, const char *arg, bff_url_t *u)
         return cmd_err(cmd, "URLs with user information (user:password@) are not accepted");
     }
     if (rv != APR_SUCCESS) {
-        return cmd_err(cmd, apr_psprintf(cmd->pool,
-                       "expected an absolute https URL, got '%s'", arg));
+        return cmd_err(cmd,
+                       apr_psprintf(cmd->pool, "expected an absolute https URL, got '%s'", arg));
     }
-    if (strcmp(u->scheme, "https") && !(!strcmp(u->scheme, "http")
-                                        && bff_url_host_is_loopback(u->host))) {
-        return cmd_err(cmd, apr_psprintf(cmd->pool,
-                       "'%s' must use https (http is allowed only for loopback hosts)", arg));
+    if (strcmp(u->scheme, "https")
+        && !(!strcmp(u->scheme, "http") && bff_url_host_is_loopback(u->host))) {
+        return cmd_err(cmd,
+                       apr_psprintf(cmd->pool,
+                                    "'%s' must use https (http is allowed only for loopback hosts)",
+                                    arg));
     }
     return NULL;
 }
@@ -188,8 +190,10 @@ const char *bff_cmd_provider_ca(cmd_parms *cmd, void *dc, const char *arg)
     path = ap_server_root_relative(cmd->pool, arg);
     if (!path || APR_SUCCESS != apr_stat(&fi, path, APR_FINFO_TYPE, cmd->pool)
         || fi.filetype != APR_REG) {
-        return cmd_err(cmd, apr_psprintf(cmd->pool,
-                       "expected a readable PEM file of CA certificates, '%s' is not one", arg));
+        return cmd_err(
+            cmd,
+            apr_psprintf(cmd->pool,
+                         "expected a readable PEM file of CA certificates, '%s' is not one", arg));
     }
     cmd_srv_conf(cmd)->ca_file = path;
     return NULL;
@@ -237,11 +241,9 @@ const char *bff_cmd_client_secret(cmd_parms *cmd, void *dc, const char *arg)
 const char *bff_cmd_client_auth(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
-    static const keyword_t words[] = {
-        {"client_secret_basic", BFF_CLIENT_AUTH_BASIC},
-        {"client_secret_post", BFF_CLIENT_AUTH_POST},
-        {NULL, 0}
-    };
+    static const keyword_t words[] = { { "client_secret_basic", BFF_CLIENT_AUTH_BASIC },
+                                       { "client_secret_post", BFF_CLIENT_AUTH_POST },
+                                       { NULL, 0 } };
 
     if (err) {
         return err;
@@ -264,12 +266,12 @@ const char *bff_cmd_redirect_uri(cmd_parms *cmd, void *dc, const char *arg)
     }
     if (strcmp(u.scheme, "https")) {
         return cmd_err(cmd, "expected an https URL: the session cookie is Secure and "
-                       "__Host- prefixed, so the site must be served over https");
+                            "__Host- prefixed, so the site must be served over https");
     }
     n = strlen(u.path);
     if (u.query || n < 9 || strcmp(u.path + n - 9, "/callback")) {
         return cmd_err(cmd, "expected an absolute URL ending in the bff handler's "
-                       "callback endpoint, e.g. https://app.example/bff/callback");
+                            "callback endpoint, e.g. https://app.example/bff/callback");
     }
     cmd_srv_conf(cmd)->redirect_uri = arg;
     return NULL;
@@ -320,13 +322,16 @@ const char *bff_cmd_auth_params(cmd_parms *cmd, void *dc, const char *arg)
     for (w = apr_strtok(copy, " \t", &last); w; w = apr_strtok(NULL, " \t", &last)) {
         eq = strchr(w, '=');
         if (!eq || eq == w) {
-            return cmd_err(cmd, apr_psprintf(cmd->pool,
-                           "expected name=value pairs, e.g. \"prompt=login\", got '%s'", w));
+            return cmd_err(
+                cmd, apr_psprintf(cmd->pool,
+                                  "expected name=value pairs, e.g. \"prompt=login\", got '%s'", w));
         }
         for (res = reserved_auth_params; *res; ++res) {
             if (!strncmp(w, *res, (apr_size_t)(eq - w)) && strlen(*res) == (apr_size_t)(eq - w)) {
-                return cmd_err(cmd, apr_psprintf(cmd->pool,
-                               "'%s' is set by mod_bff itself and cannot be overridden", *res));
+                return cmd_err(
+                    cmd,
+                    apr_psprintf(cmd->pool,
+                                 "'%s' is set by mod_bff itself and cannot be overridden", *res));
             }
         }
         APR_ARRAY_PUSH(sc->auth_params, const char *) = w;
@@ -366,7 +371,7 @@ const char *bff_cmd_crypto_key(cmd_parms *cmd, void *dc, const char *arg)
     }
     if (len < BFF_CRYPTO_MIN_SECRET) {
         return cmd_err(cmd, "the key must be at least 16 bytes; use 32 random bytes, "
-                       "e.g. from: openssl rand -base64 32");
+                            "e.g. from: openssl rand -base64 32");
     }
     if (!sc->crypto_keys) {
         sc->crypto_keys = apr_array_make(cmd->pool, 2, sizeof(bff_secret_t));
@@ -389,7 +394,7 @@ const char *bff_cmd_cookie_name(cmd_parms *cmd, void *dc, const char *arg)
     }
     if (!bff_cookie_name_ok(arg) || strlen(arg) > 64) {
         return cmd_err(cmd, "expected a cookie name (letters, digits and -_.!#$%&'*+^`|~, "
-                       "at most 64 characters)");
+                            "at most 64 characters)");
     }
     cmd_srv_conf(cmd)->cookie_name = arg;
     return NULL;
@@ -399,9 +404,9 @@ const char *bff_cmd_cookie_samesite(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
 
-    static const keyword_t words[] = {
-        {"Strict", BFF_SAMESITE_STRICT}, {"Lax", BFF_SAMESITE_LAX}, {NULL, 0}
-    };
+    static const keyword_t words[] = { { "Strict", BFF_SAMESITE_STRICT },
+                                       { "Lax", BFF_SAMESITE_LAX },
+                                       { NULL, 0 } };
 
     if (err) {
         return err;
@@ -414,10 +419,9 @@ static const char *parse_duration(cmd_parms *cmd, const char *arg, apr_int64_t *
 {
     apr_int64_t secs;
 
-    if (APR_SUCCESS != bff_util_parse_duration(arg, &secs) || secs <= 0
-        || secs > 366 * 24 * 3600) {
+    if (APR_SUCCESS != bff_util_parse_duration(arg, &secs) || secs <= 0 || secs > 366 * 24 * 3600) {
         return cmd_err(cmd, "expected a duration such as 900, 90s, 30m, 8h or 2d "
-                       "(more than 0, at most a year)");
+                            "(more than 0, at most a year)");
     }
     *out = secs;
     return NULL;
@@ -438,10 +442,10 @@ const char *bff_cmd_max_lifetime(cmd_parms *cmd, void *dc, const char *arg)
 const char *bff_cmd_token_relay(cmd_parms *cmd, void *dcv, const char *arg)
 {
     bff_dir_conf_t *dc = dcv;
-    static const keyword_t words[] = {
-        {"On", BFF_RELAY_ON}, {"Off", BFF_RELAY_OFF}, {"optional", BFF_RELAY_OPTIONAL},
-        {NULL, 0}
-    };
+    static const keyword_t words[] = { { "On", BFF_RELAY_ON },
+                                       { "Off", BFF_RELAY_OFF },
+                                       { "optional", BFF_RELAY_OPTIONAL },
+                                       { NULL, 0 } };
 
     return parse_keyword(cmd, arg, words, &dc->relay, "expected On, Off or optional");
 }
@@ -473,7 +477,7 @@ const char *bff_cmd_csrf_header(cmd_parms *cmd, void *dcv, const char *name, con
         || !strcasecmp(name, "Range") || !strcasecmp(name, "Cookie")
         || !strcasecmp(name, "Authorization") || !strcasecmp(name, "Origin")) {
         return cmd_err(cmd, "this header can be sent cross-site without a CORS preflight "
-                       "(or is reserved); use a custom header such as X-CSRF");
+                            "(or is reserved); use a custom header such as X-CSRF");
     }
     if (value) {
         for (c = value; *c; ++c) {
@@ -498,9 +502,12 @@ const char *bff_cmd_trusted_origin(cmd_parms *cmd, void *dcv, const char *arg)
 
     if (APR_SUCCESS != bff_url_parse(cmd->pool, arg, &u) || strcmp(u.path, "/") || u.query
         || arg[strlen(arg) - 1] == '/') {
-        return cmd_err(cmd, apr_psprintf(cmd->pool, "expected an origin such as "
-                       "https://app.example.com (scheme, host and optional port only), got '%s'",
-                       arg));
+        return cmd_err(
+            cmd,
+            apr_psprintf(cmd->pool,
+                         "expected an origin such as "
+                         "https://app.example.com (scheme, host and optional port only), got '%s'",
+                         arg));
     }
     origin = apr_pstrdup(cmd->pool, arg);
     ap_str_tolower(origin);
@@ -540,8 +547,7 @@ const char *bff_cmd_pass_cookie(cmd_parms *cmd, void *dcv, int on)
         if (!sc->pass_cookie_at) {
             sc->pass_cookie_at = apr_array_make(cmd->pool, 2, sizeof(const char *));
         }
-        APR_ARRAY_PUSH(sc->pass_cookie_at, const char *) =
-            cmd->path ? cmd->path : "server scope";
+        APR_ARRAY_PUSH(sc->pass_cookie_at, const char *) = cmd->path ? cmd->path : "server scope";
     }
     return NULL;
 }
@@ -586,7 +592,8 @@ static const char *url_origin(apr_pool_t *p, const char *url)
     if (APR_SUCCESS != bff_url_parse(p, url, &u)) {
         return NULL;
     }
-    dflt = (!strcmp(u.scheme, "https") && u.port == 443) || (!strcmp(u.scheme, "http") && u.port == 80);
+    dflt = (!strcmp(u.scheme, "https") && u.port == 443)
+           || (!strcmp(u.scheme, "http") && u.port == 80);
     o = strchr(u.host, ':') ? apr_psprintf(p, "%s://[%s]", u.scheme, u.host)
                             : apr_psprintf(p, "%s://%s", u.scheme, u.host);
     if (!dflt) {
@@ -650,8 +657,10 @@ const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc
                             BFF_D_CLIENT_ID);
     }
     if (!sc->client_secret) {
-        return apr_psprintf(p, "%s is set for %s but %s is missing (mod_bff is a "
-                            "confidential client)", BFF_D_PROVIDER, srv, BFF_D_CLIENT_SECRET);
+        return apr_psprintf(p,
+                            "%s is set for %s but %s is missing (mod_bff is a "
+                            "confidential client)",
+                            BFF_D_PROVIDER, srv, BFF_D_CLIENT_SECRET);
     }
     if (!sc->redirect_uri) {
         return apr_psprintf(p, "%s is set for %s but %s is missing", BFF_D_PROVIDER, srv,
@@ -661,20 +670,22 @@ const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc
     if (!sc->post_logout_uri) {
         sc->post_logout_uri = apr_pstrcat(p, sc->origin, "/", NULL);
     }
-    if (sc->store_spec.kind == BFF_STORE_MEMCACHE && !(sc->crypto_keys
-                                                       && sc->crypto_keys->nelts)) {
-        return apr_psprintf(p, "%s memcache:... needs %s for %s: every node must use the "
+    if (sc->store_spec.kind == BFF_STORE_MEMCACHE && !(sc->crypto_keys && sc->crypto_keys->nelts)) {
+        return apr_psprintf(p,
+                            "%s memcache:... needs %s for %s: every node must use the "
                             "same key to read the sessions the others write",
                             BFF_D_SESSION_STORE, BFF_D_CRYPTO_KEY, srv);
     }
     if (sc->idle_timeout > sc->max_lifetime) {
         /* Both set explicitly (here or inherited): one of the two is a
          * mistake, and guessing which would hide it. */
-        return apr_psprintf(p, "%s (%" APR_INT64_T_FMT "s) is longer than %s (%"
-                            APR_INT64_T_FMT "s) for %s: an idle timeout cannot outlast the "
+        return apr_psprintf(p,
+                            "%s (%" APR_INT64_T_FMT "s) is longer than %s (%" APR_INT64_T_FMT
+                            "s) for %s: an idle timeout cannot outlast the "
                             "session; shorten it or leave it unset (it then defaults to the "
-                            "shorter of 30 minutes and the lifetime)", BFF_D_IDLE_TIMEOUT,
-                            sc->idle_timeout, BFF_D_MAX_LIFETIME, sc->max_lifetime, srv);
+                            "shorter of 30 minutes and the lifetime)",
+                            BFF_D_IDLE_TIMEOUT, sc->idle_timeout, BFF_D_MAX_LIFETIME,
+                            sc->max_lifetime, srv);
     }
     return NULL;
 }
@@ -686,31 +697,37 @@ void bff_config_log_warnings(server_rec *s, const bff_srv_conf_t *sc)
     /* Locations of this server's own configuration; a virtual host that
      * inherits one has it logged by the main server. */
     for (i = 0; sc->pass_cookie_at && i < sc->pass_cookie_at->nelts; ++i) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "BFF00150: %s On at %s: the upstream "
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "BFF00150: %s On at %s: the upstream "
                      "proxied from there receives the session cookie, a bearer credential "
-                     "for the session", BFF_D_PASS_COOKIE,
-                     APR_ARRAY_IDX(sc->pass_cookie_at, i, const char *));
+                     "for the session",
+                     BFF_D_PASS_COOKIE, APR_ARRAY_IDX(sc->pass_cookie_at, i, const char *));
     }
     if (!sc->issuer) {
         return;
     }
     if (!strncmp(sc->issuer, "http:", 5)) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "BFF00101: %s %s uses plain http "
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "BFF00101: %s %s uses plain http "
                      "(allowed for loopback only); use https in production",
                      BFF_D_PROVIDER, sc->issuer);
     }
     if (strncmp(sc->cookie_name, "__Host-", 7)) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "BFF00102: %s %s has no __Host- "
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "BFF00102: %s %s has no __Host- "
                      "prefix: the cookie can be overwritten from sibling subdomains",
                      BFF_D_COOKIE_NAME, sc->cookie_name);
     }
     if (sc->samesite == BFF_SAMESITE_LAX) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "BFF00103: %s Lax weakens the "
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "BFF00103: %s Lax weakens the "
                      "session cookie (sent on cross-site top-level navigations)",
                      BFF_D_COOKIE_SAMESITE);
     }
     if (sc->client_auth == BFF_CLIENT_AUTH_POST) {
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "BFF00104: %s client_secret_post "
-                     "sends the client secret in the request body", BFF_D_CLIENT_AUTH);
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     "BFF00104: %s client_secret_post "
+                     "sends the client secret in the request body",
+                     BFF_D_CLIENT_AUTH);
     }
 }

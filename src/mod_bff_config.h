@@ -15,36 +15,36 @@
 #include "bff_store.h"
 
 /* Directive names live here and nowhere else. */
-#define BFF_D_PROVIDER          "BFFProvider"
-#define BFF_D_PROVIDER_CA       "BFFProviderCAFile"
-#define BFF_D_CLIENT_ID         "BFFClientID"
-#define BFF_D_CLIENT_SECRET     "BFFClientSecret"
-#define BFF_D_CLIENT_AUTH       "BFFClientAuth"
-#define BFF_D_REDIRECT_URI      "BFFRedirectURI"
-#define BFF_D_SCOPE             "BFFScope"
-#define BFF_D_AUTH_PARAMS       "BFFAuthParams"
-#define BFF_D_SESSION_STORE     "BFFSessionStore"
-#define BFF_D_CRYPTO_KEY        "BFFCryptoKey"
-#define BFF_D_COOKIE_NAME       "BFFCookieName"
-#define BFF_D_COOKIE_SAMESITE   "BFFCookieSameSite"
-#define BFF_D_IDLE_TIMEOUT      "BFFSessionIdleTimeout"
-#define BFF_D_MAX_LIFETIME      "BFFSessionMaxLifetime"
-#define BFF_D_TOKEN_RELAY       "BFFTokenRelay"
-#define BFF_D_CSRF_HEADER       "BFFCSRFHeader"
-#define BFF_D_TRUSTED_ORIGIN    "BFFTrustedOrigin"
-#define BFF_D_REFRESH_BEFORE    "BFFRefreshBeforeExpiry"
-#define BFF_D_POST_LOGOUT_URI   "BFFPostLogoutRedirectURI"
-#define BFF_D_TRUSTED_AUDIENCE  "BFFTrustedAudience"
-#define BFF_D_PASS_COOKIE       "BFFPassCookie"
+#define BFF_D_PROVIDER "BFFProvider"
+#define BFF_D_PROVIDER_CA "BFFProviderCAFile"
+#define BFF_D_CLIENT_ID "BFFClientID"
+#define BFF_D_CLIENT_SECRET "BFFClientSecret"
+#define BFF_D_CLIENT_AUTH "BFFClientAuth"
+#define BFF_D_REDIRECT_URI "BFFRedirectURI"
+#define BFF_D_SCOPE "BFFScope"
+#define BFF_D_AUTH_PARAMS "BFFAuthParams"
+#define BFF_D_SESSION_STORE "BFFSessionStore"
+#define BFF_D_CRYPTO_KEY "BFFCryptoKey"
+#define BFF_D_COOKIE_NAME "BFFCookieName"
+#define BFF_D_COOKIE_SAMESITE "BFFCookieSameSite"
+#define BFF_D_IDLE_TIMEOUT "BFFSessionIdleTimeout"
+#define BFF_D_MAX_LIFETIME "BFFSessionMaxLifetime"
+#define BFF_D_TOKEN_RELAY "BFFTokenRelay"
+#define BFF_D_CSRF_HEADER "BFFCSRFHeader"
+#define BFF_D_TRUSTED_ORIGIN "BFFTrustedOrigin"
+#define BFF_D_REFRESH_BEFORE "BFFRefreshBeforeExpiry"
+#define BFF_D_POST_LOGOUT_URI "BFFPostLogoutRedirectURI"
+#define BFF_D_TRUSTED_AUDIENCE "BFFTrustedAudience"
+#define BFF_D_PASS_COOKIE "BFFPassCookie"
 
-#define BFF_DEFAULT_SCOPE        "openid profile email"
-#define BFF_DEFAULT_COOKIE_NAME  "__Host-Http-bff"
-#define BFF_DEFAULT_IDLE         (30 * 60)
-#define BFF_DEFAULT_LIFETIME     (8 * 60 * 60)
-#define BFF_TXN_LIFETIME         600
-#define BFF_TXN_MAX_PENDING      4      /* pending-login cookies per browser */
-#define BFF_DEFAULT_CSRF_HEADER  "X-CSRF"
-#define BFF_DEFAULT_CSRF_VALUE   "1"
+#define BFF_DEFAULT_SCOPE "openid profile email"
+#define BFF_DEFAULT_COOKIE_NAME "__Host-Http-bff"
+#define BFF_DEFAULT_IDLE (30 * 60)
+#define BFF_DEFAULT_LIFETIME (8 * 60 * 60)
+#define BFF_TXN_LIFETIME 600
+#define BFF_TXN_MAX_PENDING 4 /* pending-login cookies per browser */
+#define BFF_DEFAULT_CSRF_HEADER "X-CSRF"
+#define BFF_DEFAULT_CSRF_VALUE "1"
 #define BFF_DEFAULT_REFRESH_BEFORE 60
 
 typedef enum {
@@ -68,43 +68,43 @@ typedef struct {
     const char *ca_file;
     const char *client_id;
     const char *client_secret;
-    int client_auth;                    /* bff_client_auth_e, -1 unset */
+    int client_auth; /* bff_client_auth_e, -1 unset */
     const char *redirect_uri;
     const char *scope;
-    apr_array_header_t *auth_params;    /* const char * "k=v", NULL unset */
+    apr_array_header_t *auth_params; /* const char * "k=v", NULL unset */
     const char *store_arg;
     bff_store_spec_t store_spec;
-    apr_array_header_t *crypto_keys;    /* bff_secret_t, NULL unset */
+    apr_array_header_t *crypto_keys; /* bff_secret_t, NULL unset */
     const char *cookie_name;
-    int samesite;                       /* bff_samesite_e, -1 unset */
-    apr_int64_t idle_timeout;           /* seconds, -1 unset */
-    apr_int64_t max_lifetime;           /* seconds, -1 unset */
-    apr_int64_t refresh_before;         /* seconds, -1 unset */
+    int samesite;               /* bff_samesite_e, -1 unset */
+    apr_int64_t idle_timeout;   /* seconds, -1 unset */
+    apr_int64_t max_lifetime;   /* seconds, -1 unset */
+    apr_int64_t refresh_before; /* seconds, -1 unset */
     const char *post_logout_uri;
     apr_array_header_t *trusted_aud;    /* const char *, NULL unset */
     apr_array_header_t *pass_cookie_at; /* const char * locations with BFFPassCookie On
                                          * in this server's own config (not merged) */
 
     /* Runtime, set up in post_config. */
-    const char *txn_cookie_name;        /* "<cookie>-tx": the binder of earlier releases */
-    const char *txn_cookie_prefix;      /* "<cookie>-tx.": pending-login cookies */
+    const char *txn_cookie_name;   /* "<cookie>-tx": the binder of earlier releases */
+    const char *txn_cookie_prefix; /* "<cookie>-tx.": pending-login cookies */
     bff_keyring_t *keyring;
     bff_store_t *store;
     struct bff_provider_t *provider;
     bff_oidc_client_t client;
-    const char *origin;                 /* scheme://host[:port] of BFFRedirectURI */
-    const char *site;                   /* origin + client id: binds keys and store
+    const char *origin;                   /* scheme://host[:port] of BFFRedirectURI */
+    const char *site;                     /* origin + client id: binds keys and store
                                          * entries to this site (bff_ns_site) */
     const char *const *trusted_audiences; /* trusted_aud, NULL-terminated */
 } bff_srv_conf_t;
 
 /* Per directory (Location). */
 typedef struct {
-    int relay;                          /* bff_relay_e */
-    const char *csrf_header;            /* NULL unset */
+    int relay;               /* bff_relay_e */
+    const char *csrf_header; /* NULL unset */
     const char *csrf_value;
     apr_array_header_t *trusted_origins; /* const char *, NULL unset */
-    int pass_cookie;                    /* BFFPassCookie: -1 unset, 0, 1 */
+    int pass_cookie;                     /* BFFPassCookie: -1 unset, 0, 1 */
 } bff_dir_conf_t;
 
 /* Getters that apply the defaults. */

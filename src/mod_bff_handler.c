@@ -65,7 +65,8 @@ int bff_respond_json_error(request_rec *r, int status, const char *error, const 
 
 int bff_respond_page(request_rec *r, int status, const char *title, const char *message)
 {
-    const char *body = apr_psprintf(r->pool,
+    const char *body = apr_psprintf(
+        r->pool,
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>%s</title></head>\n"
         "<body><h1>%s</h1>\n<p>%s</p>\n<p><a href=\"/\">Back to the start page</a></p>"
         "</body></html>\n",
@@ -91,8 +92,8 @@ static int json_ok(request_rec *r, json_t *o)
     return send_body(r, HTTP_OK, "application/json", body);
 }
 
-static void set_cookie(request_rec *r, const char *name, const char *value,
-                       apr_int64_t max_age, bff_samesite_e ss)
+static void set_cookie(request_rec *r, const char *name, const char *value, apr_int64_t max_age,
+                       bff_samesite_e ss)
 {
     const char *c = bff_cookie_format(r->pool, name, value, max_age, ss);
 
@@ -138,7 +139,7 @@ static int store_unavailable_page(request_rec *r)
 #error "slot names are one digit"
 #endif
 
-#define TXN_SCAN_MAX 16     /* pending-login cookies looked at per request */
+#define TXN_SCAN_MAX 16 /* pending-login cookies looked at per request */
 
 static const char *txn_binding(request_rec *r, bff_srv_conf_t *sc, const char *cookie)
 {
@@ -194,7 +195,7 @@ static int choose_slot(request_rec *r, bff_srv_conf_t *sc, const char *state)
     memset(use, 0, sizeof(use));
     memset(expired, 0, sizeof(expired));
     if (hdr && bff_cookie_get(r->pool, hdr, sc->txn_cookie_name)) {
-        expire_cookie(r, sc->txn_cookie_name);      /* the binder of earlier releases */
+        expire_cookie(r, sc->txn_cookie_name); /* the binder of earlier releases */
     }
     if (hdr) {
         all = bff_cookie_with_prefix(r->pool, hdr, sc->txn_cookie_prefix, TXN_SCAN_MAX);
@@ -205,7 +206,7 @@ static int choose_slot(request_rec *r, bff_srv_conf_t *sc, const char *state)
                                               c[k].value, NULL, now, &t);
         if ((i = slot_of(sc, c[k].name)) < 0) {
             if (rv == APR_SUCCESS || rv == APR_TIMEUP) {
-                expire_cookie(r, c[k].name);        /* a per-login name of earlier releases */
+                expire_cookie(r, c[k].name); /* a per-login name of earlier releases */
             }
         }
         else if (rv == APR_SUCCESS) {
@@ -221,8 +222,8 @@ static int choose_slot(request_rec *r, bff_srv_conf_t *sc, const char *state)
             use[i] = SLOT_FOREIGN;
         }
     }
-    start = (APR_SUCCESS == bff_util_sha256(state, strlen(state), h))
-            ? h[0] % BFF_TXN_MAX_PENDING : 0;
+    start = (APR_SUCCESS == bff_util_sha256(state, strlen(state), h)) ? h[0] % BFF_TXN_MAX_PENDING
+                                                                      : 0;
     for (want = SLOT_FREE; pick < 0 && want <= SLOT_FOREIGN; ++want) {
         for (k = 0; pick < 0 && k < BFF_TXN_MAX_PENDING; ++k) {
             if (use[(start + k) % BFF_TXN_MAX_PENDING] == want) {
@@ -236,8 +237,10 @@ static int choose_slot(request_rec *r, bff_srv_conf_t *sc, const char *state)
                 pick = i;
             }
         }
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF00252: %d logins pending in this "
-                      "browser, the oldest is dropped", BFF_TXN_MAX_PENDING);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "BFF00252: %d logins pending in this "
+                      "browser, the oldest is dropped",
+                      BFF_TXN_MAX_PENDING);
     }
     for (i = 0; i < BFF_TXN_MAX_PENDING; ++i) {
         if (expired[i] && use[i] == SLOT_FREE && i != pick) {
@@ -257,7 +260,8 @@ static int handle_login(request_rec *r, bff_srv_conf_t *sc)
     apr_status_t rv;
 
     if (r->args && APR_SUCCESS != bff_url_parse_query(r->pool, r->args, &q)) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF00201: login refused: malformed "
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "BFF00201: login refused: malformed "
                       "query string");
         return bff_respond_page(r, HTTP_BAD_REQUEST, "Bad sign-in link",
                                 "The sign-in link is malformed.");
@@ -265,7 +269,8 @@ static int handle_login(request_rec *r, bff_srv_conf_t *sc)
     if (q && apr_table_get(q, "returnTo")) {
         return_to = apr_table_get(q, "returnTo");
         if (!bff_url_return_to_ok(return_to)) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF00202: login refused: returnTo "
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "BFF00202: login refused: returnTo "
                           "is not a same-origin relative path");
             return bff_respond_page(r, HTTP_BAD_REQUEST, "Bad sign-in link",
                                     "The page to return to after sign-in must be a path on "
@@ -273,8 +278,10 @@ static int handle_login(request_rec *r, bff_srv_conf_t *sc)
         }
         /* It travels in the pending-login cookie, which must stay small. */
         if (strlen(return_to) > BFF_TXN_MAX_RETURN_TO) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF00250: login refused: returnTo "
-                          "is longer than %d bytes", BFF_TXN_MAX_RETURN_TO);
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "BFF00250: login refused: returnTo "
+                          "is longer than %d bytes",
+                          BFF_TXN_MAX_RETURN_TO);
             return bff_respond_page(r, HTTP_BAD_REQUEST, "Bad sign-in link",
                                     "The page to return to after sign-in is too long.");
         }
@@ -296,7 +303,8 @@ static int handle_login(request_rec *r, bff_srv_conf_t *sc)
     name = slot_name(r, sc, choose_slot(r, sc, t.state));
     rv = bff_txn_to_cookie(r->pool, sc->keyring, txn_binding(r, sc, name), &t, &value);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF00203: cannot seal the login "
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      "BFF00203: cannot seal the login "
                       "transaction");
         return bff_respond_page(r, HTTP_INTERNAL_SERVER_ERROR, "Sign-in failed",
                                 "The sign-in could not be started.");
@@ -314,7 +322,8 @@ static int handle_login(request_rec *r, bff_srv_conf_t *sc)
     set_cookie(r, name, value, BFF_TXN_LIFETIME, BFF_SAMESITE_LAX);
     no_store(r);
     apr_table_setn(r->headers_out, "Location", url);
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF00204: login started, redirecting to "
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "BFF00204: login started, redirecting to "
                   "the provider");
     return HTTP_MOVED_TEMPORARILY;
 }
@@ -345,25 +354,24 @@ static apr_status_t open_txn(request_rec *r, bff_srv_conf_t *sc, const char *sta
 
     *t = NULL;
     *name = NULL;
-    all = hdr ? bff_cookie_with_prefix(r->pool, hdr, sc->txn_cookie_prefix, TXN_SCAN_MAX)
-              : NULL;
+    all = hdr ? bff_cookie_with_prefix(r->pool, hdr, sc->txn_cookie_prefix, TXN_SCAN_MAX) : NULL;
     c = all ? (const bff_cookie_pair_t *)all->elts : NULL;
     for (k = 0; all && k < all->nelts; ++k) {
         if (slot_of(sc, c[k].name) < 0) {
             continue;
         }
-        rv = bff_txn_from_cookie(r->pool, sc->keyring, txn_binding(r, sc, c[k].name),
-                                 c[k].value, state, now, t);
+        rv = bff_txn_from_cookie(r->pool, sc->keyring, txn_binding(r, sc, c[k].name), c[k].value,
+                                 state, now, t);
         if (rv == APR_SUCCESS) {
             *name = c[k].name;
             return APR_SUCCESS;
         }
-        if (rv == APR_TIMEUP) {             /* it holds this state, expired */
+        if (rv == APR_TIMEUP) { /* it holds this state, expired */
             *name = c[k].name;
             found = APR_TIMEUP;
         }
         else if (rv != APR_EINVAL && found == APR_NOTFOUND) {
-            found = rv;                     /* EINVAL: another login, or junk */
+            found = rv; /* EINVAL: another login, or junk */
         }
     }
     return found;
@@ -397,19 +405,19 @@ static int store_full_page(request_rec *r)
     static volatile apr_uint32_t last_log, refused;
     apr_uint32_t now = (apr_uint32_t)bff_util_now(), last = apr_atomic_read32(&last_log);
     apr_uint32_t n = apr_atomic_inc32(&refused) + 1;
+    int warn = now - last >= STORE_FULL_LOG_INTERVAL
+               && apr_atomic_cas32(&last_log, now, last) == last;
 
-    if (now - last >= STORE_FULL_LOG_INTERVAL
-        && apr_atomic_cas32(&last_log, now, last) == last) {
+    if (warn) {
         apr_atomic_sub32(&refused, n);
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "BFF00253: sign-in refused (503): the "
-                      "session store is full of live entries and a login's single-use "
-                      "marker never evicts one (%u refused in this process since the last "
-                      "such line); raise BFFSessionStore shm:<size>", n);
     }
-    else {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF00253: sign-in refused (503): the "
-                      "session store is full");
-    }
+    /* One message for one event (one tag): only its level varies. */
+    ap_log_rerror(APLOG_MARK, warn ? APLOG_WARNING : APLOG_DEBUG, 0, r,
+                  "BFF00253: sign-in refused (503): the "
+                  "session store is full of live entries and a login's single-use "
+                  "marker never evicts one (%u refused in this process since the last "
+                  "warning); raise BFFSessionStore shm:<size>",
+                  n);
     apr_table_setn(r->err_headers_out, "Retry-After", "30");
     return bff_respond_page(r, HTTP_SERVICE_UNAVAILABLE, "Sign-in is busy",
                             "Too many sign-ins are in progress right now. Please try again "
@@ -433,9 +441,9 @@ static const char *safe_error_code(request_rec *r, const char *e)
     return e;
 }
 
-static apr_status_t verify_id_token(request_rec *r, bff_srv_conf_t *sc,
-                                    bff_provider_view_t *pv, const char *id_token,
-                                    const char *nonce, json_t **claims, const char **err)
+static apr_status_t verify_id_token(request_rec *r, bff_srv_conf_t *sc, bff_provider_view_t *pv,
+                                    const char *id_token, const char *nonce, json_t **claims,
+                                    const char **err)
 {
     bff_idtoken_expect_t ex;
     apr_status_t rv;
@@ -448,8 +456,7 @@ static apr_status_t verify_id_token(request_rec *r, bff_srv_conf_t *sc,
     ex.now = bff_util_now();
     ex.leeway = ID_TOKEN_LEEWAY;
     ex.max_age = ID_TOKEN_MAX_AGE;
-    rv = bff_idtoken_verify(r->pool, id_token, pv->jwks, pv->meta->id_token_algs, &ex, claims,
-                            err);
+    rv = bff_idtoken_verify(r->pool, id_token, pv->jwks, pv->meta->id_token_algs, &ex, claims, err);
     if (rv == APR_NOTFOUND) {
         /* An unknown kid: the provider may have rotated its keys. */
         if (APR_SUCCESS == bff_provider_refresh_jwks_wait(sc->provider, r, pv)) {
@@ -467,10 +474,12 @@ static int callback_page(request_rec *r, const char *return_to)
      * cross-site navigation, on which SameSite=Strict cookies are withheld
      * from every request of the redirect chain. The refresh starts a new,
      * same-site navigation that carries the fresh session cookie. */
-    const char *body = apr_psprintf(r->pool,
+    const char *body = apr_psprintf(
+        r->pool,
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
         "<meta http-equiv=\"refresh\" content=\"0;url=%s\"><title>Signed in</title></head>\n"
-        "<body><p>Signed in. <a href=\"%s\">Continue</a></p></body></html>\n", esc, esc);
+        "<body><p>Signed in. <a href=\"%s\">Continue</a></p></body></html>\n",
+        esc, esc);
 
     apr_table_setn(r->headers_out, "Content-Security-Policy", "default-src 'none'");
     apr_table_setn(r->headers_out, "Referrer-Policy", "no-referrer");
@@ -507,28 +516,34 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
     }
     rv = open_txn(r, sc, state, &txn_cookie, &t);
     if (rv == APR_NOTFOUND) {
-        return callback_fail(r, HTTP_BAD_REQUEST, "BFF00214: callback from a browser that "
+        return callback_fail(r, HTTP_BAD_REQUEST,
+                             "BFF00214: callback from a browser that "
                              "did not start this login, one that completed it, or one whose "
                              "later logins took its cookie (no login cookie holds this state)",
                              "This sign-in response does not belong to this browser. "
-                             "Please sign in again.", APLOG_INFO);
+                             "Please sign in again.",
+                             APLOG_INFO);
     }
     if (rv == APR_TIMEUP) {
         expire_cookie(r, txn_cookie);
-        return callback_fail(r, HTTP_BAD_REQUEST, "BFF00212: callback with an unknown, "
+        return callback_fail(r, HTTP_BAD_REQUEST,
+                             "BFF00212: callback with an unknown, "
                              "expired or already used state",
                              "This sign-in attempt has expired or was already used. "
-                             "Please sign in again.", APLOG_INFO);
+                             "Please sign in again.",
+                             APLOG_INFO);
     }
     if (rv != APR_SUCCESS) {
         /* Left alone: the site on another port of this host that sealed it
          * may still complete it. */
-        return callback_fail(r, HTTP_BAD_REQUEST, "BFF00251: callback whose state no login "
+        return callback_fail(r, HTTP_BAD_REQUEST,
+                             "BFF00251: callback whose state no login "
                              "cookie holds, and a login cookie that does not open here "
                              "(sealed for another site or client, with a key not in "
                              "BFFCryptoKey, or altered)",
                              "This sign-in response does not belong to this site. "
-                             "Please sign in again.", APLOG_INFO);
+                             "Please sign in again.",
+                             APLOG_INFO);
     }
     /* From here on the attempt is over whatever happens: the browser drops
      * the cookie, so a reload cannot replay it. */
@@ -537,19 +552,26 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
         return provider_unavailable(r, rv);
     }
     if (iss ? strcmp(iss, sc->issuer) != 0 : pv.meta->iss_parameter_supported) {
-        return callback_fail(r, HTTP_BAD_REQUEST, iss ? "BFF00215: callback iss parameter "
-                             "does not match the provider (mix-up attack?)"
-                             : "BFF00216: callback without the iss parameter the provider "
-                             "advertises", "The sign-in response came from an unexpected "
-                             "identity provider.", APLOG_INFO);
+        return callback_fail(r, HTTP_BAD_REQUEST,
+                             iss ? "BFF00215: callback iss parameter "
+                                   "does not match the provider (mix-up attack?)"
+                                 : "BFF00216: callback without the iss parameter the provider "
+                                   "advertises",
+                             "The sign-in response came from an unexpected "
+                             "identity provider.",
+                             APLOG_INFO);
     }
     if (error) {
         const char *e = safe_error_code(r, error);
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF00217: the provider returned error "
-                      "'%s' to the login", e);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "BFF00217: the provider returned error "
+                      "'%s' to the login",
+                      e);
         return bff_respond_page(r, HTTP_FORBIDDEN, "Sign-in was not completed",
-                                apr_psprintf(r->pool, "The identity provider answered: %s. "
-                                             "You can try to sign in again.", e));
+                                apr_psprintf(r->pool,
+                                             "The identity provider answered: %s. "
+                                             "You can try to sign in again.",
+                                             e));
     }
     if (!code || !*code) {
         return callback_fail(r, HTTP_BAD_REQUEST, "BFF00218: callback without code",
@@ -558,16 +580,19 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
     }
     rv = mark_used(r, sc, state, t, &used);
     if (rv == APR_EEXIST) {
-        return callback_fail(r, HTTP_BAD_REQUEST, "BFF00212: callback with an unknown, "
-                             "expired or already used state",
+        return callback_fail(r, HTTP_BAD_REQUEST,
+                             "BFF00254: callback with a state that "
+                             "was already used (a replayed or twice-delivered callback)",
                              "This sign-in attempt has expired or was already used. "
-                             "Please sign in again.", APLOG_INFO);
+                             "Please sign in again.",
+                             APLOG_INFO);
     }
     if (rv == APR_ENOSPC) {
         return store_full_page(r);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, bff_glue_store_fail_level(), rv, r, "BFF00213: session "
+        ap_log_rerror(APLOG_MARK, bff_glue_store_fail_level(), rv, r,
+                      "BFF00213: session "
                       "store unavailable during callback");
         return store_unavailable_page(r);
     }
@@ -585,14 +610,17 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
         return provider_unavailable(r, rv);
     }
     if (tok->error) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF00220: the token endpoint refused the "
-                      "code: %s", safe_error_code(r, tok->error));
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "BFF00220: the token endpoint refused the "
+                      "code: %s",
+                      safe_error_code(r, tok->error));
         return bff_respond_page(r, HTTP_BAD_GATEWAY, "Sign-in failed",
                                 "The identity provider refused to complete the sign-in. "
                                 "Please sign in again.");
     }
     if (!tok->id_token) {
-        return callback_fail(r, HTTP_BAD_GATEWAY, "BFF00221: the token response has no "
+        return callback_fail(r, HTTP_BAD_GATEWAY,
+                             "BFF00221: the token response has no "
                              "id_token (is 'openid' in the scope?)",
                              "The identity provider's answer was incomplete.", APLOG_ERR);
     }
@@ -639,10 +667,9 @@ static int handle_callback(request_rec *r, bff_srv_conf_t *sc)
     }
     rv = bff_glue_session_save(r, sc, &rs, 1);
     if (rv != APR_SUCCESS) {
-        return rv == APR_ENOSPC
-            ? bff_respond_page(r, HTTP_INTERNAL_SERVER_ERROR, "Sign-in failed",
-                               "The session is too large to store.")
-            : store_unavailable_page(r);
+        return rv == APR_ENOSPC ? bff_respond_page(r, HTTP_INTERNAL_SERVER_ERROR, "Sign-in failed",
+                                                   "The session is too large to store.")
+                                : store_unavailable_page(r);
     }
     /* So a back-channel logout can find the session by sid or sub. */
     if (s.sid && *s.sid) {
@@ -675,10 +702,12 @@ static int handle_user(request_rec *r, bff_srv_conf_t *sc)
 
     if ((why = bff_glue_csrf_check(r, sc, dc))) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF00230: user request refused: %s", why);
-        return bff_respond_json_error(r, HTTP_FORBIDDEN, "csrf", apr_psprintf(r->pool,
-                                      "The request must come from this site and carry the "
-                                      "header %s: %s.", bff_dir_csrf_header(dc),
-                                      bff_dir_csrf_value(dc)));
+        return bff_respond_json_error(
+            r, HTTP_FORBIDDEN, "csrf",
+            apr_psprintf(r->pool,
+                         "The request must come from this site and carry the "
+                         "header %s: %s.",
+                         bff_dir_csrf_header(dc), bff_dir_csrf_value(dc)));
     }
     rv = bff_glue_session_load(r, sc, &rs);
     if (rv == APR_NOTFOUND) {
@@ -700,11 +729,11 @@ static int handle_user(request_rec *r, bff_srv_conf_t *sc)
         json_decref(claims);
         claims = json_object();
     }
-    o = json_pack("{s:o,s:s,s:I,s:I,s:s}", "claims", claims, "sub", rs->s->sub,
-                  "sessionExpiresIn", (json_int_t)(rs->s->expires - now),
-                  "idleExpiresIn", (json_int_t)idle_left,
-                  "logoutUrl", apr_pstrcat(r->pool, base_path(r), "logout?sid=",
-                                           rs->s->logout_id ? rs->s->logout_id : "", NULL));
+    o = json_pack("{s:o,s:s,s:I,s:I,s:s}", "claims", claims, "sub", rs->s->sub, "sessionExpiresIn",
+                  (json_int_t)(rs->s->expires - now), "idleExpiresIn", (json_int_t)idle_left,
+                  "logoutUrl",
+                  apr_pstrcat(r->pool, base_path(r),
+                              "logout?sid=", rs->s->logout_id ? rs->s->logout_id : "", NULL));
     if (!o) {
         return bff_respond_json_error(r, HTTP_INTERNAL_SERVER_ERROR, "internal",
                                       "The response could not be encoded.");
@@ -731,7 +760,8 @@ int bff_handler(request_rec *r)
     }
     sc = bff_srv_conf(r->server);
     if (!sc || !sc->issuer || !sc->store || !sc->provider) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF00240: SetHandler bff is used in a "
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "BFF00240: SetHandler bff is used in a "
                       "server without BFFProvider, BFFClientID, BFFClientSecret and "
                       "BFFRedirectURI");
         return bff_respond_json_error(r, HTTP_INTERNAL_SERVER_ERROR, "not_configured",

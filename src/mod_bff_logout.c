@@ -30,8 +30,8 @@
 #define LOGOUT_TOKEN_MAX_AGE 300
 #define LOGOUT_TOKEN_LEEWAY 60
 #define FORM_MAX (64 * 1024)
-#define LOGOUT_LOCK_TTL 30          /* a reload, a remove and an unlock */
-#define LOGOUT_LOCK_WAIT_MS 12000   /* as long as refresh waiters wait */
+#define LOGOUT_LOCK_TTL 30        /* a reload, a remove and an unlock */
+#define LOGOUT_LOCK_WAIT_MS 12000 /* as long as refresh waiters wait */
 #define LOGOUT_LOCK_POLL_MS 50
 
 static int redirect_to(request_rec *r, const char *url)
@@ -57,8 +57,8 @@ static int cookie_sent(request_rec *r, bff_srv_conf_t *sc)
     return hdr && bff_cookie_get(r->pool, hdr, sc->cookie_name) != NULL;
 }
 
-static void revoke_refresh_token(request_rec *r, bff_srv_conf_t *sc,
-                                 const bff_provider_view_t *pv, const char *rt)
+static void revoke_refresh_token(request_rec *r, bff_srv_conf_t *sc, const bff_provider_view_t *pv,
+                                 const char *rt)
 {
     const char *err = NULL;
     apr_status_t rv;
@@ -70,8 +70,10 @@ static void revoke_refresh_token(request_rec *r, bff_srv_conf_t *sc,
                          "refresh_token", &err);
     if (rv != APR_SUCCESS) {
         /* The session is deleted all the same; the token dies with its grant. */
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "BFF01501: refresh token revocation "
-                      "at %s failed: %s", pv->meta->revocation_endpoint, err ? err : "error");
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r,
+                      "BFF01501: refresh token revocation "
+                      "at %s failed: %s",
+                      pv->meta->revocation_endpoint, err ? err : "error");
     }
 }
 
@@ -100,7 +102,8 @@ static const char *end_for_good(request_rec *r, bff_srv_conf_t *sc, bff_req_sess
         bff_glue_unlock(r, sc, rs->handle);
     }
     else {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, "BFF01541: logout went ahead without "
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r,
+                      "BFF01541: logout went ahead without "
                       "the session lock (a refresh held it too long)");
     }
     bff_glue_session_forget(r);
@@ -135,8 +138,10 @@ int bff_logout_handle(request_rec *r, bff_srv_conf_t *sc)
                                 "Please try again in a moment.");
     }
     if (!sid || !bff_util_ct_streq(sid, rs->s->logout_id)) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01502: logout refused: %s sid "
-                      "parameter", sid ? "wrong" : "missing");
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "BFF01502: logout refused: %s sid "
+                      "parameter",
+                      sid ? "wrong" : "missing");
         return bff_respond_page(r, HTTP_BAD_REQUEST, "Sign-out link not valid",
                                 "Use the sign-out button of the application.");
     }
@@ -211,8 +216,8 @@ static int verify_logout_token(request_rec *r, bff_srv_conf_t *sc, const char *t
     rv = bff_idtoken_verify_logout(r->pool, token, pv.jwks, pv.meta->id_token_algs, &ex, claims,
                                    err);
     if (rv == APR_NOTFOUND && APR_SUCCESS == bff_provider_refresh_jwks(sc->provider, r, &pv)) {
-        rv = bff_idtoken_verify_logout(r->pool, token, pv.jwks, pv.meta->id_token_algs, &ex,
-                                       claims, err);
+        rv = bff_idtoken_verify_logout(r->pool, token, pv.jwks, pv.meta->id_token_algs, &ex, claims,
+                                       err);
     }
     return rv == APR_SUCCESS ? OK : HTTP_BAD_REQUEST;
 }
@@ -230,7 +235,8 @@ int bff_logout_backchannel(request_rec *r, bff_srv_conf_t *sc)
     int status, n;
 
     if (!ctype || strncasecmp(ctype, "application/x-www-form-urlencoded", 33)) {
-        return bc_error(r, "invalid_request", "expected an application/x-www-form-urlencoded "
+        return bc_error(r, "invalid_request",
+                        "expected an application/x-www-form-urlencoded "
                         "POST");
     }
     if (APR_SUCCESS != read_body(r, &body, &len)
@@ -241,10 +247,11 @@ int bff_logout_backchannel(request_rec *r, bff_srv_conf_t *sc)
     status = verify_logout_token(r, sc, token, &claims, &err);
     if (status != OK) {
         return status == HTTP_BAD_REQUEST
-            ? bc_error(r, "invalid_request", apr_psprintf(r->pool, "logout token rejected: %s",
-                                                          err ? err : "invalid"))
-            : bff_respond_json_error(r, status, "temporarily_unavailable",
-                                     "The provider's keys are not available.");
+                   ? bc_error(r, "invalid_request",
+                              apr_psprintf(r->pool, "logout token rejected: %s",
+                                           err ? err : "invalid"))
+                   : bff_respond_json_error(r, status, "temporarily_unavailable",
+                                            "The provider's keys are not available.");
     }
     jti = json_string_value(json_object_get(claims, "jti"));
     /* Replay defence: remember each jti for as long as a token could be fresh. */
@@ -265,9 +272,10 @@ int bff_logout_backchannel(request_rec *r, bff_srv_conf_t *sc)
     sub = json_string_value(json_object_get(claims, "sub"));
     n = sid && *sid ? bff_glue_index_end_sessions(r, sc, BFF_INDEX_SID, sid)
                     : bff_glue_index_end_sessions(r, sc, BFF_INDEX_SUB, sub);
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01511: back-channel logout by %s "
-                  "(sub %s) ended %d session(s)", sid && *sid ? "sid" : "sub",
-                  sub ? ap_escape_logitem(r->pool, sub) : "-", n);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  "BFF01511: back-channel logout by %s "
+                  "(sub %s) ended %d session(s)",
+                  sid && *sid ? "sid" : "sub", sub ? ap_escape_logitem(r->pool, sub) : "-", n);
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     r->status = HTTP_OK;
     ap_set_content_length(r, 0);

@@ -15,9 +15,9 @@
 #include "bff_url.h"
 #include "bff_util.h"
 
-#define META_TTL 3600      /* refetch discovery and keys hourly */
+#define META_TTL 3600       /* refetch discovery and keys hourly */
 #define JWKS_REFETCH_MIN 10 /* at most one unknown-kid refetch per 10 s per child */
-#define FAIL_RETRY 5       /* after a failed fetch, wait before hammering again */
+#define FAIL_RETRY 5        /* after a failed fetch, wait before hammering again */
 
 typedef struct snapshot_t {
     apr_pool_t *pool;
@@ -32,12 +32,12 @@ struct bff_provider_t {
     server_rec *s;
     const char *issuer;
     bff_http_opts_t http;
-    apr_thread_mutex_t *mutex;   /* per child */
+    apr_thread_mutex_t *mutex; /* per child */
     snapshot_t *current;
     apr_int64_t last_jwks_fetch;
     apr_int64_t last_failure;
     int refreshing;
-    int jwks_refetching;         /* one unknown-kid refetch at a time, outside the mutex */
+    int jwks_refetching; /* one unknown-kid refetch at a time, outside the mutex */
 };
 
 typedef struct {
@@ -67,7 +67,8 @@ void bff_provider_child_init(bff_provider_t *prov, apr_pool_t *pchild)
     apr_status_t rv = apr_thread_mutex_create(&prov->mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
 
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, prov->s, "BFF00301: cannot create the "
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, prov->s,
+                     "BFF00301: cannot create the "
                      "provider cache mutex");
         prov->mutex = NULL;
     }
@@ -130,25 +131,32 @@ static apr_status_t fetch_jwks(bff_provider_t *prov, request_rec *r, apr_pool_t 
 
     rv = bff_http_get(p, &prov->http, meta->jwks_uri, &resp, &err);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF00302: cannot fetch the provider's "
-                      "keys from %s: %s", meta->jwks_uri, err ? err : "error");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      "BFF00302: cannot fetch the provider's "
+                      "keys from %s: %s",
+                      meta->jwks_uri, err ? err : "error");
         return rv;
     }
     if (resp->status != 200) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF00303: the provider's jwks_uri %s "
-                      "answered HTTP %ld", meta->jwks_uri, resp->status);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "BFF00303: the provider's jwks_uri %s "
+                      "answered HTTP %ld",
+                      meta->jwks_uri, resp->status);
         return APR_EGENERAL;
     }
     rv = bff_jose_jwks_parse(p, resp->body, resp->len, jwks, &skipped, &err);
     if (rv != APR_SUCCESS || bff_jose_jwks_count(*jwks) == 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF00304: the provider's JWKS at %s "
-                      "has no usable signing key: %s", meta->jwks_uri,
-                      err ? err : "no keys");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "BFF00304: the provider's JWKS at %s "
+                      "has no usable signing key: %s",
+                      meta->jwks_uri, err ? err : "no keys");
         return APR_EGENERAL;
     }
     if (skipped) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF00305: skipped %d unusable keys in "
-                      "the provider's JWKS", skipped);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "BFF00305: skipped %d unusable keys in "
+                      "the provider's JWKS",
+                      skipped);
     }
     return APR_SUCCESS;
 }
@@ -169,21 +177,27 @@ static apr_status_t fetch_all(bff_provider_t *prov, request_rec *r, snapshot_t *
     url = bff_oidc_discovery_url(p, prov->issuer);
     rv = bff_http_get(p, &prov->http, url, &resp, &err);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF00306: cannot fetch the provider's "
-                      "metadata from %s: %s", url, err ? err : "error");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      "BFF00306: cannot fetch the provider's "
+                      "metadata from %s: %s",
+                      url, err ? err : "error");
         goto fail;
     }
     if (resp->status != 200) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF00307: the provider's discovery "
-                      "document %s answered HTTP %ld", url, resp->status);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "BFF00307: the provider's discovery "
+                      "document %s answered HTTP %ld",
+                      url, resp->status);
         rv = APR_EGENERAL;
         goto fail;
     }
     rv = bff_oidc_meta_parse(p, resp->body, resp->len, prov->issuer, prov->http.allow_http,
                              &snap->meta, &err);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF00308: the provider's discovery "
-                      "document %s is not acceptable: %s", url, err ? err : "invalid");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "BFF00308: the provider's discovery "
+                      "document %s is not acceptable: %s",
+                      url, err ? err : "invalid");
         goto fail;
     }
     if (APR_SUCCESS != (rv = fetch_jwks(prov, r, p, snap->meta, &snap->jwks))) {
@@ -304,8 +318,7 @@ apr_status_t bff_provider_refresh_jwks_wait(bff_provider_t *prov, request_rec *r
     const void *before = view->jwks;
     apr_status_t rv = bff_provider_refresh_jwks(prov, r, view);
 
-    while (rv == APR_EAGAIN && prov->mutex && refetching(prov)
-           && apr_time_now() < deadline) {
+    while (rv == APR_EAGAIN && prov->mutex && refetching(prov) && apr_time_now() < deadline) {
         apr_sleep(apr_time_from_msec(50));
         rv = bff_provider_refresh_jwks(prov, r, view);
     }
@@ -357,7 +370,8 @@ apr_status_t bff_provider_refresh_jwks(bff_provider_t *prov, request_rec *r,
     prov->jwks_refetching = 0;
     if (rv == APR_SUCCESS && prov->current == cur) {
         install_locked(prov, snap);
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF00309: refetched the provider's "
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "BFF00309: refetched the provider's "
                       "keys after an unknown key id (key rotation)");
     }
     else {

@@ -165,17 +165,17 @@ static apr_status_t verify_id_token(refresh_ctx_t *c, const bff_session_t *s,
     ex.now = bff_util_now();
     ex.leeway = 60;
     ex.max_age = 600;
-    rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks,
-                                      pv->meta->id_token_algs, &ex, s->sub, &claims, &err);
-    if (rv == APR_NOTFOUND
-        && APR_SUCCESS == bff_provider_refresh_jwks_wait(sc->provider, r, pv)) {
-        rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks,
-                                          pv->meta->id_token_algs, &ex, s->sub, &claims,
-                                          &err);
+    rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks, pv->meta->id_token_algs,
+                                      &ex, s->sub, &claims, &err);
+    if (rv == APR_NOTFOUND && APR_SUCCESS == bff_provider_refresh_jwks_wait(sc->provider, r, pv)) {
+        rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks, pv->meta->id_token_algs,
+                                          &ex, s->sub, &claims, &err);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF01401: refreshed ID token "
-                      "rejected: %s", err ? err : "invalid");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "BFF01401: refreshed ID token "
+                      "rejected: %s",
+                      err ? err : "invalid");
         return APR_EGENERAL;
     }
     g->id_token = tok->id_token;
@@ -206,7 +206,7 @@ static apr_status_t ep_call(void *baton, apr_pool_t *p, const bff_session_t *s,
     }
     if (tok->id_token && APR_SUCCESS != verify_id_token(c, s, tok, g)) {
         g->result = BFF_GRANT_REJECTED;
-        g->refresh_token = tok->refresh_token;  /* for the core to revoke */
+        g->refresh_token = tok->refresh_token; /* for the core to revoke */
         return APR_SUCCESS;
     }
     g->result = BFF_GRANT_ISSUED;
@@ -231,10 +231,11 @@ static void ep_revoke(void *baton, apr_pool_t *p, const char *rt)
     if (!rt || !pv->meta->revocation_endpoint) {
         return;
     }
-    rv = bff_oidc_revoke(c->r->pool, bff_provider_http(c->sc->provider), pv->meta,
-                         &c->sc->client, rt, "refresh_token", &err);
+    rv = bff_oidc_revoke(c->r->pool, bff_provider_http(c->sc->provider), pv->meta, &c->sc->client,
+                         rt, "refresh_token", &err);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, c->r, "BFF01420: revoking a refresh "
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, c->r,
+                      "BFF01420: revoking a refresh "
                       "token that no session holds (ended meanwhile, or not stored) at %s "
                       "failed: %s",
                       pv->meta->revocation_endpoint, err ? err : "error");
@@ -385,7 +386,8 @@ static void drop_inherited_token(request_rec *r)
     got = apr_table_get(r->headers_in, "Authorization");
     if (ours && got && bff_util_ct_streq(ours, got)) {
         apr_table_unset(r->headers_in, "Authorization");
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF01450: relayed access token removed "
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "BFF01450: relayed access token removed "
                       "from an internal redirect or subrequest to a location without "
                       "BFFTokenRelay");
     }
@@ -429,7 +431,8 @@ int bff_relay_handler(request_rec *r)
     }
     sc = bff_srv_conf(r->server);
     if (!sc->issuer || !sc->store) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF01410: BFFTokenRelay is on in a server "
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "BFF01410: BFFTokenRelay is on in a server "
                       "without BFFProvider");
         return relay_error(r, HTTP_INTERNAL_SERVER_ERROR, "not_configured",
                            "The token relay is not configured.");
@@ -449,11 +452,12 @@ int bff_relay_handler(request_rec *r)
         return relay_status_answer(r, HTTP_SERVICE_UNAVAILABLE);
     }
     if ((why = bff_glue_csrf_check(r, sc, dc))) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01411: relayed request refused: %s",
-                      why);
-        return relay_error(r, HTTP_FORBIDDEN, "csrf", apr_psprintf(r->pool, "The request "
-                           "must come from this site and carry the header %s: %s.",
-                           bff_dir_csrf_header(dc), bff_dir_csrf_value(dc)));
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01411: relayed request refused: %s", why);
+        return relay_error(r, HTTP_FORBIDDEN, "csrf",
+                           apr_psprintf(r->pool,
+                                        "The request "
+                                        "must come from this site and carry the header %s: %s.",
+                                        bff_dir_csrf_header(dc), bff_dir_csrf_value(dc)));
     }
     if (bff_refresh_needed(sc->refresh_before, rs->s, bff_util_now())) {
         status = bff_glue_refresh(r, sc, rs);

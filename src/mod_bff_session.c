@@ -30,7 +30,7 @@ typedef struct {
     int loaded;
     apr_status_t rv;
     bff_req_session_t *rs;
-    apr_table_t *locks;     /* store locks this request holds: lock key -> owner */
+    apr_table_t *locks; /* store locks this request holds: lock key -> owner */
 } req_cache_t;
 
 static request_rec *main_req(request_rec *r)
@@ -86,7 +86,7 @@ static apr_int64_t store_expiry(const bff_srv_conf_t *sc, const bff_session_t *s
  * virtual host that filled it. */
 typedef struct {
     apr_pool_t *pool;
-    const bff_srv_conf_t *sc;   /* its virtual host: key ring, store */
+    const bff_srv_conf_t *sc; /* its virtual host: key ring, store */
     const char *id;
     const char *key;
     int store_key_index;
@@ -112,8 +112,7 @@ static conn_cache_t *conn_cache(request_rec *r)
 }
 
 /* The store key of a session (by its handle) under ring entry i. */
-static const char *session_key(apr_pool_t *p, const bff_srv_conf_t *sc, int i,
-                               const char *handle)
+static const char *session_key(apr_pool_t *p, const bff_srv_conf_t *sc, int i, const char *handle)
 {
     return bff_ns_key(p, sc->keyring, BFF_NS_SESSION, i, sc->site, handle);
 }
@@ -148,13 +147,11 @@ static apr_status_t find_record(request_rec *r, bff_srv_conf_t *sc, const conn_c
 }
 
 static apr_status_t open_record(request_rec *r, bff_srv_conf_t *sc, conn_cache_t *cc,
-                                bff_req_session_t *rs, const unsigned char *rec,
-                                apr_size_t len)
+                                bff_req_session_t *rs, const unsigned char *rec, apr_size_t len)
 {
     apr_status_t rv;
 
-    if (cc && cc->sc == sc && cc->s && cc->len == len
-        && cc->store_key_index == rs->store_key_index
+    if (cc && cc->sc == sc && cc->s && cc->len == len && cc->store_key_index == rs->store_key_index
         && !strcmp(cc->key, rs->key) && !memcmp(cc->rec, rec, len)) {
         /* A copy: callers may change fields; the strings are never written. */
         rs->s = apr_pmemdup(r->pool, cc->s, sizeof(*cc->s));
@@ -162,8 +159,7 @@ static apr_status_t open_record(request_rec *r, bff_srv_conf_t *sc, conn_cache_t
         return APR_SUCCESS;
     }
     if (!cc) {
-        return bff_session_open(r->pool, sc->keyring, rs->key, rec, len, &rs->s,
-                                &rs->key_index);
+        return bff_session_open(r->pool, sc->keyring, rs->key, rec, len, &rs->s, &rs->key_index);
     }
     apr_pool_clear(cc->pool);
     memset(&cc->sc, 0, sizeof(*cc) - APR_OFFSETOF(conn_cache_t, sc));
@@ -199,7 +195,8 @@ static apr_status_t load_uncached(request_rec *r, bff_srv_conf_t *sc, bff_req_se
         return APR_NOTFOUND;
     }
     if (!bff_session_id_ok(id)) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01301: malformed session cookie "
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "BFF01301: malformed session cookie "
                       "ignored");
         return APR_NOTFOUND;
     }
@@ -208,21 +205,25 @@ static apr_status_t load_uncached(request_rec *r, bff_srv_conf_t *sc, bff_req_se
     if (!(rs->handle = bff_ns_handle(r->pool, sc->site, id))) {
         return APR_ENOMEM;
     }
-    cc = conn_cache(r);     /* only connections that carry a session cookie */
+    cc = conn_cache(r); /* only connections that carry a session cookie */
     rv = find_record(r, sc, cc, rs, &rec, &len);
     if (rv == APR_NOTFOUND) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01302: session cookie names no "
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "BFF01302: session cookie names no "
                       "live session (expired, logged out or never issued)");
         return APR_NOTFOUND;
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, bff_glue_store_fail_level(), rv, r, "BFF01303: session "
-                      "store (%s) unavailable", sc->store->name);
+        ap_log_rerror(APLOG_MARK, bff_glue_store_fail_level(), rv, r,
+                      "BFF01303: session "
+                      "store (%s) unavailable",
+                      sc->store->name);
         return rv;
     }
     rv = open_record(r, sc, cc, rs, rec, len);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "BFF01304: session record failed "
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r,
+                      "BFF01304: session record failed "
                       "authentication or decoding; treated as no session");
         return APR_NOTFOUND;
     }
@@ -234,7 +235,8 @@ static apr_status_t load_uncached(request_rec *r, bff_srv_conf_t *sc, bff_req_se
         return APR_NOTFOUND;
     }
     if (!rs->s->iss || strcmp(rs->s->iss, sc->issuer)) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "BFF01306: session belongs to "
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "BFF01306: session belongs to "
                       "another provider; treated as no session");
         return APR_NOTFOUND;
     }
@@ -321,20 +323,26 @@ apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_s
     rv = create ? bff_store_add(sc->store, r->pool, rs->key, rec, len, store_expiry(sc, rs->s))
                 : store_update(r, sc, rs->key, old_key, rec, len, store_expiry(sc, rs->s));
     if (rv == APR_ENOSPC) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF01308: session record of %"
-                      APR_SIZE_T_FMT " bytes is too large for the session store", len);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      "BFF01308: session record of %" APR_SIZE_T_FMT
+                      " bytes is too large for the session store",
+                      len);
     }
     else if (rv == APR_NOTFOUND && !create) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01380: the session ended (logout or "
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "BFF01380: the session ended (logout or "
                       "expiry) while this request was updating it; it stays ended");
     }
     else if (rv == APR_EEXIST && !create) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01381: the session was moved to the "
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "BFF01381: the session was moved to the "
                       "current key by another request; this update is dropped");
     }
     else if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF01309: cannot write the session to "
-                      "the store (%s)", sc->store->name);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      "BFF01309: cannot write the session to "
+                      "the store (%s)",
+                      sc->store->name);
     }
     return rv;
 }
@@ -350,7 +358,7 @@ static apr_int64_t touch_interval(const bff_srv_conf_t *sc)
 apr_status_t bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
 {
     apr_int64_t now = bff_util_now();
-    const char *key = rs->handle;   /* locks are per session, whatever the ring */
+    const char *key = rs->handle; /* locks are per session, whatever the ring */
     bff_session_t *fresh;
     apr_status_t rv;
 
@@ -409,10 +417,11 @@ void bff_glue_unlock(request_rec *r, bff_srv_conf_t *sc, const char *key)
     const char *owner = c->locks ? apr_table_get(c->locks, lk) : NULL;
 
     if (!owner) {
-        return;     /* not taken by this request: someone else's */
+        return; /* not taken by this request: someone else's */
     }
     if (bff_store_unlock(sc->store, r->pool, lk, owner) == APR_NOTFOUND) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF01382: a store lock was no longer "
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "BFF01382: a store lock was no longer "
                       "this request's (it outlived its TTL); left in place");
     }
     apr_table_unset(c->locks, lk);
@@ -533,8 +542,9 @@ static apr_array_header_t *index_read(request_rec *r, bff_srv_conf_t *sc, bff_in
         apr_size_t len, ptlen;
 
         if (key && APR_SUCCESS == bff_store_get(sc->store, r->pool, key, &rec, &len)
-            && APR_SUCCESS == bff_crypto_open(r->pool, sc->keyring, key, strlen(key), rec, len,
-                                              &pt, &ptlen, NULL)) {
+            && APR_SUCCESS
+                   == bff_crypto_open(r->pool, sc->keyring, key, strlen(key), rec, len, &pt, &ptlen,
+                                      NULL)) {
             index_parse(r, (const char *)pt, list);
         }
     }
@@ -564,7 +574,8 @@ void bff_glue_index_add(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind, co
     }
     for (tries = 0; APR_SUCCESS != bff_glue_lock(r, sc, key, LOCK_TTL); ++tries) {
         if (tries >= 50) {
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "BFF01310: logout index busy; "
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          "BFF01310: logout index busy; "
                           "this session will not be found by a back-channel logout");
             return;
         }
@@ -576,13 +587,15 @@ void bff_glue_index_add(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind, co
     e->expires = expires;
     qsort(list->elts, (size_t)list->nelts, sizeof(index_entry_t), by_expiry);
     /* Sessions past their end are gone from the store: drop them. */
-    for (start = 0; start < list->nelts
-                    && APR_ARRAY_IDX(list, start, index_entry_t).expires <= now; ++start) {
+    for (start = 0; start < list->nelts && APR_ARRAY_IDX(list, start, index_entry_t).expires <= now;
+         ++start) {
     }
     if (list->nelts - start > INDEX_MAX) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "BFF01311: more than %d live sessions "
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "BFF01311: more than %d live sessions "
                       "for one %s; the %d ending first are no longer found by a back-channel "
-                      "logout", INDEX_MAX, kind == BFF_INDEX_SID ? "sid" : "sub",
+                      "logout",
+                      INDEX_MAX, kind == BFF_INDEX_SID ? "sid" : "sub",
                       list->nelts - start - INDEX_MAX);
         start = list->nelts - INDEX_MAX;
     }
@@ -590,13 +603,12 @@ void bff_glue_index_add(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind, co
     txt = apr_palloc(r->pool, (apr_size_t)(list->nelts - start) * 87 + 1);
     for (i = start, used = 0; i < list->nelts; ++i) {
         e = &APR_ARRAY_IDX(list, i, index_entry_t);
-        used += apr_snprintf(txt + used, 88, "%s %" APR_INT64_T_FMT "\n", e->handle,
-                             e->expires);
+        used += apr_snprintf(txt + used, 88, "%s %" APR_INT64_T_FMT "\n", e->handle, e->expires);
         last = e->expires > last ? e->expires : last;
     }
     txt[used] = '\0';
-    if (APR_SUCCESS == bff_crypto_seal(r->pool, sc->keyring, key, strlen(key), txt, used,
-                                       &rec, &len)
+    if (APR_SUCCESS
+            == bff_crypto_seal(r->pool, sc->keyring, key, strlen(key), txt, used, &rec, &len)
         && APR_SUCCESS == bff_store_set(sc->store, r->pool, key, rec, len, last)) {
         /* Moved to the first key of the ring: the older copies are merged. */
         for (i = 1; i < n; ++i) {
@@ -633,8 +645,7 @@ int bff_glue_index_end_sessions(request_rec *r, bff_srv_conf_t *sc, bff_index_e 
     int i, n = 0, nkeys = bff_ns_key_count(index_ns(kind), sc->keyring);
 
     for (i = 0; i < list->nelts; ++i) {
-        if (remove_by_handle(r, sc, APR_ARRAY_IDX(list, i, index_entry_t).handle)
-            == APR_SUCCESS) {
+        if (remove_by_handle(r, sc, APR_ARRAY_IDX(list, i, index_entry_t).handle) == APR_SUCCESS) {
             ++n;
         }
     }

@@ -13,12 +13,12 @@
 
 /* A session as one request sees it. */
 typedef struct {
-    const char *id;        /* the cookie value; never logged */
-    const char *handle;    /* bff_ns_handle(): names it in indexes, locks, markers */
-    const char *key;       /* the store key derived from it */
+    const char *id;     /* the cookie value; never logged */
+    const char *handle; /* bff_ns_handle(): names it in indexes, locks, markers */
+    const char *key;    /* the store key derived from it */
     bff_session_t *s;
-    int key_index;         /* keyring entry that opened it (0 = current) */
-    int store_key_index;   /* keyring entry the store key was derived with */
+    int key_index;       /* keyring entry that opened it (0 = current) */
+    int store_key_index; /* keyring entry the store key was derived with */
 } bff_req_session_t;
 
 /* Load the session named by the request's cookie: one store read, cached in
@@ -37,8 +37,7 @@ apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_s
 
 /* Slide the idle timeout: write when the last write is a tenth of the idle
  * timeout old (1 s to 1 minute), so a session ends at most that much early. */
-apr_status_t bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc,
-                                    bff_req_session_t *rs);
+apr_status_t bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs);
 
 /* Log level for "store unavailable": error at most once per 10 s per child,
  * debug otherwise, so an outage does not flood the log (the store backend

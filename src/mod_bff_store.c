@@ -61,7 +61,7 @@ static int mutex_named(apr_pool_t *p, const ap_directive_t *d, const char *type)
     for (; d; d = d->next) {
         if (!strcasecmp(d->directive, "Mutex") && d->args) {
             const char *args = d->args, *w;
-            (void)ap_getword_conf(p, &args);   /* the mechanism */
+            (void)ap_getword_conf(p, &args); /* the mechanism */
             while (*(w = ap_getword_conf(p, &args))) {
                 if (!strcasecmp(w, type)) {
                     return 1;
@@ -100,8 +100,7 @@ static apr_status_t store_mutex_create(server_rec *s, apr_pool_t *pp, apr_global
     return APR_SUCCESS;
 }
 
-static apr_status_t shm_store_get(server_rec *s, const bff_store_spec_t *spec,
-                                  bff_store_t **st)
+static apr_status_t shm_store_get(server_rec *s, const bff_store_spec_t *spec, bff_store_t **st)
 {
     retained_stores_t *rs = retained_stores();
     apr_pool_t *pp = s->process->pool;
@@ -118,13 +117,15 @@ static apr_status_t shm_store_get(server_rec *s, const bff_store_spec_t *spec,
     }
     rv = store_mutex_create(s, pp, &mutex);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "BFF00401: cannot create the session "
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     "BFF00401: cannot create the session "
                      "store mutex; check the Mutex directive for " BFF_MUTEX_TYPE);
         return rv;
     }
     rv = bff_store_shm_create(pp, spec->shm_size, mutex, st);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "BFF00402: cannot create the "
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     "BFF00402: cannot create the "
                      "shared-memory session store of %" APR_SIZE_T_FMT " bytes",
                      spec->shm_size);
         return rv;
@@ -134,9 +135,10 @@ static apr_status_t shm_store_get(server_rec *s, const bff_store_spec_t *spec,
     e->store = *st;
     e->next = rs->stores;
     rs->stores = e;
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "BFF00403: shared-memory session store of "
-                 "%" APR_SIZE_T_FMT " bytes created (lock: %s)", spec->shm_size,
-                 apr_global_mutex_name(mutex));
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                 "BFF00403: shared-memory session store of "
+                 "%" APR_SIZE_T_FMT " bytes created (lock: %s)",
+                 spec->shm_size, apr_global_mutex_name(mutex));
     return APR_SUCCESS;
 }
 
@@ -157,11 +159,10 @@ static apr_status_t keyring_setup(apr_pool_t *pconf, server_rec *s, bff_srv_conf
     if (sc->crypto_keys && sc->crypto_keys->nelts) {
         for (i = 0; i < sc->crypto_keys->nelts; ++i) {
             const bff_secret_t *k = &APR_ARRAY_IDX(sc->crypto_keys, i, bff_secret_t);
-            if (APR_SUCCESS != (rv = bff_crypto_keyring_add_ctx(sc->keyring, k->data, k->len,
-                                                                sc->site))) {
-                ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "BFF00407: BFFCryptoKey #%d %s",
-                             i + 1, rv == APR_EEXIST ? "repeats an earlier key"
-                                                     : "cannot be used");
+            if (APR_SUCCESS
+                != (rv = bff_crypto_keyring_add_ctx(sc->keyring, k->data, k->len, sc->site))) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "BFF00407: BFFCryptoKey #%d %s", i + 1,
+                             rv == APR_EEXIST ? "repeats an earlier key" : "cannot be used");
                 return rv;
             }
         }
@@ -178,7 +179,8 @@ static apr_status_t keyring_setup(apr_pool_t *pconf, server_rec *s, bff_srv_conf
                 return rv;
             }
             rk->made = 1;
-            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "BFF00404: no BFFCryptoKey "
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                         "BFF00404: no BFFCryptoKey "
                          "configured: using a random key; sessions will not survive a "
                          "full restart of httpd");
         }
@@ -217,8 +219,10 @@ static apr_status_t memcache_store_get(apr_pool_t *pconf, server_rec *s,
     }
     rv = bff_store_memcache_create(pconf, spec->servers, &o, st, &err);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "BFF00408: cannot set up the memcache "
-                     "session store %s: %s", spec->servers, err ? err : "error");
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     "BFF00408: cannot set up the memcache "
+                     "session store %s: %s",
+                     spec->servers, err ? err : "error");
         return rv;
     }
     e = apr_pcalloc(pconf, sizeof(*e));
@@ -248,7 +252,8 @@ apr_status_t bff_glue_store_setup(apr_pool_t *pconf, server_rec *s, bff_srv_conf
     apr_status_t rv;
 
     if (APR_SUCCESS != (rv = keyring_setup(pconf, s, sc))) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "BFF00405: cannot set up the "
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     "BFF00405: cannot set up the "
                      "session encryption keys");
         return rv;
     }
@@ -265,16 +270,16 @@ void bff_glue_store_child_init(apr_pool_t *pchild, server_rec *s)
     apr_status_t rv;
 
     for (e = rs ? rs->stores : NULL; e; e = e->next) {
-        if (e->store->child_init
-            && APR_SUCCESS != (rv = e->store->child_init(e->store, pchild))) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "BFF00406: cannot attach the "
+        if (e->store->child_init && APR_SUCCESS != (rv = e->store->child_init(e->store, pchild))) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         "BFF00406: cannot attach the "
                          "session store in this child");
         }
     }
     for (e = generation_stores; e; e = e->next) {
-        if (e->store->child_init
-            && APR_SUCCESS != (rv = e->store->child_init(e->store, pchild))) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "BFF00410: cannot set up the "
+        if (e->store->child_init && APR_SUCCESS != (rv = e->store->child_init(e->store, pchild))) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         "BFF00410: cannot set up the "
                          "memcache client in this child");
         }
     }

@@ -17,13 +17,13 @@ static const char *const tx_prefix = "__Host-Http-bff-tx.";
 static int octet_ok(unsigned char c)
 {
     return c == 0x21 || (c >= 0x23 && c <= 0x2B) || (c >= 0x2D && c <= 0x3A)
-        || (c >= 0x3C && c <= 0x5B) || (c >= 0x5D && c <= 0x7E);
+           || (c >= 0x3C && c <= 0x5B) || (c >= 0x5D && c <= 0x7E);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p = fuzz_pool();
-    const char *hdr = fuzz_str(p, data, size), *v, *const *n;
+    const char *hdr = fuzz_str(p, data, size), *v, *const * n;
     char *rest;
     size_t i;
 

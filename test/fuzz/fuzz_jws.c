@@ -24,7 +24,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
     fuzz_init();
     if (bff_jose_jwks_parse(fuzz_root, FUZZ_JWKS, strlen(FUZZ_JWKS), &jwks, &skipped, &err)
-        != APR_SUCCESS || bff_jose_jwks_count(jwks) != 4) {
+            != APR_SUCCESS
+        || bff_jose_jwks_count(jwks) != 4) {
         fprintf(stderr, "fuzz_jws: fixture JWKS refused: %s\n", err ? err : "?");
         abort();
     }

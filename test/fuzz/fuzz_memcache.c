@@ -112,8 +112,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if ((listen_fd = socket(AF_INET, SOCK_STREAM, 0)) < 0
         || setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one))
-        || bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa))
-        || listen(listen_fd, 16)
+        || bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(listen_fd, 16)
         || getsockname(listen_fd, (struct sockaddr *)&sa, &slen)
         || pthread_create(&th, NULL, server, NULL)) {
         perror("fuzz_memcache: fake server");
@@ -165,7 +164,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             apr_size_t i;
 
             FUZZ_ASSERT(got != NULL);
-            for (i = 0; i < len; i++) sum ^= got[i];
+            for (i = 0; i < len; i++)
+                sum ^= got[i];
             (void)sum;
         }
         else {

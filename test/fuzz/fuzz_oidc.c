@@ -10,8 +10,10 @@
 static void discovery(apr_pool_t *p, const char *body, size_t len, int allow_http)
 {
     bff_oidc_meta_t *meta = NULL;
-    bff_oidc_authz_t az = { "bff-client", "https://app.example.com/bff/callback", "openid",
-                            "state", "nonce", "challenge", NULL };
+    bff_oidc_authz_t az = { "bff-client", "https://app.example.com/bff/callback",
+                            "openid",     "state",
+                            "nonce",      "challenge",
+                            NULL };
     const char *err = NULL, **a;
 
     if (bff_oidc_meta_parse(p, body, len, "https://op.example.com", allow_http, &meta, &err)
@@ -65,10 +67,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         discovery(p, body, len, 0);
         discovery(p, body, len, 1);
         break;
-    case 1: token(p, body, len, 200); break;
-    case 2: token(p, body, len, 400); break;
-    case 3: token(p, body, len, 401); break;
-    default: token(p, body, len, data[0]); break;
+    case 1:
+        token(p, body, len, 200);
+        break;
+    case 2:
+        token(p, body, len, 400);
+        break;
+    case 3:
+        token(p, body, len, 401);
+        break;
+    default:
+        token(p, body, len, data[0]);
+        break;
     }
     apr_pool_destroy(p);
     return 0;

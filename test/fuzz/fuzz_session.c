@@ -59,8 +59,8 @@ static void txn_roundtrip(apr_pool_t *p, const bff_txn_t *t)
     FUZZ_ASSERT(bff_txn_encode(p, t, &out, &olen) == APR_SUCCESS);
     FUZZ_ASSERT(bff_txn_decode(p, out, olen, &t2) == APR_SUCCESS);
     FUZZ_ASSERT(streq(t->state, t2->state) && streq(t->nonce, t2->nonce)
-                && streq(t->code_verifier, t2->code_verifier)
-                && streq(t->return_to, t2->return_to) && t->created == t2->created && t->expires == t2->expires);
+                && streq(t->code_verifier, t2->code_verifier) && streq(t->return_to, t2->return_to)
+                && t->created == t2->created && t->expires == t2->expires);
 }
 
 static void write_file(const char *dir, const char *name, int mode, const void *b, size_t len)
@@ -81,15 +81,30 @@ static void write_file(const char *dir, const char *name, int mode, const void *
 static void write_seeds(const char *dir)
 {
     apr_pool_t *p = fuzz_pool();
-    bff_session_t s = { 7, "https://op.example.com", "user-1", "sid-1", "at.eyJ.sig", "Bearer",
-                        "rt-1", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEifQ.c2ln",
+    bff_session_t s = { 7,
+                        "https://op.example.com",
+                        "user-1",
+                        "sid-1",
+                        "at.eyJ.sig",
+                        "Bearer",
+                        "rt-1",
+                        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEifQ.c2ln",
                         "{\"sub\":\"user-1\",\"email\":\"a@example.com\",\"groups\":[\"x\"]}",
-                        "Zm9vYmFy", 1767225900, 1767225600, 1767225600, 1767225650, 1767254400 };
-    bff_session_t m = { 0, "https://op.example.com", "u", NULL, NULL, NULL, NULL, NULL, NULL,
-                        NULL, 0, 0, 1, 0, 2 };
-    bff_txn_t t = { "Xq3vB0kP1aR8mN2cD4eF6gH7iJ9kL0mN1oP2qR3sT4u", "n-0S6_WzA2Mj",
-                    "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "/app?x=1",
-                    APR_INT64_C(1767225600000000), 1767225900 };
+                        "Zm9vYmFy",
+                        1767225900,
+                        1767225600,
+                        1767225600,
+                        1767225650,
+                        1767254400 };
+    bff_session_t m = {
+        0, "https://op.example.com", "u", NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 1, 0, 2
+    };
+    bff_txn_t t = { "Xq3vB0kP1aR8mN2cD4eF6gH7iJ9kL0mN1oP2qR3sT4u",
+                    "n-0S6_WzA2Mj",
+                    "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+                    "/app?x=1",
+                    APR_INT64_C(1767225600000000),
+                    1767225900 };
     char *out;
     apr_size_t len;
     unsigned char *rec;
@@ -176,7 +191,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     default:
         /* The cookie value is text: only up to a NUL reaches the module. */
         if (bff_txn_from_cookie(p, ring, store_key, apr_pstrmemdup(p, (const char *)data + 1, len),
-                                NULL, 1767225700, &t) == APR_SUCCESS) {
+                                NULL, 1767225700, &t)
+            == APR_SUCCESS) {
             txn_roundtrip(p, t);
         }
         break;

@@ -22,7 +22,7 @@
 
 static bff_store_t *store;
 static shm_ctx_t *ctx;
-static char *seg_heap;     /* the segment's copy (also keeps it reachable for LSan) */
+static char *seg_heap; /* the segment's copy (also keeps it reachable for LSan) */
 
 static void write_seed(const char *dir, const char *name)
 {
@@ -121,7 +121,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 /* Every byte handed out must be readable (ASan). */
                 volatile unsigned char sum = 0;
                 apr_size_t j;
-                for (j = 0; j < len; j++) sum ^= got[j];
+                for (j = 0; j < len; j++)
+                    sum ^= got[j];
                 (void)sum;
             }
         }

@@ -14,9 +14,12 @@
 
 static int hexv(unsigned char c)
 {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
     return -1;
 }
 
@@ -65,7 +68,9 @@ static void check_return_to(const char *raw)
     for (round = 0; changed && round < 16; round++) {
         len = decode(cur, len, next, &changed);
         form_ok(next, len);
-        tmp = cur; cur = next; next = tmp;
+        tmp = cur;
+        cur = next;
+        next = tmp;
     }
 }
 

@@ -16,8 +16,8 @@ typedef struct {
     apr_pool_t *pool;
     apr_socket_t *ls;
     int port;
-    const char *response;      /* sent as is, then the connection closes */
-    char req[16384];           /* what the client sent */
+    const char *response; /* sent as is, then the connection closes */
+    char req[16384];      /* what the client sent */
     apr_size_t req_len;
 } srv_t;
 

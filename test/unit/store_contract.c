@@ -265,11 +265,9 @@ static void expiry_in_the_past(void **state)
      * days as an absolute time) */
     assert_int_equal(bff_store_set(st, p, "edge", V("e"), 1, t + 1), APR_SUCCESS);
     store_expect_val(st, p, "edge", "e", 1);
-    assert_int_equal(bff_store_set(st, p, "long", V("l"), 1, t + 40 * 24 * 3600),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "long", V("l"), 1, t + 40 * 24 * 3600), APR_SUCCESS);
     store_expect_val(st, p, "long", "l", 1);
-    assert_int_equal(bff_store_set(st, p, "far", V("f"), 1, APR_INT64_C(1) << 40),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "far", V("f"), 1, APR_INT64_C(1) << 40), APR_SUCCESS);
     store_expect_val(st, p, "far", "f", 1);
     check_store(st, p);
 }
@@ -300,8 +298,7 @@ static void expiry_on_the_clock(void **state)
     assert_int_equal(bff_store_remove(st, p, "short"), APR_NOTFOUND);
     assert_int_equal(bff_store_replace(st, p, "short-add", V("z"), 1, store_now() + 60),
                      APR_NOTFOUND);
-    assert_int_equal(bff_store_add(st, p, "short-add", V("w"), 1, store_now() + 60),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, "short-add", V("w"), 1, store_now() + 60), APR_SUCCESS);
     store_expect_val(st, p, "short-add", "w", 1);
     store_expect_val(st, p, "long", "x", 1);
     check_store(st, p);
@@ -382,14 +379,8 @@ static void lock_owner(void **state)
 int store_contract_run(const store_contract_t *b)
 {
     const struct CMUnitTest tests[] = {
-        C(get_set_add_remove),
-        C(empty_and_null_values),
-        C(binary_values),
-        C(key_limits),
-        C(replace_only_live),
-        C(expiry_in_the_past),
-        C(expiry_on_the_clock),
-        C(enospc),
+        C(get_set_add_remove), C(empty_and_null_values), C(binary_values),       C(key_limits),
+        C(replace_only_live),  C(expiry_in_the_past),    C(expiry_on_the_clock), C(enospc),
         C(lock_owner),
     };
 

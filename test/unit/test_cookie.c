@@ -55,8 +55,7 @@ static void test_get(void **state)
     assert_string_equal(bff_cookie_get(p, "a=1; " BFF "=abc-_9; b=2", BFF), "abc-_9");
     assert_string_equal(bff_cookie_get(p, "a=1;" BFF "=abc;b=2", BFF), "abc");
     /* Odd whitespace, empty pairs, pairs without '='. */
-    assert_string_equal(bff_cookie_get(p, " ;; \t a=1 ;  ;junk; " BFF " = abc \t; ", BFF),
-                        "abc");
+    assert_string_equal(bff_cookie_get(p, " ;; \t a=1 ;  ;junk; " BFF " = abc \t; ", BFF), "abc");
     assert_string_equal(bff_cookie_get(p, "a=1;b=2", "b"), "2");
     /* Surrounding DQUOTEs are removed. */
     assert_string_equal(bff_cookie_get(p, "a=\"xyz\"", "a"), "xyz");
@@ -78,12 +77,12 @@ static void test_get(void **state)
     assert_null(bff_cookie_get(p, "", BFF));
     assert_null(bff_cookie_get(p, ";;;", BFF));
     assert_null(bff_cookie_get(p, "a=1; b=2", BFF));
-    assert_null(bff_cookie_get(p, BFF, BFF));        /* no '=' */
+    assert_null(bff_cookie_get(p, BFF, BFF)); /* no '=' */
     assert_null(bff_cookie_get(p, "=" BFF, BFF));
     assert_null(bff_cookie_get(p, NULL, BFF));
     assert_null(bff_cookie_get(p, "a=1", NULL));
     assert_null(bff_cookie_get(p, "a=1", ""));
-    assert_null(bff_cookie_get(p, "a b=1", "a b"));  /* not a legal name */
+    assert_null(bff_cookie_get(p, "a b=1", "a b")); /* not a legal name */
 }
 
 static void test_get_bad_values(void **state)
@@ -94,7 +93,7 @@ static void test_get_bad_values(void **state)
     assert_null(bff_cookie_get(p, "a=x y", "a"));
     assert_null(bff_cookie_get(p, "a=x\ty", "a"));
     assert_null(bff_cookie_get(p, "a=x\"y", "a"));
-    assert_null(bff_cookie_get(p, "a=\"xy", "a"));    /* lone quote */
+    assert_null(bff_cookie_get(p, "a=\"xy", "a")); /* lone quote */
     assert_null(bff_cookie_get(p, "a=xy\"", "a"));
     assert_null(bff_cookie_get(p, "a=\"", "a"));
     assert_null(bff_cookie_get(p, "a=\"x y\"", "a"));
@@ -150,12 +149,11 @@ static void test_strip(void **state)
     assert_string_equal(bff_cookie_strip(p, BFF "=abc; a=1", ours), "a=1");
     assert_string_equal(bff_cookie_strip(p, "a=1; " BFF "=abc", ours), "a=1");
     /* All copies go, others keep their bytes and order. */
-    assert_string_equal(bff_cookie_strip(p, "z=\"q\"; " BFF "=1; y=a=b; __Host-bff-state=s; "
-                                         BFF "=2; x=", ours),
-                        "z=\"q\"; y=a=b; x=");
+    assert_string_equal(
+        bff_cookie_strip(p, "z=\"q\"; " BFF "=1; y=a=b; __Host-bff-state=s; " BFF "=2; x=", ours),
+        "z=\"q\"; y=a=b; x=");
     /* Odd whitespace: pairs are trimmed, joined by "; "; values untouched. */
-    assert_string_equal(bff_cookie_strip(p, "  a=1 ;;\t" BFF " = x ;b=2;  ", ours),
-                        "a=1; b=2");
+    assert_string_equal(bff_cookie_strip(p, "  a=1 ;;\t" BFF " = x ;b=2;  ", ours), "a=1; b=2");
     assert_string_equal(bff_cookie_strip(p, "a= 1 2 ;b=\t", ours), "a= 1 2; b=");
     /* Pairs without '=' are kept, unless they are one of our names. */
     assert_string_equal(bff_cookie_strip(p, "junk; " BFF "; a=1", ours), "junk; a=1");
@@ -179,8 +177,11 @@ static void test_strip_prefix(void **state)
     static const char *const ours[] = { BFF, BFF "-tx", NULL };
     const char *pre = BFF "-tx.";
 
-    assert_string_equal(bff_cookie_strip_prefix(p, "a=1; " BFF "-tx.AbCd1234=v; " BFF "-tx=b; "
-                                                BFF "-tx.x=w; b=2", ours, pre), "a=1; b=2");
+    assert_string_equal(bff_cookie_strip_prefix(p,
+                                                "a=1; " BFF "-tx.AbCd1234=v; " BFF "-tx=b; " BFF
+                                                "-tx.x=w; b=2",
+                                                ours, pre),
+                        "a=1; b=2");
     /* The prefix alone is no pending-login cookie; a near miss stays. */
     assert_string_equal(bff_cookie_strip_prefix(p, BFF "-tx.=1; " BFF "-txx.a=2", ours, pre),
                         BFF "-tx.=1; " BFF "-txx.a=2");
@@ -196,14 +197,16 @@ static void test_with_prefix(void **state)
     apr_array_header_t *a;
     const bff_cookie_pair_t *c;
 
-    a = bff_cookie_with_prefix(p, "a=1; " BFF "-tx.one=v1; " BFF "-tx=b; " BFF "-tx.two=\"v2\"; "
-                               BFF "-tx.one=again; " BFF "-tx.bad=a,b; " BFF "-tx.noval; "
-                               BFF "-tx.=empty; " BFF "-tx.three=", pre, 10);
+    a = bff_cookie_with_prefix(p,
+                               "a=1; " BFF "-tx.one=v1; " BFF "-tx=b; " BFF "-tx.two=\"v2\"; " BFF
+                               "-tx.one=again; " BFF "-tx.bad=a,b; " BFF "-tx.noval; " BFF
+                               "-tx.=empty; " BFF "-tx.three=",
+                               pre, 10);
     assert_non_null(a);
     c = (const bff_cookie_pair_t *)a->elts;
     assert_int_equal(a->nelts, 3);
     assert_string_equal(c[0].name, BFF "-tx.one");
-    assert_string_equal(c[0].value, "v1");      /* the first of a name decides */
+    assert_string_equal(c[0].value, "v1"); /* the first of a name decides */
     assert_string_equal(c[1].name, BFF "-tx.two");
     assert_string_equal(c[1].value, "v2");
     assert_string_equal(c[2].name, BFF "-tx.three");
@@ -247,8 +250,7 @@ static void test_format(void **state)
                         BFF "=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
     assert_string_equal(bff_cookie_format(p, BFF, NULL, 0, BFF_SAMESITE_STRICT),
                         BFF "=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
-    assert_string_equal(bff_cookie_format(p, "n", "v", 9223372036854775807LL,
-                                          BFF_SAMESITE_STRICT),
+    assert_string_equal(bff_cookie_format(p, "n", "v", 9223372036854775807LL, BFF_SAMESITE_STRICT),
                         "n=v; Path=/; Secure; HttpOnly; SameSite=Strict; "
                         "Max-Age=9223372036854775807");
     assert_null(strstr(bff_cookie_format(p, BFF, "abc", 10, BFF_SAMESITE_LAX), "Domain"));

@@ -21,8 +21,7 @@ static bff_keyring_t *ring_of(apr_pool_t *p, const char *const *secrets, int n)
 
     assert_int_equal(bff_crypto_keyring_create(p, &ring), APR_SUCCESS);
     for (i = 0; i < n; ++i) {
-        assert_int_equal(bff_crypto_keyring_add(ring, secrets[i], strlen(secrets[i])),
-                         APR_SUCCESS);
+        assert_int_equal(bff_crypto_keyring_add(ring, secrets[i], strlen(secrets[i])), APR_SUCCESS);
     }
     assert_int_equal(bff_crypto_keyring_count(ring), n);
     return ring;
@@ -33,8 +32,7 @@ static bff_keyring_t *ring1(apr_pool_t *p, const char *secret)
     return ring_of(p, &secret, 1);
 }
 
-static void seal_pt(apr_pool_t *p, const bff_keyring_t *ring, unsigned char **rec,
-                    apr_size_t *len)
+static void seal_pt(apr_pool_t *p, const bff_keyring_t *ring, unsigned char **rec, apr_size_t *len)
 {
     assert_int_equal(bff_crypto_seal(p, ring, AAD, strlen(AAD), PT, strlen(PT), rec, len),
                      APR_SUCCESS);
@@ -112,8 +110,7 @@ static void test_empty_plaintext_and_aad(void **state)
 
     assert_int_equal(bff_crypto_seal(p, ring, NULL, 0, NULL, 0, &rec, &len), APR_SUCCESS);
     assert_int_equal(len, BFF_CRYPTO_OVERHEAD);
-    assert_int_equal(bff_crypto_open(p, ring, NULL, 0, rec, len, &pt, &ptlen, NULL),
-                     APR_SUCCESS);
+    assert_int_equal(bff_crypto_open(p, ring, NULL, 0, rec, len, &pt, &ptlen, NULL), APR_SUCCESS);
     assert_int_equal(ptlen, 0);
     assert_int_equal(pt[0], '\0');
     /* Empty AAD is still AAD: a record sealed without one needs none. */
@@ -123,11 +120,11 @@ static void test_empty_plaintext_and_aad(void **state)
 /* Fixed record computed independently (Python: HKDF-SHA256 + AES-GCM with
  * AAD = 0x01 | kid | "store-key"); pins the derivation and the format so a
  * change that would orphan every stored session is caught. */
-static const unsigned char KAT_REC[] = {
-    0x01, 0x6d, 0x36, 0x9f, 0xda, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09,
-    0x0a, 0x0b, 0x99, 0x72, 0x32, 0xa3, 0x0c, 0x9c, 0x6b, 0xee, 0xcb, 0x76, 0x3b, 0x41, 0xb0,
-    0x13, 0x18, 0x49, 0x34, 0x55, 0x2a, 0x82, 0xe8, 0x24, 0xf0, 0x18, 0x4d, 0x16, 0x99, 0xe6
-};
+static const unsigned char KAT_REC[] = { 0x01, 0x6d, 0x36, 0x9f, 0xda, 0x00, 0x01, 0x02, 0x03,
+                                         0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x99,
+                                         0x72, 0x32, 0xa3, 0x0c, 0x9c, 0x6b, 0xee, 0xcb, 0x76,
+                                         0x3b, 0x41, 0xb0, 0x13, 0x18, 0x49, 0x34, 0x55, 0x2a,
+                                         0x82, 0xe8, 0x24, 0xf0, 0x18, 0x4d, 0x16, 0x99, 0xe6 };
 
 static void test_known_answer(void **state)
 {
@@ -136,8 +133,9 @@ static void test_known_answer(void **state)
     unsigned char *rec, *pt;
     apr_size_t len, ptlen;
 
-    assert_int_equal(bff_crypto_open(p, ring, AAD, strlen(AAD), KAT_REC, sizeof(KAT_REC),
-                                     &pt, &ptlen, NULL), APR_SUCCESS);
+    assert_int_equal(bff_crypto_open(p, ring, AAD, strlen(AAD), KAT_REC, sizeof(KAT_REC), &pt,
+                                     &ptlen, NULL),
+                     APR_SUCCESS);
     assert_int_equal(ptlen, 12);
     assert_string_equal((const char *)pt, "hello, world");
     /* Our own records carry the same key id. */
@@ -162,17 +160,14 @@ static void test_keyring_add(void **state)
     assert_int_equal(bff_crypto_seal(p, ring, NULL, 0, PT, strlen(PT), &rec, &len), APR_EINVAL);
     assert_null(rec);
 
-    assert_int_equal(bff_crypto_keyring_add(ring, SECRET_A, BFF_CRYPTO_MIN_SECRET - 1),
-                     APR_EINVAL);
+    assert_int_equal(bff_crypto_keyring_add(ring, SECRET_A, BFF_CRYPTO_MIN_SECRET - 1), APR_EINVAL);
     assert_int_equal(bff_crypto_keyring_add(ring, SECRET_A, 0), APR_EINVAL);
     assert_int_equal(bff_crypto_keyring_add(ring, NULL, 32), APR_EINVAL);
     assert_int_equal(bff_crypto_keyring_count(ring), 0);
-    assert_int_equal(bff_crypto_keyring_add(ring, SECRET_A, BFF_CRYPTO_MIN_SECRET),
-                     APR_SUCCESS);
+    assert_int_equal(bff_crypto_keyring_add(ring, SECRET_A, BFF_CRYPTO_MIN_SECRET), APR_SUCCESS);
     assert_int_equal(bff_crypto_keyring_count(ring), 1);
     /* The same secret twice would give two keys with one id. */
-    assert_int_equal(bff_crypto_keyring_add(ring, SECRET_A, BFF_CRYPTO_MIN_SECRET),
-                     APR_EEXIST);
+    assert_int_equal(bff_crypto_keyring_add(ring, SECRET_A, BFF_CRYPTO_MIN_SECRET), APR_EEXIST);
     assert_int_equal(bff_crypto_keyring_count(ring), 1);
 
     for (i = 1; i < 16; ++i) {
@@ -217,8 +212,8 @@ static void test_three_key_ring(void **state)
     for (i = 0; i < 3; ++i) {
         seal_pt(p, ring1(p, secrets[i]), &rec, &len);
         idx = -1;
-        assert_int_equal(bff_crypto_open(p, ring, AAD, strlen(AAD), rec, len, &pt, &ptlen,
-                                         &idx), APR_SUCCESS);
+        assert_int_equal(bff_crypto_open(p, ring, AAD, strlen(AAD), rec, len, &pt, &ptlen, &idx),
+                         APR_SUCCESS);
         assert_int_equal(idx, i);
         assert_memory_equal(pt, PT, ptlen);
     }
@@ -270,7 +265,8 @@ static void test_open_switches_keys(void **state)
     for (i = 0; i < 6; ++i) {
         idx = -1;
         assert_int_equal(bff_crypto_open(p, ring, AAD, strlen(AAD), i % 2 ? rb : ra,
-                                         i % 2 ? lb : la, &pt, &ptlen, &idx), APR_SUCCESS);
+                                         i % 2 ? lb : la, &pt, &ptlen, &idx),
+                         APR_SUCCESS);
         assert_int_equal(idx, i % 2);
         assert_memory_equal(pt, PT, ptlen);
         assert_int_equal(bff_crypto_open(p, other, AAD, strlen(AAD), rc, lc, &pt, &ptlen, &idx),
@@ -283,7 +279,7 @@ static void test_open_switches_keys(void **state)
     assert_int_equal(open_copy(p, gone, AAD, ra, la, NULL), APR_SUCCESS);
     apr_pool_destroy(sub);
     apr_pool_create(&sub, p);
-    fresh = ring1(sub, SECRET_B);   /* often at the freed ring's address */
+    fresh = ring1(sub, SECRET_B); /* often at the freed ring's address */
     seal_pt(p, fresh, &rd, &ld);
     assert_int_equal(open_copy(p, fresh, AAD, rd, ld, NULL), APR_SUCCESS);
     assert_int_equal(open_copy(p, fresh, AAD, ra, la, NULL), APR_ENOENT);
@@ -467,8 +463,9 @@ static void test_pool_cleanup(void **state)
     ring = ring1(sub, SECRET_A);
     seal_pt(p, ring, &rec, &len);
     apr_pool_destroy(sub);
-    assert_int_equal(bff_crypto_open(p, ring1(p, SECRET_A), AAD, strlen(AAD), rec, len, &pt,
-                                     &ptlen, NULL), APR_SUCCESS);
+    assert_int_equal(bff_crypto_open(p, ring1(p, SECRET_A), AAD, strlen(AAD), rec, len, &pt, &ptlen,
+                                     NULL),
+                     APR_SUCCESS);
 }
 
 /* A context longer than the HKDF info buffer (a site with a very long
@@ -494,8 +491,7 @@ static void test_long_context(void **state)
     assert_int_equal(bff_crypto_keyring_add_ctx(r3, secret, strlen(secret), c1), APR_SUCCESS);
     assert_int_equal(bff_crypto_seal(p, r1, "k", 1, "hello", 5, &rec, &len), APR_SUCCESS);
     assert_int_equal(bff_crypto_open(p, r3, "k", 1, rec, len, &pt, &ptlen, NULL), APR_SUCCESS);
-    assert_int_not_equal(bff_crypto_open(p, r2, "k", 1, rec, len, &pt, &ptlen, NULL),
-                         APR_SUCCESS);
+    assert_int_not_equal(bff_crypto_open(p, r2, "k", 1, rec, len, &pt, &ptlen, NULL), APR_SUCCESS);
 }
 
 int main(void)
@@ -507,15 +503,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_known_answer, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_keyring_add, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_random_key, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_three_key_ring, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_three_key_ring, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_rotation, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_open_switches_keys, unit_pool_setup,
                                         unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_tamper_every_byte, unit_pool_setup,
                                         unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_kid_of_other_key, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_kid_of_other_key, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_wrong_aad, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_truncated, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_kid_and_version, unit_pool_setup,

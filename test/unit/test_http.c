@@ -35,8 +35,8 @@ static void http_get(void **state)
     apr_pool_t *p = *state;
     srv_t *s = srv_listen(p);
     pthread_t t = srv_start(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                                   "Content-Length: 11\r\nConnection: close\r\n\r\n"
-                                   "{\"a\": \"b\"}\n");
+                               "Content-Length: 11\r\nConnection: close\r\n\r\n"
+                               "{\"a\": \"b\"}\n");
     bff_http_resp_t *r = NULL;
     const char *err = NULL;
     const char *url = apr_psprintf(p, "http://127.0.0.1:%d/.well-known/x", s->port);
@@ -59,12 +59,12 @@ static void http_redirect_not_followed(void **state)
     apr_pool_t *p = *state;
     srv_t *s = srv_listen(p);
     pthread_t t = srv_start(s, "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/x\r\n"
-                                   "Content-Length: 0\r\nConnection: close\r\n\r\n");
+                               "Content-Length: 0\r\nConnection: close\r\n\r\n");
     bff_http_resp_t *r = NULL;
     const char *err = NULL;
 
-    assert_int_equal(bff_http_get(p, &local_opts,
-                                  apr_psprintf(p, "http://localhost:%d/", s->port), &r, &err),
+    assert_int_equal(bff_http_get(p, &local_opts, apr_psprintf(p, "http://localhost:%d/", s->port),
+                                  &r, &err),
                      APR_SUCCESS);
     srv_join(s, t);
     assert_int_equal(r->status, 302);
@@ -88,27 +88,30 @@ static void http_body_limit(void **state)
     o.max_body = 100;
     /* Announced by Content-Length. */
     s = srv_listen(p);
-    t = srv_start(s, apr_pstrcat(p, "HTTP/1.1 200 OK\r\nContent-Length: 200\r\n"
-                                    "Connection: close\r\n\r\n", big, NULL));
-    assert_int_equal(bff_http_get(p, &o, apr_psprintf(p, "http://127.0.0.1:%d/", s->port),
-                                  &r, &err), APR_ENOSPC);
+    t = srv_start(s, apr_pstrcat(p,
+                                 "HTTP/1.1 200 OK\r\nContent-Length: 200\r\n"
+                                 "Connection: close\r\n\r\n",
+                                 big, NULL));
+    assert_int_equal(bff_http_get(p, &o, apr_psprintf(p, "http://127.0.0.1:%d/", s->port), &r,
+                                  &err),
+                     APR_ENOSPC);
     srv_join(s, t);
     assert_null(r);
     assert_non_null(strstr(err, "127.0.0.1"));
     /* Unannounced (read to close): caught while writing. */
     s = srv_listen(p);
-    t = srv_start(s, apr_pstrcat(p, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", big,
-                                 NULL));
-    assert_int_equal(bff_http_get(p, &o, apr_psprintf(p, "http://127.0.0.1:%d/", s->port),
-                                  &r, &err), APR_ENOSPC);
+    t = srv_start(s, apr_pstrcat(p, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", big, NULL));
+    assert_int_equal(bff_http_get(p, &o, apr_psprintf(p, "http://127.0.0.1:%d/", s->port), &r,
+                                  &err),
+                     APR_ENOSPC);
     srv_join(s, t);
     /* Exactly at the limit is fine. */
     o.max_body = 200;
     s = srv_listen(p);
-    t = srv_start(s, apr_pstrcat(p, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", big,
-                                 NULL));
-    assert_int_equal(bff_http_get(p, &o, apr_psprintf(p, "http://127.0.0.1:%d/", s->port),
-                                  &r, &err), APR_SUCCESS);
+    t = srv_start(s, apr_pstrcat(p, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", big, NULL));
+    assert_int_equal(bff_http_get(p, &o, apr_psprintf(p, "http://127.0.0.1:%d/", s->port), &r,
+                                  &err),
+                     APR_SUCCESS);
     srv_join(s, t);
     assert_int_equal(r->len, 200);
 }
@@ -119,8 +122,8 @@ static void http_refused_urls(void **state)
     bff_http_opts_t o = local_opts;
     bff_http_resp_t *r = NULL;
     const char *err = NULL;
-    const char *bad[] = { "http://example.com/", "ftp://127.0.0.1/", "file:///etc/passwd",
-                          "https://user:pw@127.0.0.1/", "127.0.0.1/x", "" };
+    const char *bad[] = { "http://example.com/",        "ftp://127.0.0.1/", "file:///etc/passwd",
+                          "https://user:pw@127.0.0.1/", "127.0.0.1/x",      "" };
     apr_size_t i;
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -130,8 +133,8 @@ static void http_refused_urls(void **state)
     }
     o.allow_http = 0;
     assert_int_equal(bff_http_get(p, &o, "http://127.0.0.1:1/", &r, &err), APR_EINVAL);
-    assert_int_equal(bff_http_post_form(p, &o, "http://127.0.0.1:1/", "a=b", NULL, NULL, &r,
-                                        &err), APR_EINVAL);
+    assert_int_equal(bff_http_post_form(p, &o, "http://127.0.0.1:1/", "a=b", NULL, NULL, &r, &err),
+                     APR_EINVAL);
 }
 
 static void http_timeout_and_refused(void **state)
@@ -163,12 +166,12 @@ static void http_timeout_and_refused(void **state)
 #define MAX_CONNS 8
 
 typedef struct {
-    int fd;                     /* listening socket */
+    int fd; /* listening socket */
     int port;
     SSL_CTX *ctx;
-    int expect;                 /* connections to serve */
+    int expect; /* connections to serve */
     int served;
-    int reused[MAX_CONNS];      /* SSL_session_reused() per connection, -1: handshake failed */
+    int reused[MAX_CONNS]; /* SSL_session_reused() per connection, -1: handshake failed */
 } tls_srv_t;
 
 /* A self-signed P-256 certificate for IP 127.0.0.1, written to *pem_file. */
@@ -190,8 +193,8 @@ static void make_cert(apr_pool_t *p, EVP_PKEY **pkey, X509 **cert, const char **
     X509_gmtime_adj(X509_getm_notBefore(*cert), -60);
     X509_gmtime_adj(X509_getm_notAfter(*cert), 3600);
     name = X509_get_subject_name(*cert);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1",
-                               -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1,
+                               0);
     X509_set_issuer_name(*cert, name);
     X509_set_pubkey(*cert, *pkey);
     X509V3_set_ctx(&v3, *cert, *cert, NULL, NULL, 0);
@@ -228,8 +231,8 @@ static void srv_serve_one(tls_srv_t *s, int cfd)
         goto leave;
     }
     s->reused[idx] = SSL_session_reused(ssl);
-    while (got < sizeof(buf) - 1 && (n = SSL_read(ssl, buf + got, (int)(sizeof(buf) - 1 - got)))
-           > 0) {
+    while (got < sizeof(buf) - 1
+           && (n = SSL_read(ssl, buf + got, (int)(sizeof(buf) - 1 - got))) > 0) {
         got += (size_t)n;
         buf[got] = '\0';
         if (strstr(buf, "\r\n\r\n")) {
@@ -252,7 +255,7 @@ static void *srv_main(void *baton)
     while (s->served < s->expect) {
         int cfd = accept(s->fd, NULL, NULL);
         if (cfd < 0) {
-            break;              /* the 5 s accept timeout: the client never came */
+            break; /* the 5 s accept timeout: the client never came */
         }
         setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         srv_serve_one(s, cfd);
@@ -341,11 +344,11 @@ static void tls_sessions_shared_per_trust(void **state)
     a.ca_file = ca;
     b = a;
     c = a;
-    c.ca_file = other_ca;       /* trusts only a certificate the server does not have */
+    c.ca_file = other_ca; /* trusts only a certificate the server does not have */
 
-    call_in_thread(&a);         /* full handshake, verified against ca */
-    call_in_thread(&b);         /* another thread: resumes a's session */
-    call_in_thread(&c);         /* another trust store: must verify, and fail */
+    call_in_thread(&a); /* full handshake, verified against ca */
+    call_in_thread(&b); /* another thread: resumes a's session */
+    call_in_thread(&c); /* another trust store: must verify, and fail */
     pthread_join(t, NULL);
 
     assert_int_equal(a.rv, APR_SUCCESS);
@@ -380,12 +383,8 @@ static void tls_sessions_shared_per_trust(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(http_get),
-        T(http_redirect_not_followed),
-        T(http_body_limit),
-        T(http_refused_urls),
-        T(http_timeout_and_refused),
-        T(tls_sessions_shared_per_trust),
+        T(http_get),          T(http_redirect_not_followed), T(http_body_limit),
+        T(http_refused_urls), T(http_timeout_and_refused),   T(tls_sessions_shared_per_trust),
     };
 
     /* A regression in the transfer timeouts must fail the run, not hang it. */

@@ -15,12 +15,12 @@
 #include "bff_jose.h"
 #include "bff_util.h"
 
-#define ISS       "https://op.example"
-#define CLIENT    "bff-client"
-#define NONCE     "n-0S6_WzA2Mj"
-#define NOW       ((apr_int64_t)1700000000)
-#define LEEWAY    60
-#define MAX_AGE   600
+#define ISS "https://op.example"
+#define CLIENT "bff-client"
+#define NONCE "n-0S6_WzA2Mj"
+#define NOW ((apr_int64_t)1700000000)
+#define LEEWAY 60
+#define MAX_AGE 600
 
 static bff_idtoken_expect_t expect_default(void)
 {
@@ -38,14 +38,14 @@ static bff_idtoken_expect_t expect_default(void)
 
 static json_t *good_claims(void)
 {
-    json_t *c = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "iss", ISS, "sub", "alice",
-                          "aud", CLIENT, "exp", (json_int_t)(NOW + 300),
-                          "iat", (json_int_t)(NOW - 5), "nonce", NONCE);
+    json_t *c = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "iss", ISS, "sub", "alice", "aud",
+                          CLIENT, "exp", (json_int_t)(NOW + 300), "iat", (json_int_t)(NOW - 5),
+                          "nonce", NONCE);
     assert_non_null(c);
     return c;
 }
 
-static const char *const trusted[] = {"api", "other", NULL};
+static const char *const trusted[] = { "api", "other", NULL };
 
 /* OIDC Core 3.1.3.7 item 3: an audience besides ours that we do not trust
  * makes the token unacceptable, azp or not (issue 9, 4.7). */
@@ -117,7 +117,7 @@ static void test_valid(void **state)
 typedef struct {
     const char *name;
     const char *key;
-    json_t *value;      /* NULL: delete the claim */
+    json_t *value; /* NULL: delete the claim */
 } mutation_t;
 
 static const char *refuse(const mutation_t *m, const bff_idtoken_expect_t *e)
@@ -278,11 +278,11 @@ static bff_jwks_t *load_jwks(apr_pool_t *p)
         assert_non_null(ec_key);
         atexit(free_key);
     }
-    json = apr_psprintf(p, "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"k1\","
-                           "\"use\":\"sig\",\"x\":\"%s\",\"y\":\"%s\"}]}",
+    json = apr_psprintf(p,
+                        "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"k1\","
+                        "\"use\":\"sig\",\"x\":\"%s\",\"y\":\"%s\"}]}",
                         coord(p, OSSL_PKEY_PARAM_EC_PUB_X), coord(p, OSSL_PKEY_PARAM_EC_PUB_Y));
-    assert_int_equal(bff_jose_jwks_parse(p, json, strlen(json), &jwks, NULL, &err),
-                     APR_SUCCESS);
+    assert_int_equal(bff_jose_jwks_parse(p, json, strlen(json), &jwks, NULL, &err), APR_SUCCESS);
     assert_int_equal(bff_jose_jwks_count(jwks), 1);
     return jwks;
 }
@@ -290,8 +290,8 @@ static bff_jwks_t *load_jwks(apr_pool_t *p)
 static char *sign_es256_hdr(apr_pool_t *p, const char *hdr, json_t *claims)
 {
     char *payload = json_dumps(claims, JSON_COMPACT);
-    char *input = apr_pstrcat(p, b64u(p, hdr, strlen(hdr)), ".",
-                              b64u(p, payload, strlen(payload)), NULL);
+    char *input = apr_pstrcat(p, b64u(p, hdr, strlen(hdr)), ".", b64u(p, payload, strlen(payload)),
+                              NULL);
     EVP_MD_CTX *mctx = EVP_MD_CTX_new();
     unsigned char der[80], rs[64];
     size_t derlen = sizeof(der);
@@ -302,7 +302,8 @@ static char *sign_es256_hdr(apr_pool_t *p, const char *hdr, json_t *claims)
     assert_non_null(mctx);
     assert_int_equal(EVP_DigestSignInit_ex(mctx, NULL, "SHA256", NULL, NULL, ec_key, NULL), 1);
     assert_int_equal(EVP_DigestSign(mctx, der, &derlen, (const unsigned char *)input,
-                                    strlen(input)), 1);
+                                    strlen(input)),
+                     1);
     EVP_MD_CTX_free(mctx);
     es = d2i_ECDSA_SIG(NULL, &q, (long)derlen);
     assert_non_null(es);
@@ -314,8 +315,12 @@ static char *sign_es256_hdr(apr_pool_t *p, const char *hdr, json_t *claims)
 
 static char *sign_es256(apr_pool_t *p, const char *kid, json_t *claims)
 {
-    return sign_es256_hdr(p, apr_psprintf(p, "{\"alg\":\"ES256\",\"typ\":\"JWT\","
-                                             "\"kid\":\"%s\"}", kid), claims);
+    return sign_es256_hdr(p,
+                          apr_psprintf(p,
+                                       "{\"alg\":\"ES256\",\"typ\":\"JWT\","
+                                       "\"kid\":\"%s\"}",
+                                       kid),
+                          claims);
 }
 
 static void test_verify(void **state)
@@ -343,8 +348,8 @@ static void test_verify(void **state)
     assert_int_equal(bff_idtoken_verify(p, tok, jwks, rs_only, &e, &claims, &err), APR_EINVAL);
 
     /* Unknown kid: the caller should refetch. */
-    assert_int_equal(bff_idtoken_verify(p, sign_es256(p, "k2", c), jwks, algs, &e, &claims,
-                                        &err), APR_NOTFOUND);
+    assert_int_equal(bff_idtoken_verify(p, sign_es256(p, "k2", c), jwks, algs, &e, &claims, &err),
+                     APR_NOTFOUND);
 
     /* Bad signature. */
     bad = apr_pstrdup(p, tok);
@@ -357,8 +362,8 @@ static void test_verify(void **state)
 
     /* Signed but expired. */
     json_object_set_new(c, "exp", json_integer(NOW - 3600));
-    assert_int_equal(bff_idtoken_verify(p, sign_es256(p, "k1", c), jwks, algs, &e, &claims,
-                                        &err), APR_EINVAL);
+    assert_int_equal(bff_idtoken_verify(p, sign_es256(p, "k1", c), jwks, algs, &e, &claims, &err),
+                     APR_EINVAL);
     assert_string_equal(err, "token expired (exp)");
     json_decref(c);
 }
@@ -440,18 +445,19 @@ static void test_verify_refreshed(void **state)
     json_object_del(c, "nonce");
     json_object_set_new(c, "iat", json_integer(NOW - 7200));
     tok = sign_es256(p, "k1", c);
-    assert_int_equal(bff_idtoken_verify_refreshed(p, tok, jwks, algs, &e, "alice", &claims,
-                                                  &err), APR_SUCCESS);
+    assert_int_equal(bff_idtoken_verify_refreshed(p, tok, jwks, algs, &e, "alice", &claims, &err),
+                     APR_SUCCESS);
     assert_string_equal(json_string_value(json_object_get(claims, "sub")), "alice");
-    assert_int_equal(bff_idtoken_verify_refreshed(p, tok, jwks, algs, &e, "bob", &claims,
-                                                  &err), APR_EINVAL);
+    assert_int_equal(bff_idtoken_verify_refreshed(p, tok, jwks, algs, &e, "bob", &claims, &err),
+                     APR_EINVAL);
     assert_null(claims);
     assert_int_equal(bff_idtoken_verify_refreshed(p, sign_es256(p, "k9", c), jwks, algs, &e,
-                                                  "alice", &claims, &err), APR_NOTFOUND);
+                                                  "alice", &claims, &err),
+                     APR_NOTFOUND);
     /* A logout token is never an ID token. */
     tok = sign_es256_hdr(p, "{\"alg\":\"ES256\",\"typ\":\"logout+jwt\",\"kid\":\"k1\"}", c);
-    assert_int_equal(bff_idtoken_verify_refreshed(p, tok, jwks, algs, &e, "alice", &claims,
-                                                  &err), APR_EINVAL);
+    assert_int_equal(bff_idtoken_verify_refreshed(p, tok, jwks, algs, &e, "alice", &claims, &err),
+                     APR_EINVAL);
     assert_string_equal(err, "JWS typ is logout+jwt, not an ID token");
     json_decref(c);
 }
@@ -462,9 +468,9 @@ static void test_verify_refreshed(void **state)
 
 static json_t *logout_claims(const char *sub, const char *sid)
 {
-    json_t *c = json_pack("{s:s, s:s, s:I, s:I, s:s, s:{s:{}}}", "iss", ISS, "aud", CLIENT,
-                          "iat", (json_int_t)(NOW - 5), "exp", (json_int_t)(NOW + 120),
-                          "jti", "bWJq", "events", BCL_EVENT);
+    json_t *c = json_pack("{s:s, s:s, s:I, s:I, s:s, s:{s:{}}}", "iss", ISS, "aud", CLIENT, "iat",
+                          (json_int_t)(NOW - 5), "exp", (json_int_t)(NOW + 120), "jti", "bWJq",
+                          "events", BCL_EVENT);
     assert_non_null(c);
     if (sub) {
         json_object_set_new(c, "sub", json_string(sub));
@@ -616,10 +622,15 @@ static void test_logout_errors_named(void **state)
 {
     /* The brief's named refusals, each with its own message. */
     bff_idtoken_expect_t e = expect_default();
-    const struct { const char *key; json_t *value; const char *err; } cases[] = {
+    const struct {
+        const char *key;
+        json_t *value;
+        const char *err;
+    } cases[] = {
         { "events", NULL, "logout token: events claim missing" },
         { "events", json_string("x"), "logout token: events claim is not a JSON object" },
-        { "events", json_object(), "logout token: events claim lacks the back-channel logout event" },
+        { "events", json_object(),
+          "logout token: events claim lacks the back-channel logout event" },
         { "events", json_pack("{s:s}", BCL_EVENT, "x"),
           "logout token: back-channel logout event is not a JSON object" },
         { "nonce", json_string("n"), "logout token: nonce claim is present" },
@@ -655,10 +666,14 @@ static void test_verify_logout(void **state)
     bff_idtoken_expect_t e = expect_default();
     const char *algs[] = { "RS256", "ES256", NULL };
     const char *rs_only[] = { "RS256", NULL };
-    const char *typ_ok[] = { "logout+jwt", "Logout+JWT", "application/logout+jwt",
-                             "APPLICATION/LOGOUT+JWT", "JWT", "jwt", "application/jwt" };
-    const char *typ_bad[] = { "at+jwt", "JOSE", "logout", "application/", "", "jwt ",
-                              "application/application/jwt", "secevent+jwt" };
+    const char *typ_ok[] = {
+        "logout+jwt", "Logout+JWT", "application/logout+jwt", "APPLICATION/LOGOUT+JWT",
+        "JWT",        "jwt",        "application/jwt"
+    };
+    const char *typ_bad[] = {
+        "at+jwt",      "JOSE", "logout", "application/", "", "jwt ", "application/application/jwt",
+        "secevent+jwt"
+    };
     json_t *c = logout_claims("alice", "sid-1"), *claims = NULL, *idt;
     const char *err = NULL;
     char *tok, *bad;
@@ -666,20 +681,27 @@ static void test_verify_logout(void **state)
 
     /* No typ at all is accepted. */
     tok = sign_es256_hdr(p, "{\"alg\":\"ES256\",\"kid\":\"k1\"}", c);
-    assert_int_equal(bff_idtoken_verify_logout(p, tok, jwks, algs, &e, &claims, &err),
-                     APR_SUCCESS);
+    assert_int_equal(bff_idtoken_verify_logout(p, tok, jwks, algs, &e, &claims, &err), APR_SUCCESS);
     assert_string_equal(json_string_value(json_object_get(claims, "sid")), "sid-1");
     for (i = 0; i < sizeof(typ_ok) / sizeof(typ_ok[0]); ++i) {
-        tok = sign_es256_hdr(p, apr_psprintf(p, "{\"alg\":\"ES256\",\"typ\":\"%s\","
-                                                "\"kid\":\"k1\"}", typ_ok[i]), c);
+        tok = sign_es256_hdr(p,
+                             apr_psprintf(p,
+                                          "{\"alg\":\"ES256\",\"typ\":\"%s\","
+                                          "\"kid\":\"k1\"}",
+                                          typ_ok[i]),
+                             c);
         claims = NULL;
         assert_int_equal(bff_idtoken_verify_logout(p, tok, jwks, algs, &e, &claims, &err),
                          APR_SUCCESS);
         assert_non_null(claims);
     }
     for (i = 0; i < sizeof(typ_bad) / sizeof(typ_bad[0]); ++i) {
-        tok = sign_es256_hdr(p, apr_psprintf(p, "{\"alg\":\"ES256\",\"typ\":\"%s\","
-                                                "\"kid\":\"k1\"}", typ_bad[i]), c);
+        tok = sign_es256_hdr(p,
+                             apr_psprintf(p,
+                                          "{\"alg\":\"ES256\",\"typ\":\"%s\","
+                                          "\"kid\":\"k1\"}",
+                                          typ_bad[i]),
+                             c);
         print_message("typ %s\n", typ_bad[i]);
         assert_int_equal(bff_idtoken_verify_logout(p, tok, jwks, algs, &e, &claims, &err),
                          APR_EINVAL);
@@ -688,18 +710,21 @@ static void test_verify_logout(void **state)
     }
     /* A typ with an embedded NUL is not "JWT". */
     tok = sign_es256_hdr(p, "{\"alg\":\"ES256\",\"typ\":\"JWT\\u0000x\",\"kid\":\"k1\"}", c);
-    assert_int_equal(bff_idtoken_verify_logout(p, tok, jwks, algs, &e, &claims, &err),
-                     APR_EINVAL);
+    assert_int_equal(bff_idtoken_verify_logout(p, tok, jwks, algs, &e, &claims, &err), APR_EINVAL);
     /* A typ that is not a string (refused by the JWS parser). */
     tok = sign_es256_hdr(p, "{\"alg\":\"ES256\",\"typ\":[\"JWT\"],\"kid\":\"k1\"}", c);
-    assert_int_equal(bff_idtoken_verify_logout(p, tok, jwks, algs, &e, &claims, &err),
-                     APR_EINVAL);
+    assert_int_equal(bff_idtoken_verify_logout(p, tok, jwks, algs, &e, &claims, &err), APR_EINVAL);
 
     tok = sign_es256_hdr(p, "{\"alg\":\"ES256\",\"typ\":\"logout+jwt\",\"kid\":\"k1\"}", c);
     /* Unknown kid: the caller refetches. */
-    assert_int_equal(bff_idtoken_verify_logout(p, sign_es256_hdr(p, "{\"alg\":\"ES256\","
-                                               "\"typ\":\"logout+jwt\",\"kid\":\"k2\"}", c),
-                                               jwks, algs, &e, &claims, &err), APR_NOTFOUND);
+    assert_int_equal(
+        bff_idtoken_verify_logout(p,
+                                  sign_es256_hdr(p,
+                                                 "{\"alg\":\"ES256\","
+                                                 "\"typ\":\"logout+jwt\",\"kid\":\"k2\"}",
+                                                 c),
+                                  jwks, algs, &e, &claims, &err),
+        APR_NOTFOUND);
     /* Alg not allowed. */
     assert_int_equal(bff_idtoken_verify_logout(p, tok, jwks, rs_only, &e, &claims, &err),
                      APR_EINVAL);
@@ -711,15 +736,21 @@ static void test_verify_logout(void **state)
     assert_null(claims);
     /* Signed, claims wrong. */
     json_object_set_new(c, "nonce", json_string(NONCE));
-    assert_int_equal(bff_idtoken_verify_logout(p, sign_es256_hdr(p, "{\"alg\":\"ES256\","
-                                               "\"typ\":\"logout+jwt\",\"kid\":\"k1\"}", c),
-                                               jwks, algs, &e, &claims, &err), APR_EINVAL);
+    assert_int_equal(
+        bff_idtoken_verify_logout(p,
+                                  sign_es256_hdr(p,
+                                                 "{\"alg\":\"ES256\","
+                                                 "\"typ\":\"logout+jwt\",\"kid\":\"k1\"}",
+                                                 c),
+                                  jwks, algs, &e, &claims, &err),
+        APR_EINVAL);
     assert_string_equal(err, "logout token: nonce claim is present");
     assert_null(claims);
     /* A signed ID token is refused as a logout token. */
     idt = good_claims();
-    assert_int_equal(bff_idtoken_verify_logout(p, sign_es256(p, "k1", idt), jwks, algs, &e,
-                                               &claims, &err), APR_EINVAL);
+    assert_int_equal(bff_idtoken_verify_logout(p, sign_es256(p, "k1", idt), jwks, algs, &e, &claims,
+                                               &err),
+                     APR_EINVAL);
     assert_null(claims);
     json_decref(idt);
     /* Malformed. */
@@ -738,15 +769,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_more_refusals, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_verify, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_refreshed, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_verify_refreshed, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_verify_refreshed, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_logout_valid, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_logout_each_check, unit_pool_setup,
                                         unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_logout_errors_named, unit_pool_setup,
                                         unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_verify_logout, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_verify_logout, unit_pool_setup, unit_pool_teardown),
     };
     return unit_run("idtoken", tests);
 }

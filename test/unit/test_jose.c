@@ -127,8 +127,8 @@ static char *jwk_json(apr_pool_t *p, EVP_PKEY *k, const char *kid, const char *e
 
 static char *jwks_of(apr_pool_t *p, const char *k1, const char *k2, const char *k3)
 {
-    return apr_pstrcat(p, "{\"keys\":[", k1 ? k1 : "", k2 ? "," : "", k2 ? k2 : "",
-                       k3 ? "," : "", k3 ? k3 : "", "]}", NULL);
+    return apr_pstrcat(p, "{\"keys\":[", k1 ? k1 : "", k2 ? "," : "", k2 ? k2 : "", k3 ? "," : "",
+                       k3 ? k3 : "", "]}", NULL);
 }
 
 static bff_jwks_t *jwks_load(apr_pool_t *p, const char *json, int want_count, int want_skipped)
@@ -175,11 +175,11 @@ static char *sign_input(apr_pool_t *p, EVP_PKEY *k, const char *alg, const char 
         assert_true(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0);
         assert_true(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, pss_saltlen) > 0);
     }
-    assert_int_equal(EVP_DigestSign(mctx, NULL, &len, (const unsigned char *)input,
-                                    strlen(input)), 1);
+    assert_int_equal(EVP_DigestSign(mctx, NULL, &len, (const unsigned char *)input, strlen(input)),
+                     1);
     sig = apr_palloc(p, len);
-    assert_int_equal(EVP_DigestSign(mctx, sig, &len, (const unsigned char *)input,
-                                    strlen(input)), 1);
+    assert_int_equal(EVP_DigestSign(mctx, sig, &len, (const unsigned char *)input, strlen(input)),
+                     1);
     EVP_MD_CTX_free(mctx);
 
     if (alg[0] == 'E' && alg[1] == 'S') {
@@ -213,8 +213,8 @@ static const char *PAYLOAD = "{\"iss\":\"https://op.example\",\"sub\":\"alice\",
 
 static char *make_jwt(apr_pool_t *p, EVP_PKEY *k, const char *alg, const char *kid)
 {
-    const char *hdr = kid ? apr_psprintf(p, "{\"alg\":\"%s\",\"kid\":\"%s\",\"typ\":\"JWT\"}",
-                                         alg, kid)
+    const char *hdr = kid ? apr_psprintf(p, "{\"alg\":\"%s\",\"kid\":\"%s\",\"typ\":\"JWT\"}", alg,
+                                         kid)
                           : apr_psprintf(p, "{\"alg\":\"%s\"}", alg);
     return sign_jws(p, k, alg, hdr, PAYLOAD);
 }
@@ -266,10 +266,9 @@ static const struct {
     const char *alg;
     int key;
 } ALL[] = {
-    { "RS256", K_RSA }, { "RS384", K_RSA }, { "RS512", K_RSA },
-    { "PS256", K_RSA }, { "PS384", K_RSA }, { "PS512", K_RSA },
-    { "ES256", K_P256 }, { "ES384", K_P384 }, { "ES512", K_P521 },
-    { "EdDSA", K_ED25519 }, { "EdDSA", K_ED448 },
+    { "RS256", K_RSA },  { "RS384", K_RSA },     { "RS512", K_RSA },   { "PS256", K_RSA },
+    { "PS384", K_RSA },  { "PS512", K_RSA },     { "ES256", K_P256 },  { "ES384", K_P384 },
+    { "ES512", K_P521 }, { "EdDSA", K_ED25519 }, { "EdDSA", K_ED448 },
 };
 
 static void test_every_alg(void **state)
@@ -280,8 +279,8 @@ static void test_every_alg(void **state)
     for (i = 0; i < sizeof(ALL) / sizeof(ALL[0]); ++i) {
         EVP_PKEY *k = key(ALL[i].key);
         const char *alg = ALL[i].alg;
-        bff_jwks_t *jwks = jwks_load(p, jwks_of(p, jwk_json(p, k, "k1", "\"use\":\"sig\""),
-                                                NULL, NULL), 1, 0);
+        bff_jwks_t *jwks =
+            jwks_load(p, jwks_of(p, jwk_json(p, k, "k1", "\"use\":\"sig\""), NULL, NULL), 1, 0);
         char *tok = make_jwt(p, k, alg, "k1");
         const char *only[] = { alg, NULL };
         const char *other[] = { strcmp(alg, "RS256") ? "RS256" : "ES256", NULL };
@@ -296,8 +295,8 @@ static void test_every_alg(void **state)
 
         assert_int_equal(check(p, flip_sig(p, tok), jwks, NULL, &err), APR_EGENERAL);
 
-        altered = apr_pstrcat(p, part(p, tok, 0), ".",
-                              B64S(p, "{\"sub\":\"mallory\"}"), ".", part(p, tok, 2), NULL);
+        altered = apr_pstrcat(p, part(p, tok, 0), ".", B64S(p, "{\"sub\":\"mallory\"}"), ".",
+                              part(p, tok, 2), NULL);
         assert_int_equal(check(p, altered, jwks, NULL, &err), APR_EGENERAL);
     }
 }
@@ -345,10 +344,10 @@ static void test_parse_fields(void **state)
 
 static void test_alg_supported(void **state)
 {
-    const char *yes[] = { "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-                          "ES256", "ES384", "ES512", "EdDSA" };
-    const char *no[] = { "none", "None", "HS256", "HS384", "HS512", "RS1", "ES256K",
-                         "rs256", "", "RSA-OAEP", "dir" };
+    const char *yes[] = { "RS256", "RS384", "RS512", "PS256", "PS384",
+                          "PS512", "ES256", "ES384", "ES512", "EdDSA" };
+    const char *no[] = { "none",   "None",  "HS256", "HS384",    "HS512", "RS1",
+                         "ES256K", "rs256", "",      "RSA-OAEP", "dir" };
     size_t i;
 
     for (i = 0; i < sizeof(yes) / sizeof(yes[0]); ++i) {
@@ -363,19 +362,18 @@ static void test_alg_supported(void **state)
 static void test_alg_none(void **state)
 {
     apr_pool_t *p = *state;
-    bff_jwks_t *jwks = jwks_load(p, jwks_of(p, jwk_json(p, key(K_RSA), "k1", NULL), NULL,
-                                            NULL), 1, 0);
+    bff_jwks_t *jwks = jwks_load(p, jwks_of(p, jwk_json(p, key(K_RSA), "k1", NULL), NULL, NULL), 1,
+                                 0);
     const char *allow_none[] = { "none", "RS256", NULL };
     const char *hdr = "{\"alg\":\"none\",\"kid\":\"k1\"}";
-    char *input = apr_pstrcat(p, b64u(p, hdr, strlen(hdr)), ".",
-                              b64u(p, PAYLOAD, strlen(PAYLOAD)), NULL);
+    char *input = apr_pstrcat(p, b64u(p, hdr, strlen(hdr)), ".", b64u(p, PAYLOAD, strlen(PAYLOAD)),
+                              NULL);
     const char *err;
 
     assert_int_equal(check(p, apr_pstrcat(p, input, ".", NULL), jwks, NULL, &err), APR_EINVAL);
     assert_int_equal(check(p, apr_pstrcat(p, input, ".", NULL), jwks, allow_none, &err),
                      APR_EINVAL);
-    assert_int_equal(check(p, apr_pstrcat(p, input, ".AAAA", NULL), jwks, NULL, &err),
-                     APR_EINVAL);
+    assert_int_equal(check(p, apr_pstrcat(p, input, ".AAAA", NULL), jwks, NULL, &err), APR_EINVAL);
     assert_int_equal(check(p, apr_pstrcat(p, input, ".AAAA", NULL), jwks, allow_none, &err),
                      APR_EINVAL);
 }
@@ -387,8 +385,8 @@ static void test_hs256_key_confusion(void **state)
     bff_jwks_t *jwks = jwks_load(p, jwks_of(p, jwk_json(p, k, "k1", NULL), NULL, NULL), 1, 0);
     const char *allow_hs[] = { "HS256", "RS256", NULL };
     const char *hdr = "{\"alg\":\"HS256\",\"kid\":\"k1\"}";
-    char *input = apr_pstrcat(p, b64u(p, hdr, strlen(hdr)), ".",
-                              b64u(p, PAYLOAD, strlen(PAYLOAD)), NULL);
+    char *input = apr_pstrcat(p, b64u(p, hdr, strlen(hdr)), ".", b64u(p, PAYLOAD, strlen(PAYLOAD)),
+                              NULL);
     BIO *bio = BIO_new(BIO_s_mem());
     char *pem;
     long pemlen;
@@ -413,9 +411,11 @@ static void test_hs256_key_confusion(void **state)
 static void test_alg_key_mismatch(void **state)
 {
     apr_pool_t *p = *state;
-    bff_jwks_t *jwks = jwks_load(p, jwks_of(p, jwk_json(p, key(K_RSA), "rsa", NULL),
-                                            jwk_json(p, key(K_P256), "p256", NULL),
-                                            jwk_json(p, key(K_ED25519), "ed", NULL)), 3, 0);
+    bff_jwks_t *jwks = jwks_load(p,
+                                 jwks_of(p, jwk_json(p, key(K_RSA), "rsa", NULL),
+                                         jwk_json(p, key(K_P256), "p256", NULL),
+                                         jwk_json(p, key(K_ED25519), "ed", NULL)),
+                                 3, 0);
     const char *err;
 
     /* ES256 header pointing at the RSA key. */
@@ -441,8 +441,9 @@ static void test_jwk_alg(void **state)
 {
     apr_pool_t *p = *state;
     EVP_PKEY *k = key(K_RSA);
-    bff_jwks_t *jwks = jwks_load(p, jwks_of(p, jwk_json(p, k, "k1", "\"alg\":\"RS256\""),
-                                            NULL, NULL), 1, 0);
+    bff_jwks_t *jwks = jwks_load(p,
+                                 jwks_of(p, jwk_json(p, k, "k1", "\"alg\":\"RS256\""), NULL, NULL),
+                                 1, 0);
     const char *err;
 
     assert_int_equal(check(p, make_jwt(p, k, "RS256", "k1"), jwks, NULL, &err), APR_SUCCESS);
@@ -455,11 +456,15 @@ static void test_kid(void **state)
 {
     apr_pool_t *p = *state;
     EVP_PKEY *k = key(K_RSA);
-    bff_jwks_t *jwks = jwks_load(p, jwks_of(p, jwk_json(p, k, "k1", NULL),
-                                            jwk_json(p, key(K_P256), "k2", NULL), NULL), 2, 0);
-    bff_jwks_t *nokid = jwks_load(p, jwks_of(p, jwk_json(p, key(K_RSA2), NULL, NULL),
-                                             jwk_json(p, key(K_P256), NULL, NULL),
-                                             jwk_json(p, k, NULL, NULL)), 3, 0);
+    bff_jwks_t *jwks = jwks_load(p,
+                                 jwks_of(p, jwk_json(p, k, "k1", NULL),
+                                         jwk_json(p, key(K_P256), "k2", NULL), NULL),
+                                 2, 0);
+    bff_jwks_t *nokid = jwks_load(p,
+                                  jwks_of(p, jwk_json(p, key(K_RSA2), NULL, NULL),
+                                          jwk_json(p, key(K_P256), NULL, NULL),
+                                          jwk_json(p, k, NULL, NULL)),
+                                  3, 0);
     const char *err;
 
     assert_true(bff_jose_jwks_has_kid(jwks, "k1"));
@@ -472,8 +477,10 @@ static void test_kid(void **state)
     assert_int_equal(check(p, make_jwt(p, k, "RS256", "k3"), jwks, NULL, &err), APR_NOTFOUND);
     assert_int_equal(check(p, make_jwt(p, k, "RS256", "k1"), nokid, NULL, &err), APR_NOTFOUND);
     /* A kid pointing at the wrong (fitting) key is a bad signature. */
-    jwks = jwks_load(p, jwks_of(p, jwk_json(p, k, "k1", NULL),
-                                jwk_json(p, key(K_RSA2), "k2", NULL), NULL), 2, 0);
+    jwks = jwks_load(p,
+                     jwks_of(p, jwk_json(p, k, "k1", NULL), jwk_json(p, key(K_RSA2), "k2", NULL),
+                             NULL),
+                     2, 0);
     assert_int_equal(check(p, make_jwt(p, k, "RS256", "k2"), jwks, NULL, &err), APR_EGENERAL);
     /* No kid: every key that fits is tried, here the last one. */
     assert_int_equal(check(p, make_jwt(p, k, "RS256", NULL), nokid, NULL, &err), APR_SUCCESS);
@@ -490,9 +497,11 @@ static void test_kid(void **state)
 static void test_duplicate_kid(void **state)
 {
     apr_pool_t *p = *state;
-    bff_jwks_t *jwks = jwks_load(p, jwks_of(p, jwk_json(p, key(K_P256), "same", NULL),
-                                            jwk_json(p, key(K_RSA2), "same", NULL),
-                                            jwk_json(p, key(K_RSA), "same", NULL)), 3, 0);
+    bff_jwks_t *jwks = jwks_load(p,
+                                 jwks_of(p, jwk_json(p, key(K_P256), "same", NULL),
+                                         jwk_json(p, key(K_RSA2), "same", NULL),
+                                         jwk_json(p, key(K_RSA), "same", NULL)),
+                                 3, 0);
     const char *err;
 
     assert_int_equal(check(p, make_jwt(p, key(K_RSA), "RS256", "same"), jwks, NULL, &err),
@@ -519,39 +528,44 @@ static void test_ecdsa_sig_length(void **state)
 
     input = apr_pstrcat(p, input, ".", part(p, tok, 1), NULL);
     assert_int_equal(bff_util_b64url_decode(p, part(p, tok, 2), strlen(part(p, tok, 2)), &sig,
-                                            &siglen), APR_SUCCESS);
+                                            &siglen),
+                     APR_SUCCESS);
     assert_int_equal(siglen, 64);
     assert_int_equal(check(p, tok, jwks, NULL, &err), APR_SUCCESS);
 
     /* One byte short, one byte long (leading zero), empty-ish. */
-    assert_int_equal(check(p, apr_pstrcat(p, input, ".", b64u(p, sig, 63), NULL), jwks, NULL,
-                           &err), APR_EGENERAL);
+    assert_int_equal(check(p, apr_pstrcat(p, input, ".", b64u(p, sig, 63), NULL), jwks, NULL, &err),
+                     APR_EGENERAL);
     longer = apr_palloc(p, 65);
     longer[0] = 0;
     memcpy(longer + 1, sig, 64);
-    assert_int_equal(check(p, apr_pstrcat(p, input, ".", b64u(p, longer, 65), NULL), jwks,
-                           NULL, &err), APR_EGENERAL);
+    assert_int_equal(check(p, apr_pstrcat(p, input, ".", b64u(p, longer, 65), NULL), jwks, NULL,
+                           &err),
+                     APR_EGENERAL);
     /* Trailing junk after a valid r||s. */
     memcpy(longer, sig, 64);
     longer[64] = 0;
-    assert_int_equal(check(p, apr_pstrcat(p, input, ".", b64u(p, longer, 65), NULL), jwks,
-                           NULL, &err), APR_EGENERAL);
-    assert_int_equal(check(p, apr_pstrcat(p, input, ".", b64u(p, sig, 1), NULL), jwks, NULL,
-                           &err), APR_EGENERAL);
+    assert_int_equal(check(p, apr_pstrcat(p, input, ".", b64u(p, longer, 65), NULL), jwks, NULL,
+                           &err),
+                     APR_EGENERAL);
+    assert_int_equal(check(p, apr_pstrcat(p, input, ".", b64u(p, sig, 1), NULL), jwks, NULL, &err),
+                     APR_EGENERAL);
 
     /* A DER signature (what OpenSSL produces) is not a JOSE signature. */
     assert_non_null(mctx);
     assert_int_equal(EVP_DigestSignInit_ex(mctx, NULL, "SHA256", NULL, NULL, k, NULL), 1);
     assert_int_equal(EVP_DigestSign(mctx, der, &derlen, (const unsigned char *)input,
-                                    strlen(input)), 1);
+                                    strlen(input)),
+                     1);
     EVP_MD_CTX_free(mctx);
-    assert_int_equal(check(p, apr_pstrcat(p, input, ".", b64u(p, der, derlen), NULL), jwks,
-                           NULL, &err), APR_EGENERAL);
+    assert_int_equal(check(p, apr_pstrcat(p, input, ".", b64u(p, der, derlen), NULL), jwks, NULL,
+                           &err),
+                     APR_EGENERAL);
 
     /* r = 0, s = 0. */
     memset(sig, 0, 64);
-    assert_int_equal(check(p, apr_pstrcat(p, input, ".", b64u(p, sig, 64), NULL), jwks, NULL,
-                           &err), APR_EGENERAL);
+    assert_int_equal(check(p, apr_pstrcat(p, input, ".", b64u(p, sig, 64), NULL), jwks, NULL, &err),
+                     APR_EGENERAL);
 }
 
 static void test_crit(void **state)
@@ -560,14 +574,15 @@ static void test_crit(void **state)
     EVP_PKEY *k = key(K_P256);
     bff_jwks_t *jwks = jwks_load(p, jwks_of(p, jwk_json(p, k, "k", NULL), NULL, NULL), 1, 0);
     const char *err;
-    char *tok = sign_jws(p, k, "ES256", "{\"alg\":\"ES256\",\"kid\":\"k\",\"crit\":[\"exp\"],"
-                                       "\"exp\":1}", PAYLOAD);
+    char *tok = sign_jws(p, k, "ES256",
+                         "{\"alg\":\"ES256\",\"kid\":\"k\",\"crit\":[\"exp\"],"
+                         "\"exp\":1}",
+                         PAYLOAD);
 
     assert_int_equal(check(p, tok, jwks, NULL, &err), APR_EINVAL);
     tok = sign_jws(p, k, "ES256", "{\"alg\":\"ES256\",\"kid\":\"k\",\"crit\":[]}", PAYLOAD);
     assert_int_equal(check(p, tok, jwks, NULL, &err), APR_EINVAL);
-    tok = sign_jws(p, k, "ES256", "{\"alg\":\"ES256\",\"b64\":false,\"crit\":[\"b64\"]}",
-                   PAYLOAD);
+    tok = sign_jws(p, k, "ES256", "{\"alg\":\"ES256\",\"b64\":false,\"crit\":[\"b64\"]}", PAYLOAD);
     assert_int_equal(check(p, tok, jwks, NULL, &err), APR_EINVAL);
 }
 
@@ -587,31 +602,30 @@ static void test_parse_malformed(void **state)
         ".",
         "..",
         "...",
-        apr_pstrcat(p, h, ".", pl, NULL),                              /* 2 parts */
-        apr_pstrcat(p, h, ".", pl, ".", s, ".", s, NULL),              /* 4 parts */
-        apr_pstrcat(p, h, ".", pl, ".", s, ".", NULL),                 /* trailing dot */
-        apr_pstrcat(p, h, "..", s, NULL),                              /* empty payload */
-        apr_pstrcat(p, ".", pl, ".", s, NULL),                         /* empty header */
-        apr_pstrcat(p, h, ".", pl, ".", NULL),                         /* empty signature */
-        apr_pstrcat(p, h, "=.", pl, ".", s, NULL),                     /* padding */
+        apr_pstrcat(p, h, ".", pl, NULL),                 /* 2 parts */
+        apr_pstrcat(p, h, ".", pl, ".", s, ".", s, NULL), /* 4 parts */
+        apr_pstrcat(p, h, ".", pl, ".", s, ".", NULL),    /* trailing dot */
+        apr_pstrcat(p, h, "..", s, NULL),                 /* empty payload */
+        apr_pstrcat(p, ".", pl, ".", s, NULL),            /* empty header */
+        apr_pstrcat(p, h, ".", pl, ".", NULL),            /* empty signature */
+        apr_pstrcat(p, h, "=.", pl, ".", s, NULL),        /* padding */
         apr_pstrcat(p, h, ".", pl, ".", s, "=", NULL),
-        apr_pstrcat(p, h, ".", pl, "*.", s, NULL),                     /* bad alphabet */
-        apr_pstrcat(p, h, " .", pl, ".", s, NULL),                     /* whitespace */
-        apr_pstrcat(p, "+", h + 1, ".", pl, ".", s, NULL),             /* std base64 */
+        apr_pstrcat(p, h, ".", pl, "*.", s, NULL),         /* bad alphabet */
+        apr_pstrcat(p, h, " .", pl, ".", s, NULL),         /* whitespace */
+        apr_pstrcat(p, "+", h + 1, ".", pl, ".", s, NULL), /* std base64 */
         apr_pstrcat(p, h, ".", pl, ".", s, "\n", NULL),
-        apr_pstrcat(p, B64S(p, "[1]"), ".", pl, ".", sg, NULL),     /* header array */
+        apr_pstrcat(p, B64S(p, "[1]"), ".", pl, ".", sg, NULL), /* header array */
         apr_pstrcat(p, B64S(p, "{\"alg\":1}"), ".", pl, ".", sg, NULL),
         apr_pstrcat(p, B64S(p, "{\"typ\":\"JWT\"}"), ".", pl, ".", sg, NULL),
         apr_pstrcat(p, B64S(p, "{\"alg\":\"ES256\",\"kid\":7}"), ".", pl, ".", sg, NULL),
         apr_pstrcat(p, B64S(p, "{\"alg\":\"ES256\",\"alg\":\"none\"}"), ".", pl, ".", sg,
-                    NULL),                                             /* duplicate */
+                    NULL), /* duplicate */
         apr_pstrcat(p, B64S(p, "{\"alg\":\"ES256\"} x"), ".", pl, ".", sg, NULL),
         apr_pstrcat(p, b64u(p, hdr_ok, strlen(hdr_ok)), ".", B64S(p, "\"x\""), ".", sg,
-                    NULL),                                             /* payload string */
-        apr_pstrcat(p, b64u(p, hdr_ok, strlen(hdr_ok)), ".", B64S(p, "not json"), ".", sg,
+                    NULL), /* payload string */
+        apr_pstrcat(p, b64u(p, hdr_ok, strlen(hdr_ok)), ".", B64S(p, "not json"), ".", sg, NULL),
+        apr_pstrcat(p, b64u(p, hdr_ok, strlen(hdr_ok)), ".", B64S(p, "{\"a\":1,\"a\":2}"), ".", sg,
                     NULL),
-        apr_pstrcat(p, b64u(p, hdr_ok, strlen(hdr_ok)), ".", B64S(p, "{\"a\":1,\"a\":2}"),
-                    ".", sg, NULL),
     };
     size_t i;
 
@@ -634,8 +648,8 @@ static void test_parse_malformed(void **state)
     assert_null(jws);
 
     /* The same token is fine. */
-    assert_int_equal(bff_jose_jws_parse(p, apr_pstrcat(p, h, ".", pl, ".", s, NULL), &jws,
-                                        &err), APR_SUCCESS);
+    assert_int_equal(bff_jose_jws_parse(p, apr_pstrcat(p, h, ".", pl, ".", s, NULL), &jws, &err),
+                     APR_SUCCESS);
 }
 
 static void test_jwks_junk(void **state)
@@ -662,7 +676,8 @@ static void test_jwks_junk(void **state)
         jwks = (bff_jwks_t *)(uintptr_t)1;
         err = NULL;
         assert_int_equal(bff_jose_jwks_parse(p, refused[i], strlen(refused[i]), &jwks, &skipped,
-                                             &err), APR_EINVAL);
+                                             &err),
+                         APR_EINVAL);
         assert_null(jwks);
         assert_non_null(err);
     }
@@ -695,30 +710,33 @@ static void test_jwks_skips(void **state)
         "1",
         "\"key\"",
         "{}",
-        "{\"kty\":\"RSA\",\"e\":\"AQAB\"}",                                     /* no n */
-        apr_psprintf(p, "{\"kty\":\"RSA\",\"n\":\"%s\"}", n),                   /* no e */
-        apr_psprintf(p, "{\"kty\":\"RSA\",\"n\":\"%s=\",\"e\":\"AQAB\"}", n),   /* padded */
+        "{\"kty\":\"RSA\",\"e\":\"AQAB\"}",                                      /* no n */
+        apr_psprintf(p, "{\"kty\":\"RSA\",\"n\":\"%s\"}", n),                    /* no e */
+        apr_psprintf(p, "{\"kty\":\"RSA\",\"n\":\"%s=\",\"e\":\"AQAB\"}", n),    /* padded */
         apr_psprintf(p, "{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQAB\"}", n + 1), /* bad b64 */
-        apr_psprintf(p, "{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQAA\"}", n),    /* even e */
+        apr_psprintf(p, "{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQAA\"}", n),     /* even e */
         apr_psprintf(p, "{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":1}", n),
         apr_psprintf(p, "{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQAB\",\"use\":\"enc\"}", n),
         apr_psprintf(p, "{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQAB\",\"use\":1}", n),
-        apr_psprintf(p, "{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQAB\","
-                        "\"key_ops\":[\"encrypt\",\"sign\"]}", n),
-        apr_psprintf(p, "{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQAB\",\"key_ops\":\"verify\"}",
+        apr_psprintf(p,
+                     "{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQAB\","
+                     "\"key_ops\":[\"encrypt\",\"sign\"]}",
                      n),
+        apr_psprintf(p, "{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQAB\",\"key_ops\":\"verify\"}", n),
         apr_psprintf(p, "{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQAB\",\"alg\":\"HS256\"}", n),
         apr_psprintf(p, "{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQAB\",\"alg\":\"ES256\"}", n),
         apr_psprintf(p, "{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQAB\",\"kid\":5}", n),
-        jwk_json(p, key(K_RSA1024), "small", NULL),                              /* 1024 bits */
+        jwk_json(p, key(K_RSA1024), "small", NULL), /* 1024 bits */
         apr_psprintf(p, "{\"kty\":\"EC\",\"crv\":\"P-384\",\"x\":\"%s\",\"y\":\"%s\"}", x, y),
         apr_psprintf(p, "{\"kty\":\"EC\",\"crv\":\"secp256k1\",\"x\":\"%s\",\"y\":\"%s\"}", x, y),
         apr_psprintf(p, "{\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", x, y),
         apr_psprintf(p, "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"%s\"}", x),
         apr_psprintf(p, "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\"}",
-                     B64S(p, "0123456789012345678901234567890"), y),       /* short x */
-        apr_psprintf(p, "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\","
-                        "\"alg\":\"ES384\"}", x, y),
+                     B64S(p, "0123456789012345678901234567890"), y), /* short x */
+        apr_psprintf(p,
+                     "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\","
+                     "\"alg\":\"ES384\"}",
+                     x, y),
         NULL, /* off-curve point, below */
         "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AAAA\"}",
         "{\"kty\":\"OKP\",\"crv\":\"X25519\",\"x\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
@@ -761,8 +779,7 @@ static void test_rsa1024_refused(void **state)
     bff_jwks_t *jwks = jwks_load(p, jwks_of(p, jwk_json(p, k, "small", NULL), NULL, NULL), 0, 1);
     const char *err;
 
-    assert_int_equal(check(p, make_jwt(p, k, "RS256", "small"), jwks, NULL, &err),
-                     APR_NOTFOUND);
+    assert_int_equal(check(p, make_jwt(p, k, "RS256", "small"), jwks, NULL, &err), APR_NOTFOUND);
     assert_int_equal(check(p, make_jwt(p, k, "RS256", NULL), jwks, NULL, &err), APR_EINVAL);
 }
 
@@ -783,27 +800,22 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_every_alg, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_pss_salt_length, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_pss_salt_length, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_parse_fields, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_alg_supported, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_alg_none, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_hs256_key_confusion, unit_pool_setup,
                                         unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_alg_key_mismatch, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_alg_key_mismatch, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_jwk_alg, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_kid, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_kid, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_ecdsa_sig_length, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_ecdsa_sig_length, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_crit, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_parse_malformed, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_parse_malformed, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_jwks_junk, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_jwks_skips, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_rsa1024_refused, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_rsa1024_refused, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_verify_null, unit_pool_setup, unit_pool_teardown),
     };
     return unit_run("jose", tests);

@@ -77,10 +77,8 @@ static void test_site_and_handle(void **state)
     assert_true(is_hex64(h));
     assert_null(strstr(h, ID));
     assert_string_equal(h, bff_ns_handle(p, a, ID));
-    assert_string_not_equal(h, bff_ns_handle(p, bff_ns_site(p, "https://b.example", "client"),
-                                             ID));
-    assert_string_not_equal(h, bff_ns_handle(p, bff_ns_site(p, "https://a.example", "other"),
-                                             ID));
+    assert_string_not_equal(h, bff_ns_handle(p, bff_ns_site(p, "https://b.example", "client"), ID));
+    assert_string_not_equal(h, bff_ns_handle(p, bff_ns_site(p, "https://a.example", "other"), ID));
     assert_null(bff_ns_handle(p, NULL, ID));
     assert_null(bff_ns_handle(p, a, NULL));
 }
@@ -142,8 +140,7 @@ static void test_fixed(void **state)
     assert_string_not_equal(j, bff_ns_key(p, old, BFF_NS_JTI, 0, site, "https://op\njti-2"));
     assert_string_not_equal(j, bff_ns_key(p, old, BFF_NS_JTI, 0, site_b, "https://op\njti-1"));
 
-    assert_string_equal(bff_ns_key(p, old, BFF_NS_LOCK, 0, site, h),
-                        apr_pstrcat(p, "l:", h, NULL));
+    assert_string_equal(bff_ns_key(p, old, BFF_NS_LOCK, 0, site, h), apr_pstrcat(p, "l:", h, NULL));
     assert_string_equal(bff_ns_key(p, rotated, BFF_NS_LOCK, 1, site, h),
                         apr_pstrcat(p, "l:", h, NULL));
     assert_string_equal(bff_ns_key(p, rotated, BFF_NS_REFRESH_FAIL, 0, site, h),
@@ -157,7 +154,8 @@ static void test_fixed(void **state)
     assert_true(is_hex64(j + 2));
     assert_string_equal(j, bff_ns_key(p, rotated, BFF_NS_TXN_USED, 0, site, "https://op\nstate-1"));
     assert_string_not_equal(j, bff_ns_key(p, old, BFF_NS_TXN_USED, 0, site, "https://op\nstate-2"));
-    assert_string_not_equal(j, bff_ns_key(p, old, BFF_NS_TXN_USED, 0, site_b, "https://op\nstate-1"));
+    assert_string_not_equal(j,
+                            bff_ns_key(p, old, BFF_NS_TXN_USED, 0, site_b, "https://op\nstate-1"));
     assert_string_not_equal(j, bff_ns_key(p, old, BFF_NS_JTI, 0, site, "https://op\nstate-1"));
 
     assert_null(bff_ns_key(p, old, BFF_NS_JTI, 0, NULL, "x"));
@@ -178,8 +176,7 @@ static void test_site_keys(void **state)
     apr_size_t len, ptlen;
 
     assert_int_equal(bff_crypto_seal(p, ra, "k", 1, "secret", 6, &rec, &len), APR_SUCCESS);
-    assert_int_not_equal(bff_crypto_open(p, rb, "k", 1, rec, len, &pt, &ptlen, NULL),
-                         APR_SUCCESS);
+    assert_int_not_equal(bff_crypto_open(p, rb, "k", 1, rec, len, &pt, &ptlen, NULL), APR_SUCCESS);
     assert_int_equal(bff_crypto_open(p, ra2, "k", 1, rec, len, &pt, &ptlen, NULL), APR_SUCCESS);
     assert_string_equal((const char *)pt, "secret");
     /* Store keys differ as well, for the same id. */
@@ -191,8 +188,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_table, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_site_and_handle, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_site_and_handle, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_ring_keyed, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_fixed, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_site_keys, unit_pool_setup, unit_pool_teardown),

@@ -40,8 +40,8 @@ static const char *field(apr_pool_t *p, const char *name, const char *val, const
 
 static const char *make_doc(apr_pool_t *p, const doc_t *d)
 {
-    return apr_pstrcat(p, "{",
-        field(p, "issuer", d->issuer, "\"" ISS "\""),
+    return apr_pstrcat(
+        p, "{", field(p, "issuer", d->issuer, "\"" ISS "\""),
         field(p, "authorization_endpoint", d->authz, "\"" ISS "/authorize?tenant=a\""),
         field(p, "token_endpoint", d->token, "\"" ISS "/token\""),
         field(p, "jwks_uri", d->jwks, "\"" ISS "/jwks\""),
@@ -57,8 +57,8 @@ static const char *make_doc(apr_pool_t *p, const doc_t *d)
         "\"response_types_supported\": [\"code\"]}", NULL);
 }
 
-static apr_status_t parse_doc(apr_pool_t *p, const doc_t *d, const char *expected,
-                              int allow_http, bff_oidc_meta_t **m, const char **err)
+static apr_status_t parse_doc(apr_pool_t *p, const doc_t *d, const char *expected, int allow_http,
+                              bff_oidc_meta_t **m, const char **err)
 {
     const char *json = make_doc(p, d);
     return bff_oidc_meta_parse(p, json, strlen(json), expected, allow_http, m, err);
@@ -77,7 +77,7 @@ static void expect_refused(apr_pool_t *p, const doc_t *d, const char *expected, 
 static void meta_good(void **state)
 {
     apr_pool_t *p = *state;
-    doc_t d = {0};
+    doc_t d = { 0 };
     bff_oidc_meta_t *m = NULL;
     const char *err = NULL;
 
@@ -104,8 +104,14 @@ static void meta_good(void **state)
 static void meta_defaults(void **state)
 {
     apr_pool_t *p = *state;
-    doc_t d = {.userinfo = "-", .end_session = "-", .revocation = "-", .iss_param = "-",
-               .bcl = "-", .bcl_session = "-", .algs = "-", .pkce = "-"};
+    doc_t d = { .userinfo = "-",
+                .end_session = "-",
+                .revocation = "-",
+                .iss_param = "-",
+                .bcl = "-",
+                .bcl_session = "-",
+                .algs = "-",
+                .pkce = "-" };
     bff_oidc_meta_t *m = NULL;
     const char *err = NULL;
 
@@ -123,9 +129,9 @@ static void meta_defaults(void **state)
 static void meta_issuer_mismatch(void **state)
 {
     apr_pool_t *p = *state;
-    doc_t d = {0};
-    doc_t slash = {.issuer = "\"" ISS "/\""};
-    doc_t upper = {.issuer = "\"https://OP.example.com\""};
+    doc_t d = { 0 };
+    doc_t slash = { .issuer = "\"" ISS "/\"" };
+    doc_t upper = { .issuer = "\"https://OP.example.com\"" };
 
     expect_refused(p, &d, ISS "/", 0);
     expect_refused(p, &slash, ISS, 0);
@@ -137,21 +143,23 @@ static void meta_issuer_mismatch(void **state)
 static void meta_http_endpoints(void **state)
 {
     apr_pool_t *p = *state;
-    doc_t remote = {.token = "\"http://op.example.com/token\""};
-    doc_t remote_opt = {.revocation = "\"http://op.example.com/revoke\""};
-    doc_t local = {.issuer = "\"http://127.0.0.1:8080\"",
-                   .authz = "\"http://127.0.0.1:8080/auth\"",
-                   .token = "\"http://localhost:8080/token\"",
-                   .jwks = "\"http://[::1]:8080/jwks\"",
-                   .userinfo = "-", .end_session = "-", .revocation = "-"};
-    doc_t bad_url = {.jwks = "\"https://op.example.com/jwks#frag\""};
-    doc_t no_scheme = {.jwks = "\"op.example.com/jwks\""};
-    doc_t ftp = {.jwks = "\"ftp://op.example.com/jwks\""};
+    doc_t remote = { .token = "\"http://op.example.com/token\"" };
+    doc_t remote_opt = { .revocation = "\"http://op.example.com/revoke\"" };
+    doc_t local = { .issuer = "\"http://127.0.0.1:8080\"",
+                    .authz = "\"http://127.0.0.1:8080/auth\"",
+                    .token = "\"http://localhost:8080/token\"",
+                    .jwks = "\"http://[::1]:8080/jwks\"",
+                    .userinfo = "-",
+                    .end_session = "-",
+                    .revocation = "-" };
+    doc_t bad_url = { .jwks = "\"https://op.example.com/jwks#frag\"" };
+    doc_t no_scheme = { .jwks = "\"op.example.com/jwks\"" };
+    doc_t ftp = { .jwks = "\"ftp://op.example.com/jwks\"" };
     bff_oidc_meta_t *m = NULL;
     const char *err = NULL;
 
     expect_refused(p, &remote, ISS, 0);
-    expect_refused(p, &remote, ISS, 1);   /* http never to a remote host */
+    expect_refused(p, &remote, ISS, 1); /* http never to a remote host */
     expect_refused(p, &remote_opt, ISS, 1);
     expect_refused(p, &local, "http://127.0.0.1:8080", 0);
     assert_int_equal(parse_doc(p, &local, "http://127.0.0.1:8080", 1, &m, &err), APR_SUCCESS);
@@ -164,10 +172,10 @@ static void meta_http_endpoints(void **state)
 static void meta_missing(void **state)
 {
     apr_pool_t *p = *state;
-    doc_t no_jwks = {.jwks = "-"};
-    doc_t no_authz = {.authz = "-"};
-    doc_t no_token = {.token = "-"};
-    doc_t no_iss = {.issuer = "-"};
+    doc_t no_jwks = { .jwks = "-" };
+    doc_t no_authz = { .authz = "-" };
+    doc_t no_token = { .token = "-" };
+    doc_t no_iss = { .issuer = "-" };
 
     expect_refused(p, &no_jwks, ISS, 0);
     expect_refused(p, &no_authz, ISS, 0);
@@ -179,20 +187,20 @@ static void meta_wrong_types(void **state)
 {
     apr_pool_t *p = *state;
     const doc_t docs[] = {
-        {.issuer = "42"},
-        {.issuer = "null"},
-        {.jwks = "[\"" ISS "/jwks\"]"},
-        {.token = "{}"},
-        {.userinfo = "1"},
-        {.end_session = "false"},
-        {.revocation = "1"},
-        {.iss_param = "\"true\""},
-        {.bcl = "1"},
-        {.bcl_session = "null"},
-        {.algs = "\"RS256\""},
-        {.algs = "[\"RS256\", 256]"},
-        {.pkce = "\"S256\""},
-        {.pkce = "[\"S256\", null]"},
+        { .issuer = "42" },
+        { .issuer = "null" },
+        { .jwks = "[\"" ISS "/jwks\"]" },
+        { .token = "{}" },
+        { .userinfo = "1" },
+        { .end_session = "false" },
+        { .revocation = "1" },
+        { .iss_param = "\"true\"" },
+        { .bcl = "1" },
+        { .bcl_session = "null" },
+        { .algs = "\"RS256\"" },
+        { .algs = "[\"RS256\", 256]" },
+        { .pkce = "\"S256\"" },
+        { .pkce = "[\"S256\", null]" },
     };
     apr_size_t i;
 
@@ -204,10 +212,10 @@ static void meta_wrong_types(void **state)
 static void meta_algs_and_pkce(void **state)
 {
     apr_pool_t *p = *state;
-    doc_t no_s256 = {.pkce = "[\"plain\"]"};
-    doc_t empty_pkce = {.pkce = "[]"};
-    doc_t only_bad = {.algs = "[\"HS256\", \"none\"]"};
-    doc_t empty_algs = {.algs = "[]"};
+    doc_t no_s256 = { .pkce = "[\"plain\"]" };
+    doc_t empty_pkce = { .pkce = "[]" };
+    doc_t only_bad = { .algs = "[\"HS256\", \"none\"]" };
+    doc_t empty_algs = { .algs = "[]" };
 
     expect_refused(p, &no_s256, ISS, 0);
     expect_refused(p, &empty_pkce, ISS, 0);
@@ -231,23 +239,22 @@ static void meta_not_json(void **state)
         assert_null(m);
     }
     /* Length is honoured: trailing bytes after a NUL are not ignored. */
-    assert_int_equal(bff_oidc_meta_parse(p, nul, sizeof(nul) - 1, ISS, 0, &m, &err),
-                     APR_EINVAL);
+    assert_int_equal(bff_oidc_meta_parse(p, nul, sizeof(nul) - 1, ISS, 0, &m, &err), APR_EINVAL);
 }
 
 static void discovery_url(void **state)
 {
     apr_pool_t *p = *state;
 
-    assert_string_equal(bff_oidc_discovery_url(p, ISS),
-                        ISS "/.well-known/openid-configuration");
+    assert_string_equal(bff_oidc_discovery_url(p, ISS), ISS "/.well-known/openid-configuration");
     assert_string_equal(bff_oidc_discovery_url(p, ISS "/"),
                         ISS "/.well-known/openid-configuration");
     assert_string_equal(bff_oidc_discovery_url(p, ISS "/realms/a/"),
                         ISS "/realms/a/.well-known/openid-configuration");
     /* Only one slash is stripped. */
     assert_string_equal(bff_oidc_discovery_url(p, ISS "//"),
-                        ISS "/" "/.well-known/openid-configuration");
+                        ISS "/"
+                            "/.well-known/openid-configuration");
 }
 
 static void pkce(void **state)
@@ -267,7 +274,8 @@ static void pkce(void **state)
     assert_string_not_equal(v1, v2);
     for (i = 0; i < 43; i++) {
         assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                               "0123456789-_", v1[i]));
+                               "0123456789-_",
+                               v1[i]));
     }
     assert_int_equal(strlen(bff_oidc_pkce_challenge(p, v1)), 43);
 }
@@ -288,7 +296,7 @@ static int count_param(apr_table_t *t, const char *name)
 static void authz_url(void **state)
 {
     apr_pool_t *p = *state;
-    bff_oidc_meta_t meta = {.authorization_endpoint = ISS "/authorize?tenant=a"};
+    bff_oidc_meta_t meta = { .authorization_endpoint = ISS "/authorize?tenant=a" };
     apr_array_header_t *extra = apr_array_make(p, 8, sizeof(const char *));
     bff_oidc_authz_t req = {
         .client_id = "my client",
@@ -352,14 +360,17 @@ static void authz_url(void **state)
 static void authz_url_plain_endpoint(void **state)
 {
     apr_pool_t *p = *state;
-    bff_oidc_meta_t meta = {.authorization_endpoint = ISS "/authorize"};
-    bff_oidc_authz_t req = {.client_id = "c", .redirect_uri = "https://a/cb", .state = "s",
-                            .nonce = "n", .code_challenge = "cc"};
+    bff_oidc_meta_t meta = { .authorization_endpoint = ISS "/authorize" };
+    bff_oidc_authz_t req = { .client_id = "c",
+                             .redirect_uri = "https://a/cb",
+                             .state = "s",
+                             .nonce = "n",
+                             .code_challenge = "cc" };
     char *url = bff_oidc_authz_url(p, &meta, &req);
 
     assert_string_equal(url, ISS "/authorize?response_type=code&client_id=c"
-                             "&redirect_uri=https%3A%2F%2Fa%2Fcb&scope=openid&state=s"
-                             "&nonce=n&code_challenge=cc&code_challenge_method=S256");
+                                 "&redirect_uri=https%3A%2F%2Fa%2Fcb&scope=openid&state=s"
+                                 "&nonce=n&code_challenge=cc&code_challenge_method=S256");
     req.state = NULL;
     assert_null(bff_oidc_authz_url(p, &meta, &req));
 }
@@ -370,8 +381,9 @@ static void authz_url_plain_endpoint(void **state)
 static apr_status_t tok(apr_pool_t *p, long status, const char *body, bff_oidc_tokens_t **t,
                         const char **err)
 {
-    bff_http_resp_t r = {.status = status, .content_type = "application/json",
-                         .body = body, .len = strlen(body)};
+    bff_http_resp_t r = {
+        .status = status, .content_type = "application/json", .body = body, .len = strlen(body)
+    };
     *t = NULL;
     *err = NULL;
     return bff_oidc_token_response_parse(p, &r, t, err);
@@ -399,10 +411,13 @@ static void token_good(void **state)
     bff_oidc_tokens_t *t;
     const char *err;
 
-    assert_int_equal(tok(p, 200, "{\"access_token\": \"AT\", \"token_type\": \"bearer\","
-                                 " \"refresh_token\": \"RT\", \"id_token\": \"a.b.c\","
-                                 " \"scope\": \"openid email\", \"expires_in\": 3600,"
-                                 " \"other\": [1]}", &t, &err), APR_SUCCESS);
+    assert_int_equal(tok(p, 200,
+                         "{\"access_token\": \"AT\", \"token_type\": \"bearer\","
+                         " \"refresh_token\": \"RT\", \"id_token\": \"a.b.c\","
+                         " \"scope\": \"openid email\", \"expires_in\": 3600,"
+                         " \"other\": [1]}",
+                         &t, &err),
+                     APR_SUCCESS);
     assert_string_equal(t->access_token, "AT");
     assert_string_equal(t->token_type, "Bearer");
     assert_string_equal(t->refresh_token, "RT");
@@ -411,16 +426,19 @@ static void token_good(void **state)
     assert_int_equal(t->expires_in, 3600);
     assert_null(t->error);
 
-    assert_int_equal(tok(p, 200, "{\"access_token\": \"AT\", \"token_type\": \"Bearer\"}",
-                         &t, &err), APR_SUCCESS);
+    assert_int_equal(tok(p, 200, "{\"access_token\": \"AT\", \"token_type\": \"Bearer\"}", &t,
+                         &err),
+                     APR_SUCCESS);
     assert_null(t->refresh_token);
     assert_null(t->id_token);
     assert_null(t->scope);
     assert_int_equal(t->expires_in, 0);
 
     /* Absurd lifetimes are clamped, never overflow a caller's now + exp. */
-    assert_int_equal(tok(p, 200, "{\"access_token\": \"AT\", \"token_type\": \"Bearer\","
-                                 " \"expires_in\": 9223372036854775807}", &t, &err),
+    assert_int_equal(tok(p, 200,
+                         "{\"access_token\": \"AT\", \"token_type\": \"Bearer\","
+                         " \"expires_in\": 9223372036854775807}",
+                         &t, &err),
                      APR_SUCCESS);
     assert_true(t->expires_in > 0 && t->expires_in <= (apr_int64_t)20 * 365 * 24 * 3600);
 }
@@ -431,8 +449,10 @@ static void token_error(void **state)
     bff_oidc_tokens_t *t;
     const char *err;
 
-    assert_int_equal(tok(p, 400, "{\"error\": \"invalid_grant\", "
-                                 "\"error_description\": \"code expired\"}", &t, &err),
+    assert_int_equal(tok(p, 400,
+                         "{\"error\": \"invalid_grant\", "
+                         "\"error_description\": \"code expired\"}",
+                         &t, &err),
                      APR_SUCCESS);
     assert_non_null(t);
     assert_string_equal(t->error, "invalid_grant");
@@ -444,8 +464,10 @@ static void token_error(void **state)
     assert_null(t->error_description);
 
     /* Control characters and quotes from the provider are neutralised. */
-    assert_int_equal(tok(p, 400, "{\"error\": \"bad\\r\\nX-Injected: 1\", "
-                                 "\"error_description\": \"a\\\"b\\u00e9\"}", &t, &err),
+    assert_int_equal(tok(p, 400,
+                         "{\"error\": \"bad\\r\\nX-Injected: 1\", "
+                         "\"error_description\": \"a\\\"b\\u00e9\"}",
+                         &t, &err),
                      APR_SUCCESS);
     assert_string_equal(t->error, "bad??X-Injected: 1");
     assert_string_equal(t->error_description, "a?b??");
@@ -458,8 +480,7 @@ static void token_refused(void **state)
     expect_tok_refused(p, 500, "{\"error\": \"server_error\"}", NULL);
     expect_tok_refused(p, 503, "Service Unavailable", NULL);
     expect_tok_refused(p, 302, "", NULL);
-    expect_tok_refused(p, 201, "{\"access_token\": \"SECRET\", \"token_type\": \"Bearer\"}",
-                       NULL);
+    expect_tok_refused(p, 201, "{\"access_token\": \"SECRET\", \"token_type\": \"Bearer\"}", NULL);
     expect_tok_refused(p, 200, "<html>SECRET</html>", "JSON");
     expect_tok_refused(p, 200, "[\"SECRET\"]", "JSON");
     expect_tok_refused(p, 400, "not json", NULL);
@@ -475,18 +496,30 @@ static void token_refused(void **state)
                        "token_type");
     expect_tok_refused(p, 200, "{\"access_token\": \"SECRET\", \"token_type\": \"DPoP\"}",
                        "token_type");
-    expect_tok_refused(p, 200, "{\"access_token\": \"SECRET\", \"token_type\": \"Bearer\","
-                               " \"expires_in\": \"3600\"}", "expires_in");
-    expect_tok_refused(p, 200, "{\"access_token\": \"SECRET\", \"token_type\": \"Bearer\","
-                               " \"expires_in\": 3600.5}", "expires_in");
-    expect_tok_refused(p, 200, "{\"access_token\": \"SECRET\", \"token_type\": \"Bearer\","
-                               " \"expires_in\": -1}", "expires_in");
-    expect_tok_refused(p, 200, "{\"access_token\": \"SECRET\", \"token_type\": \"Bearer\","
-                               " \"refresh_token\": 5}", "refresh_token");
-    expect_tok_refused(p, 200, "{\"access_token\": \"SECRET\", \"token_type\": \"Bearer\","
-                               " \"id_token\": {}}", "id_token");
-    expect_tok_refused(p, 200, "{\"access_token\": \"SECRET\", \"token_type\": \"Bearer\","
-                               " \"access_token\": \"SECRET2\"}", "JSON");
+    expect_tok_refused(p, 200,
+                       "{\"access_token\": \"SECRET\", \"token_type\": \"Bearer\","
+                       " \"expires_in\": \"3600\"}",
+                       "expires_in");
+    expect_tok_refused(p, 200,
+                       "{\"access_token\": \"SECRET\", \"token_type\": \"Bearer\","
+                       " \"expires_in\": 3600.5}",
+                       "expires_in");
+    expect_tok_refused(p, 200,
+                       "{\"access_token\": \"SECRET\", \"token_type\": \"Bearer\","
+                       " \"expires_in\": -1}",
+                       "expires_in");
+    expect_tok_refused(p, 200,
+                       "{\"access_token\": \"SECRET\", \"token_type\": \"Bearer\","
+                       " \"refresh_token\": 5}",
+                       "refresh_token");
+    expect_tok_refused(p, 200,
+                       "{\"access_token\": \"SECRET\", \"token_type\": \"Bearer\","
+                       " \"id_token\": {}}",
+                       "id_token");
+    expect_tok_refused(p, 200,
+                       "{\"access_token\": \"SECRET\", \"token_type\": \"Bearer\","
+                       " \"access_token\": \"SECRET2\"}",
+                       "JSON");
 }
 
 /* The access token becomes a header of the proxied request: RFC 6750
@@ -498,19 +531,27 @@ static void token_charset(void **state)
     bff_oidc_tokens_t *t;
     const char *err;
 
-    assert_int_equal(tok(p, 200, "{\"access_token\": \"eyJ0.a-b_c~d+e/f==\","
-                                 " \"token_type\": \"Bearer\","
-                                 " \"refresh_token\": \"R/T+1~!#$%&'()*,;<=>?@[]^`{|}\"}",
-                         &t, &err), APR_SUCCESS);
+    assert_int_equal(tok(p, 200,
+                         "{\"access_token\": \"eyJ0.a-b_c~d+e/f==\","
+                         " \"token_type\": \"Bearer\","
+                         " \"refresh_token\": \"R/T+1~!#$%&'()*,;<=>?@[]^`{|}\"}",
+                         &t, &err),
+                     APR_SUCCESS);
     assert_string_equal(t->access_token, "eyJ0.a-b_c~d+e/f==");
     assert_string_equal(t->refresh_token, "R/T+1~!#$%&'()*,;<=>?@[]^`{|}");
     /* VSCHAR includes the space (RFC 6749 A.17). */
-    assert_int_equal(tok(p, 200, "{\"access_token\": \"AT\", \"token_type\": \"Bearer\","
-                                 " \"refresh_token\": \"R T\"}", &t, &err), APR_SUCCESS);
+    assert_int_equal(tok(p, 200,
+                         "{\"access_token\": \"AT\", \"token_type\": \"Bearer\","
+                         " \"refresh_token\": \"R T\"}",
+                         &t, &err),
+                     APR_SUCCESS);
     assert_string_equal(t->refresh_token, "R T");
 
-#define AT_REFUSED(v) expect_tok_refused(p, 200, "{\"access_token\": \"" v "\", " \
-                                         "\"token_type\": \"Bearer\"}", "b64token")
+#define AT_REFUSED(v) \
+    expect_tok_refused(p, 200, \
+                       "{\"access_token\": \"" v "\", " \
+                       "\"token_type\": \"Bearer\"}", \
+                       "b64token")
     AT_REFUSED("SECRET\\r\\nX-Injected: 1");
     AT_REFUSED("SECRET\\nX-Injected: 1");
     AT_REFUSED("SECRET\\rX");
@@ -522,9 +563,12 @@ static void token_charset(void **state)
     AT_REFUSED("SECRET,X");
     AT_REFUSED("\\\"SECRET\\\"");
 #undef AT_REFUSED
-#define RT_REFUSED(v) expect_tok_refused(p, 200, "{\"access_token\": \"AT\", " \
-                                         "\"token_type\": \"Bearer\", " \
-                                         "\"refresh_token\": \"" v "\"}", "refresh_token")
+#define RT_REFUSED(v) \
+    expect_tok_refused(p, 200, \
+                       "{\"access_token\": \"AT\", " \
+                       "\"token_type\": \"Bearer\", " \
+                       "\"refresh_token\": \"" v "\"}", \
+                       "refresh_token")
     RT_REFUSED("SECRET\\r\\nX-Injected: 1");
     RT_REFUSED("SECRET\\tX");
     RT_REFUSED("SECRET\\u007f");
@@ -542,7 +586,8 @@ static bff_oidc_meta_t *local_meta(apr_pool_t *p, srv_t *s)
     return m;
 }
 
-#define TOKEN_OK "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n" \
+#define TOKEN_OK \
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n" \
     "Cache-Control: no-store\r\n\r\n" \
     "{\"access_token\":\"AT1\",\"token_type\":\"Bearer\",\"expires_in\":60," \
     "\"refresh_token\":\"RT2\",\"id_token\":\"h.p.s\"}"
@@ -552,14 +597,15 @@ static void exchange_basic(void **state)
     apr_pool_t *p = *state;
     srv_t *s = srv_listen(p);
     pthread_t t = srv_start(s, TOKEN_OK);
-    bff_oidc_client_t client = {.client_id = "client:id", .client_secret = "s3cr=t&",
-                                .auth = BFF_CLIENT_AUTH_BASIC};
+    bff_oidc_client_t client = { .client_id = "client:id",
+                                 .client_secret = "s3cr=t&",
+                                 .auth = BFF_CLIENT_AUTH_BASIC };
     bff_oidc_tokens_t *tk = NULL;
     const char *err = NULL;
 
-    assert_int_equal(bff_oidc_exchange_code(p, &local_opts, local_meta(p, s), &client,
-                                            "c o&de", "verif", "https://app/cb?a=1", &tk,
-                                            &err), APR_SUCCESS);
+    assert_int_equal(bff_oidc_exchange_code(p, &local_opts, local_meta(p, s), &client, "c o&de",
+                                            "verif", "https://app/cb?a=1", &tk, &err),
+                     APR_SUCCESS);
     srv_join(s, t);
     assert_string_equal(tk->access_token, "AT1");
     assert_string_equal(tk->refresh_token, "RT2");
@@ -569,8 +615,8 @@ static void exchange_basic(void **state)
     /* base64("client%3Aid:s3cr%3Dt%26"), RFC 6749 2.3.1. */
     assert_non_null(find_ci(s->req, s->req_len,
                             "\r\nAuthorization: Basic Y2xpZW50JTNBaWQ6czNjciUzRHQlMjY=\r\n"));
-    assert_non_null(find_ci(s->req, s->req_len,
-                            "\r\nContent-Type: application/x-www-form-urlencoded\r\n"));
+    assert_non_null(
+        find_ci(s->req, s->req_len, "\r\nContent-Type: application/x-www-form-urlencoded\r\n"));
     assert_string_equal(req_body(s), "grant_type=authorization_code&code=c%20o%26de"
                                      "&redirect_uri=https%3A%2F%2Fapp%2Fcb%3Fa%3D1"
                                      "&code_verifier=verif&client_id=client%3Aid");
@@ -581,13 +627,14 @@ static void exchange_post_and_refresh(void **state)
     apr_pool_t *p = *state;
     srv_t *s = srv_listen(p);
     pthread_t t = srv_start(s, TOKEN_OK);
-    bff_oidc_client_t client = {.client_id = "cid", .client_secret = "s e",
-                                .auth = BFF_CLIENT_AUTH_POST};
+    bff_oidc_client_t client = { .client_id = "cid",
+                                 .client_secret = "s e",
+                                 .auth = BFF_CLIENT_AUTH_POST };
     bff_oidc_tokens_t *tk = NULL;
     const char *err = NULL;
 
-    assert_int_equal(bff_oidc_exchange_code(p, &local_opts, local_meta(p, s), &client,
-                                            "code", "verif", "https://app/cb", &tk, &err),
+    assert_int_equal(bff_oidc_exchange_code(p, &local_opts, local_meta(p, s), &client, "code",
+                                            "verif", "https://app/cb", &tk, &err),
                      APR_SUCCESS);
     srv_join(s, t);
     assert_null(find_ci(s->req, s->req_len, "Authorization:"));
@@ -598,8 +645,8 @@ static void exchange_post_and_refresh(void **state)
     s = srv_listen(p);
     t = srv_start(s, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
                      "Connection: close\r\n\r\n{\"error\":\"invalid_grant\"}");
-    assert_int_equal(bff_oidc_refresh(p, &local_opts, local_meta(p, s), &client, "R/T", &tk,
-                                      &err), APR_SUCCESS);
+    assert_int_equal(bff_oidc_refresh(p, &local_opts, local_meta(p, s), &client, "R/T", &tk, &err),
+                     APR_SUCCESS);
     srv_join(s, t);
     assert_string_equal(tk->error, "invalid_grant");
     assert_string_equal(req_body(s), "grant_type=refresh_token&refresh_token=R%2FT"
@@ -611,16 +658,16 @@ static void exchange_post_and_refresh(void **state)
                      "Connection: close\r\n\r\n{\"access_token\":\"AT\\r\\nX-Injected: 1\","
                      "\"token_type\":\"Bearer\"}");
     tk = NULL;
-    assert_int_equal(bff_oidc_refresh(p, &local_opts, local_meta(p, s), &client, "RT", &tk,
-                                      &err), APR_EGENERAL);
+    assert_int_equal(bff_oidc_refresh(p, &local_opts, local_meta(p, s), &client, "RT", &tk, &err),
+                     APR_EGENERAL);
     srv_join(s, t);
     assert_null(tk);
     assert_non_null(strstr(err, "b64token"));
 
     s = srv_listen(p);
     t = srv_start(s, "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n");
-    assert_int_equal(bff_oidc_refresh(p, &local_opts, local_meta(p, s), &client, "RT", &tk,
-                                      &err), APR_EGENERAL);
+    assert_int_equal(bff_oidc_refresh(p, &local_opts, local_meta(p, s), &client, "RT", &tk, &err),
+                     APR_EGENERAL);
     srv_join(s, t);
     assert_null(tk);
     assert_string_equal(err, "token endpoint answered HTTP 503");
@@ -629,18 +676,19 @@ static void exchange_post_and_refresh(void **state)
 static void exchange_args(void **state)
 {
     apr_pool_t *p = *state;
-    bff_oidc_meta_t meta = {.token_endpoint = "http://127.0.0.1:1/token"};
-    bff_oidc_client_t client = {.client_id = "cid", .client_secret = NULL};
+    bff_oidc_meta_t meta = { .token_endpoint = "http://127.0.0.1:1/token" };
+    bff_oidc_client_t client = { .client_id = "cid", .client_secret = NULL };
     bff_oidc_tokens_t *tk = NULL;
     const char *err = NULL;
 
-    assert_int_equal(bff_oidc_exchange_code(p, &local_opts, &meta, &client, "c", "v", "r",
-                                            &tk, &err), APR_EINVAL);
-    client.client_secret = "x";
-    assert_int_equal(bff_oidc_exchange_code(p, &local_opts, &meta, &client, "", "v", "r",
-                                            &tk, &err), APR_EINVAL);
-    assert_int_equal(bff_oidc_refresh(p, &local_opts, &meta, &client, NULL, &tk, &err),
+    assert_int_equal(bff_oidc_exchange_code(p, &local_opts, &meta, &client, "c", "v", "r", &tk,
+                                            &err),
                      APR_EINVAL);
+    client.client_secret = "x";
+    assert_int_equal(bff_oidc_exchange_code(p, &local_opts, &meta, &client, "", "v", "r", &tk,
+                                            &err),
+                     APR_EINVAL);
+    assert_int_equal(bff_oidc_refresh(p, &local_opts, &meta, &client, NULL, &tk, &err), APR_EINVAL);
     /* Transport errors pass through for the caller's 502/504 choice. */
     assert_int_equal(bff_oidc_refresh(p, &local_opts, &meta, &client, "RT", &tk, &err),
                      APR_ECONNREFUSED);
@@ -663,19 +711,21 @@ static void revoke_basic(void **state)
     srv_t *s = srv_listen(p);
     pthread_t t = srv_start(s, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
                                "Connection: close\r\n\r\n");
-    bff_oidc_client_t client = {.client_id = "client:id", .client_secret = "s3cr=t&",
-                                .auth = BFF_CLIENT_AUTH_BASIC};
+    bff_oidc_client_t client = { .client_id = "client:id",
+                                 .client_secret = "s3cr=t&",
+                                 .auth = BFF_CLIENT_AUTH_BASIC };
     const char *err = "x";
 
     assert_int_equal(bff_oidc_revoke(p, &local_opts, revoke_meta(p, s), &client, "R/T+1",
-                                     "refresh_token", &err), APR_SUCCESS);
+                                     "refresh_token", &err),
+                     APR_SUCCESS);
     srv_join(s, t);
     assert_null(err);
     assert_true(!strncmp(s->req, "POST /revoke?x=1 HTTP/1.1\r\n", 27));
     assert_non_null(find_ci(s->req, s->req_len,
                             "\r\nAuthorization: Basic Y2xpZW50JTNBaWQ6czNjciUzRHQlMjY=\r\n"));
-    assert_non_null(find_ci(s->req, s->req_len,
-                            "\r\nContent-Type: application/x-www-form-urlencoded\r\n"));
+    assert_non_null(
+        find_ci(s->req, s->req_len, "\r\nContent-Type: application/x-www-form-urlencoded\r\n"));
     assert_string_equal(req_body(s), "token=R%2FT%2B1&token_type_hint=refresh_token"
                                      "&client_id=client%3Aid");
 }
@@ -686,13 +736,14 @@ static void revoke_post_and_errors(void **state)
     srv_t *s = srv_listen(p);
     pthread_t t = srv_start(s, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
                                "Connection: close\r\n\r\n{\"error\":\"unsupported_token_type\"}");
-    bff_oidc_client_t client = {.client_id = "cid", .client_secret = "s e",
-                                .auth = BFF_CLIENT_AUTH_POST};
+    bff_oidc_client_t client = { .client_id = "cid",
+                                 .client_secret = "s e",
+                                 .auth = BFF_CLIENT_AUTH_POST };
     const char *err = NULL;
 
     /* No hint: the parameter is left out. */
-    assert_int_equal(bff_oidc_revoke(p, &local_opts, revoke_meta(p, s), &client, "AT", NULL,
-                                     &err), APR_EGENERAL);
+    assert_int_equal(bff_oidc_revoke(p, &local_opts, revoke_meta(p, s), &client, "AT", NULL, &err),
+                     APR_EGENERAL);
     srv_join(s, t);
     assert_string_equal(err, "revocation endpoint answered HTTP 400");
     assert_null(find_ci(s->req, s->req_len, "Authorization:"));
@@ -702,7 +753,8 @@ static void revoke_post_and_errors(void **state)
     t = srv_start(s, "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n"
                      "Connection: close\r\n\r\n");
     assert_int_equal(bff_oidc_revoke(p, &local_opts, revoke_meta(p, s), &client, "RT",
-                                     "refresh_token", &err), APR_EGENERAL);
+                                     "refresh_token", &err),
+                     APR_EGENERAL);
     srv_join(s, t);
     assert_string_equal(err, "revocation endpoint answered HTTP 503");
     assert_string_equal(req_body(s), "token=RT&token_type_hint=refresh_token"
@@ -711,8 +763,8 @@ static void revoke_post_and_errors(void **state)
     /* 204 is not 200 (RFC 7009 2.2). */
     s = srv_listen(p);
     t = srv_start(s, "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
-    assert_int_equal(bff_oidc_revoke(p, &local_opts, revoke_meta(p, s), &client, "RT", NULL,
-                                     &err), APR_EGENERAL);
+    assert_int_equal(bff_oidc_revoke(p, &local_opts, revoke_meta(p, s), &client, "RT", NULL, &err),
+                     APR_EGENERAL);
     srv_join(s, t);
     assert_string_equal(err, "revocation endpoint answered HTTP 204");
 }
@@ -720,8 +772,8 @@ static void revoke_post_and_errors(void **state)
 static void revoke_args(void **state)
 {
     apr_pool_t *p = *state;
-    bff_oidc_meta_t meta = {.token_endpoint = "http://127.0.0.1:1/token"};
-    bff_oidc_client_t client = {.client_id = "cid", .client_secret = NULL};
+    bff_oidc_meta_t meta = { .token_endpoint = "http://127.0.0.1:1/token" };
+    bff_oidc_client_t client = { .client_id = "cid", .client_secret = NULL };
     const char *err = NULL;
 
     /* No revocation endpoint advertised. */
@@ -731,13 +783,10 @@ static void revoke_args(void **state)
     assert_int_equal(bff_oidc_revoke(p, &local_opts, NULL, &client, "RT", NULL, &err),
                      APR_ENOTIMPL);
     meta.revocation_endpoint = "http://127.0.0.1:1/revoke";
-    assert_int_equal(bff_oidc_revoke(p, &local_opts, &meta, &client, "RT", NULL, &err),
-                     APR_EINVAL);
+    assert_int_equal(bff_oidc_revoke(p, &local_opts, &meta, &client, "RT", NULL, &err), APR_EINVAL);
     client.client_secret = "x";
-    assert_int_equal(bff_oidc_revoke(p, &local_opts, &meta, &client, "", NULL, &err),
-                     APR_EINVAL);
-    assert_int_equal(bff_oidc_revoke(p, &local_opts, &meta, &client, NULL, NULL, &err),
-                     APR_EINVAL);
+    assert_int_equal(bff_oidc_revoke(p, &local_opts, &meta, &client, "", NULL, &err), APR_EINVAL);
+    assert_int_equal(bff_oidc_revoke(p, &local_opts, &meta, &client, NULL, NULL, &err), APR_EINVAL);
     /* Transport errors pass through; the token is not in the message. */
     assert_int_equal(bff_oidc_revoke(p, &local_opts, &meta, &client, "SECRET-RT", NULL, &err),
                      APR_ECONNREFUSED);
@@ -761,7 +810,7 @@ static apr_table_t *url_query(apr_pool_t *p, const char *url, const char *want_p
 static void end_session_url(void **state)
 {
     apr_pool_t *p = *state;
-    bff_oidc_meta_t meta = {.end_session_endpoint = ISS "/logout"};
+    bff_oidc_meta_t meta = { .end_session_endpoint = ISS "/logout" };
     const char *hint = "eyJh.eyJz.c2ln";
     const char *back = "https://app.example.com/bff/logged-out?a=1&b=two words";
     apr_table_t *q;
@@ -795,7 +844,7 @@ static void end_session_url(void **state)
     meta.end_session_endpoint = ISS "/logout";
     url = bff_oidc_end_session_url(p, &meta, NULL, "cid", "https://app/");
     assert_string_equal(url, ISS "/logout?client_id=cid"
-                             "&post_logout_redirect_uri=https%3A%2F%2Fapp%2F");
+                                 "&post_logout_redirect_uri=https%3A%2F%2Fapp%2F");
 
     /* No end_session_endpoint. */
     meta.end_session_endpoint = NULL;

@@ -33,10 +33,10 @@
  * The threaded test: a sleep really sleeps a little and leaves it. */
 static apr_time_t fake_now;
 static int threaded;
-static volatile apr_uint32_t sleepers;   /* threads that have waited at least once */
+static volatile apr_uint32_t sleepers; /* threads that have waited at least once */
 static __thread int has_slept;
-static void (*on_sleep)(void);           /* single-threaded tests: runs at each poll */
-static apr_int64_t lock_ttl;             /* the refresh lock's TTL; 0: the default */
+static void (*on_sleep)(void); /* single-threaded tests: runs at each poll */
+static apr_int64_t lock_ttl;   /* the refresh lock's TTL; 0: the default */
 
 static apr_time_t clock_now(void *baton)
 {
@@ -95,27 +95,27 @@ typedef struct {
     bff_keyring_t *ring;
     const char *site;
     const char *handle;
-    const char *skey;            /* the record's store key */
+    const char *skey; /* the record's store key */
 
     /* the fake provider */
     apr_thread_mutex_t *mx;
     apr_uint32_t calls;
-    const char *current_rt;      /* the one refresh token it accepts */
-    const char *previous_rt;     /* ... and this one, when grace is on */
-    int grace;                   /* accept the previous one too (reuse interval) */
+    const char *current_rt;  /* the one refresh token it accepts */
+    const char *previous_rt; /* ... and this one, when grace is on */
+    int grace;               /* accept the previous one too (reuse interval) */
     int rotate;
-    int reject;                  /* issue tokens, then have the glue refuse them */
+    int reject; /* issue tokens, then have the glue refuse them */
     int serial;
     apr_status_t prepare_rv;
-    apr_status_t call_rv;        /* transport failure */
+    apr_status_t call_rv; /* transport failure */
     void (*on_call)(void);
-    const char *seen[MAX_SEEN];  /* refresh tokens presented, in order */
+    const char *seen[MAX_SEEN]; /* refresh tokens presented, in order */
     int nseen;
     const char *revoked[MAX_SEEN];
     int nrevoked;
 
     /* the session operations */
-    int save_fail;               /* the next save fails (store down) */
+    int save_fail; /* the next save fails (store down) */
     void (*on_save)(void);
 } world_t;
 
@@ -150,9 +150,9 @@ static apr_status_t rec_write(apr_pool_t *p, bff_session_t *s, int create)
         return rv;
     }
     /* As the glue: a replace, so a removed record is never brought back. */
-    return create ? bff_store_add(W.st, p, W.skey, (unsigned char *)rec, len, fake_sec() + 3600)
-                  : bff_store_replace(W.st, p, W.skey, (unsigned char *)rec, len,
-                                      fake_sec() + 3600);
+    return create
+               ? bff_store_add(W.st, p, W.skey, (unsigned char *)rec, len, fake_sec() + 3600)
+               : bff_store_replace(W.st, p, W.skey, (unsigned char *)rec, len, fake_sec() + 3600);
 }
 
 static apr_status_t rec_save(void *baton, apr_pool_t *p, bff_session_t *s)
@@ -205,8 +205,9 @@ static apr_status_t ep_call(void *baton, apr_pool_t *p, const bff_session_t *s,
         return W.call_rv;
     }
     apr_thread_mutex_lock(W.mx);
-    if (!rt || (strcmp(rt, W.current_rt)
-                && !(W.grace && W.previous_rt && !strcmp(rt, W.previous_rt)))) {
+    if (!rt
+        || (strcmp(rt, W.current_rt)
+            && !(W.grace && W.previous_rt && !strcmp(rt, W.previous_rt)))) {
         apr_thread_mutex_unlock(W.mx);
         g->result = BFF_GRANT_INVALID;
         return APR_SUCCESS;
@@ -394,8 +395,7 @@ static void hold_until_all_wait(void)
 {
     apr_time_t until = apr_time_now() + apr_time_from_sec(60);
 
-    while (__atomic_load_n(&sleepers, __ATOMIC_SEQ_CST) < NTHREADS - 1
-           && apr_time_now() < until) {
+    while (__atomic_load_n(&sleepers, __ATOMIC_SEQ_CST) < NTHREADS - 1 && apr_time_now() < until) {
         apr_sleep(1000);
     }
 }
@@ -470,7 +470,7 @@ static void dead_holder(apr_pool_t *p, apr_int64_t ttl)
         lock_ttl = ttl;
         W.on_call = die;
         (void)run(pchild, &o, NULL);
-        _exit(11);      /* not reached: it dies in the call */
+        _exit(11); /* not reached: it dies in the call */
     }
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
@@ -643,7 +643,7 @@ static void test_rotation_never_lost(void **state)
      * token with the refresh token that belongs to it), and unlocked: the
      * next refresh presents the token the record holds. */
     W.rotate = 1;
-    W.grace = 1;       /* the provider accepts the previous one once more */
+    W.grace = 1; /* the provider accepts the previous one once more */
     advance(61);
     before = load(p);
     W.save_fail = 1;

@@ -13,22 +13,26 @@
 
 /* A session in the old JSON format: a txn must refuse it, and so must the
  * binary session decoder (records written before the format change). */
-#define MIN_SESSION "{\"v\":1,\"iss\":\"https://idp\",\"sub\":\"alice\",\"created\":1,\"expires\":2}"
-#define MIN_TXN "{\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\"," \
-                "\"return_to\":\"/\",\"expires\":9}"
+#define MIN_SESSION \
+    "{\"v\":1,\"iss\":\"https://idp\",\"sub\":\"alice\",\"created\":1,\"expires\":2}"
+#define MIN_TXN \
+    "{\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\"," \
+    "\"return_to\":\"/\",\"expires\":9}"
 
 /* The session record layout, restated here independently of the codec so
  * that the tests pin the format (other nodes read the same store). */
 #define R_MAGIC "bfs\x02"
 #define R_REV 4
-#define R_TIMES 12          /* at_expires, at_issued, created, last_access, expires */
+#define R_TIMES 12 /* at_expires, at_issued, created, last_access, expires */
 #define R_HEAD 52
-#define R_NSTR 9            /* iss, sub, sid, access_token, token_type, refresh_token,
+#define R_NSTR \
+    9 /* iss, sub, sid, access_token, token_type, refresh_token,
                              * id_token, claims, logout_id */
 #define R_CLAIMS 7
 #define R_NO_STRING 0xFFFFFFFFu
 
-static const char CLAIMS[] = "{\"sub\":\"alice\",\"name\":\"Al\xc3\xaf" "ce\",\"groups\":[\"a\",\"b\"],"
+static const char CLAIMS[] = "{\"sub\":\"alice\",\"name\":\"Al\xc3\xaf"
+                             "ce\",\"groups\":[\"a\",\"b\"],"
                              "\"n\":1,\"o\":{\"x\":null}}";
 
 static bff_session_t full_session(void)
@@ -123,8 +127,7 @@ static void assert_txn_equal(const bff_txn_t *a, const bff_txn_t *b)
  * (an empty input is the end of an allocation, as malloc(0) gives a byte),
  * then wipes and frees the copy, so ASan also sees any pointer that the
  * result kept into it. */
-static apr_status_t decode_copy(apr_pool_t *p, const char *in, apr_size_t len,
-                                bff_session_t **s)
+static apr_status_t decode_copy(apr_pool_t *p, const char *in, apr_size_t len, bff_session_t **s)
 {
     char *copy = malloc(len ? len : 1);
     apr_status_t rv;
@@ -143,8 +146,7 @@ static apr_status_t decode_copy(apr_pool_t *p, const char *in, apr_size_t len,
     return rv;
 }
 
-static apr_status_t txn_decode_copy(apr_pool_t *p, const char *in, apr_size_t len,
-                                    bff_txn_t **t)
+static apr_status_t txn_decode_copy(apr_pool_t *p, const char *in, apr_size_t len, bff_txn_t **t)
 {
     char *copy = malloc(len ? len : 1);
     apr_status_t rv;
@@ -171,10 +173,11 @@ static char *big_string(apr_pool_t *p, apr_size_t n, char c)
 /* ---- hand-built session records ---------------------------------------- */
 
 static const size_t str_offs[R_NSTR] = {
-    offsetof(bff_session_t, iss), offsetof(bff_session_t, sub), offsetof(bff_session_t, sid),
-    offsetof(bff_session_t, access_token), offsetof(bff_session_t, token_type),
-    offsetof(bff_session_t, refresh_token), offsetof(bff_session_t, id_token),
-    offsetof(bff_session_t, claims), offsetof(bff_session_t, logout_id),
+    offsetof(bff_session_t, iss),        offsetof(bff_session_t, sub),
+    offsetof(bff_session_t, sid),        offsetof(bff_session_t, access_token),
+    offsetof(bff_session_t, token_type), offsetof(bff_session_t, refresh_token),
+    offsetof(bff_session_t, id_token),   offsetof(bff_session_t, claims),
+    offsetof(bff_session_t, logout_id),
 };
 
 static const char *str_get(const bff_session_t *s, int i)
@@ -314,16 +317,24 @@ static void test_layout(void **state)
     bff_session_t in = min_session();
     char *rec;
     apr_size_t len, i;
-    static const char want[] =
-        "bfs\x02"
-        "\0\0\0\0\0\0\0\0"                                  /* rev */
-        "\0\0\0\0\0\0\0\0" "\0\0\0\0\0\0\0\0"               /* at_expires, at_issued */
-        "\x01\0\0\0\0\0\0\0" "\0\0\0\0\0\0\0\0"             /* created, last_access */
-        "\x02\0\0\0\0\0\0\0"                                /* expires */
-        "\x0b\0\0\0" "https://idp\0"
-        "\x05\0\0\0" "alice\0"
-        "\xff\xff\xff\xff" "\xff\xff\xff\xff" "\xff\xff\xff\xff" "\xff\xff\xff\xff"
-        "\xff\xff\xff\xff" "\xff\xff\xff\xff" "\xff\xff\xff\xff";
+    static const char want[] = "bfs\x02"
+                               "\0\0\0\0\0\0\0\0" /* rev */
+                               "\0\0\0\0\0\0\0\0"
+                               "\0\0\0\0\0\0\0\0" /* at_expires, at_issued */
+                               "\x01\0\0\0\0\0\0\0"
+                               "\0\0\0\0\0\0\0\0"   /* created, last_access */
+                               "\x02\0\0\0\0\0\0\0" /* expires */
+                               "\x0b\0\0\0"
+                               "https://idp\0"
+                               "\x05\0\0\0"
+                               "alice\0"
+                               "\xff\xff\xff\xff"
+                               "\xff\xff\xff\xff"
+                               "\xff\xff\xff\xff"
+                               "\xff\xff\xff\xff"
+                               "\xff\xff\xff\xff"
+                               "\xff\xff\xff\xff"
+                               "\xff\xff\xff\xff";
 
     assert_int_equal(bff_session_encode(p, &in, &rec, &len), APR_SUCCESS);
     assert_int_equal(len, sizeof(want) - 1);
@@ -465,9 +476,23 @@ static void test_claims(void **state)
     apr_pool_t *p = *state;
     bff_session_t in = full_session(), *out = NULL;
     static const char *const bad[] = {
-        "[]", "\"x\"", "1", "null", "", " ", "{", "{\"a\":1", "{\"a\":1}x", "{\"a\":1}{}",
-        "{\"a\":1,\"a\":2}", "{\"o\":{\"a\":1,\"a\":2}}", "{\"a\":\"\\u0000\"}", "{'a':1}",
-        "{\"a\":\"\xff\"}", "{\"a\":\"\xc3\"}", "{\"a\":1,}",
+        "[]",
+        "\"x\"",
+        "1",
+        "null",
+        "",
+        " ",
+        "{",
+        "{\"a\":1",
+        "{\"a\":1}x",
+        "{\"a\":1}{}",
+        "{\"a\":1,\"a\":2}",
+        "{\"o\":{\"a\":1,\"a\":2}}",
+        "{\"a\":\"\\u0000\"}",
+        "{'a':1}",
+        "{\"a\":\"\xff\"}",
+        "{\"a\":\"\xc3\"}",
+        "{\"a\":1,}",
     };
     static char unchanged[] = "unchanged";
     char *rec, *deep, *q;
@@ -516,9 +541,15 @@ static void test_encode_rejects(void **state)
     int i;
 
 #define REJECT(mutation) \
-    do { in = full_session(); mutation; rec = unchanged; len = 7; \
-         assert_int_equal(bff_session_encode(p, &in, &rec, &len), APR_EINVAL); \
-         assert_null(rec); assert_int_equal(len, 0); } while (0)
+    do { \
+        in = full_session(); \
+        mutation; \
+        rec = unchanged; \
+        len = 7; \
+        assert_int_equal(bff_session_encode(p, &in, &rec, &len), APR_EINVAL); \
+        assert_null(rec); \
+        assert_int_equal(len, 0); \
+    } while (0)
     REJECT(in.iss = NULL);
     REJECT(in.sub = NULL);
     REJECT(in.iss = NULL; in.sub = NULL);
@@ -540,9 +571,9 @@ static void test_encode_rejects(void **state)
         }
     }
     /* Each string fits, the record does not. */
-    REJECT(in.access_token = big_string(p, 60000, 'a'); in.refresh_token = big_string(p, 60000, 'r');
-           in.id_token = big_string(p, 60000, 'i'); in.sid = big_string(p, 60000, 's');
-           in.logout_id = big_string(p, 60000, 'l'));
+    REJECT(in.access_token = big_string(p, 60000, 'a');
+           in.refresh_token = big_string(p, 60000, 'r'); in.id_token = big_string(p, 60000, 'i');
+           in.sid = big_string(p, 60000, 's'); in.logout_id = big_string(p, 60000, 'l'));
 #undef REJECT
 
     rec = unchanged;
@@ -760,11 +791,20 @@ static void test_txn_rejects(void **state)
         }
     }
     assert_int_equal(decode_copy(p, MIN_TXN, strlen(MIN_TXN), &s), APR_EINVAL);
+    /* Decode takes only what encode writes: no return_to over the bound. */
+    json = apr_psprintf(p,
+                        "{\"v\":1,\"state\":\"s\",\"nonce\":\"n\",\"code_verifier\":\"c\","
+                        "\"return_to\":\"/%s\",\"expires\":9}",
+                        big_string(p, BFF_TXN_MAX_RETURN_TO, 'a'));
+    assert_int_equal(txn_decode_copy(p, json, strlen(json), &out), APR_EINVAL);
 
 #define REJECT(mutation) \
-    do { in = full_txn(); mutation; \
-         assert_int_equal(bff_txn_encode(p, &in, &json, &len), APR_EINVAL); \
-         assert_null(json); } while (0)
+    do { \
+        in = full_txn(); \
+        mutation; \
+        assert_int_equal(bff_txn_encode(p, &in, &json, &len), APR_EINVAL); \
+        assert_null(json); \
+    } while (0)
     REJECT(in.state = NULL);
     REJECT(in.nonce = NULL);
     REJECT(in.code_verifier = NULL);
@@ -783,7 +823,6 @@ static bff_keyring_t *make_ring(apr_pool_t *p, const char *secret)
     assert_int_equal(bff_crypto_keyring_add(ring, secret, strlen(secret)), APR_SUCCESS);
     return ring;
 }
-
 
 static void test_seal_open(void **state)
 {
@@ -807,19 +846,16 @@ static void test_seal_open(void **state)
     assert_int_equal(bff_session_seal(p, ring, "bff:s:abc", &in, &rec, &len), APR_SUCCESS);
 
     /* Moved under another store key, the record does not open. */
-    assert_int_equal(bff_session_open(p, ring, "bff:s:abd", rec, len, &out, &idx),
-                     APR_EGENERAL);
+    assert_int_equal(bff_session_open(p, ring, "bff:s:abd", rec, len, &out, &idx), APR_EGENERAL);
     assert_null(out);
     assert_int_equal(bff_session_open(p, ring, "", rec, len, &out, NULL), APR_EGENERAL);
     assert_int_equal(bff_session_open(p, ring, NULL, rec, len, &out, NULL), APR_EINVAL);
-    assert_int_equal(bff_session_open(p, other, "bff:s:abc", rec, len, &out, NULL),
-                     APR_ENOENT);
+    assert_int_equal(bff_session_open(p, other, "bff:s:abc", rec, len, &out, NULL), APR_ENOENT);
     assert_null(out);
     assert_int_equal(bff_session_open(p, ring, "bff:s:abc", rec, len - 1, &out, NULL),
                      APR_EGENERAL);
     rec[len / 2] ^= 1;
-    assert_int_equal(bff_session_open(p, ring, "bff:s:abc", rec, len, &out, NULL),
-                     APR_EGENERAL);
+    assert_int_equal(bff_session_open(p, ring, "bff:s:abc", rec, len, &out, NULL), APR_EGENERAL);
     assert_null(out);
     rec[len / 2] ^= 1;
 
@@ -829,8 +865,7 @@ static void test_seal_open(void **state)
                      APR_SUCCESS);
     assert_int_equal(bff_crypto_keyring_add(rotated, "session test secret 1234567890", 30),
                      APR_SUCCESS);
-    assert_int_equal(bff_session_open(p, rotated, "bff:s:abc", rec, len, &out, &idx),
-                     APR_SUCCESS);
+    assert_int_equal(bff_session_open(p, rotated, "bff:s:abc", rec, len, &out, &idx), APR_SUCCESS);
     assert_int_equal(idx, 1);
     assert_session_equal(out, &in);
 
@@ -878,7 +913,7 @@ static void test_open_junk_plaintext(void **state)
     JUNK("not json", 8);
     JUNK("[]", 2);
     JUNK(MIN_TXN, strlen(MIN_TXN));
-    JUNK(MIN_SESSION, strlen(MIN_SESSION));     /* the old format */
+    JUNK(MIN_SESSION, strlen(MIN_SESSION)); /* the old format */
     JUNK(good, glen - 1);
     JUNK(extra, glen + 1);
 #undef JUNK
@@ -932,7 +967,6 @@ static void test_txn_seal_open(void **state)
     assert_int_equal(bff_txn_open(p, ring, "bff:t:1", rec, len, &out), APR_EGENERAL);
 }
 
-
 #define K1 "txn cookie test key one 0123456789"
 #define K2 "txn cookie test key two 0123456789"
 #define TX_NAME "__Host-Http-bff-tx.AbCd-_12"
@@ -960,8 +994,8 @@ static void test_txn_cookie(void **state)
     }
     /* Small enough for a cookie, even with the longest return_to. */
     assert_true(strlen(v) < 400);
-    assert_int_equal(bff_txn_from_cookie(p, ring, tx_binding(p), v, in.state,
-                                         in.expires - 1, &out), APR_SUCCESS);
+    assert_int_equal(bff_txn_from_cookie(p, ring, tx_binding(p), v, in.state, in.expires - 1, &out),
+                     APR_SUCCESS);
     assert_txn_equal(out, &in);
     assert_int_equal(bff_txn_from_cookie(p, ring, tx_binding(p), v, NULL, in.expires - 1, &out),
                      APR_SUCCESS);
@@ -982,14 +1016,16 @@ static void test_txn_cookie(void **state)
     }
     /* Another state, expiry, junk. */
     out = &in;
-    assert_int_equal(bff_txn_from_cookie(p, ring, tx_binding(p), v, "state-124",
-                                         in.expires - 1, &out), APR_EINVAL);
+    assert_int_equal(bff_txn_from_cookie(p, ring, tx_binding(p), v, "state-124", in.expires - 1,
+                                         &out),
+                     APR_EINVAL);
     assert_null(out);
     assert_int_equal(bff_txn_from_cookie(p, ring, tx_binding(p), v, in.state, in.expires, &out),
                      APR_TIMEUP);
     assert_null(out);
     assert_int_equal(bff_txn_from_cookie(p, ring, tx_binding(p), apr_pstrcat(p, v, "=", NULL),
-                                         in.state, in.expires - 1, &out), APR_EINVAL);
+                                         in.state, in.expires - 1, &out),
+                     APR_EINVAL);
     assert_int_equal(bff_txn_from_cookie(p, ring, tx_binding(p), "", in.state, 0, &out),
                      APR_EINVAL);
     assert_int_equal(bff_txn_from_cookie(p, ring, tx_binding(p), NULL, in.state, 0, &out),
@@ -1022,13 +1058,15 @@ static void test_txn_cookie_unknown_field(void **state)
 
     assert_int_equal(bff_crypto_seal(p, ring, b, strlen(b), good, strlen(good), &rec, &len),
                      APR_SUCCESS);
-    assert_int_equal(bff_txn_from_cookie(p, ring, b, bff_util_b64url_encode(p, rec, len), "s",
-                                         1, &out), APR_SUCCESS);
+    assert_int_equal(bff_txn_from_cookie(p, ring, b, bff_util_b64url_encode(p, rec, len), "s", 1,
+                                         &out),
+                     APR_SUCCESS);
     assert_int_equal(bff_crypto_seal(p, ring, b, strlen(b), extra, strlen(extra), &rec, &len),
                      APR_SUCCESS);
     out = (bff_txn_t *)1;
-    assert_int_equal(bff_txn_from_cookie(p, ring, b, bff_util_b64url_encode(p, rec, len), "s",
-                                         1, &out), APR_EINVAL);
+    assert_int_equal(bff_txn_from_cookie(p, ring, b, bff_util_b64url_encode(p, rec, len), "s", 1,
+                                         &out),
+                     APR_EINVAL);
     assert_null(out);
 }
 
@@ -1064,7 +1102,6 @@ static void test_txn_cookie_rotation(void **state)
                      APR_ENOENT);
 }
 
-
 /* The largest pending-login cookie a login can set (random values of the
  * module's sizes, the longest return_to, ten-digit times) stays within
  * BFF_TXN_COOKIE_VALUE_MAX, the figure the Cookie header budget in
@@ -1081,20 +1118,19 @@ static void test_txn_cookie_worst_case(void **state)
     in.nonce = bff_util_random_token(p, 32);
     in.code_verifier = bff_util_random_token(p, 32);
     in.return_to = big_string(p, BFF_TXN_MAX_RETURN_TO, 'a');
-    in.created = 9999999999999999;     /* microseconds */
+    in.created = 9999999999999999; /* microseconds */
     in.expires = 9999999999;
     assert_int_equal(bff_txn_to_cookie(p, ring, tx_binding(p), &in, &v), APR_SUCCESS);
     print_message("worst-case txn cookie value: %zu bytes\n", strlen(v));
     assert_true(strlen(v) <= BFF_TXN_COOKIE_VALUE_MAX);
 }
 
-
 /* Whatever decodes must encode again to the very same bytes. The one
  * exception is claims: decode does not parse them (see the report), so a
  * damaged claims text decodes but encode refuses it; *claims_only counts
  * those. */
-static void check_decoded(apr_pool_t *p, apr_status_t rv, const bff_session_t *s,
-                          const char *in, apr_size_t inlen, apr_size_t *claims_only)
+static void check_decoded(apr_pool_t *p, apr_status_t rv, const bff_session_t *s, const char *in,
+                          apr_size_t inlen, apr_size_t *claims_only)
 {
     char *rec;
     apr_size_t len;
@@ -1231,9 +1267,10 @@ static void test_session_id(void **state)
     char *a = bff_session_new_id(p), *b = bff_session_new_id(p);
     char id[64];
     static const char *const bad[] = {
-        "", "abc",
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",       /* 42 */
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",     /* 44 */
+        "",
+        "abc",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",   /* 42 */
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", /* 44 */
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA+",
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/",
@@ -1265,8 +1302,7 @@ static void test_session_id(void **state)
     /* Every non-alphabet byte at every position is refused. */
     for (i = 1; i < 256; ++i) {
         apr_size_t pos;
-        if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
-                   (int)i)) {
+        if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", (int)i)) {
             continue;
         }
         for (pos = 0; pos < 43; ++pos) {
@@ -1276,7 +1312,6 @@ static void test_session_id(void **state)
         }
     }
 }
-
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, unit_pool_setup, unit_pool_teardown)
 

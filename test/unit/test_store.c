@@ -33,27 +33,52 @@ static void test_spec_parse_ok(void **state)
     assert_int_equal(bff_store_spec_parse(p, "shm:64G", &spec, &err), APR_SUCCESS);
     assert_int_equal(spec.shm_size, (apr_size_t)64 * 1024 * 1024 * 1024);
 
-    assert_int_equal(bff_store_spec_parse(p, "memcache:127.0.0.1:11211", &spec, &err),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_spec_parse(p, "memcache:127.0.0.1:11211", &spec, &err), APR_SUCCESS);
     assert_int_equal(spec.kind, BFF_STORE_MEMCACHE);
     assert_string_equal(spec.servers, "127.0.0.1:11211");
     assert_int_equal(bff_store_spec_parse(p, "memcache:mc1.example.com:1,mc-2:65535,[::1]:11211",
-                                          &spec, &err), APR_SUCCESS);
+                                          &spec, &err),
+                     APR_SUCCESS);
     assert_string_equal(spec.servers, "mc1.example.com:1,mc-2:65535,[::1]:11211");
 }
 
 static void test_spec_parse_bad(void **state)
 {
     apr_pool_t *p = *state;
-    static const char *const bad[] = {
-        "", "sh", "shmx", "redis:h:1", "shm:", "shm:0", "shm:512K", "shm:1048575",
-        "shm:65G", "shm:abc", "shm:-1M", "shm:10M ", "shm: 10M", "memcache", "memcache:",
-        "memcache:host", "memcache::11211", "memcache:h:", "memcache:h:0", "memcache:h:65536",
-        "memcache:h:99999999999999999999", "memcache:h:12x", "memcache:h:-1", "memcache:h:1,",
-        "memcache:,h:1", "memcache:h:1,,h:2", "memcache:h o:1", "memcache:h/x:1",
-        "memcache:user@h:1", "memcache:[::1:11211", "memcache:[]:11211",
-        "memcache:::1:11211", "memcache:h:1 ", NULL
-    };
+    static const char *const bad[] = { "",
+                                       "sh",
+                                       "shmx",
+                                       "redis:h:1",
+                                       "shm:",
+                                       "shm:0",
+                                       "shm:512K",
+                                       "shm:1048575",
+                                       "shm:65G",
+                                       "shm:abc",
+                                       "shm:-1M",
+                                       "shm:10M ",
+                                       "shm: 10M",
+                                       "memcache",
+                                       "memcache:",
+                                       "memcache:host",
+                                       "memcache::11211",
+                                       "memcache:h:",
+                                       "memcache:h:0",
+                                       "memcache:h:65536",
+                                       "memcache:h:99999999999999999999",
+                                       "memcache:h:12x",
+                                       "memcache:h:-1",
+                                       "memcache:h:1,",
+                                       "memcache:,h:1",
+                                       "memcache:h:1,,h:2",
+                                       "memcache:h o:1",
+                                       "memcache:h/x:1",
+                                       "memcache:user@h:1",
+                                       "memcache:[::1:11211",
+                                       "memcache:[]:11211",
+                                       "memcache:::1:11211",
+                                       "memcache:h:1 ",
+                                       NULL };
     bff_store_spec_t spec;
     const char *err;
     int i;
@@ -86,13 +111,13 @@ static void test_server_parse(void **state)
     int ipv6 = -1;
 
     /* len bounds the server: the rest of the list is not part of it */
-    assert_int_equal(bff_store_server_parse(p, list, 21, &host, &port, &ipv6, &err),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_server_parse(p, list, 21, &host, &port, &ipv6, &err), APR_SUCCESS);
     assert_string_equal(host, "mc1.example.com");
     assert_int_equal(port, 11211);
     assert_int_equal(ipv6, 0);
-    assert_int_equal(bff_store_server_parse(p, list + 22, strlen(list + 22), &host, &port,
-                                            &ipv6, &err), APR_SUCCESS);
+    assert_int_equal(bff_store_server_parse(p, list + 22, strlen(list + 22), &host, &port, &ipv6,
+                                            &err),
+                     APR_SUCCESS);
     assert_string_equal(host, "fe80::1%eth0");
     assert_int_equal(port, 1);
     assert_int_equal(ipv6, 1);
@@ -100,17 +125,14 @@ static void test_server_parse(void **state)
                      APR_SUCCESS);
 
     /* a refusal names the server and says what was expected */
-    assert_int_equal(bff_store_server_parse(p, list, 16, &host, &port, &ipv6, &err),
-                     APR_EINVAL);
+    assert_int_equal(bff_store_server_parse(p, list, 16, &host, &port, &ipv6, &err), APR_EINVAL);
     assert_non_null(strstr(err, "'mc1.example.com:'"));
     assert_non_null(strstr(err, "1 to 65535"));
-    assert_int_equal(bff_store_server_parse(p, "[h_1]:1", 7, NULL, NULL, NULL, &err),
-                     APR_EINVAL);
+    assert_int_equal(bff_store_server_parse(p, "[h_1]:1", 7, NULL, NULL, NULL, &err), APR_EINVAL);
     assert_non_null(strstr(err, "invalid character"));
     assert_int_equal(bff_store_server_parse(p, "h", 1, NULL, NULL, NULL, &err), APR_EINVAL);
     assert_non_null(strstr(err, "has no port"));
-    assert_int_equal(bff_store_server_parse(p, "[]:1", 4, NULL, NULL, NULL, &err),
-                     APR_EINVAL);
+    assert_int_equal(bff_store_server_parse(p, "[]:1", 4, NULL, NULL, NULL, &err), APR_EINVAL);
     assert_non_null(strstr(err, "[ipv6-address]:port"));
 }
 
@@ -118,12 +140,12 @@ static void test_server_parse(void **state)
 
 typedef struct {
     apr_status_t add_rv, get_rv, remove_rv;
-    const char *value;          /* what get returns */
+    const char *value; /* what get returns */
     int adds, removes;
 } fake_t;
 
-static apr_status_t fake_get(bff_store_t *st, apr_pool_t *p, const char *key,
-                             unsigned char **val, apr_size_t *len)
+static apr_status_t fake_get(bff_store_t *st, apr_pool_t *p, const char *key, unsigned char **val,
+                             apr_size_t *len)
 {
     fake_t *f = st->ctx;
 
@@ -153,8 +175,9 @@ static void test_lock_store_failures(void **state)
 {
     apr_pool_t *p = *state;
     fake_t f = { .add_rv = APR_ECONNREFUSED, .get_rv = APR_SUCCESS, .remove_rv = APR_SUCCESS };
-    bff_store_t st = { .name = "fake", .ctx = &f, .get = fake_get, .add = fake_add,
-                       .remove = fake_remove };
+    bff_store_t st = {
+        .name = "fake", .ctx = &f, .get = fake_get, .add = fake_add, .remove = fake_remove
+    };
     const char *owner = "untouched";
 
     /* a store failure is passed on, and no owner is made up */

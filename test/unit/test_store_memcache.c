@@ -29,10 +29,10 @@
  * with it through PR_SET_PDEATHSIG) on free loopback ports, and stop them
  * by PID. Without memcached the tests fail: the backend would be untested. */
 
-#define MEMCACHED       "/usr/bin/memcached"
-#define OP_TIMEOUT_MS   300
-#define RETRY_MS        1000
-#define MCD_MAX         8
+#define MEMCACHED "/usr/bin/memcached"
+#define OP_TIMEOUT_MS 300
+#define RETRY_MS 1000
+#define MCD_MAX 8
 
 /* ---- memcached processes ---- */
 
@@ -177,12 +177,12 @@ static void mcd_start(mcd_t *m, int port)
         dup2(devnull, 2);
         /* memcached refuses to run as root without -u. */
         if (geteuid() == 0) {
-            execl(MEMCACHED, "memcached", "-l", "127.0.0.1", "-p", portstr, "-U", "0",
-                  "-m", "64", "-t", "2", "-u", "root", (char *)NULL);
+            execl(MEMCACHED, "memcached", "-l", "127.0.0.1", "-p", portstr, "-U", "0", "-m", "64",
+                  "-t", "2", "-u", "root", (char *)NULL);
         }
         else {
-            execl(MEMCACHED, "memcached", "-l", "127.0.0.1", "-p", portstr, "-U", "0",
-                  "-m", "64", "-t", "2", (char *)NULL);
+            execl(MEMCACHED, "memcached", "-l", "127.0.0.1", "-p", portstr, "-U", "0", "-m", "64",
+                  "-t", "2", (char *)NULL);
         }
         _exit(127);
     }
@@ -236,8 +236,7 @@ static void test_opts(bff_store_memcache_opts_t *o)
     o->retry_after = apr_time_from_msec(RETRY_MS);
 }
 
-static bff_store_t *mkstore(apr_pool_t *p, const char *servers,
-                            const bff_store_memcache_opts_t *o)
+static bff_store_t *mkstore(apr_pool_t *p, const char *servers, const bff_store_memcache_opts_t *o)
 {
     bff_store_memcache_opts_t def;
     bff_store_t *st = NULL;
@@ -280,7 +279,8 @@ static void expect_unavailable_at(apr_status_t rv, int line)
 static void set_ok(bff_store_t *st, apr_pool_t *p, const char *key, const char *val)
 {
     assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)val, strlen(val),
-                                   store_now() + 3600), APR_SUCCESS);
+                                   store_now() + 3600),
+                     APR_SUCCESS);
 }
 
 /* ---- options and creation ---- */
@@ -316,10 +316,10 @@ static void test_create_bad(void **state)
 {
     apr_pool_t *p = *state;
     bff_store_memcache_opts_t o;
-    static const char *const bad[] = {
-        "", "host", "host:", ":11211", "h:0", "h:65536", "h:12a", "h:-1", "[::1]:11211",
-        "a:1,,b:2", "a:1,", ",a:1", "h st:1", "h/x:1", "h\n:1", NULL
-    };
+    static const char *const bad[] = { "",        "host",  "host:",  ":11211",      "h:0",
+                                       "h:65536", "h:12a", "h:-1",   "[::1]:11211", "a:1,,b:2",
+                                       "a:1,",    ",a:1",  "h st:1", "h/x:1",       "h\n:1",
+                                       NULL };
     bff_store_t *st;
     const char *err;
     const char *many;
@@ -336,7 +336,11 @@ static void test_create_bad(void **state)
     create_bad(p, many, NULL);
 
 #define BAD_OPT(field, value) \
-    do { test_opts(&o); o.field = (value); create_bad(p, "h:1", &o); } while (0)
+    do { \
+        test_opts(&o); \
+        o.field = (value); \
+        create_bad(p, "h:1", &o); \
+    } while (0)
     BAD_OPT(conn_max, 0);
     BAD_OPT(conn_min, -1);
     BAD_OPT(conn_smax, 26);
@@ -411,10 +415,8 @@ static void test_bad_keys(void **state)
     apr_pool_t *p = *state;
     const unsigned char *x = (const unsigned char *)"x";
     char k128[129];
-    static const char *const bad[] = {
-        "", "a b", "a\r\nset", "a\tb", "a\x01", "a\x7f", "caf\xc3\xa9", " lead", "trail ",
-        NULL
-    };
+    static const char *const bad[] = { "",      "a b",         "a\r\nset", "a\tb",   "a\x01",
+                                       "a\x7f", "caf\xc3\xa9", " lead",    "trail ", NULL };
     mcd_t a;
     bff_store_t *st;
     unsigned char *v;
@@ -620,7 +622,8 @@ static void test_stopped_server(void **state)
     expect_unavailable(bff_store_get(st, p, kb, &v, &len));
     took = ms_since(t0);
     print_message("    stopped server: first op failed after %" APR_TIME_T_FMT " ms "
-                  "(op_timeout %d ms)\n", took, OP_TIMEOUT_MS);
+                  "(op_timeout %d ms)\n",
+                  took, OP_TIMEOUT_MS);
     assert_true(took >= OP_TIMEOUT_MS - 50 && took <= 2 * OP_TIMEOUT_MS);
     /* then fail fast while it is skipped; the other server still works */
     t0 = apr_time_now();
@@ -675,8 +678,8 @@ static void test_no_server_at_start(void **state)
     expect_unavailable(bff_store_set(st, p, "k", (const unsigned char *)"x", 1, store_now() + 60));
     /* a store that is down: a failure, never "not found" or "exists" */
     expect_unavailable(bff_store_add(st, p, "k", (const unsigned char *)"x", 1, store_now() + 60));
-    expect_unavailable(bff_store_replace(st, p, "k", (const unsigned char *)"x", 1,
-                                         store_now() + 60));
+    expect_unavailable(
+        bff_store_replace(st, p, "k", (const unsigned char *)"x", 1, store_now() + 60));
     expect_unavailable(bff_store_remove(st, p, "k"));
     expect_unavailable(bff_store_lock(st, p, "l:k", 60, &owner));
     assert_null(owner);
@@ -711,8 +714,8 @@ static int child_work(bff_store_t *st)
             || memcmp(v, "parent", 6)) {
             return 11;
         }
-        if (bff_store_set(st, p, "child", (const unsigned char *)"child", 5,
-                          store_now() + 60) != APR_SUCCESS) {
+        if (bff_store_set(st, p, "child", (const unsigned char *)"child", 5, store_now() + 60)
+            != APR_SUCCESS) {
             return 12;
         }
     }
@@ -776,9 +779,9 @@ static void *APR_THREAD_FUNC thr_main(apr_thread_t *t, void *data)
         apr_snprintf(key, sizeof(key), "t%d-%d", a->id, i % 10);
         apr_snprintf(val, sizeof(val), "value-%d-%d", a->id, i);
         if (bff_store_set(a->st, p, key, (unsigned char *)val, strlen(val), store_now() + 60)
-            != APR_SUCCESS
-            || bff_store_get(a->st, p, key, &v, &len) != APR_SUCCESS
-            || len != strlen(val) || memcmp(v, val, len)) {
+                != APR_SUCCESS
+            || bff_store_get(a->st, p, key, &v, &len) != APR_SUCCESS || len != strlen(val)
+            || memcmp(v, val, len)) {
             a->errors++;
         }
         apr_pool_clear(p);
@@ -866,8 +869,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_keys, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_spread, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_server_down_and_back, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_restart_stale_connections, test_setup,
-                                        test_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_stale_connections, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_stopped_server, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_no_server_at_start, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_fork, test_setup, test_teardown),
@@ -878,10 +880,10 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     /* An unbounded wait is the bug these tests look for: fail, not hang. */
     alarm(60);
-    static const store_contract_t contract = {
-        .name = "memcache", .open = contract_open, .max_value = contract_max_value,
-        .close = mcd_reap_all
-    };
+    static const store_contract_t contract = { .name = "memcache",
+                                               .open = contract_open,
+                                               .max_value = contract_max_value,
+                                               .close = mcd_reap_all };
 
     return unit_run("store_memcache", tests) + store_contract_run(&contract);
 }

@@ -69,21 +69,17 @@ static void test_accounting(void **state)
     char longkey[129];
     bff_store_shm_stats_t s;
 
-    assert_int_equal(bff_store_set(st, p, "a", (const unsigned char *)"one", 3, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "a", (const unsigned char *)"one", 3, exp), APR_SUCCESS);
     assert_int_equal(bff_store_remove(st, p, "a"), APR_SUCCESS);
-    assert_int_equal(bff_store_add(st, p, "b", (const unsigned char *)"two", 3, exp),
-                     APR_SUCCESS);
-    assert_int_equal(bff_store_set(st, p, "empty", (const unsigned char *)"", 0, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, "b", (const unsigned char *)"two", 3, exp), APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "empty", (const unsigned char *)"", 0, exp), APR_SUCCESS);
     memset(longkey, 'k', sizeof(longkey));
     longkey[127] = '\0';
     assert_int_equal(bff_store_set(st, p, longkey, (const unsigned char *)"L", 1, exp),
                      APR_SUCCESS);
     longkey[127] = 'k';
     longkey[128] = '\0';
-    assert_int_equal(bff_store_set(st, p, longkey, (const unsigned char *)"L", 1, exp),
-                     APR_EINVAL);
+    assert_int_equal(bff_store_set(st, p, longkey, (const unsigned char *)"L", 1, exp), APR_EINVAL);
 
     s = stats_of(st);
     assert_int_equal(s.entries_used, 3);
@@ -111,8 +107,7 @@ static void test_expiry_stats(void **state)
                      APR_SUCCESS);
     assert_int_equal(bff_store_add(st, p, "k", (const unsigned char *)"new", 3, t + 60),
                      APR_SUCCESS);
-    assert_int_equal(bff_store_set(st, p, "r", (const unsigned char *)"v", 1, t - 1),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "r", (const unsigned char *)"v", 1, t - 1), APR_SUCCESS);
     assert_int_equal(bff_store_remove(st, p, "r"), APR_NOTFOUND);
     s = stats_of(st);
     assert_int_equal(s.entries_used, 1);
@@ -173,7 +168,8 @@ static void expired_before_eviction(apr_pool_t *p, apr_size_t size, apr_uint32_t
     for (i = 0; i < s.entries_max; i++) {
         apr_snprintf(key, sizeof(key), "e%u", i);
         assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)"v", 1,
-                                       i < live ? t + 3600 : t - 5), APR_SUCCESS);
+                                       i < live ? t + 3600 : t - 5),
+                         APR_SUCCESS);
     }
     log_start();
     for (i = 0; i < s.entries_max - live; i++) {
@@ -217,14 +213,13 @@ static void test_lru_entries(void **state)
     assert_int_equal(s.entries_max, 16);
     for (i = 0; i < s.entries_max; i++) {
         apr_snprintf(key, sizeof(key), "k%u", i);
-        assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)key, strlen(key),
-                                       exp), APR_SUCCESS);
+        assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)key, strlen(key), exp),
+                         APR_SUCCESS);
     }
     /* Touch the oldest; k1 becomes the least recently used. */
     store_expect_val(st, p, "k0", (const unsigned char *)"k0", 2);
     log_start();
-    assert_int_equal(bff_store_set(st, p, "new1", (const unsigned char *)"n", 1, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "new1", (const unsigned char *)"n", 1, exp), APR_SUCCESS);
     store_expect_val(st, p, "k0", (const unsigned char *)"k0", 2);
     store_expect_gone(st, p, "k1");
     store_expect_val(st, p, "k2", (const unsigned char *)"k2", 2);
@@ -236,13 +231,11 @@ static void test_lru_entries(void **state)
     assert_int_equal(log_has("BFF00501", "raise BFFSessionStore shm:<size>"), 1);
 
     /* Replacing an entry does not need a new one: no eviction. */
-    assert_int_equal(bff_store_set(st, p, "k5", (const unsigned char *)"K5", 2, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "k5", (const unsigned char *)"K5", 2, exp), APR_SUCCESS);
     assert_int_equal(stats_of(st).evictions, 1);
     /* The replace made k5 recent; k3 (k2 was read above) goes next, and the
      * second burst within 10 s is not logged again. */
-    assert_int_equal(bff_store_add(st, p, "new2", (const unsigned char *)"n", 1, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, "new2", (const unsigned char *)"n", 1, exp), APR_SUCCESS);
     store_expect_gone(st, p, "k3");
     store_expect_val(st, p, "k2", (const unsigned char *)"k2", 2);
     store_expect_val(st, p, "k5", (const unsigned char *)"K5", 2);
@@ -258,7 +251,7 @@ static void test_lru_blocks(void **state)
     bff_store_t *st = mkstore(p, SMALL_SIZE);
     bff_store_shm_stats_t s = stats_of(st);
     apr_int64_t exp = store_now() + 3600;
-    apr_size_t vlen = 20 * s.block_payload;     /* 20 blocks each */
+    apr_size_t vlen = 20 * s.block_payload; /* 20 blocks each */
     apr_uint32_t i, fit = s.blocks_max / 20;
     char key[32];
 
@@ -298,10 +291,8 @@ static void test_enospc(void **state)
     apr_size_t max = (apr_size_t)s.blocks_max * s.block_payload;
     unsigned char *big = store_pattern(p, max + 1, 5);
 
-    assert_int_equal(bff_store_set(st, p, "a", (const unsigned char *)"A", 1, exp),
-                     APR_SUCCESS);
-    assert_int_equal(bff_store_set(st, p, "b", (const unsigned char *)"B", 1, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "a", (const unsigned char *)"A", 1, exp), APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "b", (const unsigned char *)"B", 1, exp), APR_SUCCESS);
     assert_int_equal(bff_store_set(st, p, "huge", big, max + 1, exp), APR_ENOSPC);
     assert_int_equal(bff_store_set(st, p, "a", big, max + 1, exp), APR_ENOSPC);
     s = stats_of(st);
@@ -338,12 +329,12 @@ static void test_add_noevict(void **state)
     assert_non_null(st->add_noevict);
     for (i = 0; i < n; i++) {
         apr_snprintf(key, sizeof(key), "s%u", i);
-        assert_int_equal(bff_store_add(st, p, key, (const unsigned char *)key, strlen(key),
-                                       exp), APR_SUCCESS);
+        assert_int_equal(bff_store_add(st, p, key, (const unsigned char *)key, strlen(key), exp),
+                         APR_SUCCESS);
     }
     assert_int_equal(stats_of(st).entries_used, n);
-    assert_int_equal(bff_store_add_noevict(st, p, "u:marker", (const unsigned char *)"1", 1,
-                                           exp), APR_ENOSPC);
+    assert_int_equal(bff_store_add_noevict(st, p, "u:marker", (const unsigned char *)"1", 1, exp),
+                     APR_ENOSPC);
     s = stats_of(st);
     assert_int_equal(s.evictions, 0);
     assert_int_equal(s.entries_used, n);
@@ -360,8 +351,8 @@ static void test_add_noevict(void **state)
     /* An expired entry's room may be taken. */
     assert_int_equal(bff_store_set(st, p, "s0", (const unsigned char *)"s0", 2, t0 - 1),
                      APR_SUCCESS);
-    assert_int_equal(bff_store_add_noevict(st, p, "u:marker", (const unsigned char *)"1", 1,
-                                           exp), APR_SUCCESS);
+    assert_int_equal(bff_store_add_noevict(st, p, "u:marker", (const unsigned char *)"1", 1, exp),
+                     APR_SUCCESS);
     assert_int_equal(stats_of(st).evictions, 0);
     /* Plain add still evicts the least recently used entry. */
     bff_log_bind(NULL, NULL);
@@ -469,12 +460,10 @@ static void test_full_hash_collision(void **state)
     colliding_keys(p, st, k1, k2, sizeof(k1));
     assert_int_equal(bff_store_shm_key_hash(st, k1), bff_store_shm_key_hash(st, k2));
     assert_string_not_equal(k1, k2);
-    assert_int_equal(bff_store_set(st, p, k1, (const unsigned char *)"one", 3, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, k1, (const unsigned char *)"one", 3, exp), APR_SUCCESS);
     store_expect_gone(st, p, k2);
     assert_int_equal(bff_store_remove(st, p, k2), APR_NOTFOUND);
-    assert_int_equal(bff_store_add(st, p, k2, (const unsigned char *)"two", 3, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, k2, (const unsigned char *)"two", 3, exp), APR_SUCCESS);
     store_expect_val(st, p, k1, (const unsigned char *)"one", 3);
     store_expect_val(st, p, k2, (const unsigned char *)"two", 3);
     assert_int_equal(bff_store_remove(st, p, k1), APR_SUCCESS);
@@ -496,8 +485,8 @@ static void test_collisions(void **state)
      * every other one unlinks from chain heads, middles and tails. */
     for (i = 0; i < n; i++) {
         apr_snprintf(key, sizeof(key), "c%u", i);
-        assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)key, strlen(key),
-                                       exp), APR_SUCCESS);
+        assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)key, strlen(key), exp),
+                         APR_SUCCESS);
     }
     assert_int_equal(stats_of(st).evictions, 0);
     verify_ok(st, p);
@@ -586,8 +575,7 @@ static void test_damage_chain(void **state)
     char key[32];
     int i;
 
-    assert_int_equal(bff_store_set(st, p, "a", (const unsigned char *)"A", 1, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "a", (const unsigned char *)"A", 1, exp), APR_SUCCESS);
     assert_int_equal(bff_store_shm_damage(st, "a", BFF_STORE_SHM_DAMAGE_CHAIN), APR_SUCCESS);
     /* "a" itself is found before the bad link is followed. */
     store_expect_val(st, p, "a", (const unsigned char *)"A", 1);
@@ -645,8 +633,7 @@ static void test_damage_free_list(void **state)
     apr_status_t rv;
 
     assert_int_equal(bff_store_set(st, p, "a", store_pattern(p, 1000, 1), 1000, exp), APR_SUCCESS);
-    assert_int_equal(bff_store_shm_damage(st, "a", BFF_STORE_SHM_DAMAGE_FREE_LIST),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_shm_damage(st, "a", BFF_STORE_SHM_DAMAGE_FREE_LIST), APR_SUCCESS);
     log_start();
     /* Whatever this write answers, it must not land in a's blocks. */
     (void)bff_store_set(st, p, "b", store_pattern(p, 1000, 2), 1000, exp);
@@ -678,13 +665,12 @@ static void test_damage_clocks(void **state)
 
     for (i = 0; i < n; i++) {
         apr_snprintf(key, sizeof(key), "k%u", i);
-        assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)key, strlen(key),
-                                       exp), APR_SUCCESS);
+        assert_int_equal(bff_store_set(st, p, key, (const unsigned char *)key, strlen(key), exp),
+                         APR_SUCCESS);
     }
     assert_int_equal(bff_store_shm_damage(st, "k0", BFF_STORE_SHM_DAMAGE_CLOCKS), APR_SUCCESS);
     log_start();
-    assert_int_equal(bff_store_set(st, p, "new", (const unsigned char *)"n", 1, exp),
-                     APR_SUCCESS);
+    assert_int_equal(bff_store_set(st, p, "new", (const unsigned char *)"n", 1, exp), APR_SUCCESS);
     log_stop();
     assert_int_equal(stats_of(st).evictions, 1);
     assert_int_equal(log_has("BFF00501", NULL), 1);
@@ -693,10 +679,10 @@ static void test_damage_clocks(void **state)
 
 /* ---- several processes ---- */
 
-#define MP_KEYS     96
+#define MP_KEYS 96
 #define MP_CHILDREN 4
-#define MP_OPS      20000
-#define MP_HDR      12
+#define MP_OPS 20000
+#define MP_HDR 12
 
 static apr_size_t mp_value(unsigned char *buf, unsigned key, unsigned ver, apr_size_t len)
 {
@@ -746,8 +732,7 @@ static int mp_child(bff_store_t *st, unsigned id)
     char k[32];
     int i, op, bad = 0;
 
-    if (apr_pool_create(&pchild, NULL) != APR_SUCCESS
-        || st->child_init(st, pchild) != APR_SUCCESS
+    if (apr_pool_create(&pchild, NULL) != APR_SUCCESS || st->child_init(st, pchild) != APR_SUCCESS
         || apr_pool_create(&p, pchild) != APR_SUCCESS) {
         return 10;
     }
@@ -868,36 +853,27 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_accounting, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_expiry_stats, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_stats, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_replace, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_expired_reclaimed_before_eviction,
-                                        unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_expired_reclaimed_before_eviction, unit_pool_setup,
+                                        unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_expired_full_sweep, unit_pool_setup,
                                         unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_lru_entries, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_lru_blocks, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_enospc, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_add_noevict, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_default_capacity, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_default_capacity, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_collisions, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_full_hash_collision, unit_pool_setup,
                                         unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_block, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_length, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_chain, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_count, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_clocks, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_damage_free_list, unit_pool_setup,
-                                        unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_multiprocess, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_block, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_length, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_chain, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_count, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_clocks, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_damage_free_list, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_multiprocess, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_create_bad, unit_pool_setup, unit_pool_teardown),
     };
 

@@ -19,18 +19,18 @@ static void test_return_to_accepts(void **state)
     assert_true(bff_url_return_to_ok("/app/"));
     assert_true(bff_url_return_to_ok("/app?x=1#frag"));
     assert_true(bff_url_return_to_ok("/app/page?next=//x"));     /* query is no authority */
-    assert_true(bff_url_return_to_ok("/app?next=https://evil"));  /* nor is the query a scheme */
+    assert_true(bff_url_return_to_ok("/app?next=https://evil")); /* nor is the query a scheme */
     assert_true(bff_url_return_to_ok("/app#/route/%2F"));
-    assert_true(bff_url_return_to_ok("/a//b"));                   /* "//" later is a path */
+    assert_true(bff_url_return_to_ok("/a//b")); /* "//" later is a path */
     assert_true(bff_url_return_to_ok("/a%20b"));
-    assert_true(bff_url_return_to_ok("/caf%C3%A9"));              /* encoded UTF-8 */
-    assert_true(bff_url_return_to_ok("/@evil.com"));              /* a path segment */
+    assert_true(bff_url_return_to_ok("/caf%C3%A9")); /* encoded UTF-8 */
+    assert_true(bff_url_return_to_ok("/@evil.com")); /* a path segment */
     assert_true(bff_url_return_to_ok("/x:y"));
     assert_true(bff_url_return_to_ok("/a/.b/..c/...")); /* dots inside names are no segments */
     assert_true(bff_url_return_to_ok("/q?a={b}|c^d"));
-    assert_true(bff_url_return_to_ok("/discount%2550"));          /* "%50" then "P" */
+    assert_true(bff_url_return_to_ok("/discount%2550")); /* "%50" then "P" */
     assert_true(bff_url_return_to_ok("/a?x=%2F%2Fy"));
-    assert_true(bff_url_return_to_ok("/%252541"));                /* "/A" after 3 levels */
+    assert_true(bff_url_return_to_ok("/%252541")); /* "/A" after 3 levels */
 
     /* 2048 bytes is the limit. */
     longest = apr_palloc(p, 2050);
@@ -61,12 +61,12 @@ static void test_return_to_refuses(void **state)
         "/%5C%5Cevil",
         "%2F%2Fevil",
         "%2Fevil",
-        "/%252F%252Fevil",      /* double-encoded: "/%2F%2Fevil", then "//evil" */
-        "/%25252F%25252Fevil",  /* triple */
-        "/%2525252525252Fx",    /* "//x" after six rounds */
-        "/%25252541",           /* harmless "/A", but 4 levels of encoding */
+        "/%252F%252Fevil",     /* double-encoded: "/%2F%2Fevil", then "//evil" */
+        "/%25252F%25252Fevil", /* triple */
+        "/%2525252525252Fx",   /* "//x" after six rounds */
+        "/%25252541",          /* harmless "/A", but 4 levels of encoding */
         "/%255Cevil",
-        "/a%5Cb",               /* a backslash after decoding, past the start */
+        "/a%5Cb", /* a backslash after decoding, past the start */
         "/a%5cb/c",
         "/a/b%5C",
         "/a%255Cb",
@@ -100,23 +100,23 @@ static void test_return_to_refuses(void **state)
         "/%7F",
         "/%00",
         "/a%00b",
-        "/a%2500",              /* NUL after a second decoding */
+        "/a%2500", /* NUL after a second decoding */
         "/\x7f",
         "/\x01",
-        "/caf\xc3\xa9",         /* raw non-ASCII */
+        "/caf\xc3\xa9", /* raw non-ASCII */
         "/\xff",
-        "/%C0%AF",              /* overlong '/' */
+        "/%C0%AF", /* overlong '/' */
         "/%C0%AFevil",
         "/%E0%80%AF",
-        "/%ED%A0%80",           /* surrogate */
-        "/%F4%90%80%80",        /* above U+10FFFF */
+        "/%ED%A0%80",    /* surrogate */
+        "/%F4%90%80%80", /* above U+10FFFF */
         "/%FF",
-        "/%C3",                 /* truncated sequence */
-        "/%",                   /* malformed escapes */
+        "/%C3", /* truncated sequence */
+        "/%",   /* malformed escapes */
         "/%2",
         "/%zz",
         "/100%",
-        "/.//evil",             /* dot-segments (see bff_url.c) */
+        "/.//evil", /* dot-segments (see bff_url.c) */
         "/./evil",
         "/../evil",
         "/a/../b",
@@ -136,8 +136,7 @@ static void test_return_to_refuses(void **state)
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (bff_url_return_to_ok(bad[i])) {
-            fail_msg("accepted return target #%u: %s", (unsigned)i,
-                     bad[i] ? bad[i] : "(null)");
+            fail_msg("accepted return target #%u: %s", (unsigned)i, bad[i] ? bad[i] : "(null)");
         }
     }
 
@@ -160,8 +159,8 @@ static void test_parse_query(void **state)
     char *many;
     int i;
 
-    assert_int_equal(bff_url_parse_query(p, "code=abc%2Bd&state=x+y&iss=https%3A%2F%2Fidp",
-                                         &t), APR_SUCCESS);
+    assert_int_equal(bff_url_parse_query(p, "code=abc%2Bd&state=x+y&iss=https%3A%2F%2Fidp", &t),
+                     APR_SUCCESS);
     assert_string_equal(apr_table_get(t, "code"), "abc+d");
     assert_string_equal(apr_table_get(t, "state"), "x y");
     assert_string_equal(apr_table_get(t, "iss"), "https://idp");
@@ -224,8 +223,7 @@ static void test_parse_ok(void **state)
     assert_string_equal(u.path, "/");
     assert_null(u.query);
 
-    assert_int_equal(bff_url_parse(p, "http://app.example:8080/cb/x?a=1&b=/c", &u),
-                     APR_SUCCESS);
+    assert_int_equal(bff_url_parse(p, "http://app.example:8080/cb/x?a=1&b=/c", &u), APR_SUCCESS);
     assert_string_equal(u.scheme, "http");
     assert_string_equal(u.host, "app.example");
     assert_int_equal(u.port, 8080);
@@ -331,12 +329,9 @@ static void test_parse_userinfo(void **state)
     bff_url_t u;
     apr_size_t i;
     static const char *const bad[] = {
-        "https://user@idp.example.com/",
-        "https://user:pw@idp.example.com/",
-        "https://@idp.example.com/",
-        "https://idp.example.com@evil.com/",
-        "https://[::1]:443@evil.com/",
-        "http://127.0.0.1:8080@evil.com",
+        "https://user@idp.example.com/", "https://user:pw@idp.example.com/",
+        "https://@idp.example.com/",     "https://idp.example.com@evil.com/",
+        "https://[::1]:443@evil.com/",   "http://127.0.0.1:8080@evil.com",
     };
 
     /* Refused as userinfo, not by chance of the host or port checks. */
@@ -424,8 +419,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_parse_query, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_parse_ok, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_parse_refuses, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_parse_userinfo, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_parse_userinfo, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_loopback, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_add_param, unit_pool_setup, unit_pool_teardown),
     };

@@ -33,7 +33,8 @@ static void test_random(void **state)
     assert_int_equal(strlen(t1), 43);
     assert_string_not_equal(t1, t2);
     assert_int_equal(strspn(t1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                "0123456789-_"), 43);
+                                "0123456789-_"),
+                     43);
     assert_int_equal(strlen(bff_util_random_token(p, 16)), 22);
     assert_null(bff_util_random_token(p, 0));
     assert_null(bff_util_random_token(p, 100000));
@@ -51,10 +52,8 @@ static void test_b64url_encode(void **state)
     assert_string_equal(bff_util_b64url_encode(p, (const unsigned char *)"fo", 2), "Zm8");
     assert_string_equal(bff_util_b64url_encode(p, (const unsigned char *)"foo", 3), "Zm9v");
     assert_string_equal(bff_util_b64url_encode(p, (const unsigned char *)"foob", 4), "Zm9vYg");
-    assert_string_equal(bff_util_b64url_encode(p, (const unsigned char *)"fooba", 5),
-                        "Zm9vYmE");
-    assert_string_equal(bff_util_b64url_encode(p, (const unsigned char *)"foobar", 6),
-                        "Zm9vYmFy");
+    assert_string_equal(bff_util_b64url_encode(p, (const unsigned char *)"fooba", 5), "Zm9vYmE");
+    assert_string_equal(bff_util_b64url_encode(p, (const unsigned char *)"foobar", 6), "Zm9vYmFy");
     assert_string_equal(bff_util_b64url_encode(p, bin, 3), "-_-_");
     assert_null(bff_util_b64url_encode(p, NULL, 3));
 }
@@ -68,8 +67,7 @@ static void test_b64_encode(void **state)
     assert_string_equal(bff_util_b64_encode(p, (const unsigned char *)"f", 1), "Zg==");
     assert_string_equal(bff_util_b64_encode(p, (const unsigned char *)"fo", 2), "Zm8=");
     assert_string_equal(bff_util_b64_encode(p, (const unsigned char *)"foo", 3), "Zm9v");
-    assert_string_equal(bff_util_b64_encode(p, (const unsigned char *)"foobar", 6),
-                        "Zm9vYmFy");
+    assert_string_equal(bff_util_b64_encode(p, (const unsigned char *)"foobar", 6), "Zm9vYmFy");
     assert_string_equal(bff_util_b64_encode(p, bin, 3), "+/+/");
     /* HTTP Basic credentials. */
     assert_string_equal(bff_util_b64_encode(p, (const unsigned char *)"client:s3cr%t", 13),
@@ -120,22 +118,22 @@ static void test_b64url_decode(void **state)
     assert_int_equal(olen, 3);
     assert_memory_equal(out, "foo", 3);
 
-    decode_bad(p, "Zg==", 4);          /* padding */
+    decode_bad(p, "Zg==", 4); /* padding */
     decode_bad(p, "Zm8=", 4);
     decode_bad(p, "Zg=", 3);
-    decode_bad(p, "+/+/", 4);          /* standard alphabet */
+    decode_bad(p, "+/+/", 4); /* standard alphabet */
     decode_bad(p, "Zm9v+", 5);
     decode_bad(p, "Zm9v/A", 6);
-    decode_bad(p, "Zm 9v", 5);         /* whitespace */
+    decode_bad(p, "Zm 9v", 5); /* whitespace */
     decode_bad(p, "Zm9v\n", 5);
     decode_bad(p, " Zm9v", 5);
     decode_bad(p, "Zm9\t", 4);
-    decode_bad(p, "Z", 1);             /* len % 4 == 1 */
+    decode_bad(p, "Z", 1); /* len % 4 == 1 */
     decode_bad(p, "Zm9vY", 5);
-    decode_bad(p, "Zh", 2);            /* non-zero trailing bits */
+    decode_bad(p, "Zh", 2); /* non-zero trailing bits */
     decode_bad(p, "Zm9", 3);
-    decode_bad(p, "Zm\0v", 4);         /* embedded NUL */
-    decode_bad(p, "Zm9v\xc3\xa9", 6);  /* non-ASCII */
+    decode_bad(p, "Zm\0v", 4);        /* embedded NUL */
+    decode_bad(p, "Zm9v\xc3\xa9", 6); /* non-ASCII */
     decode_bad(p, NULL, 4);
     assert_int_equal(bff_util_b64url_decode(p, "Zg", 2, NULL, &olen), APR_EINVAL);
     assert_int_equal(bff_util_b64url_decode(p, "Zg", 2, &out, NULL), APR_EINVAL);
@@ -145,8 +143,7 @@ static void test_b64url_decode(void **state)
     for (n = 0; n <= sizeof(rnd); n++) {
         char *enc = bff_util_b64url_encode(p, rnd, n);
         assert_non_null(enc);
-        assert_int_equal(bff_util_b64url_decode(p, enc, strlen(enc), &out, &olen),
-                         APR_SUCCESS);
+        assert_int_equal(bff_util_b64url_decode(p, enc, strlen(enc), &out, &olen), APR_SUCCESS);
         assert_int_equal(olen, n);
         assert_memory_equal(out, rnd, n);
     }
@@ -267,9 +264,9 @@ static void test_url_decode(void **state)
     url_decode_bad(p, "%2g", 3);
     url_decode_bad(p, "%g2", 3);
     url_decode_bad(p, "%%41", 4);
-    url_decode_bad(p, "abc%41def", 4);   /* escape cut by len */
-    url_decode_bad(p, "a%00b", 5);       /* encoded NUL */
-    url_decode_bad(p, "a\0b", 3);        /* raw NUL inside len */
+    url_decode_bad(p, "abc%41def", 4); /* escape cut by len */
+    url_decode_bad(p, "a%00b", 5);     /* encoded NUL */
+    url_decode_bad(p, "a\0b", 3);      /* raw NUL inside len */
     url_decode_bad(p, NULL, 1);
     assert_int_equal(bff_util_url_decode(p, "a", 1, NULL), APR_EINVAL);
 }
@@ -292,23 +289,24 @@ static void test_read_secret(void **state)
     char *big;
 
     /* A literal secret is itself. */
-    assert_int_equal(bff_util_read_secret(p, "s3cret value", &secret, &len, &err),
-                     APR_SUCCESS);
+    assert_int_equal(bff_util_read_secret(p, "s3cret value", &secret, &len, &err), APR_SUCCESS);
     assert_string_equal(secret, "s3cret value");
     assert_int_equal(len, 12);
 
     /* From a file, trailing whitespace trimmed, leading kept. */
     path = write_tmp(p, " top-secret-42\r\n\t \n", 19);
-    assert_int_equal(bff_util_read_secret(p, apr_pstrcat(p, "file:", path, NULL), &secret,
-                                          &len, &err), APR_SUCCESS);
+    assert_int_equal(bff_util_read_secret(p, apr_pstrcat(p, "file:", path, NULL), &secret, &len,
+                                          &err),
+                     APR_SUCCESS);
     assert_string_equal(secret, " top-secret-42");
     assert_int_equal(len, 14);
     unlink(path);
 
     /* Binary content with a NUL: len is authoritative. */
     path = write_tmp(p, "ab\0cd\n", 6);
-    assert_int_equal(bff_util_read_secret(p, apr_pstrcat(p, "file:", path, NULL), &secret,
-                                          &len, &err), APR_SUCCESS);
+    assert_int_equal(bff_util_read_secret(p, apr_pstrcat(p, "file:", path, NULL), &secret, &len,
+                                          &err),
+                     APR_SUCCESS);
     assert_int_equal(len, 5);
     assert_memory_equal(secret, "ab\0cd", 5);
     unlink(path);
@@ -316,8 +314,9 @@ static void test_read_secret(void **state)
     /* Only whitespace: refused, and the message names the path. */
     path = write_tmp(p, " \n\n\t", 4);
     err = NULL;
-    assert_int_equal(bff_util_read_secret(p, apr_pstrcat(p, "file:", path, NULL), &secret,
-                                          &len, &err), APR_EINVAL);
+    assert_int_equal(bff_util_read_secret(p, apr_pstrcat(p, "file:", path, NULL), &secret, &len,
+                                          &err),
+                     APR_EINVAL);
     assert_non_null(err);
     assert_non_null(strstr(err, path));
     assert_null(secret);
@@ -328,14 +327,16 @@ static void test_read_secret(void **state)
     big = apr_palloc(p, 65537);
     memset(big, 'Q', 65537);
     path = write_tmp(p, big, 65536);
-    assert_int_equal(bff_util_read_secret(p, apr_pstrcat(p, "file:", path, NULL), &secret,
-                                          &len, &err), APR_SUCCESS);
+    assert_int_equal(bff_util_read_secret(p, apr_pstrcat(p, "file:", path, NULL), &secret, &len,
+                                          &err),
+                     APR_SUCCESS);
     assert_int_equal(len, 65536);
     unlink(path);
     path = write_tmp(p, big, 65537);
     err = NULL;
-    assert_int_equal(bff_util_read_secret(p, apr_pstrcat(p, "file:", path, NULL), &secret,
-                                          &len, &err), APR_EINVAL);
+    assert_int_equal(bff_util_read_secret(p, apr_pstrcat(p, "file:", path, NULL), &secret, &len,
+                                          &err),
+                     APR_EINVAL);
     assert_non_null(err);
     assert_non_null(strstr(err, path));
     assert_null(strstr(err, "QQQQ"));
@@ -343,19 +344,18 @@ static void test_read_secret(void **state)
 
     /* Missing file: error names the path. */
     err = NULL;
-    assert_int_equal(bff_util_read_secret(p, "file:/nonexistent/bff/secret", &secret, &len,
-                                          &err) == APR_SUCCESS, 0);
+    assert_int_equal(bff_util_read_secret(p, "file:/nonexistent/bff/secret", &secret, &len, &err)
+                         == APR_SUCCESS,
+                     0);
     assert_non_null(err);
     assert_non_null(strstr(err, "/nonexistent/bff/secret"));
 
     /* A directory or a device is not a secret file. */
     err = NULL;
-    assert_int_equal(bff_util_read_secret(p, "file:/tmp", &secret, &len, &err) == APR_SUCCESS,
-                     0);
+    assert_int_equal(bff_util_read_secret(p, "file:/tmp", &secret, &len, &err) == APR_SUCCESS, 0);
     assert_non_null(err);
     err = NULL;
-    assert_int_equal(bff_util_read_secret(p, "file:/dev/zero", &secret, &len, &err),
-                     APR_EINVAL);
+    assert_int_equal(bff_util_read_secret(p, "file:/dev/zero", &secret, &len, &err), APR_EINVAL);
     assert_non_null(err);
 
     /* Empty arguments. */
@@ -424,9 +424,9 @@ static void test_duration(void **state)
     duration_bad("5ss");
     duration_bad("1.5h");
     duration_bad("0x10");
-    duration_bad("9223372036854775808");       /* INT64_MAX + 1 */
+    duration_bad("9223372036854775808"); /* INT64_MAX + 1 */
     duration_bad("99999999999999999999999");
-    duration_bad("106751991167301d");          /* overflows after the multiply */
+    duration_bad("106751991167301d"); /* overflows after the multiply */
     duration_bad("153722867280912931m");
     duration_bad(NULL);
     assert_int_equal(bff_util_parse_duration("5", NULL), APR_EINVAL);
@@ -469,8 +469,8 @@ static void test_size(void **state)
     size_bad("1T");
     size_bad("1.5M");
     size_bad("18446744073709551616");
-    size_bad("17179869184G");        /* 2^34 G = 2^64 */
-    size_bad("18014398509481984K");  /* 2^54 K = 2^64 */
+    size_bad("17179869184G");       /* 2^34 G = 2^64 */
+    size_bad("18014398509481984K"); /* 2^54 K = 2^64 */
     size_bad(NULL);
     assert_int_equal(bff_util_parse_size("1", NULL), APR_EINVAL);
 }
@@ -483,8 +483,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_b64_encode, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_b64url_decode, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_ct, unit_pool_setup, unit_pool_teardown),
-        cmocka_unit_test_setup_teardown(test_ct_no_overread, unit_pool_setup,
-                                        unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_ct_no_overread, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_hex_sha256, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_url_encode, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_url_decode, unit_pool_setup, unit_pool_teardown),

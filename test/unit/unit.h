@@ -30,7 +30,7 @@ static inline int unit_pool_teardown(void **state)
 /* Usage: return unit_run("name", tests); with tests declared using
  * cmocka_unit_test_setup_teardown(fn, unit_pool_setup, unit_pool_teardown). */
 #define unit_run(name, tests) \
-    (apr_initialize(), _cmocka_run_group_tests((name), (tests), \
-        sizeof(tests) / sizeof((tests)[0]), NULL, NULL))
+    (apr_initialize(), \
+     _cmocka_run_group_tests((name), (tests), sizeof(tests) / sizeof((tests)[0]), NULL, NULL))
 
 #endif

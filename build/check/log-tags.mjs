@@ -1,0 +1,128 @@
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+//
+// The log-tag registry: every "BFFnnnnn: " tag in mod_bff.c and src/ starts
+// exactly one message (one message per tag, so a tag in a log line points to
+// one place in the code), every tag a comment names exists, and the table
+// "Log messages by tag" in docs/troubleshooting.md lists exactly the tags the
+// code has, at the level the code logs it. Run: node build/check/log-tags.mjs [--draft]
+// --draft prints a table row (tag, level, message) for each tag in the code,
+// a start for documenting new tags.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, lex, moduleSources, report } from './csource.mjs';
+
+const DOC = 'docs/troubleshooting.md';
+const SECTION = 'Log messages by tag';
+const TAG = /BFF\d{5}/g;
+
+const uses = new Map();     // tag -> [{ file, line, level, message }]
+const mentions = [];        // { tag, file, line } in comments
+for (const file of moduleSources()) {
+    const { text, code, strings, lineOf } = lex(file);
+    const inString = new Set();
+    for (const s of strings) {
+        const m = /^BFF\d{5}(?=: )/.exec(s.value);
+        for (const t of s.value.matchAll(TAG)) inString.add(s.start + 1 + t.index);
+        if (!m) continue;
+        const entry = { file, line: lineOf(s.start), ...describe(code, strings, s) };
+        if (!uses.has(m[0])) uses.set(m[0], []);
+        uses.get(m[0]).push(entry);
+    }
+    for (const t of text.matchAll(TAG)) {
+        if (!inString.has(t.index)) mentions.push({ tag: t[0], file, line: lineOf(t.index) });
+    }
+}
+
+// The level(s) named in the statement around a tag and the message text (the
+// adjacent string literals that start with the tag).
+function describe(code, strings, s) {
+    let from = s.start, to = s.end;
+    while (from > 0 && !';{}'.includes(code[from - 1])) from--;
+    while (to < code.length && code[to] !== ';') to++;
+    const stmt = code.slice(from, to);
+    const levels = [...stmt.matchAll(/\b(?:APLOG|BFF_LOG)_(?!MARK\b)([A-Z]+)\b|bff_glue_store_fail_level/g)]
+        .map((m) => (m[1] ? m[1].toLowerCase().replace('warning', 'warn').replace(/^err$/, 'error') : 'store'));
+    let message = s.value;
+    for (let k = strings.indexOf(s) + 1; k < strings.length; k++) {
+        // "%" APR_SIZE_T_FMT and the like: a format macro between literals.
+        const gap = code.slice(strings[k - 1].end, strings[k].start).trim();
+        if (gap !== '' && !/^[A-Z0-9_]+_FMT$/.test(gap)) break;
+        message += (gap ? 'd' : '') + strings[k].value;
+    }
+    return { level: [...new Set(levels)].join('/') || '?', message };
+}
+
+function docTags() {
+    let lines;
+    try {
+        lines = readFileSync(join(ROOT, DOC), 'utf8').split('\n');
+    } catch {
+        return { found: [], missingSection: true };
+    }
+    const start = lines.findIndex((l) => l.replace(/^#+\s*/, '') === SECTION && l.startsWith('#'));
+    const found = [];
+    if (start < 0) return { found, missingSection: true };
+    for (let k = start + 1; k < lines.length && !/^#{1,2} /.test(lines[k]); k++) {
+        const m = /^\|\s*`?(BFF\d{5})`?\s*\|([^|]*)\|/.exec(lines[k]);
+        if (m) found.push({ tag: m[1], level: levelSet(m[2]), line: k + 1 });
+    }
+    return { found, missingSection: false };
+}
+
+// "warn / error" -> "error/warn": levels compared as sets.
+function levelSet(text) {
+    return text.split('/').map((x) => x.trim()).filter(Boolean).sort().join('/');
+}
+
+if (process.argv.includes('--draft')) {
+    for (const tag of [...uses.keys()].sort()) {
+        for (const u of uses.get(tag)) {
+            console.log(`| \`${tag}\` | ${u.level} | ${u.message.replace(/\|/g, '\\|')} | | | ${u.file}:${u.line}`);
+        }
+    }
+    process.exit(0);
+}
+
+const problems = [];
+for (const [tag, list] of uses) {
+    if (list.length > 1) {
+        for (const u of list) {
+            problems.push({ file: u.file, line: u.line,
+                            msg: `${tag} starts ${list.length} messages; give each message its own tag` });
+        }
+    }
+}
+for (const m of mentions) {
+    if (!uses.has(m.tag)) {
+        problems.push({ file: m.file, line: m.line, msg: `${m.tag} is named in a comment but no message has it` });
+    }
+}
+const { found, missingSection } = docTags();
+if (missingSection) {
+    problems.push({ file: DOC, line: 1, msg: `no section "${SECTION}" (or no such file)` });
+}
+const inDoc = new Map();
+for (const d of found) {
+    if (inDoc.has(d.tag)) {
+        problems.push({ file: DOC, line: d.line, msg: `${d.tag} is listed twice (also at line ${inDoc.get(d.tag)})` });
+    } else {
+        inDoc.set(d.tag, d.line);
+    }
+    if (!uses.has(d.tag)) {
+        problems.push({ file: DOC, line: d.line, msg: `${d.tag} is documented but no message in the code has it; remove the row` });
+    } else {
+        const code = uses.get(d.tag)[0];
+        if (levelSet(code.level) !== d.level) {
+            problems.push({ file: DOC, line: d.line, msg: `${d.tag} is documented at level "${d.level}", the code (${code.file}:${code.line}) logs it at "${code.level}"` });
+        }
+    }
+}
+for (const [tag, list] of uses) {
+    if (!inDoc.has(tag) && !missingSection) {
+        problems.push({ file: list[0].file, line: list[0].line,
+                        msg: `${tag} is not in ${DOC} ("${SECTION}"); add a row (node build/check/log-tags.mjs --draft)` });
+    }
+}
+problems.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
+process.exitCode = report('log-tags', problems,
+    `${uses.size} tags, each used once and documented in ${DOC}`);
