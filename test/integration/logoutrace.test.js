@@ -22,7 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeJwt, signJwt } from '../provider/provider.js';
 import { COOKIE, getUser, useEnv } from './lib/env.js';
 import { startMemcached } from './lib/memcached.js';
-import { bearerOf, startUpstream } from './lib/upstream.js';
+import { bearerOf, relayLocation, startUpstream } from './lib/upstream.js';
 
 const TTL = 4; // access token lifetime (s); refresh from TTL - WINDOW s after issue
 const WINDOW = 2;
@@ -46,10 +46,7 @@ function envFor(store) {
         httpd: {
             extraModules: ['proxy', 'proxy_http'],
             extraServer: [
-                '<Location /api/>',
-                `    ProxyPass http://127.0.0.1:${up.port}/api/`,
-                '    BFFTokenRelay On',
-                '</Location>',
+                ...relayLocation(up),
             ],
         },
     });

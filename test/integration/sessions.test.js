@@ -16,7 +16,7 @@ import { after, test } from 'node:test';
 import { signJwt, startProvider } from '../provider/provider.js';
 import { COOKIE, useEnv } from './lib/env.js';
 import { freePort } from './lib/httpd.js';
-import { bearerOf, startUpstream } from './lib/upstream.js';
+import { bearerOf, relayLocation, startUpstream } from './lib/upstream.js';
 
 const EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
@@ -29,10 +29,7 @@ const env = useEnv({
     httpd: {
         extraModules: ['proxy', 'proxy_http'],
         extraServer: [
-            '<Location /api/>',
-            `    ProxyPass http://127.0.0.1:${up.port}/api/`,
-            '    BFFTokenRelay On',
-            '</Location>',
+            ...relayLocation(up),
             // Site B: another client of the same provider; BFFCryptoKey,
             // BFFProvider, the secret and the shm store are inherited.
             `Listen 127.0.0.1:${portB}`,

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { useEnv } from './lib/env.js';
-import { bearerOf, startUpstream } from './lib/upstream.js';
+import { bearerOf, relayLocation, startUpstream } from './lib/upstream.js';
 
 const DELAY = 1500; // the API's answer delay: the request is in flight when the stop comes
 const up = await startUpstream({ delayMs: DELAY });
@@ -22,10 +22,7 @@ const env = useEnv({
     httpd: {
         extraModules: ['proxy', 'proxy_http'],
         extraServer: [
-            '<Location /api/>',
-            `    ProxyPass http://127.0.0.1:${up.port}/api/`,
-            '    BFFTokenRelay On',
-            '</Location>',
+            ...relayLocation(up),
         ],
     },
 });

@@ -21,6 +21,13 @@ export function wsAccept(key) {
 }
 
 /** The token of `Authorization: Bearer <token>`, or null. */
+/** httpd config lines: a <Location> that mod_proxy forwards to this
+ * upstream with BFFTokenRelay On (the tests' usual API location). */
+export function relayLocation(up, path = '/api/') {
+    return [`<Location ${path}>`, `    ProxyPass http://127.0.0.1:${up.port}${path}`,
+        '    BFFTokenRelay On', '</Location>'];
+}
+
 export function bearerOf(headers) {
     const a = headers?.authorization;
     if (typeof a !== 'string') return null;
