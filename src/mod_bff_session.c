@@ -88,6 +88,7 @@ typedef struct {
     apr_pool_t *pool;
     const bff_srv_conf_t *sc; /* its virtual host: key ring, store */
     const char *id;
+    const char *handle;
     const char *key;
     int store_key_index;
     unsigned char *rec;
@@ -170,6 +171,7 @@ static apr_status_t open_record(request_rec *r, bff_srv_conf_t *sc, conn_cache_t
     }
     cc->sc = sc;
     cc->id = apr_pstrdup(cc->pool, rs->id);
+    cc->handle = apr_pstrdup(cc->pool, rs->handle);
     cc->key = apr_pstrdup(cc->pool, rs->key);
     cc->store_key_index = rs->store_key_index;
     cc->rec = apr_pmemdup(cc->pool, rec, len);
@@ -202,10 +204,15 @@ static apr_status_t load_uncached(request_rec *r, bff_srv_conf_t *sc, bff_req_se
     }
     rs = apr_pcalloc(r->pool, sizeof(*rs));
     rs->id = id;
-    if (!(rs->handle = bff_ns_handle(r->pool, sc->site, id))) {
+    cc = conn_cache(r); /* only connections that carry a session cookie */
+    /* The handle is a hash of the id: the connection's last one serves
+     * while the browser sends the same cookie (no hash per request). */
+    if (cc && cc->sc == sc && cc->id && cc->handle && bff_util_ct_streq(cc->id, id)) {
+        rs->handle = apr_pstrdup(r->pool, cc->handle);
+    }
+    else if (!(rs->handle = bff_ns_handle(r->pool, sc->site, id))) {
         return APR_ENOMEM;
     }
-    cc = conn_cache(r); /* only connections that carry a session cookie */
     rv = find_record(r, sc, cc, rs, &rec, &len);
     if (rv == APR_NOTFOUND) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
