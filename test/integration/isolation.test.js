@@ -240,7 +240,9 @@ test('a code exchange answering an access or refresh token with CR/LF: 502 page,
 });
 
 test('a refresh answering an access token with CR/LF: 502 JSON, the upstream sees no injected header', async () => {
-    const e = await startEnv({ provider: { accessTokenTTL: 2 }, httpd: proxyConf(), allow: [/BFF00150/] });
+    // 4 s: the first call must still find the login's token under a slow (ASan) build; the
+    // relay refreshes at half the lifetime.
+    const e = await startEnv({ provider: { accessTokenTTL: 4 }, httpd: proxyConf(), allow: [/BFF00150/] });
     try {
         const { client, token } = await loginWithToken(e);
         const first = await call(client, '/api/before', {}, e);
@@ -248,7 +250,7 @@ test('a refresh answering an access token with CR/LF: 502 JSON, the upstream see
         e.provider.tamperTokens = (body, grant) => {
             if (grant === 'refresh_token') body.access_token = `${body.access_token}${INJECT}`;
         };
-        await sleep(2500); // the access token has expired: the next call must refresh
+        await sleep(4500); // the access token has expired: the next call must refresh
         const { result: { resp, seen } } = await e.httpd.expectLog([/BFF01403/],
             () => call(client, '/api/after', {}, e));
         assert.equal(resp.status, 502, resp.body);
