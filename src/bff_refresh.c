@@ -420,3 +420,27 @@ const char *bff_refresh_outcome_name(bff_refresh_outcome_e outcome)
     }
     return names[outcome];
 }
+
+bff_outcome_e bff_refresh_outcome_general(bff_refresh_outcome_e outcome)
+{
+    switch (outcome) {
+    case BFF_REFRESH_NOT_NEEDED:
+    case BFF_REFRESH_REFRESHED:
+    case BFF_REFRESH_WAITED:
+    case BFF_REFRESH_STILL_VALID:
+        return BFF_OUTCOME_OK;
+    case BFF_REFRESH_GRANT_REVOKED:
+    case BFF_REFRESH_NO_REFRESH_TOKEN:
+    case BFF_REFRESH_REJECTED:
+    case BFF_REFRESH_SESSION_GONE:
+        return BFF_OUTCOME_SESSION_ENDED;
+    case BFF_REFRESH_PROVIDER_TIMEOUT:
+    case BFF_REFRESH_WAIT_TIMEOUT:
+        return BFF_OUTCOME_PROVIDER_TIMEOUT;
+    case BFF_REFRESH_STORE_DOWN:
+        return BFF_OUTCOME_STORE_DOWN;
+    case BFF_REFRESH_PROVIDER_DOWN:
+    default:
+        return BFF_OUTCOME_PROVIDER_DOWN;
+    }
+}

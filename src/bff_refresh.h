@@ -32,6 +32,7 @@
 
 #include "bff_crypto.h"
 #include "bff_log.h"
+#include "bff_outcome.h"
 #include "bff_session.h"
 #include "bff_store.h"
 
@@ -154,5 +155,10 @@ apr_status_t bff_refresh_run(const bff_refresh_t *rf, apr_pool_t *p, const char 
 
 /* Short name of an outcome, for logs and tests. */
 const char *bff_refresh_outcome_name(bff_refresh_outcome_e outcome);
+
+/* What the request ends with (bff_outcome.h): BFF_OUTCOME_OK when it goes
+ * on with *s; SESSION_ENDED for the four that end the session; PROVIDER_TIMEOUT
+ * for both timeouts; STORE_DOWN; PROVIDER_DOWN for the rest. */
+bff_outcome_e bff_refresh_outcome_general(bff_refresh_outcome_e outcome);
 
 #endif /* BFF_REFRESH_H */

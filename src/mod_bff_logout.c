@@ -16,9 +16,9 @@
 
 #include "mod_bff.h"
 #include "mod_bff_config.h"
-#include "mod_bff_handler.h"
 #include "mod_bff_logout.h"
 #include "mod_bff_provider.h"
+#include "mod_bff_respond.h"
 #include "mod_bff_session.h"
 #include "bff_cookie.h"
 #include "bff_idtoken.h"
@@ -34,20 +34,9 @@
 #define LOGOUT_LOCK_WAIT_MS 12000 /* as long as refresh waiters wait */
 #define LOGOUT_LOCK_POLL_MS 50
 
-static int redirect_to(request_rec *r, const char *url)
-{
-    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
-    apr_table_setn(r->headers_out, "Location", url);
-    return HTTP_MOVED_TEMPORARILY;
-}
-
 static void expire_cookie(request_rec *r, bff_srv_conf_t *sc)
 {
-    const char *c = bff_cookie_format(r->pool, sc->cookie_name, "", 0,
-                                      (bff_samesite_e)sc->samesite);
-    if (c) {
-        apr_table_add(r->err_headers_out, "Set-Cookie", c);
-    }
+    bff_respond_cookie(r, sc->cookie_name, "", 0, (bff_samesite_e)sc->samesite);
 }
 
 static int cookie_sent(request_rec *r, bff_srv_conf_t *sc)
@@ -130,20 +119,19 @@ int bff_logout_handle(request_rec *r, bff_srv_conf_t *sc)
         if (cookie_sent(r, sc)) {
             expire_cookie(r, sc);
         }
-        return redirect_to(r, sc->post_logout_uri);
+        return bff_respond_redirect(r, sc->post_logout_uri);
     }
     if (rv != APR_SUCCESS) {
-        return bff_respond_page(r, HTTP_SERVICE_UNAVAILABLE, "Sign-out is unavailable",
-                                "The session store is not available right now. "
-                                "Please try again in a moment.");
+        return bff_respond_outcome(r, BFF_OUTCOME_STORE_DOWN, BFF_AS_SIGNOUT, NULL);
     }
     if (!sid || !bff_util_ct_streq(sid, rs->s->logout_id)) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "BFF01502: logout refused: %s sid "
                       "parameter",
                       sid ? "wrong" : "missing");
-        return bff_respond_page(r, HTTP_BAD_REQUEST, "Sign-out link not valid",
-                                "Use the sign-out button of the application.");
+        return bff_respond_outcome(r, BFF_OUTCOME_BAD_REQUEST, BFF_AS_SIGNOUT,
+                                   "The sign-out link is not valid. Use the sign-out button of "
+                                   "the application.");
     }
     /* Removed first, under every key of the ring: the session is over
      * before the provider is asked to revoke anything. */
@@ -156,16 +144,16 @@ int bff_logout_handle(request_rec *r, bff_srv_conf_t *sc)
     expire_cookie(r, sc);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01503: logout of sub %s",
                   ap_escape_logitem(r->pool, rs->s->sub));
-    return redirect_to(r, url ? url : sc->post_logout_uri);
+    return bff_respond_redirect(r, url ? url : sc->post_logout_uri);
 }
 
 /* ---- back-channel logout ------------------------------------------- */
 
-static int bc_error(request_rec *r, const char *error, const char *msg)
+static int bc_error(request_rec *r, const char *msg)
 {
     ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "BFF01510: back-channel logout refused: %s",
                   msg);
-    return bff_respond_json_error(r, HTTP_BAD_REQUEST, error, msg);
+    return bff_respond_outcome(r, BFF_OUTCOME_BAD_REQUEST, BFF_AS_PROVIDER, msg);
 }
 
 static apr_status_t read_body(request_rec *r, char **body, apr_size_t *len)
@@ -235,23 +223,21 @@ int bff_logout_backchannel(request_rec *r, bff_srv_conf_t *sc)
     int status, n;
 
     if (!ctype || strncasecmp(ctype, "application/x-www-form-urlencoded", 33)) {
-        return bc_error(r, "invalid_request",
-                        "expected an application/x-www-form-urlencoded "
-                        "POST");
+        return bc_error(r, "expected an application/x-www-form-urlencoded "
+                           "POST");
     }
     if (APR_SUCCESS != read_body(r, &body, &len)
         || APR_SUCCESS != bff_url_parse_query(r->pool, body, &form)
         || !(token = apr_table_get(form, "logout_token")) || !*token) {
-        return bc_error(r, "invalid_request", "no logout_token in the request body");
+        return bc_error(r, "no logout_token in the request body");
     }
     status = verify_logout_token(r, sc, token, &claims, &err);
     if (status != OK) {
         return status == HTTP_BAD_REQUEST
-                   ? bc_error(r, "invalid_request",
-                              apr_psprintf(r->pool, "logout token rejected: %s",
-                                           err ? err : "invalid"))
-                   : bff_respond_json_error(r, status, "temporarily_unavailable",
-                                            "The provider's keys are not available.");
+                   ? bc_error(r, apr_psprintf(r->pool, "logout token rejected: %s",
+                                              err ? err : "invalid"))
+                   : bff_respond_outcome(r, BFF_OUTCOME_PROVIDER_DOWN, BFF_AS_PROVIDER,
+                                         "The provider's keys are not available.");
     }
     jti = json_string_value(json_object_get(claims, "jti"));
     /* Replay defence: remember each jti for as long as a token could be fresh. */
@@ -262,11 +248,12 @@ int bff_logout_backchannel(request_rec *r, bff_srv_conf_t *sc)
                                   apr_pstrcat(r->pool, sc->issuer, "\n", jti, NULL)),
                        &one, 1, bff_util_now() + LOGOUT_TOKEN_MAX_AGE + 2 * LOGOUT_TOKEN_LEEWAY);
     if (rv == APR_EEXIST) {
-        return bc_error(r, "invalid_request", "logout token replayed (jti already seen)");
+        return bc_error(r, "logout token replayed (jti already seen)");
     }
     if (rv != APR_SUCCESS) {
-        return bff_respond_json_error(r, HTTP_SERVICE_UNAVAILABLE, "temporarily_unavailable",
-                                      "The session store is not available.");
+        ap_log_rerror(APLOG_MARK, bff_respond_level(BFF_OUTCOME_STORE_DOWN), rv, r,
+                      "BFF01512: back-channel logout: the session store is unavailable");
+        return bff_respond_outcome(r, BFF_OUTCOME_STORE_DOWN, BFF_AS_PROVIDER, NULL);
     }
     sid = json_string_value(json_object_get(claims, "sid"));
     sub = json_string_value(json_object_get(claims, "sub"));
@@ -276,7 +263,7 @@ int bff_logout_backchannel(request_rec *r, bff_srv_conf_t *sc)
                   "BFF01511: back-channel logout by %s "
                   "(sub %s) ended %d session(s)",
                   sid && *sid ? "sid" : "sub", sub ? ap_escape_logitem(r->pool, sub) : "-", n);
-    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    bff_respond_no_store(r);
     r->status = HTTP_OK;
     ap_set_content_length(r, 0);
     return OK;

@@ -17,8 +17,11 @@ const TAG = /BFF\d{5}/g;
 
 const uses = new Map();     // tag -> [{ file, line, level, message }]
 const mentions = [];        // { tag, file, line } in comments
+const outcomeLevels = outcomeTable();
+let helpers = new Map();    // function name -> levels its body logs at (this file)
 for (const file of moduleSources()) {
     const { text, code, strings, lineOf } = lex(file);
+    helpers = helperLevels(code, text);
     const inString = new Set();
     for (const s of strings) {
         const m = /^BFF\d{5}(?=: )/.exec(s.value);
@@ -40,8 +43,11 @@ function describe(code, strings, s) {
     while (from > 0 && !';{}'.includes(code[from - 1])) from--;
     while (to < code.length && code[to] !== ';') to++;
     const stmt = code.slice(from, to);
-    const levels = [...stmt.matchAll(/\b(?:APLOG|BFF_LOG)_(?!MARK\b)([A-Z]+)\b|bff_glue_store_fail_level/g)]
-        .map((m) => (m[1] ? m[1].toLowerCase().replace('warning', 'warn').replace(/^err$/, 'error') : 'store'));
+    const levels = levelsIn(stmt);
+    // A helper that logs the message it is given (static, same file).
+    for (const m of stmt.matchAll(/\b([a-z_][a-z0-9_]*)\s*\(/g)) {
+        if (helpers.has(m[1])) levels.push(...helpers.get(m[1]));
+    }
     let message = s.value;
     for (let k = strings.indexOf(s) + 1; k < strings.length; k++) {
         // "%" APR_SIZE_T_FMT and the like: a format macro between literals.
@@ -50,6 +56,63 @@ function describe(code, strings, s) {
         message += (gap ? 'd' : '') + strings[k].value;
     }
     return { level: [...new Set(levels)].join('/') || '?', message };
+}
+
+// Levels named in a piece of code: APLOG_X, BFF_LOG_X, the store's
+// rate-limited level, and an outcome's level from the table in
+// src/mod_bff_respond.c (bff_respond_level(BFF_OUTCOME_X)).
+function levelsIn(code) {
+    const out = [];
+    const re = /\b(?:APLOG|BFF_LOG)_(?!MARK\b)([A-Z]+)\b|bff_glue_store_fail_level|bff_respond_level\s*\(\s*BFF_OUTCOME_([A-Z_]+)\s*\)/g;
+    for (const m of code.matchAll(re)) {
+        if (m[1]) out.push(levelName(m[1]));
+        else if (m[2]) out.push(outcomeLevels.get(m[2]) || '?');
+        else out.push('store');
+    }
+    return out;
+}
+
+function levelName(x) {
+    return x.toLowerCase().replace('warning', 'warn').replace(/^err$/, 'error');
+}
+
+// The outcome table: [BFF_OUTCOME_X] = { ..., APLOG_Y } (-1: the store's
+// rate-limited level).
+function outcomeTable() {
+    const map = new Map();
+    let code;
+    try {
+        code = lex('src/mod_bff_respond.c').code;
+    } catch {
+        return map;
+    }
+    for (const m of code.matchAll(/\[BFF_OUTCOME_([A-Z_]+)\]\s*=\s*\{([^}]*)\}/g)) {
+        const last = m[2].trim().split(',').map((x) => x.trim()).filter(Boolean).pop();
+        const lv = /^APLOG_([A-Z]+)$/.exec(last);
+        map.set(m[1], lv ? levelName(lv[1]) : last === '-1' ? 'store' : '?');
+    }
+    return map;
+}
+
+// Static functions that log a message passed to them ("%s" format): the
+// level their body logs at counts for the tags their callers pass in.
+function helperLevels(code, text) {
+    const map = new Map();
+    for (const m of code.matchAll(/\bstatic\s+[a-z_][a-z0-9_ \t*]*?\b([a-z_][a-z0-9_]*)\s*\([^;{]*\)\s*\{/g)) {
+        let depth = 1, k = m.index + m[0].length;
+        while (k < code.length && depth > 0) {
+            if (code[k] === '{') depth++;
+            else if (code[k] === '}') depth--;
+            k++;
+        }
+        const body = code.slice(m.index + m[0].length, k);
+        const raw = text.slice(m.index + m[0].length, k);
+        if (/ap_log_rerror|ap_log_error|BFF_LOG\s*\(/.test(body) && /"%s"/.test(raw)) {
+            const lv = levelsIn(body);
+            if (lv.length) map.set(m[1], lv);
+        }
+    }
+    return map;
 }
 
 function docTags() {

@@ -1,0 +1,508 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: the login flow. login: check returnTo, make a pending login (state, nonce, PKCE
+ * verifier) sealed in a slot cookie, redirect to the provider. callback: find the pending
+ * login, check the provider's answer, claim the attempt once across nodes, exchange the code,
+ * verify the ID token, store a new session, set its cookie.
+ */
+#include <apr_atomic.h>
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <jansson.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include "mod_bff.h"
+#include "mod_bff_config.h"
+#include "mod_bff_login.h"
+#include "mod_bff_pending.h"
+#include "mod_bff_provider.h"
+#include "mod_bff_respond.h"
+#include "mod_bff_session.h"
+#include "bff_cookie.h"
+#include "bff_idtoken.h"
+#include "bff_ns.h"
+#include "bff_oidc.h"
+#include "bff_session.h"
+#include "bff_url.h"
+#include "bff_util.h"
+
+#define ID_TOKEN_LEEWAY 60
+#define ID_TOKEN_MAX_AGE 600
+
+/* A step that did not answer: the flow goes on. Distinct from every
+ * handler return value (OK, DECLINED, DONE, HTTP statuses). */
+#define GO_ON (-1000)
+
+static int signin_fails(request_rec *r, bff_outcome_e o, const char *text)
+{
+    return bff_respond_outcome(r, o, BFF_AS_SIGNIN, text);
+}
+
+static int provider_unavailable(request_rec *r, apr_status_t rv)
+{
+    return signin_fails(r,
+                        rv == APR_TIMEUP ? BFF_OUTCOME_PROVIDER_TIMEOUT : BFF_OUTCOME_PROVIDER_DOWN,
+                        NULL);
+}
+
+/* ---- login ---------------------------------------------------------- */
+
+/* The page to come back to: a same-origin path, small enough to travel in
+ * the pending-login cookie. */
+static int read_return_to(request_rec *r, const char **return_to)
+{
+    apr_table_t *q = NULL;
+    const char *rt;
+
+    *return_to = "/";
+    if (r->args && APR_SUCCESS != bff_url_parse_query(r->pool, r->args, &q)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "BFF00201: login refused: malformed "
+                      "query string");
+        return signin_fails(r, BFF_OUTCOME_BAD_REQUEST, "The sign-in link is malformed.");
+    }
+    if (!q || !(rt = apr_table_get(q, "returnTo"))) {
+        return GO_ON;
+    }
+    if (!bff_url_return_to_ok(rt)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "BFF00202: login refused: returnTo "
+                      "is not a same-origin relative path");
+        return signin_fails(r, BFF_OUTCOME_BAD_REQUEST,
+                            "The page to return to after sign-in must be a path on this site.");
+    }
+    if (strlen(rt) > BFF_TXN_MAX_RETURN_TO) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "BFF00250: login refused: returnTo "
+                      "is longer than %d bytes",
+                      BFF_TXN_MAX_RETURN_TO);
+        return signin_fails(r, BFF_OUTCOME_BAD_REQUEST,
+                            "The page to return to after sign-in is too long.");
+    }
+    *return_to = rt;
+    return GO_ON;
+}
+
+static apr_status_t new_pending(request_rec *r, const char *return_to, bff_txn_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->state = bff_util_random_token(r->pool, 32);
+    t->nonce = bff_util_random_token(r->pool, 32);
+    t->code_verifier = bff_oidc_pkce_verifier(r->pool);
+    t->return_to = return_to;
+    t->created = (apr_int64_t)apr_time_now();
+    t->expires = bff_util_now() + BFF_TXN_LIFETIME;
+    return t->state && t->nonce && t->code_verifier ? APR_SUCCESS : APR_EGENERAL;
+}
+
+static const char *authz_url(request_rec *r, const bff_srv_conf_t *sc,
+                             const bff_provider_view_t *pv, const bff_txn_t *t)
+{
+    bff_oidc_authz_t az;
+
+    memset(&az, 0, sizeof(az));
+    az.client_id = sc->client_id;
+    az.redirect_uri = sc->redirect_uri;
+    az.scope = sc->scope;
+    az.state = t->state;
+    az.nonce = t->nonce;
+    az.code_challenge = bff_oidc_pkce_challenge(r->pool, t->code_verifier);
+    az.extra = sc->auth_params;
+    return bff_oidc_authz_url(r->pool, pv->meta, &az);
+}
+
+int bff_login_start(request_rec *r, bff_srv_conf_t *sc)
+{
+    const char *return_to, *name, *value;
+    bff_provider_view_t pv;
+    bff_txn_t t;
+    apr_status_t rv;
+    int answer;
+
+    if (GO_ON != (answer = read_return_to(r, &return_to))) {
+        return answer;
+    }
+    if (APR_SUCCESS != (rv = bff_provider_get(sc->provider, r, &pv))) {
+        return provider_unavailable(r, rv);
+    }
+    if (APR_SUCCESS != new_pending(r, return_to, &t)) {
+        return signin_fails(r, BFF_OUTCOME_INTERNAL, "A random value could not be generated.");
+    }
+    if (APR_SUCCESS != (rv = bff_pending_seal(r, sc, &t, &name, &value))) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      "BFF00203: cannot seal the login "
+                      "transaction");
+        return signin_fails(r, BFF_OUTCOME_INTERNAL, "The sign-in could not be started.");
+    }
+    /* Lax: the provider's redirect back is a cross-site top-level GET. */
+    bff_respond_cookie(r, name, value, BFF_TXN_LIFETIME, BFF_SAMESITE_LAX);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "BFF00204: login started, redirecting to "
+                  "the provider");
+    return bff_respond_redirect(r, authz_url(r, sc, &pv, &t));
+}
+
+/* ---- callback ------------------------------------------------------- */
+
+/* One callback as it goes through its steps. */
+typedef struct {
+    const char *state, *code, *iss, *error;
+    bff_txn_t *t;
+    bff_provider_view_t pv;
+    const char *used; /* the single-use marker's key */
+    bff_oidc_tokens_t *tok;
+    json_t *claims;
+    bff_req_session_t rs;
+    bff_session_t s;
+} callback_t;
+
+static int refuse(request_rec *r, const char *tag_msg, const char *user_msg)
+{
+    ap_log_rerror(APLOG_MARK, bff_respond_level(BFF_OUTCOME_BAD_REQUEST), 0, r, "%s", tag_msg);
+    return signin_fails(r, BFF_OUTCOME_BAD_REQUEST, user_msg);
+}
+
+#define SIGN_IN_AGAIN "The sign-in response is incomplete. Please sign in again."
+#define EXPIRED_OR_USED \
+    "This sign-in attempt has expired or was already used. Please sign in again."
+
+static int read_query(request_rec *r, callback_t *cb)
+{
+    apr_table_t *q = NULL;
+
+    if (!r->args || APR_SUCCESS != bff_url_parse_query(r->pool, r->args, &q)) {
+        return refuse(r, "BFF00210: callback without a valid query", SIGN_IN_AGAIN);
+    }
+    cb->state = apr_table_get(q, "state");
+    cb->code = apr_table_get(q, "code");
+    cb->iss = apr_table_get(q, "iss");
+    cb->error = apr_table_get(q, "error");
+    if (!cb->state || !*cb->state || strlen(cb->state) > 256) {
+        return refuse(r, "BFF00211: callback without state", SIGN_IN_AGAIN);
+    }
+    return GO_ON;
+}
+
+/* The pending login this browser started with the state. From here on the
+ * attempt is over whatever happens: the browser drops the cookie, so a
+ * reload cannot replay it. */
+static int take_pending(request_rec *r, const bff_srv_conf_t *sc, callback_t *cb)
+{
+    const char *name;
+    apr_status_t rv = bff_pending_open(r, sc, cb->state, &name, &cb->t);
+
+    if (rv == APR_NOTFOUND) {
+        return refuse(r,
+                      "BFF00214: callback from a browser that "
+                      "did not start this login, one that completed it, or one whose "
+                      "later logins took its cookie (no login cookie holds this state)",
+                      "This sign-in response does not belong to this browser. "
+                      "Please sign in again.");
+    }
+    if (rv == APR_TIMEUP) {
+        bff_pending_expire(r, name);
+        return refuse(r,
+                      "BFF00212: callback with an unknown, "
+                      "expired or already used state",
+                      EXPIRED_OR_USED);
+    }
+    if (rv != APR_SUCCESS) {
+        /* Left alone: the site on another port of this host that sealed it
+         * may still complete it. */
+        return refuse(r,
+                      "BFF00251: callback whose state no login "
+                      "cookie holds, and a login cookie that does not open here "
+                      "(sealed for another site or client, with a key not in "
+                      "BFFCryptoKey, or altered)",
+                      "This sign-in response does not belong to this site. "
+                      "Please sign in again.");
+    }
+    bff_pending_expire(r, name);
+    return GO_ON;
+}
+
+/* Only the error code from the provider is echoed, and only if it looks
+ * like one: the description is attacker-controllable text. */
+static const char *safe_error_code(const char *e)
+{
+    const char *c;
+
+    if (!e || !*e || strlen(e) > 64) {
+        return "unknown";
+    }
+    for (c = e; *c; ++c) {
+        if (!apr_isalnum(*c) && *c != '_' && *c != '-' && *c != '.') {
+            return "unknown";
+        }
+    }
+    return e;
+}
+
+/* The answer comes from our provider (RFC 9207 iss, mix-up defence), and
+ * is not an error. */
+static int check_answer(request_rec *r, const bff_srv_conf_t *sc, callback_t *cb)
+{
+    const char *e;
+
+    if (cb->iss ? strcmp(cb->iss, sc->issuer) != 0 : cb->pv.meta->iss_parameter_supported) {
+        return refuse(r,
+                      cb->iss ? "BFF00215: callback iss parameter "
+                                "does not match the provider (mix-up attack?)"
+                              : "BFF00216: callback without the iss parameter the provider "
+                                "advertises",
+                      "The sign-in response came from an unexpected identity provider.");
+    }
+    if (cb->error) {
+        e = safe_error_code(cb->error);
+        ap_log_rerror(APLOG_MARK, bff_respond_level(BFF_OUTCOME_PROVIDER_DENIED), 0, r,
+                      "BFF00217: the provider returned error "
+                      "'%s' to the login",
+                      e);
+        return signin_fails(r, BFF_OUTCOME_PROVIDER_DENIED,
+                            apr_psprintf(r->pool,
+                                         "The identity provider answered: %s. "
+                                         "You can try to sign in again.",
+                                         e));
+    }
+    if (!cb->code || !*cb->code) {
+        return refuse(r, "BFF00218: callback without code", SIGN_IN_AGAIN);
+    }
+    return GO_ON;
+}
+
+/* A full store refuses sign-ins rather than evict: said at warning level at
+ * most once a minute per process (with how many were refused meanwhile), so
+ * a flood of callbacks cannot flood the log; the rest at debug. */
+#define STORE_FULL_LOG_INTERVAL 60
+
+static int store_full(request_rec *r)
+{
+    static volatile apr_uint32_t last_log, refused;
+    apr_uint32_t now = (apr_uint32_t)bff_util_now(), last = apr_atomic_read32(&last_log);
+    apr_uint32_t n = apr_atomic_inc32(&refused) + 1;
+    int warn = now - last >= STORE_FULL_LOG_INTERVAL
+               && apr_atomic_cas32(&last_log, now, last) == last;
+
+    if (warn) {
+        apr_atomic_sub32(&refused, n);
+    }
+    /* One message for one event (one tag): only its level varies. */
+    ap_log_rerror(APLOG_MARK, warn ? bff_respond_level(BFF_OUTCOME_STORE_FULL) : APLOG_DEBUG, 0, r,
+                  "BFF00253: sign-in refused (503): the "
+                  "session store is full of live entries and a login's single-use "
+                  "marker never evicts one (%u refused in this process since the last "
+                  "warning); raise BFFSessionStore shm:<size>",
+                  n);
+    return signin_fails(r, BFF_OUTCOME_STORE_FULL, NULL);
+}
+
+/* Single use across nodes: whoever adds the marker owns the login attempt.
+ * Its key holds no key of the ring (nodes in a rotation agree on it). The
+ * request is anonymous until the code exchange succeeds, so the marker
+ * never evicts anything (a junk callback must not push a session out of a
+ * full store): APR_ENOSPC when there is no room. */
+static int claim_attempt(request_rec *r, const bff_srv_conf_t *sc, callback_t *cb)
+{
+    static const unsigned char one = '1';
+    apr_status_t rv;
+
+    cb->used = bff_ns_key(r->pool, sc->keyring, BFF_NS_TXN_USED, 0, sc->site,
+                          apr_pstrcat(r->pool, sc->issuer, "\n", cb->state, NULL));
+    rv = cb->used ? bff_store_add_noevict(sc->store, r->pool, cb->used, &one, 1, cb->t->expires)
+                  : APR_ENOMEM;
+    if (rv == APR_EEXIST) {
+        return refuse(r,
+                      "BFF00254: callback with a state that "
+                      "was already used (a replayed or twice-delivered callback)",
+                      EXPIRED_OR_USED);
+    }
+    if (rv == APR_ENOSPC) {
+        return store_full(r);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, bff_respond_level(BFF_OUTCOME_STORE_DOWN), rv, r,
+                      "BFF00213: session "
+                      "store unavailable during callback");
+        return signin_fails(r, BFF_OUTCOME_STORE_DOWN, NULL);
+    }
+    return GO_ON;
+}
+
+static int exchange_code(request_rec *r, const bff_srv_conf_t *sc, callback_t *cb)
+{
+    const char *err = NULL;
+    apr_status_t rv;
+
+    rv = bff_oidc_exchange_code(r->pool, bff_provider_http(sc->provider), cb->pv.meta, &sc->client,
+                                cb->code, cb->t->code_verifier, sc->redirect_uri, &cb->tok, &err);
+    if (rv != APR_SUCCESS || cb->tok->error) {
+        /* No session came of it: the marker goes at once, so junk callbacks
+         * leave nothing live in the store. A real code the provider refused
+         * cannot be replayed into a session either. */
+        bff_store_remove(sc->store, r->pool, cb->used);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF00219: code exchange at %s %s: %s",
+                      cb->pv.meta->token_endpoint, rv == APR_TIMEUP ? "timed out" : "failed",
+                      err ? err : "error");
+        return provider_unavailable(r, rv);
+    }
+    if (cb->tok->error) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "BFF00220: the token endpoint refused the "
+                      "code: %s",
+                      safe_error_code(cb->tok->error));
+        return signin_fails(r, BFF_OUTCOME_PROVIDER_INVALID,
+                            "The identity provider refused to complete the sign-in. "
+                            "Please sign in again.");
+    }
+    if (!cb->tok->id_token) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "BFF00221: the token response has no "
+                      "id_token (is 'openid' in the scope?)");
+        return signin_fails(r, BFF_OUTCOME_PROVIDER_INVALID,
+                            "The identity provider's answer was incomplete.");
+    }
+    return GO_ON;
+}
+
+static int verify_id_token(request_rec *r, const bff_srv_conf_t *sc, callback_t *cb)
+{
+    bff_idtoken_expect_t ex;
+    const char *err = NULL, *tok = cb->tok->id_token;
+    apr_status_t rv;
+
+    memset(&ex, 0, sizeof(ex));
+    ex.issuer = sc->issuer;
+    ex.client_id = sc->client_id;
+    ex.trusted_audiences = sc->trusted_audiences;
+    ex.nonce = cb->t->nonce;
+    ex.now = bff_util_now();
+    ex.leeway = ID_TOKEN_LEEWAY;
+    ex.max_age = ID_TOKEN_MAX_AGE;
+    rv = bff_idtoken_verify(r->pool, tok, cb->pv.jwks, cb->pv.meta->id_token_algs, &ex, &cb->claims,
+                            &err);
+    /* An unknown kid: the provider may have rotated its keys. */
+    if (rv == APR_NOTFOUND
+        && APR_SUCCESS == bff_provider_refresh_jwks_wait(sc->provider, r, &cb->pv)) {
+        rv = bff_idtoken_verify(r->pool, tok, cb->pv.jwks, cb->pv.meta->id_token_algs, &ex,
+                                &cb->claims, &err);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "BFF00222: ID token rejected: %s",
+                      err ? err : "invalid");
+        return signin_fails(r, BFF_OUTCOME_PROVIDER_INVALID, NULL);
+    }
+    return GO_ON;
+}
+
+static void fill_session(request_rec *r, const bff_srv_conf_t *sc, callback_t *cb)
+{
+    bff_session_t *s = &cb->s;
+    apr_int64_t now = bff_util_now();
+    char *claims_txt = json_dumps(cb->claims, JSON_COMPACT);
+
+    memset(s, 0, sizeof(*s));
+    s->iss = sc->issuer;
+    s->sub = json_string_value(json_object_get(cb->claims, "sub"));
+    s->sid = json_string_value(json_object_get(cb->claims, "sid"));
+    s->access_token = cb->tok->access_token;
+    s->token_type = cb->tok->token_type;
+    s->refresh_token = cb->tok->refresh_token;
+    s->id_token = cb->tok->id_token;
+    s->claims = claims_txt ? apr_pstrdup(r->pool, claims_txt) : "{}";
+    free(claims_txt);
+    s->logout_id = bff_util_random_token(r->pool, 16);
+    s->at_expires = cb->tok->expires_in > 0 ? now + cb->tok->expires_in : 0;
+    s->at_issued = now;
+    s->created = now;
+    s->last_access = now;
+    s->expires = now + sc->max_lifetime;
+}
+
+/* A fresh identifier at every login: a cookie planted before the login
+ * (session fixation) names nothing afterwards. */
+static int store_session(request_rec *r, bff_srv_conf_t *sc, callback_t *cb)
+{
+    const char *hdr = apr_table_get(r->headers_in, "Cookie");
+    const char *old = hdr ? bff_cookie_get(r->pool, hdr, sc->cookie_name) : NULL;
+    bff_session_t *s = &cb->s;
+    apr_status_t rv;
+
+    if (old && bff_session_id_ok(old)) {
+        bff_glue_session_remove(r, sc, old);
+    }
+    memset(&cb->rs, 0, sizeof(cb->rs));
+    cb->rs.id = bff_session_new_id(r->pool);
+    cb->rs.s = s;
+    if (!cb->rs.id || !s->logout_id) {
+        return signin_fails(r, BFF_OUTCOME_INTERNAL, "A random value could not be generated.");
+    }
+    rv = bff_glue_session_save(r, sc, &cb->rs, 1);
+    if (rv == APR_ENOSPC) {
+        return signin_fails(r, BFF_OUTCOME_INTERNAL, "The session is too large to store.");
+    }
+    if (rv != APR_SUCCESS) {
+        return signin_fails(r, BFF_OUTCOME_STORE_DOWN, NULL);
+    }
+    /* So a back-channel logout can find the session by sid or sub. */
+    if (s->sid && *s->sid) {
+        bff_glue_index_add(r, sc, BFF_INDEX_SID, s->sid, cb->rs.handle, s->expires);
+    }
+    bff_glue_index_add(r, sc, BFF_INDEX_SUB, s->sub, cb->rs.handle, s->expires);
+    return GO_ON;
+}
+
+/* A same-site refresh instead of a 302: the provider's redirect is a
+ * cross-site navigation, on which SameSite=Strict cookies are withheld from
+ * every request of the redirect chain. The refresh starts a new, same-site
+ * navigation that carries the fresh session cookie. */
+static int signed_in_page(request_rec *r, const char *return_to)
+{
+    const char *esc = ap_escape_html(r->pool, return_to);
+    const char *body = apr_psprintf(
+        r->pool,
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        "<meta http-equiv=\"refresh\" content=\"0;url=%s\"><title>Signed in</title></head>\n"
+        "<body><p>Signed in. <a href=\"%s\">Continue</a></p></body></html>\n",
+        esc, esc);
+
+    apr_table_setn(r->headers_out, "Content-Security-Policy", "default-src 'none'");
+    apr_table_setn(r->headers_out, "Referrer-Policy", "no-referrer");
+    return bff_respond_body(r, HTTP_OK, "text/html; charset=utf-8", body);
+}
+
+int bff_login_callback(request_rec *r, bff_srv_conf_t *sc)
+{
+    callback_t cb;
+    apr_status_t rv;
+    int answer;
+
+    memset(&cb, 0, sizeof(cb));
+    if (GO_ON != (answer = read_query(r, &cb)) || GO_ON != (answer = take_pending(r, sc, &cb))) {
+        return answer;
+    }
+    if (APR_SUCCESS != (rv = bff_provider_get(sc->provider, r, &cb.pv))) {
+        return provider_unavailable(r, rv);
+    }
+    if (GO_ON != (answer = check_answer(r, sc, &cb))
+        || GO_ON != (answer = claim_attempt(r, sc, &cb))
+        || GO_ON != (answer = exchange_code(r, sc, &cb))
+        || GO_ON != (answer = verify_id_token(r, sc, &cb))) {
+        return answer;
+    }
+    fill_session(r, sc, &cb);
+    if (GO_ON != (answer = store_session(r, sc, &cb))) {
+        return answer;
+    }
+    bff_respond_cookie(r, sc->cookie_name, cb.rs.id, -1, (bff_samesite_e)sc->samesite);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF00223: login completed for sub %s",
+                  ap_escape_logitem(r->pool, cb.s.sub));
+    return signed_in_page(r, cb.t->return_to);
+}
