@@ -18,8 +18,8 @@
 #include "src/mod_bff.h"
 #include "src/mod_bff_config.h"
 #include "src/mod_bff_handler.h"
-#include "src/mod_bff_provider.h"
 #include "src/mod_bff_relay.h"
+#include "src/mod_bff_site.h"
 #include "src/mod_bff_store.h"
 #include "src/bff_http.h"
 #include "src/bff_log.h"
@@ -47,7 +47,7 @@ static int bff_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     const char *err;
 
     for (vs = s; vs; vs = vs->next) {
-        if ((err = bff_config_finalize(pconf, vs, bff_srv_conf(vs)))) {
+        if ((err = bff_config_check(ptemp, vs, bff_srv_conf(vs)))) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, vs, "BFF00001: %s", err);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -75,30 +75,16 @@ static int bff_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "BFF00002: cannot initialise libcurl");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    for (vs = s; vs; vs = vs->next) {
-        bff_srv_conf_t *sc = bff_srv_conf(vs);
-        if (!sc->issuer) {
-            continue;
-        }
-        if (APR_SUCCESS != bff_glue_store_setup(pconf, vs, sc)) {
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-        sc->provider = bff_provider_create(pconf, vs, sc->issuer, sc->ca_file);
+    if (APR_SUCCESS != bff_sites_build(pconf, ptemp, s)) {
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;
 }
 
 static void bff_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    server_rec *vs;
-
     bff_glue_store_child_init(pchild, s);
-    for (vs = s; vs; vs = vs->next) {
-        bff_srv_conf_t *sc = bff_srv_conf(vs);
-        if (sc->provider) {
-            bff_provider_child_init(sc->provider, pchild);
-        }
-    }
+    bff_sites_child_init(pchild);
 }
 
 /* Hook order: only the handler phase depends on other modules. The start-up

@@ -603,51 +603,131 @@ static const char *url_origin(apr_pool_t *p, const char *url)
     return o;
 }
 
-const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc)
+const char *bff_conf_scope(const bff_srv_conf_t *sc)
+{
+    return sc->scope ? sc->scope : BFF_DEFAULT_SCOPE;
+}
+
+bff_client_auth_e bff_conf_client_auth(const bff_srv_conf_t *sc)
+{
+    return sc->client_auth != -1 ? (bff_client_auth_e)sc->client_auth : BFF_CLIENT_AUTH_BASIC;
+}
+
+const bff_store_spec_t *bff_conf_store_spec(const bff_srv_conf_t *sc)
+{
+    static const bff_store_spec_t dflt = { BFF_STORE_SHM, BFF_STORE_SHM_DEFAULT_SIZE, NULL };
+
+    return sc->store_arg ? &sc->store_spec : &dflt;
+}
+
+const char *bff_conf_cookie_name(const bff_srv_conf_t *sc)
+{
+    return sc->cookie_name ? sc->cookie_name : BFF_DEFAULT_COOKIE_NAME;
+}
+
+bff_samesite_e bff_conf_samesite(const bff_srv_conf_t *sc)
+{
+    return sc->samesite != -1 ? (bff_samesite_e)sc->samesite : BFF_SAMESITE_STRICT;
+}
+
+apr_int64_t bff_conf_max_lifetime(const bff_srv_conf_t *sc)
+{
+    return sc->max_lifetime != -1 ? sc->max_lifetime : BFF_DEFAULT_LIFETIME;
+}
+
+apr_int64_t bff_conf_idle_timeout(const bff_srv_conf_t *sc)
+{
+    apr_int64_t life = bff_conf_max_lifetime(sc);
+
+    if (sc->idle_timeout != -1) {
+        return sc->idle_timeout;
+    }
+    return BFF_DEFAULT_IDLE < life ? BFF_DEFAULT_IDLE : life;
+}
+
+apr_int64_t bff_conf_refresh_before(const bff_srv_conf_t *sc)
+{
+    return sc->refresh_before != -1 ? sc->refresh_before : BFF_DEFAULT_REFRESH_BEFORE;
+}
+
+const char *bff_conf_origin(apr_pool_t *p, const bff_srv_conf_t *sc)
+{
+    return sc->redirect_uri ? url_origin(p, sc->redirect_uri) : NULL;
+}
+
+const char *bff_conf_post_logout_uri(apr_pool_t *p, const bff_srv_conf_t *sc)
+{
+    const char *origin;
+
+    if (sc->post_logout_uri) {
+        return sc->post_logout_uri;
+    }
+    origin = bff_conf_origin(p, sc);
+    return origin ? apr_pstrcat(p, origin, "/", NULL) : NULL;
+}
+
+static int same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
+
+/* Arrays of strings (auth params, audiences). */
+static int same_strs(const apr_array_header_t *a, const apr_array_header_t *b)
+{
+    int i;
+
+    if (a == b) {
+        return 1;
+    }
+    if (!a || !b || a->nelts != b->nelts) {
+        return 0;
+    }
+    for (i = 0; i < a->nelts; ++i) {
+        if (!same_str(APR_ARRAY_IDX(a, i, const char *), APR_ARRAY_IDX(b, i, const char *))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int same_keys(const apr_array_header_t *a, const apr_array_header_t *b)
+{
+    int i;
+
+    if (a == b) {
+        return 1;
+    }
+    if (!a || !b || a->nelts != b->nelts) {
+        return 0;
+    }
+    for (i = 0; i < a->nelts; ++i) {
+        const bff_secret_t *x = &APR_ARRAY_IDX(a, i, bff_secret_t);
+        const bff_secret_t *y = &APR_ARRAY_IDX(b, i, bff_secret_t);
+        if (x->len != y->len || memcmp(x->data, y->data, x->len)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int bff_conf_same(const bff_srv_conf_t *a, const bff_srv_conf_t *b)
+{
+    return same_str(a->issuer, b->issuer) && same_str(a->ca_file, b->ca_file)
+           && same_str(a->client_id, b->client_id) && same_str(a->client_secret, b->client_secret)
+           && a->client_auth == b->client_auth && same_str(a->redirect_uri, b->redirect_uri)
+           && same_str(a->scope, b->scope) && same_strs(a->auth_params, b->auth_params)
+           && same_str(a->store_arg, b->store_arg) && same_keys(a->crypto_keys, b->crypto_keys)
+           && same_str(a->cookie_name, b->cookie_name) && a->samesite == b->samesite
+           && a->idle_timeout == b->idle_timeout && a->max_lifetime == b->max_lifetime
+           && a->refresh_before == b->refresh_before
+           && same_str(a->post_logout_uri, b->post_logout_uri)
+           && same_strs(a->trusted_aud, b->trusted_aud);
+}
+
+const char *bff_config_check(apr_pool_t *p, server_rec *s, const bff_srv_conf_t *sc)
 {
     const char *srv = apr_psprintf(p, "%s:%d", s->server_hostname ? s->server_hostname : "?",
                                    (int)s->port);
-
-    if (!sc->scope) {
-        sc->scope = BFF_DEFAULT_SCOPE;
-    }
-    if (sc->client_auth == -1) {
-        sc->client_auth = BFF_CLIENT_AUTH_BASIC;
-    }
-    if (!sc->store_arg) {
-        sc->store_spec.kind = BFF_STORE_SHM;
-        sc->store_spec.shm_size = BFF_STORE_SHM_DEFAULT_SIZE;
-        sc->store_arg = "shm";
-    }
-    if (!sc->cookie_name) {
-        sc->cookie_name = BFF_DEFAULT_COOKIE_NAME;
-    }
-    sc->txn_cookie_name = apr_pstrcat(p, sc->cookie_name, "-tx", NULL);
-    /* Pending logins: "<name>-tx.0" .. "<name>-tx.3", one slot each (the handler). */
-    sc->txn_cookie_prefix = apr_pstrcat(p, sc->txn_cookie_name, ".", NULL);
-    if (sc->samesite == -1) {
-        sc->samesite = BFF_SAMESITE_STRICT;
-    }
-    if (sc->max_lifetime == -1) {
-        sc->max_lifetime = BFF_DEFAULT_LIFETIME;
-    }
-    if (sc->idle_timeout == -1) {
-        /* A default never contradicts an explicit setting: a lifetime
-         * shorter than the default idle timeout caps it. */
-        sc->idle_timeout = BFF_DEFAULT_IDLE < sc->max_lifetime ? BFF_DEFAULT_IDLE
-                                                               : sc->max_lifetime;
-    }
-    if (sc->refresh_before == -1) {
-        sc->refresh_before = BFF_DEFAULT_REFRESH_BEFORE;
-    }
-    sc->client.client_id = sc->client_id;
-    sc->client.client_secret = sc->client_secret;
-    sc->client.auth = (bff_client_auth_e)sc->client_auth;
-    if (sc->trusted_aud && !sc->trusted_audiences) {
-        apr_array_header_t *a = apr_array_copy(p, sc->trusted_aud);
-        APR_ARRAY_PUSH(a, const char *) = NULL;
-        sc->trusted_audiences = (const char *const *)a->elts;
-    }
 
     if (!sc->issuer) {
         return NULL; /* mod_bff is not used in this server */
@@ -666,17 +746,14 @@ const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc
         return apr_psprintf(p, "%s is set for %s but %s is missing", BFF_D_PROVIDER, srv,
                             BFF_D_REDIRECT_URI);
     }
-    sc->origin = url_origin(p, sc->redirect_uri);
-    if (!sc->post_logout_uri) {
-        sc->post_logout_uri = apr_pstrcat(p, sc->origin, "/", NULL);
-    }
-    if (sc->store_spec.kind == BFF_STORE_MEMCACHE && !(sc->crypto_keys && sc->crypto_keys->nelts)) {
+    if (bff_conf_store_spec(sc)->kind == BFF_STORE_MEMCACHE
+        && !(sc->crypto_keys && sc->crypto_keys->nelts)) {
         return apr_psprintf(p,
                             "%s memcache:... needs %s for %s: every node must use the "
                             "same key to read the sessions the others write",
                             BFF_D_SESSION_STORE, BFF_D_CRYPTO_KEY, srv);
     }
-    if (sc->idle_timeout > sc->max_lifetime) {
+    if (bff_conf_idle_timeout(sc) > bff_conf_max_lifetime(sc)) {
         /* Both set explicitly (here or inherited): one of the two is a
          * mistake, and guessing which would hide it. */
         return apr_psprintf(p,
@@ -684,8 +761,8 @@ const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc
                             "s) for %s: an idle timeout cannot outlast the "
                             "session; shorten it or leave it unset (it then defaults to the "
                             "shorter of 30 minutes and the lifetime)",
-                            BFF_D_IDLE_TIMEOUT, sc->idle_timeout, BFF_D_MAX_LIFETIME,
-                            sc->max_lifetime, srv);
+                            BFF_D_IDLE_TIMEOUT, bff_conf_idle_timeout(sc), BFF_D_MAX_LIFETIME,
+                            bff_conf_max_lifetime(sc), srv);
     }
     return NULL;
 }
@@ -712,19 +789,19 @@ void bff_config_log_warnings(server_rec *s, const bff_srv_conf_t *sc)
                      "(allowed for loopback only); use https in production",
                      BFF_D_PROVIDER, sc->issuer);
     }
-    if (strncmp(sc->cookie_name, "__Host-", 7)) {
+    if (strncmp(bff_conf_cookie_name(sc), "__Host-", 7)) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      "BFF00102: %s %s has no __Host- "
                      "prefix: the cookie can be overwritten from sibling subdomains",
-                     BFF_D_COOKIE_NAME, sc->cookie_name);
+                     BFF_D_COOKIE_NAME, bff_conf_cookie_name(sc));
     }
-    if (sc->samesite == BFF_SAMESITE_LAX) {
+    if (bff_conf_samesite(sc) == BFF_SAMESITE_LAX) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      "BFF00103: %s Lax weakens the "
                      "session cookie (sent on cross-site top-level navigations)",
                      BFF_D_COOKIE_SAMESITE);
     }
-    if (sc->client_auth == BFF_CLIENT_AUTH_POST) {
+    if (bff_conf_client_auth(sc) == BFF_CLIENT_AUTH_POST) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                      "BFF00104: %s client_secret_post "
                      "sends the client secret in the request body",

@@ -54,15 +54,15 @@ typedef enum {
     BFF_RELAY_OPTIONAL = 2
 } bff_relay_e;
 
-struct bff_provider_t;
-
 typedef struct {
     const void *data;
     apr_size_t len;
 } bff_secret_t;
 
-/* Per server (virtual host). Unset fields are NULL or -1 until merge and
- * bff_config_finalize() fill in the defaults in one place. */
+/* Per server (virtual host): directive values only, as written. Unset
+ * fields are NULL or -1; the getters below apply the defaults. Nothing
+ * writes to it after the merge: the runtime objects built from it live in
+ * a bff_site_t (mod_bff_site.h). */
 typedef struct {
     const char *issuer;
     const char *ca_file;
@@ -84,18 +84,6 @@ typedef struct {
     apr_array_header_t *trusted_aud;    /* const char *, NULL unset */
     apr_array_header_t *pass_cookie_at; /* const char * locations with BFFPassCookie On
                                          * in this server's own config (not merged) */
-
-    /* Runtime, set up in post_config. */
-    const char *txn_cookie_name;   /* "<cookie>-tx": the binder of earlier releases */
-    const char *txn_cookie_prefix; /* "<cookie>-tx.": pending-login cookies */
-    bff_keyring_t *keyring;
-    bff_store_t *store;
-    struct bff_provider_t *provider;
-    bff_oidc_client_t client;
-    const char *origin;                   /* scheme://host[:port] of BFFRedirectURI */
-    const char *site;                     /* origin + client id: binds keys and store
-                                         * entries to this site (bff_ns_site) */
-    const char *const *trusted_audiences; /* trusted_aud, NULL-terminated */
 } bff_srv_conf_t;
 
 /* Per directory (Location). */
@@ -108,6 +96,24 @@ typedef struct {
 } bff_dir_conf_t;
 
 /* Getters that apply the defaults. */
+const char *bff_conf_scope(const bff_srv_conf_t *sc);
+bff_client_auth_e bff_conf_client_auth(const bff_srv_conf_t *sc);
+const bff_store_spec_t *bff_conf_store_spec(const bff_srv_conf_t *sc);
+const char *bff_conf_cookie_name(const bff_srv_conf_t *sc);
+bff_samesite_e bff_conf_samesite(const bff_srv_conf_t *sc);
+apr_int64_t bff_conf_max_lifetime(const bff_srv_conf_t *sc);
+/* Unset: the shorter of the default and the lifetime (a default never
+ * contradicts an explicit setting). */
+apr_int64_t bff_conf_idle_timeout(const bff_srv_conf_t *sc);
+apr_int64_t bff_conf_refresh_before(const bff_srv_conf_t *sc);
+/* "https://host[:port]" of BFFRedirectURI (lower case, default port left
+ * out), NULL when unset or not a URL. */
+const char *bff_conf_origin(apr_pool_t *p, const bff_srv_conf_t *sc);
+/* Unset: the site's "/". */
+const char *bff_conf_post_logout_uri(apr_pool_t *p, const bff_srv_conf_t *sc);
+/* Two servers whose directive values are all equal share one bff_site_t. */
+int bff_conf_same(const bff_srv_conf_t *a, const bff_srv_conf_t *b);
+
 int bff_dir_relay(const bff_dir_conf_t *dc);
 const char *bff_dir_csrf_header(const bff_dir_conf_t *dc);
 const char *bff_dir_csrf_value(const bff_dir_conf_t *dc);
@@ -118,6 +124,7 @@ void *bff_config_merge_server(apr_pool_t *p, void *basev, void *addv);
 void *bff_config_create_dir(apr_pool_t *p, char *dir);
 void *bff_config_merge_dir(apr_pool_t *p, void *basev, void *addv);
 
+/* Directive handlers (the table is in mod_bff.c). */
 const char *bff_cmd_provider(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_provider_ca(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_client_id(cmd_parms *cmd, void *dc, const char *arg);
@@ -140,10 +147,10 @@ const char *bff_cmd_post_logout_uri(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_trusted_audience(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_pass_cookie(cmd_parms *cmd, void *dc, int on);
 
-/* Apply defaults and cross-directive checks after merging (check_config,
- * so `apachectl configtest` sees them too). Returns an error message for
- * the admin, or NULL. */
-const char *bff_config_finalize(apr_pool_t *p, server_rec *s, bff_srv_conf_t *sc);
+/* Cross-directive checks after merging (check_config, so `apachectl
+ * configtest` sees them too). Returns an error message for the admin, or
+ * NULL. */
+const char *bff_config_check(apr_pool_t *p, server_rec *s, const bff_srv_conf_t *sc);
 
 /* Warn about settings weaker than the defaults (once the logs are open). */
 void bff_config_log_warnings(server_rec *s, const bff_srv_conf_t *sc);

@@ -8,6 +8,7 @@
 #include <http_protocol.h>
 
 #include "mod_bff_config.h"
+#include "mod_bff_site.h"
 #include "mod_bff_csrf.h"
 #include "mod_bff_respond.h"
 
@@ -17,11 +18,11 @@ static int is_websocket(request_rec *r)
     return up && ap_find_token(r->pool, up, "websocket");
 }
 
-static int origin_trusted(const bff_srv_conf_t *sc, const bff_dir_conf_t *dc, const char *origin)
+static int origin_trusted(const bff_site_t *site, const bff_dir_conf_t *dc, const char *origin)
 {
     int i;
 
-    if (sc->origin && !strcasecmp(origin, sc->origin)) {
+    if (site->origin && !strcasecmp(origin, site->origin)) {
         return 1;
     }
     for (i = 0; dc->trusted_origins && i < dc->trusted_origins->nelts; ++i) {
@@ -32,16 +33,16 @@ static int origin_trusted(const bff_srv_conf_t *sc, const bff_dir_conf_t *dc, co
     return 0;
 }
 
-const char *bff_csrf_check(request_rec *r, const bff_srv_conf_t *sc, const bff_dir_conf_t *dc)
+const char *bff_csrf_check(request_rec *r, const bff_site_t *site, const bff_dir_conf_t *dc)
 {
     const char *origin = apr_table_get(r->headers_in, "Origin");
-    const char *site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
+    const char *fetch_site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
     const char *name, *want, *got;
 
-    if (site && !strcasecmp(site, "cross-site")) {
+    if (fetch_site && !strcasecmp(fetch_site, "cross-site")) {
         return "Sec-Fetch-Site is cross-site";
     }
-    if (origin && !origin_trusted(sc, dc, origin)) {
+    if (origin && !origin_trusted(site, dc, origin)) {
         return "Origin is neither this site nor a BFFTrustedOrigin";
     }
     if (is_websocket(r)) {

@@ -8,11 +8,12 @@
 #include <httpd.h>
 
 #include "mod_bff_config.h"
+#include "mod_bff_site.h"
 
 /* The custom header (not for WebSocket upgrades, which cannot carry one),
  * an Origin of our own or a trusted one (mandatory for WebSocket), and no
  * cross-site Sec-Fetch-Site. NULL when fine, else why (for the log). */
-const char *bff_csrf_check(request_rec *r, const bff_srv_conf_t *sc, const bff_dir_conf_t *dc);
+const char *bff_csrf_check(request_rec *r, const bff_site_t *site, const bff_dir_conf_t *dc);
 
 /* The 403 JSON answer to a request that failed it, naming the header. */
 int bff_csrf_refuse(request_rec *r, const bff_dir_conf_t *dc);

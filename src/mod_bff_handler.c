@@ -10,6 +10,7 @@
 
 #include "mod_bff.h"
 #include "mod_bff_config.h"
+#include "mod_bff_site.h"
 #include "mod_bff_handler.h"
 #include "mod_bff_login.h"
 #include "mod_bff_logout.h"
@@ -18,14 +19,14 @@
 
 int bff_handler(request_rec *r)
 {
-    bff_srv_conf_t *sc;
+    bff_site_t *site;
     const char *ep;
 
     if (!r->handler || strcmp(r->handler, BFF_HANDLER_NAME)) {
         return DECLINED;
     }
-    sc = bff_srv_conf(r->server);
-    if (!sc || !sc->issuer || !sc->store || !sc->provider) {
+    site = bff_site_get(r->server);
+    if (!site) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "BFF00240: SetHandler bff is used in a "
                       "server without BFFProvider, BFFClientID, BFFClientSecret and "
@@ -36,13 +37,13 @@ int bff_handler(request_rec *r)
     ep = ep ? ep + 1 : r->uri;
     if (!strcmp(ep, "logout")) {
         if (r->method_number == M_GET || r->method_number == M_POST) {
-            return bff_logout_handle(r, sc);
+            return bff_logout_handle(r, site);
         }
         return bff_respond_method_not_allowed(r, "GET, HEAD, POST");
     }
     if (!strcmp(ep, "backchannel-logout")) {
         if (r->method_number == M_POST) {
-            return bff_logout_backchannel(r, sc);
+            return bff_logout_backchannel(r, site);
         }
         return bff_respond_method_not_allowed(r, "POST");
     }
@@ -51,13 +52,13 @@ int bff_handler(request_rec *r)
         if (r->method_number != M_GET || r->header_only) {
             return bff_respond_method_not_allowed(r, "GET");
         }
-        return !strcmp(ep, "login") ? bff_login_start(r, sc) : bff_login_callback(r, sc);
+        return !strcmp(ep, "login") ? bff_login_start(r, site) : bff_login_callback(r, site);
     }
     if (!strcmp(ep, "user")) {
         if (r->method_number != M_GET) {
             return bff_respond_method_not_allowed(r, "GET, HEAD");
         }
-        return bff_user_handle(r, sc);
+        return bff_user_handle(r, site);
     }
     return bff_respond_outcome(r, BFF_OUTCOME_NOT_FOUND, BFF_AS_API, NULL);
 }

@@ -19,6 +19,7 @@
 
 #include "mod_bff.h"
 #include "mod_bff_config.h"
+#include "mod_bff_site.h"
 #include "mod_bff_login.h"
 #include "mod_bff_pending.h"
 #include "mod_bff_provider.h"
@@ -101,23 +102,23 @@ static apr_status_t new_pending(request_rec *r, const char *return_to, bff_txn_t
     return t->state && t->nonce && t->code_verifier ? APR_SUCCESS : APR_EGENERAL;
 }
 
-static const char *authz_url(request_rec *r, const bff_srv_conf_t *sc,
-                             const bff_provider_view_t *pv, const bff_txn_t *t)
+static const char *authz_url(request_rec *r, const bff_site_t *site, const bff_provider_view_t *pv,
+                             const bff_txn_t *t)
 {
     bff_oidc_authz_t az;
 
     memset(&az, 0, sizeof(az));
-    az.client_id = sc->client_id;
-    az.redirect_uri = sc->redirect_uri;
-    az.scope = sc->scope;
+    az.client_id = site->client_id;
+    az.redirect_uri = site->redirect_uri;
+    az.scope = site->scope;
     az.state = t->state;
     az.nonce = t->nonce;
     az.code_challenge = bff_oidc_pkce_challenge(r->pool, t->code_verifier);
-    az.extra = sc->auth_params;
+    az.extra = site->auth_params;
     return bff_oidc_authz_url(r->pool, pv->meta, &az);
 }
 
-int bff_login_start(request_rec *r, bff_srv_conf_t *sc)
+int bff_login_start(request_rec *r, bff_site_t *site)
 {
     const char *return_to, *name, *value;
     bff_provider_view_t pv;
@@ -128,13 +129,13 @@ int bff_login_start(request_rec *r, bff_srv_conf_t *sc)
     if (GO_ON != (answer = read_return_to(r, &return_to))) {
         return answer;
     }
-    if (APR_SUCCESS != (rv = bff_provider_get(sc->provider, r, &pv))) {
+    if (APR_SUCCESS != (rv = bff_provider_get(site->provider, r, &pv))) {
         return provider_unavailable(r, rv);
     }
     if (APR_SUCCESS != new_pending(r, return_to, &t)) {
         return signin_fails(r, BFF_OUTCOME_INTERNAL, "A random value could not be generated.");
     }
-    if (APR_SUCCESS != (rv = bff_pending_seal(r, sc, &t, &name, &value))) {
+    if (APR_SUCCESS != (rv = bff_pending_seal(r, site, &t, &name, &value))) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
                       "BFF00203: cannot seal the login "
                       "transaction");
@@ -145,7 +146,7 @@ int bff_login_start(request_rec *r, bff_srv_conf_t *sc)
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                   "BFF00204: login started, redirecting to "
                   "the provider");
-    return bff_respond_redirect(r, authz_url(r, sc, &pv, &t));
+    return bff_respond_redirect(r, authz_url(r, site, &pv, &t));
 }
 
 /* ---- callback ------------------------------------------------------- */
@@ -192,10 +193,10 @@ static int read_query(request_rec *r, callback_t *cb)
 /* The pending login this browser started with the state. From here on the
  * attempt is over whatever happens: the browser drops the cookie, so a
  * reload cannot replay it. */
-static int take_pending(request_rec *r, const bff_srv_conf_t *sc, callback_t *cb)
+static int take_pending(request_rec *r, const bff_site_t *site, callback_t *cb)
 {
     const char *name;
-    apr_status_t rv = bff_pending_open(r, sc, cb->state, &name, &cb->t);
+    apr_status_t rv = bff_pending_open(r, site, cb->state, &name, &cb->t);
 
     if (rv == APR_NOTFOUND) {
         return refuse(r,
@@ -246,11 +247,11 @@ static const char *safe_error_code(const char *e)
 
 /* The answer comes from our provider (RFC 9207 iss, mix-up defence), and
  * is not an error. */
-static int check_answer(request_rec *r, const bff_srv_conf_t *sc, callback_t *cb)
+static int check_answer(request_rec *r, const bff_site_t *site, callback_t *cb)
 {
     const char *e;
 
-    if (cb->iss ? strcmp(cb->iss, sc->issuer) != 0 : cb->pv.meta->iss_parameter_supported) {
+    if (cb->iss ? strcmp(cb->iss, site->issuer) != 0 : cb->pv.meta->iss_parameter_supported) {
         return refuse(r,
                       cb->iss ? "BFF00215: callback iss parameter "
                                 "does not match the provider (mix-up attack?)"
@@ -307,14 +308,14 @@ static int store_full(request_rec *r)
  * request is anonymous until the code exchange succeeds, so the marker
  * never evicts anything (a junk callback must not push a session out of a
  * full store): APR_ENOSPC when there is no room. */
-static int claim_attempt(request_rec *r, const bff_srv_conf_t *sc, callback_t *cb)
+static int claim_attempt(request_rec *r, const bff_site_t *site, callback_t *cb)
 {
     static const unsigned char one = '1';
     apr_status_t rv;
 
-    cb->used = bff_ns_key(r->pool, sc->keyring, BFF_NS_TXN_USED, 0, sc->site,
-                          apr_pstrcat(r->pool, sc->issuer, "\n", cb->state, NULL));
-    rv = cb->used ? bff_store_add_noevict(sc->store, r->pool, cb->used, &one, 1, cb->t->expires)
+    cb->used = bff_ns_key(r->pool, site->keyring, BFF_NS_TXN_USED, 0, site->binding,
+                          apr_pstrcat(r->pool, site->issuer, "\n", cb->state, NULL));
+    rv = cb->used ? bff_store_add_noevict(site->store, r->pool, cb->used, &one, 1, cb->t->expires)
                   : APR_ENOMEM;
     if (rv == APR_EEXIST) {
         return refuse(r,
@@ -334,18 +335,19 @@ static int claim_attempt(request_rec *r, const bff_srv_conf_t *sc, callback_t *c
     return GO_ON;
 }
 
-static int exchange_code(request_rec *r, const bff_srv_conf_t *sc, callback_t *cb)
+static int exchange_code(request_rec *r, const bff_site_t *site, callback_t *cb)
 {
     const char *err = NULL;
     apr_status_t rv;
 
-    rv = bff_oidc_exchange_code(r->pool, bff_provider_http(sc->provider), cb->pv.meta, &sc->client,
-                                cb->code, cb->t->code_verifier, sc->redirect_uri, &cb->tok, &err);
+    rv = bff_oidc_exchange_code(r->pool, bff_provider_http(site->provider), cb->pv.meta,
+                                &site->client, cb->code, cb->t->code_verifier, site->redirect_uri,
+                                &cb->tok, &err);
     if (rv != APR_SUCCESS || cb->tok->error) {
         /* No session came of it: the marker goes at once, so junk callbacks
          * leave nothing live in the store. A real code the provider refused
          * cannot be replayed into a session either. */
-        bff_store_remove(sc->store, r->pool, cb->used);
+        bff_store_remove(site->store, r->pool, cb->used);
     }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF00219: code exchange at %s %s: %s",
@@ -372,16 +374,16 @@ static int exchange_code(request_rec *r, const bff_srv_conf_t *sc, callback_t *c
     return GO_ON;
 }
 
-static int verify_id_token(request_rec *r, const bff_srv_conf_t *sc, callback_t *cb)
+static int verify_id_token(request_rec *r, const bff_site_t *site, callback_t *cb)
 {
     bff_idtoken_expect_t ex;
     const char *err = NULL, *tok = cb->tok->id_token;
     apr_status_t rv;
 
     memset(&ex, 0, sizeof(ex));
-    ex.issuer = sc->issuer;
-    ex.client_id = sc->client_id;
-    ex.trusted_audiences = sc->trusted_audiences;
+    ex.issuer = site->issuer;
+    ex.client_id = site->client_id;
+    ex.trusted_audiences = site->trusted_audiences;
     ex.nonce = cb->t->nonce;
     ex.now = bff_util_now();
     ex.leeway = ID_TOKEN_LEEWAY;
@@ -390,7 +392,7 @@ static int verify_id_token(request_rec *r, const bff_srv_conf_t *sc, callback_t 
                             &err);
     /* An unknown kid: the provider may have rotated its keys. */
     if (rv == APR_NOTFOUND
-        && APR_SUCCESS == bff_provider_refresh_jwks_wait(sc->provider, r, &cb->pv)) {
+        && APR_SUCCESS == bff_provider_refresh_jwks_wait(site->provider, r, &cb->pv)) {
         rv = bff_idtoken_verify(r->pool, tok, cb->pv.jwks, cb->pv.meta->id_token_algs, &ex,
                                 &cb->claims, &err);
     }
@@ -402,14 +404,14 @@ static int verify_id_token(request_rec *r, const bff_srv_conf_t *sc, callback_t 
     return GO_ON;
 }
 
-static void fill_session(request_rec *r, const bff_srv_conf_t *sc, callback_t *cb)
+static void fill_session(request_rec *r, const bff_site_t *site, callback_t *cb)
 {
     bff_session_t *s = &cb->s;
     apr_int64_t now = bff_util_now();
     char *claims_txt = json_dumps(cb->claims, JSON_COMPACT);
 
     memset(s, 0, sizeof(*s));
-    s->iss = sc->issuer;
+    s->iss = site->issuer;
     s->sub = json_string_value(json_object_get(cb->claims, "sub"));
     s->sid = json_string_value(json_object_get(cb->claims, "sid"));
     s->access_token = cb->tok->access_token;
@@ -423,20 +425,20 @@ static void fill_session(request_rec *r, const bff_srv_conf_t *sc, callback_t *c
     s->at_issued = now;
     s->created = now;
     s->last_access = now;
-    s->expires = now + sc->max_lifetime;
+    s->expires = now + site->max_lifetime;
 }
 
 /* A fresh identifier at every login: a cookie planted before the login
  * (session fixation) names nothing afterwards. */
-static int store_session(request_rec *r, bff_srv_conf_t *sc, callback_t *cb)
+static int store_session(request_rec *r, bff_site_t *site, callback_t *cb)
 {
     const char *hdr = apr_table_get(r->headers_in, "Cookie");
-    const char *old = hdr ? bff_cookie_get(r->pool, hdr, sc->cookie_name) : NULL;
+    const char *old = hdr ? bff_cookie_get(r->pool, hdr, site->cookie_name) : NULL;
     bff_session_t *s = &cb->s;
     apr_status_t rv;
 
     if (old && bff_session_id_ok(old)) {
-        bff_glue_session_remove(r, sc, old);
+        bff_glue_session_remove(r, site, old);
     }
     memset(&cb->rs, 0, sizeof(cb->rs));
     cb->rs.id = bff_session_new_id(r->pool);
@@ -444,7 +446,7 @@ static int store_session(request_rec *r, bff_srv_conf_t *sc, callback_t *cb)
     if (!cb->rs.id || !s->logout_id) {
         return signin_fails(r, BFF_OUTCOME_INTERNAL, "A random value could not be generated.");
     }
-    rv = bff_glue_session_save(r, sc, &cb->rs, 1);
+    rv = bff_glue_session_save(r, site, &cb->rs, 1);
     if (rv == APR_ENOSPC) {
         return signin_fails(r, BFF_OUTCOME_INTERNAL, "The session is too large to store.");
     }
@@ -453,9 +455,9 @@ static int store_session(request_rec *r, bff_srv_conf_t *sc, callback_t *cb)
     }
     /* So a back-channel logout can find the session by sid or sub. */
     if (s->sid && *s->sid) {
-        bff_glue_index_add(r, sc, BFF_INDEX_SID, s->sid, cb->rs.handle, s->expires);
+        bff_glue_index_add(r, site, BFF_INDEX_SID, s->sid, cb->rs.handle, s->expires);
     }
-    bff_glue_index_add(r, sc, BFF_INDEX_SUB, s->sub, cb->rs.handle, s->expires);
+    bff_glue_index_add(r, site, BFF_INDEX_SUB, s->sub, cb->rs.handle, s->expires);
     return GO_ON;
 }
 
@@ -478,30 +480,30 @@ static int signed_in_page(request_rec *r, const char *return_to)
     return bff_respond_body(r, HTTP_OK, "text/html; charset=utf-8", body);
 }
 
-int bff_login_callback(request_rec *r, bff_srv_conf_t *sc)
+int bff_login_callback(request_rec *r, bff_site_t *site)
 {
     callback_t cb;
     apr_status_t rv;
     int answer;
 
     memset(&cb, 0, sizeof(cb));
-    if (GO_ON != (answer = read_query(r, &cb)) || GO_ON != (answer = take_pending(r, sc, &cb))) {
+    if (GO_ON != (answer = read_query(r, &cb)) || GO_ON != (answer = take_pending(r, site, &cb))) {
         return answer;
     }
-    if (APR_SUCCESS != (rv = bff_provider_get(sc->provider, r, &cb.pv))) {
+    if (APR_SUCCESS != (rv = bff_provider_get(site->provider, r, &cb.pv))) {
         return provider_unavailable(r, rv);
     }
-    if (GO_ON != (answer = check_answer(r, sc, &cb))
-        || GO_ON != (answer = claim_attempt(r, sc, &cb))
-        || GO_ON != (answer = exchange_code(r, sc, &cb))
-        || GO_ON != (answer = verify_id_token(r, sc, &cb))) {
+    if (GO_ON != (answer = check_answer(r, site, &cb))
+        || GO_ON != (answer = claim_attempt(r, site, &cb))
+        || GO_ON != (answer = exchange_code(r, site, &cb))
+        || GO_ON != (answer = verify_id_token(r, site, &cb))) {
         return answer;
     }
-    fill_session(r, sc, &cb);
-    if (GO_ON != (answer = store_session(r, sc, &cb))) {
+    fill_session(r, site, &cb);
+    if (GO_ON != (answer = store_session(r, site, &cb))) {
         return answer;
     }
-    bff_respond_cookie(r, sc->cookie_name, cb.rs.id, -1, (bff_samesite_e)sc->samesite);
+    bff_respond_cookie(r, site->cookie_name, cb.rs.id, -1, (bff_samesite_e)site->samesite);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF00223: login completed for sub %s",
                   ap_escape_logitem(r->pool, cb.s.sub));
     return signed_in_page(r, cb.t->return_to);

@@ -9,8 +9,9 @@
 #include <httpd.h>
 
 #include "mod_bff_config.h"
+#include "mod_bff_site.h"
 
-int bff_login_start(request_rec *r, bff_srv_conf_t *sc);
-int bff_login_callback(request_rec *r, bff_srv_conf_t *sc);
+int bff_login_start(request_rec *r, bff_site_t *site);
+int bff_login_callback(request_rec *r, bff_site_t *site);
 
 #endif /* MOD_BFF_LOGIN_H */

@@ -16,6 +16,7 @@
 
 #include "mod_bff.h"
 #include "mod_bff_config.h"
+#include "mod_bff_site.h"
 #include "mod_bff_logout.h"
 #include "mod_bff_provider.h"
 #include "mod_bff_respond.h"
@@ -34,19 +35,19 @@
 #define LOGOUT_LOCK_WAIT_MS 12000 /* as long as refresh waiters wait */
 #define LOGOUT_LOCK_POLL_MS 50
 
-static void expire_cookie(request_rec *r, bff_srv_conf_t *sc)
+static void expire_cookie(request_rec *r, bff_site_t *site)
 {
-    bff_respond_cookie(r, sc->cookie_name, "", 0, (bff_samesite_e)sc->samesite);
+    bff_respond_cookie(r, site->cookie_name, "", 0, (bff_samesite_e)site->samesite);
 }
 
-static int cookie_sent(request_rec *r, bff_srv_conf_t *sc)
+static int cookie_sent(request_rec *r, bff_site_t *site)
 {
     const char *hdr = apr_table_get(r->headers_in, "Cookie");
 
-    return hdr && bff_cookie_get(r->pool, hdr, sc->cookie_name) != NULL;
+    return hdr && bff_cookie_get(r->pool, hdr, site->cookie_name) != NULL;
 }
 
-static void revoke_refresh_token(request_rec *r, bff_srv_conf_t *sc, const bff_provider_view_t *pv,
+static void revoke_refresh_token(request_rec *r, bff_site_t *site, const bff_provider_view_t *pv,
                                  const char *rt)
 {
     const char *err = NULL;
@@ -55,7 +56,7 @@ static void revoke_refresh_token(request_rec *r, bff_srv_conf_t *sc, const bff_p
     if (!rt || !pv->meta->revocation_endpoint) {
         return;
     }
-    rv = bff_oidc_revoke(r->pool, bff_provider_http(sc->provider), pv->meta, &sc->client, rt,
+    rv = bff_oidc_revoke(r->pool, bff_provider_http(site->provider), pv->meta, &site->client, rt,
                          "refresh_token", &err);
     if (rv != APR_SUCCESS) {
         /* The session is deleted all the same; the token dies with its grant. */
@@ -72,23 +73,23 @@ static void revoke_refresh_token(request_rec *r, bff_srv_conf_t *sc, const bff_p
  * it consumed. Without the lock (the wait ran out) the record is removed
  * all the same, and a refresh that writes afterwards finds it gone and
  * revokes what it got itself (BFF01420). */
-static const char *end_for_good(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
+static const char *end_for_good(request_rec *r, bff_site_t *site, bff_req_session_t *rs)
 {
     apr_time_t deadline = apr_time_now() + apr_time_from_msec(LOGOUT_LOCK_WAIT_MS);
     const char *rt = rs->s->refresh_token;
     bff_session_t *fresh;
     apr_status_t rv;
 
-    while (APR_EEXIST == (rv = bff_glue_lock(r, sc, rs->handle, LOGOUT_LOCK_TTL))
+    while (APR_EEXIST == (rv = bff_glue_lock(r, site, rs->handle, LOGOUT_LOCK_TTL))
            && apr_time_now() < deadline) {
         apr_sleep(apr_time_from_msec(LOGOUT_LOCK_POLL_MS));
     }
-    if (APR_SUCCESS == bff_glue_session_reload(r, sc, rs, &fresh)) {
+    if (APR_SUCCESS == bff_glue_session_reload(r, site, rs, &fresh)) {
         rt = fresh->refresh_token;
     }
-    bff_glue_session_remove(r, sc, rs->id);
+    bff_glue_session_remove(r, site, rs->id);
     if (rv == APR_SUCCESS) {
-        bff_glue_unlock(r, sc, rs->handle);
+        bff_glue_unlock(r, site, rs->handle);
     }
     else {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r,
@@ -99,7 +100,7 @@ static const char *end_for_good(request_rec *r, bff_srv_conf_t *sc, bff_req_sess
     return rt;
 }
 
-int bff_logout_handle(request_rec *r, bff_srv_conf_t *sc)
+int bff_logout_handle(request_rec *r, bff_site_t *site)
 {
     apr_table_t *q = NULL;
     bff_req_session_t *rs = NULL;
@@ -111,15 +112,15 @@ int bff_logout_handle(request_rec *r, bff_srv_conf_t *sc)
         q = NULL;
     }
     sid = q ? apr_table_get(q, "sid") : NULL;
-    rv = bff_glue_session_load(r, sc, &rs);
+    rv = bff_glue_session_load(r, site, &rs);
     if (rv == APR_NOTFOUND) {
         /* Nothing to end: just leave, and drop a stale cookie - only one
          * that was sent. A cross-site navigation carries no Strict cookie
          * and must not delete the one the browser has (issue 9, 4.6). */
-        if (cookie_sent(r, sc)) {
-            expire_cookie(r, sc);
+        if (cookie_sent(r, site)) {
+            expire_cookie(r, site);
         }
-        return bff_respond_redirect(r, sc->post_logout_uri);
+        return bff_respond_redirect(r, site->post_logout_uri);
     }
     if (rv != APR_SUCCESS) {
         return bff_respond_outcome(r, BFF_OUTCOME_STORE_DOWN, BFF_AS_SIGNOUT, NULL);
@@ -135,16 +136,16 @@ int bff_logout_handle(request_rec *r, bff_srv_conf_t *sc)
     }
     /* Removed first, under every key of the ring: the session is over
      * before the provider is asked to revoke anything. */
-    rt = end_for_good(r, sc, rs);
-    if (APR_SUCCESS == bff_provider_get(sc->provider, r, &pv)) {
-        revoke_refresh_token(r, sc, &pv, rt);
-        url = bff_oidc_end_session_url(r->pool, pv.meta, rs->s->id_token, sc->client_id,
-                                       sc->post_logout_uri);
+    rt = end_for_good(r, site, rs);
+    if (APR_SUCCESS == bff_provider_get(site->provider, r, &pv)) {
+        revoke_refresh_token(r, site, &pv, rt);
+        url = bff_oidc_end_session_url(r->pool, pv.meta, rs->s->id_token, site->client_id,
+                                       site->post_logout_uri);
     }
-    expire_cookie(r, sc);
+    expire_cookie(r, site);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01503: logout of sub %s",
                   ap_escape_logitem(r->pool, rs->s->sub));
-    return bff_respond_redirect(r, url ? url : sc->post_logout_uri);
+    return bff_respond_redirect(r, url ? url : site->post_logout_uri);
 }
 
 /* ---- back-channel logout ------------------------------------------- */
@@ -183,34 +184,34 @@ static apr_status_t read_body(request_rec *r, char **body, apr_size_t *len)
     return APR_SUCCESS;
 }
 
-static int verify_logout_token(request_rec *r, bff_srv_conf_t *sc, const char *token,
-                               json_t **claims, const char **err)
+static int verify_logout_token(request_rec *r, bff_site_t *site, const char *token, json_t **claims,
+                               const char **err)
 {
     bff_provider_view_t pv;
     bff_idtoken_expect_t ex;
     apr_status_t rv;
 
-    if (APR_SUCCESS != (rv = bff_provider_get(sc->provider, r, &pv))) {
+    if (APR_SUCCESS != (rv = bff_provider_get(site->provider, r, &pv))) {
         *err = "the provider's keys are not available";
         return HTTP_BAD_GATEWAY;
     }
     memset(&ex, 0, sizeof(ex));
-    ex.issuer = sc->issuer;
-    ex.client_id = sc->client_id;
-    ex.trusted_audiences = sc->trusted_audiences;
+    ex.issuer = site->issuer;
+    ex.client_id = site->client_id;
+    ex.trusted_audiences = site->trusted_audiences;
     ex.now = bff_util_now();
     ex.leeway = LOGOUT_TOKEN_LEEWAY;
     ex.max_age = LOGOUT_TOKEN_MAX_AGE;
     rv = bff_idtoken_verify_logout(r->pool, token, pv.jwks, pv.meta->id_token_algs, &ex, claims,
                                    err);
-    if (rv == APR_NOTFOUND && APR_SUCCESS == bff_provider_refresh_jwks(sc->provider, r, &pv)) {
+    if (rv == APR_NOTFOUND && APR_SUCCESS == bff_provider_refresh_jwks(site->provider, r, &pv)) {
         rv = bff_idtoken_verify_logout(r->pool, token, pv.jwks, pv.meta->id_token_algs, &ex, claims,
                                        err);
     }
     return rv == APR_SUCCESS ? OK : HTTP_BAD_REQUEST;
 }
 
-int bff_logout_backchannel(request_rec *r, bff_srv_conf_t *sc)
+int bff_logout_backchannel(request_rec *r, bff_site_t *site)
 {
     const char *ctype = apr_table_get(r->headers_in, "Content-Type");
     const char *token, *err = NULL, *sid, *sub, *jti;
@@ -231,7 +232,7 @@ int bff_logout_backchannel(request_rec *r, bff_srv_conf_t *sc)
         || !(token = apr_table_get(form, "logout_token")) || !*token) {
         return bc_error(r, "no logout_token in the request body");
     }
-    status = verify_logout_token(r, sc, token, &claims, &err);
+    status = verify_logout_token(r, site, token, &claims, &err);
     if (status != OK) {
         return status == HTTP_BAD_REQUEST
                    ? bc_error(r, apr_psprintf(r->pool, "logout token rejected: %s",
@@ -243,9 +244,9 @@ int bff_logout_backchannel(request_rec *r, bff_srv_conf_t *sc)
     /* Replay defence: remember each jti for as long as a token could be fresh. */
     /* A key without the ring: every node adds the same entry even while a
      * rolling key rotation leaves them with different first keys. */
-    rv = bff_store_add(sc->store, r->pool,
-                       bff_ns_key(r->pool, sc->keyring, BFF_NS_JTI, 0, sc->site,
-                                  apr_pstrcat(r->pool, sc->issuer, "\n", jti, NULL)),
+    rv = bff_store_add(site->store, r->pool,
+                       bff_ns_key(r->pool, site->keyring, BFF_NS_JTI, 0, site->binding,
+                                  apr_pstrcat(r->pool, site->issuer, "\n", jti, NULL)),
                        &one, 1, bff_util_now() + LOGOUT_TOKEN_MAX_AGE + 2 * LOGOUT_TOKEN_LEEWAY);
     if (rv == APR_EEXIST) {
         return bc_error(r, "logout token replayed (jti already seen)");
@@ -257,8 +258,8 @@ int bff_logout_backchannel(request_rec *r, bff_srv_conf_t *sc)
     }
     sid = json_string_value(json_object_get(claims, "sid"));
     sub = json_string_value(json_object_get(claims, "sub"));
-    n = sid && *sid ? bff_glue_index_end_sessions(r, sc, BFF_INDEX_SID, sid)
-                    : bff_glue_index_end_sessions(r, sc, BFF_INDEX_SUB, sub);
+    n = sid && *sid ? bff_glue_index_end_sessions(r, site, BFF_INDEX_SID, sid)
+                    : bff_glue_index_end_sessions(r, site, BFF_INDEX_SUB, sub);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   "BFF01511: back-channel logout by %s "
                   "(sub %s) ended %d session(s)",

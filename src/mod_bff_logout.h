@@ -9,12 +9,13 @@
 #include <httpd.h>
 
 #include "mod_bff_config.h"
+#include "mod_bff_site.h"
 
 /* GET/POST logout?sid=...: revoke, delete the session, expire the cookie,
  * send the browser to the provider's end-session endpoint. */
-int bff_logout_handle(request_rec *r, bff_srv_conf_t *sc);
+int bff_logout_handle(request_rec *r, bff_site_t *site);
 
 /* POST backchannel-logout with a logout_token from the provider. */
-int bff_logout_backchannel(request_rec *r, bff_srv_conf_t *sc);
+int bff_logout_backchannel(request_rec *r, bff_site_t *site);
 
 #endif /* MOD_BFF_LOGOUT_H */

@@ -12,6 +12,7 @@
 
 #include "mod_bff.h"
 #include "mod_bff_config.h"
+#include "mod_bff_site.h"
 #include "mod_bff_pending.h"
 #include "mod_bff_respond.h"
 #include "bff_cookie.h"
@@ -34,9 +35,9 @@
 
 #define TXN_SCAN_MAX 16 /* pending-login cookies looked at per request */
 
-static const char *txn_binding(request_rec *r, const bff_srv_conf_t *sc, const char *cookie)
+static const char *txn_binding(request_rec *r, const bff_site_t *site, const char *cookie)
 {
-    return bff_txn_binding(r->pool, cookie, sc->issuer, sc->client_id, sc->redirect_uri);
+    return bff_txn_binding(r->pool, cookie, site->issuer, site->client_id, site->redirect_uri);
 }
 
 void bff_pending_expire(request_rec *r, const char *name)
@@ -45,20 +46,20 @@ void bff_pending_expire(request_rec *r, const char *name)
 }
 
 /* The slot a cookie name is, or -1 (a per-login name of earlier releases). */
-static int slot_of(const bff_srv_conf_t *sc, const char *name)
+static int slot_of(const bff_site_t *site, const char *name)
 {
-    apr_size_t n = strlen(sc->txn_cookie_prefix);
+    apr_size_t n = strlen(site->txn_cookie_prefix);
 
-    if (strncmp(name, sc->txn_cookie_prefix, n) || name[n] < '0'
+    if (strncmp(name, site->txn_cookie_prefix, n) || name[n] < '0'
         || name[n] >= '0' + BFF_TXN_MAX_PENDING || name[n + 1]) {
         return -1;
     }
     return name[n] - '0';
 }
 
-static const char *slot_name(request_rec *r, const bff_srv_conf_t *sc, int i)
+static const char *slot_name(request_rec *r, const bff_site_t *site, int i)
 {
-    return apr_psprintf(r->pool, "%s%d", sc->txn_cookie_prefix, i);
+    return apr_psprintf(r->pool, "%s%d", site->txn_cookie_prefix, i);
 }
 
 /* What a slot holds, in the order a new login prefers to take it: nothing
@@ -73,7 +74,7 @@ typedef enum { SLOT_FREE = 0, SLOT_FOREIGN = 1, SLOT_LIVE = 2 } slot_use_e;
  * site's cookie holds; else the one with the oldest pending login, so that
  * the newest N logins of sequential tabs complete. Expired cookies and this
  * site's cookies of earlier releases are deleted on the way. */
-static int choose_slot(request_rec *r, const bff_srv_conf_t *sc, const char *state)
+static int choose_slot(request_rec *r, const bff_site_t *site, const char *state)
 {
     const char *hdr = apr_table_get(r->headers_in, "Cookie");
     slot_use_e use[BFF_TXN_MAX_PENDING];
@@ -87,17 +88,18 @@ static int choose_slot(request_rec *r, const bff_srv_conf_t *sc, const char *sta
 
     memset(use, 0, sizeof(use));
     memset(expired, 0, sizeof(expired));
-    if (hdr && bff_cookie_get(r->pool, hdr, sc->txn_cookie_name)) {
-        bff_pending_expire(r, sc->txn_cookie_name); /* the binder of earlier releases */
+    if (hdr && bff_cookie_get(r->pool, hdr, site->txn_cookie_name)) {
+        bff_pending_expire(r, site->txn_cookie_name); /* the binder of earlier releases */
     }
     if (hdr) {
-        all = bff_cookie_with_prefix(r->pool, hdr, sc->txn_cookie_prefix, TXN_SCAN_MAX);
+        all = bff_cookie_with_prefix(r->pool, hdr, site->txn_cookie_prefix, TXN_SCAN_MAX);
     }
     c = all ? (const bff_cookie_pair_t *)all->elts : NULL;
     for (k = 0; all && k < all->nelts; ++k) {
-        apr_status_t rv = bff_txn_from_cookie(r->pool, sc->keyring, txn_binding(r, sc, c[k].name),
-                                              c[k].value, NULL, now, &t);
-        if ((i = slot_of(sc, c[k].name)) < 0) {
+        apr_status_t rv = bff_txn_from_cookie(r->pool, site->keyring,
+                                              txn_binding(r, site, c[k].name), c[k].value, NULL,
+                                              now, &t);
+        if ((i = slot_of(site, c[k].name)) < 0) {
             if (rv == APR_SUCCESS || rv == APR_TIMEUP) {
                 bff_pending_expire(r, c[k].name); /* a per-login name of earlier releases */
             }
@@ -137,20 +139,20 @@ static int choose_slot(request_rec *r, const bff_srv_conf_t *sc, const char *sta
     }
     for (i = 0; i < BFF_TXN_MAX_PENDING; ++i) {
         if (expired[i] && use[i] == SLOT_FREE && i != pick) {
-            bff_pending_expire(r, slot_name(r, sc, i));
+            bff_pending_expire(r, slot_name(r, site, i));
         }
     }
     return pick;
 }
 
-apr_status_t bff_pending_seal(request_rec *r, const bff_srv_conf_t *sc, const bff_txn_t *t,
+apr_status_t bff_pending_seal(request_rec *r, const bff_site_t *site, const bff_txn_t *t,
                               const char **name, const char **value)
 {
-    *name = slot_name(r, sc, choose_slot(r, sc, t->state));
-    return bff_txn_to_cookie(r->pool, sc->keyring, txn_binding(r, sc, *name), t, value);
+    *name = slot_name(r, site, choose_slot(r, site, t->state));
+    return bff_txn_to_cookie(r->pool, site->keyring, txn_binding(r, site, *name), t, value);
 }
 
-apr_status_t bff_pending_open(request_rec *r, const bff_srv_conf_t *sc, const char *state,
+apr_status_t bff_pending_open(request_rec *r, const bff_site_t *site, const char *state,
                               const char **name, bff_txn_t **t)
 {
     const char *hdr = apr_table_get(r->headers_in, "Cookie");
@@ -162,14 +164,14 @@ apr_status_t bff_pending_open(request_rec *r, const bff_srv_conf_t *sc, const ch
 
     *t = NULL;
     *name = NULL;
-    all = hdr ? bff_cookie_with_prefix(r->pool, hdr, sc->txn_cookie_prefix, TXN_SCAN_MAX) : NULL;
+    all = hdr ? bff_cookie_with_prefix(r->pool, hdr, site->txn_cookie_prefix, TXN_SCAN_MAX) : NULL;
     c = all ? (const bff_cookie_pair_t *)all->elts : NULL;
     for (k = 0; all && k < all->nelts; ++k) {
-        if (slot_of(sc, c[k].name) < 0) {
+        if (slot_of(site, c[k].name) < 0) {
             continue;
         }
-        rv = bff_txn_from_cookie(r->pool, sc->keyring, txn_binding(r, sc, c[k].name), c[k].value,
-                                 state, now, t);
+        rv = bff_txn_from_cookie(r->pool, site->keyring, txn_binding(r, site, c[k].name),
+                                 c[k].value, state, now, t);
         if (rv == APR_SUCCESS) {
             *name = c[k].name;
             return APR_SUCCESS;

@@ -9,12 +9,13 @@
 #include <httpd.h>
 
 #include "mod_bff_config.h"
+#include "mod_bff_site.h"
 #include "bff_session.h"
 
 /* Seal a new pending login into the slot it takes: *name and *value are
  * the cookie to set (SameSite=Lax, BFF_TXN_LIFETIME). Expired slots and
  * cookies of earlier releases are deleted on the way. */
-apr_status_t bff_pending_seal(request_rec *r, const bff_srv_conf_t *sc, const bff_txn_t *t,
+apr_status_t bff_pending_seal(request_rec *r, const bff_site_t *site, const bff_txn_t *t,
                               const char **name, const char **value);
 
 /* The pending login that this browser started with state: the slot cookie
@@ -22,7 +23,7 @@ apr_status_t bff_pending_seal(request_rec *r, const bff_srv_conf_t *sc, const bf
  * slot holds it; APR_TIMEUP: expired (*name set); anything else: not found,
  * and a slot cookie did not open here (sealed for another site or client,
  * with a key not in BFFCryptoKey, or altered). */
-apr_status_t bff_pending_open(request_rec *r, const bff_srv_conf_t *sc, const char *state,
+apr_status_t bff_pending_open(request_rec *r, const bff_site_t *site, const char *state,
                               const char **name, bff_txn_t **t);
 
 /* Delete a pending-login cookie. */

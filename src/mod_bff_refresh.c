@@ -13,6 +13,7 @@
 
 #include "mod_bff.h"
 #include "mod_bff_config.h"
+#include "mod_bff_site.h"
 #include "mod_bff_provider.h"
 #include "mod_bff_refresh.h"
 #include "mod_bff_session.h"
@@ -36,7 +37,7 @@
 /* One refresh's bindings. */
 typedef struct {
     request_rec *r;
-    bff_srv_conf_t *sc;
+    bff_site_t *site;
     bff_req_session_t *rs;
     bff_provider_view_t pv;
     int have_pv;
@@ -46,7 +47,7 @@ static apr_status_t ops_reload(void *baton, apr_pool_t *p, bff_session_t **fresh
 {
     refresh_ctx_t *c = baton;
 
-    return bff_glue_session_reload(c->r, c->sc, c->rs, fresh);
+    return bff_glue_session_reload(c->r, c->site, c->rs, fresh);
 }
 
 static apr_status_t ops_save(void *baton, apr_pool_t *p, bff_session_t *s)
@@ -54,7 +55,7 @@ static apr_status_t ops_save(void *baton, apr_pool_t *p, bff_session_t *s)
     refresh_ctx_t *c = baton;
 
     c->rs->s = s;
-    return bff_glue_session_save(c->r, c->sc, c->rs, 0);
+    return bff_glue_session_save(c->r, c->site, c->rs, 0);
 }
 
 static void ops_end(void *baton, apr_pool_t *p)
@@ -62,13 +63,13 @@ static void ops_end(void *baton, apr_pool_t *p)
     refresh_ctx_t *c = baton;
 
     /* Under every key of the ring, as a logout does. */
-    bff_glue_session_remove(c->r, c->sc, c->rs->id);
+    bff_glue_session_remove(c->r, c->site, c->rs->id);
 }
 
 static apr_status_t ep_prepare(void *baton, apr_pool_t *p)
 {
     refresh_ctx_t *c = baton;
-    apr_status_t rv = bff_provider_get(c->sc->provider, c->r, &c->pv);
+    apr_status_t rv = bff_provider_get(c->site->provider, c->r, &c->pv);
 
     c->have_pv = rv == APR_SUCCESS;
     return rv;
@@ -86,7 +87,7 @@ static apr_status_t verify_id_token(refresh_ctx_t *c, const bff_session_t *s,
                                     const bff_oidc_tokens_t *tok, bff_refresh_grant_t *g)
 {
     request_rec *r = c->r;
-    bff_srv_conf_t *sc = c->sc;
+    bff_site_t *site = c->site;
     bff_provider_view_t *pv = &c->pv;
     bff_idtoken_expect_t ex;
     json_t *claims = NULL;
@@ -95,15 +96,16 @@ static apr_status_t verify_id_token(refresh_ctx_t *c, const bff_session_t *s,
     char *txt;
 
     memset(&ex, 0, sizeof(ex));
-    ex.issuer = sc->issuer;
-    ex.client_id = sc->client_id;
-    ex.trusted_audiences = sc->trusted_audiences;
+    ex.issuer = site->issuer;
+    ex.client_id = site->client_id;
+    ex.trusted_audiences = site->trusted_audiences;
     ex.now = bff_util_now();
     ex.leeway = 60;
     ex.max_age = 600;
     rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks, pv->meta->id_token_algs,
                                       &ex, s->sub, &claims, &err);
-    if (rv == APR_NOTFOUND && APR_SUCCESS == bff_provider_refresh_jwks_wait(sc->provider, r, pv)) {
+    if (rv == APR_NOTFOUND
+        && APR_SUCCESS == bff_provider_refresh_jwks_wait(site->provider, r, pv)) {
         rv = bff_idtoken_verify_refreshed(r->pool, tok->id_token, pv->jwks, pv->meta->id_token_algs,
                                           &ex, s->sub, &claims, &err);
     }
@@ -130,8 +132,8 @@ static apr_status_t ep_call(void *baton, apr_pool_t *p, const bff_session_t *s,
     bff_oidc_tokens_t *tok = NULL;
     apr_status_t rv;
 
-    rv = bff_oidc_refresh(c->r->pool, bff_provider_http(c->sc->provider), c->pv.meta,
-                          &c->sc->client, s->refresh_token, &tok, err);
+    rv = bff_oidc_refresh(c->r->pool, bff_provider_http(c->site->provider), c->pv.meta,
+                          &c->site->client, s->refresh_token, &tok, err);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -167,8 +169,8 @@ static void ep_revoke(void *baton, apr_pool_t *p, const char *rt)
     if (!rt || !pv->meta->revocation_endpoint) {
         return;
     }
-    rv = bff_oidc_revoke(c->r->pool, bff_provider_http(c->sc->provider), pv->meta, &c->sc->client,
-                         rt, "refresh_token", &err);
+    rv = bff_oidc_revoke(c->r->pool, bff_provider_http(c->site->provider), pv->meta,
+                         &c->site->client, rt, "refresh_token", &err);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, c->r,
                       "BFF01420: revoking a refresh "
@@ -185,7 +187,7 @@ static void refresh_log(void *baton, const char *file, int line, int level, apr_
     ap_log_rerror(file, line, APLOG_MODULE_INDEX, level, rv, (request_rec *)baton, "%s", msg);
 }
 
-bff_outcome_e bff_glue_refresh(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
+bff_outcome_e bff_glue_refresh(request_rec *r, bff_site_t *site, bff_req_session_t *rs)
 {
     refresh_ctx_t c;
     bff_refresh_session_ops_t ops = { ops_reload, ops_save, ops_end, &c };
@@ -197,13 +199,13 @@ bff_outcome_e bff_glue_refresh(request_rec *r, bff_srv_conf_t *sc, bff_req_sessi
 
     memset(&c, 0, sizeof(c));
     c.r = r;
-    c.sc = sc;
+    c.site = site;
     c.rs = rs;
     memset(&rf, 0, sizeof(rf));
-    rf.store = sc->store;
-    rf.ring = sc->keyring;
-    rf.site = sc->site;
-    rf.refresh_before = sc->refresh_before;
+    rf.store = site->store;
+    rf.ring = site->keyring;
+    rf.site = site->binding;
+    rf.refresh_before = site->refresh_before;
     rf.lock_ttl = REFRESH_LOCK_TTL;
     rf.session = &ops;
     rf.endpoint = &ep;

@@ -8,6 +8,7 @@
 #include <httpd.h>
 
 #include "mod_bff_config.h"
+#include "mod_bff_site.h"
 #include "mod_bff_session.h"
 #include "bff_outcome.h"
 
@@ -15,6 +16,6 @@
  * one, once per session across threads, processes and nodes.
  * BFF_OUTCOME_OK with rs updated, or the outcome to answer with
  * (SESSION_ENDED: the request's view of the session is forgotten). */
-bff_outcome_e bff_glue_refresh(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs);
+bff_outcome_e bff_glue_refresh(request_rec *r, bff_site_t *site, bff_req_session_t *rs);
 
 #endif /* MOD_BFF_REFRESH_H */

@@ -17,6 +17,7 @@
 
 #include "mod_bff.h"
 #include "mod_bff_config.h"
+#include "mod_bff_site.h"
 #include "mod_bff_csrf.h"
 #include "mod_bff_refresh.h"
 #include "mod_bff_relay.h"
@@ -26,7 +27,7 @@
 #include "bff_refresh.h"
 #include "bff_util.h"
 
-static void strip_own_cookies(request_rec *r, bff_srv_conf_t *sc)
+static void strip_own_cookies(request_rec *r, bff_site_t *site)
 {
     const char *hdr = apr_table_get(r->headers_in, "Cookie");
     const char *names[3];
@@ -35,10 +36,10 @@ static void strip_own_cookies(request_rec *r, bff_srv_conf_t *sc)
     if (!hdr) {
         return;
     }
-    names[0] = sc->cookie_name;
-    names[1] = sc->txn_cookie_name;
+    names[0] = site->cookie_name;
+    names[1] = site->txn_cookie_name;
     names[2] = NULL;
-    rest = bff_cookie_strip_prefix(r->pool, hdr, names, sc->txn_cookie_prefix);
+    rest = bff_cookie_strip_prefix(r->pool, hdr, names, site->txn_cookie_prefix);
     if (rest) {
         apr_table_setn(r->headers_in, "Cookie", rest);
     }
@@ -111,11 +112,11 @@ static int is_proxied(const request_rec *r)
  * the location says BFFPassCookie On. */
 static int not_relayed(request_rec *r, const bff_dir_conf_t *dc)
 {
-    bff_srv_conf_t *sc = bff_srv_conf(r->server);
+    bff_site_t *site = bff_site_get(r->server);
 
     drop_inherited_token(r);
-    if (sc->issuer && is_proxied(r) && !bff_dir_pass_cookie(dc)) {
-        strip_own_cookies(r, sc);
+    if (site && is_proxied(r) && !bff_dir_pass_cookie(dc)) {
+        strip_own_cookies(r, site);
     }
     return DECLINED;
 }
@@ -124,7 +125,7 @@ int bff_relay_handler(request_rec *r)
 {
     bff_dir_conf_t *dc = bff_dir_conf(r);
     int mode = bff_dir_relay(dc);
-    bff_srv_conf_t *sc;
+    bff_site_t *site;
     bff_req_session_t *rs = NULL;
     request_rec *first;
     const char *why, *bearer;
@@ -134,8 +135,8 @@ int bff_relay_handler(request_rec *r)
     if (mode == BFF_RELAY_OFF) {
         return not_relayed(r, dc);
     }
-    sc = bff_srv_conf(r->server);
-    if (!sc->issuer || !sc->store) {
+    site = bff_site_get(r->server);
+    if (!site) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "BFF01410: BFFTokenRelay is on in a server "
                       "without BFFProvider");
@@ -144,8 +145,8 @@ int bff_relay_handler(request_rec *r)
     }
     /* Nothing the client sends may pass as our credential. */
     apr_table_unset(r->headers_in, "Authorization");
-    rv = bff_glue_session_load(r, sc, &rs);
-    strip_own_cookies(r, sc);
+    rv = bff_glue_session_load(r, site, &rs);
+    strip_own_cookies(r, site);
     if (rv == APR_NOTFOUND) {
         if (mode == BFF_RELAY_OPTIONAL) {
             return DECLINED;
@@ -155,16 +156,16 @@ int bff_relay_handler(request_rec *r)
     if (rv != APR_SUCCESS) {
         return answer(r, BFF_OUTCOME_STORE_DOWN);
     }
-    if ((why = bff_csrf_check(r, sc, dc))) {
+    if ((why = bff_csrf_check(r, site, dc))) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01411: relayed request refused: %s", why);
         return bff_csrf_refuse(r, dc);
     }
-    if (bff_refresh_needed(sc->refresh_before, rs->s, bff_util_now())) {
-        if (BFF_OUTCOME_OK != (o = bff_glue_refresh(r, sc, rs))) {
+    if (bff_refresh_needed(site->refresh_before, rs->s, bff_util_now())) {
+        if (BFF_OUTCOME_OK != (o = bff_glue_refresh(r, site, rs))) {
             return answer(r, o);
         }
     }
-    else if (bff_glue_session_touch(r, sc, rs) == APR_NOTFOUND) {
+    else if (bff_glue_session_touch(r, site, rs) == APR_NOTFOUND) {
         return answer(r, BFF_OUTCOME_SESSION_ENDED);
     }
     if (!rs->s->access_token) {

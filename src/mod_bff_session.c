@@ -69,9 +69,9 @@ int bff_glue_store_fail_level(void)
     return APLOG_DEBUG;
 }
 
-static apr_int64_t store_expiry(const bff_srv_conf_t *sc, const bff_session_t *s)
+static apr_int64_t store_expiry(const bff_site_t *site, const bff_session_t *s)
 {
-    apr_int64_t idle_end = s->last_access + sc->idle_timeout;
+    apr_int64_t idle_end = s->last_access + site->idle_timeout;
     return idle_end < s->expires ? idle_end : s->expires;
 }
 
@@ -86,7 +86,7 @@ static apr_int64_t store_expiry(const bff_srv_conf_t *sc, const bff_session_t *s
  * virtual host that filled it. */
 typedef struct {
     apr_pool_t *pool;
-    const bff_srv_conf_t *sc; /* its virtual host: key ring, store */
+    const bff_site_t *site; /* its virtual host: key ring, store */
     const char *id;
     const char *handle;
     const char *key;
@@ -113,25 +113,25 @@ static conn_cache_t *conn_cache(request_rec *r)
 }
 
 /* The store key of a session (by its handle) under ring entry i. */
-static const char *session_key(apr_pool_t *p, const bff_srv_conf_t *sc, int i, const char *handle)
+static const char *session_key(apr_pool_t *p, const bff_site_t *site, int i, const char *handle)
 {
-    return bff_ns_key(p, sc->keyring, BFF_NS_SESSION, i, sc->site, handle);
+    return bff_ns_key(p, site->keyring, BFF_NS_SESSION, i, site->binding, handle);
 }
 
 /* Find the record of rs->id: under the store key this connection used last
  * for the same id, else under each key of the ring (after a rotation,
  * sessions written under an older key are found under that key's store key;
  * they move on their next write). */
-static apr_status_t find_record(request_rec *r, bff_srv_conf_t *sc, const conn_cache_t *cc,
+static apr_status_t find_record(request_rec *r, bff_site_t *site, const conn_cache_t *cc,
                                 bff_req_session_t *rs, unsigned char **rec, apr_size_t *len)
 {
-    int i, n = bff_ns_key_count(BFF_NS_SESSION, sc->keyring), tried = -1;
+    int i, n = bff_ns_key_count(BFF_NS_SESSION, site->keyring), tried = -1;
     apr_status_t rv;
 
-    if (cc && cc->sc == sc && cc->id && bff_util_ct_streq(cc->id, rs->id)) {
+    if (cc && cc->site == site && cc->id && bff_util_ct_streq(cc->id, rs->id)) {
         rs->key = apr_pstrdup(r->pool, cc->key);
         rs->store_key_index = tried = cc->store_key_index;
-        rv = bff_store_get(sc->store, r->pool, rs->key, rec, len);
+        rv = bff_store_get(site->store, r->pool, rs->key, rec, len);
         if (rv != APR_NOTFOUND) {
             return rv;
         }
@@ -140,36 +140,37 @@ static apr_status_t find_record(request_rec *r, bff_srv_conf_t *sc, const conn_c
         if (i == tried) {
             continue;
         }
-        rs->key = session_key(r->pool, sc, i, rs->handle);
+        rs->key = session_key(r->pool, site, i, rs->handle);
         rs->store_key_index = i;
-        rv = bff_store_get(sc->store, r->pool, rs->key, rec, len);
+        rv = bff_store_get(site->store, r->pool, rs->key, rec, len);
     }
     return rv;
 }
 
-static apr_status_t open_record(request_rec *r, bff_srv_conf_t *sc, conn_cache_t *cc,
+static apr_status_t open_record(request_rec *r, bff_site_t *site, conn_cache_t *cc,
                                 bff_req_session_t *rs, const unsigned char *rec, apr_size_t len)
 {
     apr_status_t rv;
 
-    if (cc && cc->sc == sc && cc->s && cc->len == len && cc->store_key_index == rs->store_key_index
-        && !strcmp(cc->key, rs->key) && !memcmp(cc->rec, rec, len)) {
+    if (cc && cc->site == site && cc->s && cc->len == len
+        && cc->store_key_index == rs->store_key_index && !strcmp(cc->key, rs->key)
+        && !memcmp(cc->rec, rec, len)) {
         /* A copy: callers may change fields; the strings are never written. */
         rs->s = apr_pmemdup(r->pool, cc->s, sizeof(*cc->s));
         rs->key_index = cc->key_index;
         return APR_SUCCESS;
     }
     if (!cc) {
-        return bff_session_open(r->pool, sc->keyring, rs->key, rec, len, &rs->s, &rs->key_index);
+        return bff_session_open(r->pool, site->keyring, rs->key, rec, len, &rs->s, &rs->key_index);
     }
     apr_pool_clear(cc->pool);
-    memset(&cc->sc, 0, sizeof(*cc) - APR_OFFSETOF(conn_cache_t, sc));
-    rv = bff_session_open(cc->pool, sc->keyring, rs->key, rec, len, &cc->s, &cc->key_index);
+    memset(&cc->site, 0, sizeof(*cc) - APR_OFFSETOF(conn_cache_t, site));
+    rv = bff_session_open(cc->pool, site->keyring, rs->key, rec, len, &cc->s, &cc->key_index);
     if (rv != APR_SUCCESS) {
         cc->s = NULL;
         return rv;
     }
-    cc->sc = sc;
+    cc->site = site;
     cc->id = apr_pstrdup(cc->pool, rs->id);
     cc->handle = apr_pstrdup(cc->pool, rs->handle);
     cc->key = apr_pstrdup(cc->pool, rs->key);
@@ -181,7 +182,7 @@ static apr_status_t open_record(request_rec *r, bff_srv_conf_t *sc, conn_cache_t
     return APR_SUCCESS;
 }
 
-static apr_status_t load_uncached(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t **out)
+static apr_status_t load_uncached(request_rec *r, bff_site_t *site, bff_req_session_t **out)
 {
     const char *hdr = apr_table_get(r->headers_in, "Cookie");
     conn_cache_t *cc;
@@ -192,7 +193,7 @@ static apr_status_t load_uncached(request_rec *r, bff_srv_conf_t *sc, bff_req_se
     apr_int64_t now;
     apr_status_t rv;
 
-    id = hdr ? bff_cookie_get(r->pool, hdr, sc->cookie_name) : NULL;
+    id = hdr ? bff_cookie_get(r->pool, hdr, site->cookie_name) : NULL;
     if (!id) {
         return APR_NOTFOUND;
     }
@@ -207,13 +208,13 @@ static apr_status_t load_uncached(request_rec *r, bff_srv_conf_t *sc, bff_req_se
     cc = conn_cache(r); /* only connections that carry a session cookie */
     /* The handle is a hash of the id: the connection's last one serves
      * while the browser sends the same cookie (no hash per request). */
-    if (cc && cc->sc == sc && cc->id && cc->handle && bff_util_ct_streq(cc->id, id)) {
+    if (cc && cc->site == site && cc->id && cc->handle && bff_util_ct_streq(cc->id, id)) {
         rs->handle = apr_pstrdup(r->pool, cc->handle);
     }
-    else if (!(rs->handle = bff_ns_handle(r->pool, sc->site, id))) {
+    else if (!(rs->handle = bff_ns_handle(r->pool, site->binding, id))) {
         return APR_ENOMEM;
     }
-    rv = find_record(r, sc, cc, rs, &rec, &len);
+    rv = find_record(r, site, cc, rs, &rec, &len);
     if (rv == APR_NOTFOUND) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "BFF01302: session cookie names no "
@@ -224,10 +225,10 @@ static apr_status_t load_uncached(request_rec *r, bff_srv_conf_t *sc, bff_req_se
         ap_log_rerror(APLOG_MARK, bff_glue_store_fail_level(), rv, r,
                       "BFF01303: session "
                       "store (%s) unavailable",
-                      sc->store->name);
+                      site->store->name);
         return rv;
     }
-    rv = open_record(r, sc, cc, rs, rec, len);
+    rv = open_record(r, site, cc, rs, rec, len);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r,
                       "BFF01304: session record failed "
@@ -235,13 +236,13 @@ static apr_status_t load_uncached(request_rec *r, bff_srv_conf_t *sc, bff_req_se
         return APR_NOTFOUND;
     }
     now = bff_util_now();
-    if (now >= rs->s->expires || now >= rs->s->last_access + sc->idle_timeout) {
+    if (now >= rs->s->expires || now >= rs->s->last_access + site->idle_timeout) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01305: session expired (%s)",
                       now >= rs->s->expires ? "maximum lifetime" : "idle timeout");
-        bff_store_remove(sc->store, r->pool, rs->key);
+        bff_store_remove(site->store, r->pool, rs->key);
         return APR_NOTFOUND;
     }
-    if (!rs->s->iss || strcmp(rs->s->iss, sc->issuer)) {
+    if (!rs->s->iss || strcmp(rs->s->iss, site->issuer)) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       "BFF01306: session belongs to "
                       "another provider; treated as no session");
@@ -251,7 +252,7 @@ static apr_status_t load_uncached(request_rec *r, bff_srv_conf_t *sc, bff_req_se
     return APR_SUCCESS;
 }
 
-apr_status_t bff_glue_session_load(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t **out)
+apr_status_t bff_glue_session_load(request_rec *r, bff_site_t *site, bff_req_session_t **out)
 {
     req_cache_t *c = req_cache(r);
 
@@ -259,7 +260,7 @@ apr_status_t bff_glue_session_load(request_rec *r, bff_srv_conf_t *sc, bff_req_s
         /* Against the main request, whose pool holds the cache: a
          * subrequest that loads first may end (and free its pool) before
          * the requests that reuse the view. */
-        c->rv = load_uncached(main_req(r), sc, &c->rs);
+        c->rv = load_uncached(main_req(r), site, &c->rs);
         c->loaded = 1;
     }
     *out = c->rs;
@@ -276,21 +277,21 @@ apr_status_t bff_glue_session_load(request_rec *r, bff_srv_conf_t *sc, bff_req_s
  * before the current one, so whichever of the two comes second sees the
  * other's removal. APR_NOTFOUND: the session is gone; APR_EEXIST: another
  * writer moved it first (this request's view is stale; nothing written). */
-static apr_status_t store_update(request_rec *r, bff_srv_conf_t *sc, const char *key,
+static apr_status_t store_update(request_rec *r, bff_site_t *site, const char *key,
                                  const char *old_key, const unsigned char *rec, apr_size_t len,
                                  apr_int64_t expires)
 {
     apr_status_t rv;
 
     if (!old_key) {
-        return bff_store_replace(sc->store, r->pool, key, rec, len, expires);
+        return bff_store_replace(site->store, r->pool, key, rec, len, expires);
     }
-    if (APR_SUCCESS != (rv = bff_store_add(sc->store, r->pool, key, rec, len, expires))) {
+    if (APR_SUCCESS != (rv = bff_store_add(site->store, r->pool, key, rec, len, expires))) {
         return rv;
     }
-    rv = bff_store_remove(sc->store, r->pool, old_key);
+    rv = bff_store_remove(site->store, r->pool, old_key);
     if (rv == APR_NOTFOUND) {
-        bff_store_remove(sc->store, r->pool, key);
+        bff_store_remove(site->store, r->pool, key);
         return APR_NOTFOUND;
     }
     /* Another failure leaves a stale copy under the old store key that ends
@@ -298,7 +299,7 @@ static apr_status_t store_update(request_rec *r, bff_srv_conf_t *sc, const char 
     return APR_SUCCESS;
 }
 
-apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs,
+apr_status_t bff_glue_session_save(request_rec *r, bff_site_t *site, bff_req_session_t *rs,
                                    int create)
 {
     unsigned char *rec;
@@ -311,24 +312,24 @@ apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_s
     r = main_req(r);
 
     rs->s->rev++;
-    if (!rs->handle && !(rs->handle = bff_ns_handle(r->pool, sc->site, rs->id))) {
+    if (!rs->handle && !(rs->handle = bff_ns_handle(r->pool, site->binding, rs->id))) {
         return APR_ENOMEM;
     }
     /* Written under the first key of the ring; the handle, which the
      * indexes hold, stays the same. */
     if (rs->store_key_index != 0 || !rs->key) {
         old_key = rs->key;
-        rs->key = session_key(r->pool, sc, 0, rs->handle);
+        rs->key = session_key(r->pool, site, 0, rs->handle);
         rs->store_key_index = 0;
     }
     rs->key_index = 0;
-    rv = bff_session_seal(r->pool, sc->keyring, rs->key, rs->s, &rec, &len);
+    rv = bff_session_seal(r->pool, site->keyring, rs->key, rs->s, &rec, &len);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF01307: cannot encode the session");
         return rv;
     }
-    rv = create ? bff_store_add(sc->store, r->pool, rs->key, rec, len, store_expiry(sc, rs->s))
-                : store_update(r, sc, rs->key, old_key, rec, len, store_expiry(sc, rs->s));
+    rv = create ? bff_store_add(site->store, r->pool, rs->key, rec, len, store_expiry(site, rs->s))
+                : store_update(r, site, rs->key, old_key, rec, len, store_expiry(site, rs->s));
     if (rv == APR_ENOSPC) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
                       "BFF01308: session record of %" APR_SIZE_T_FMT
@@ -349,41 +350,41 @@ apr_status_t bff_glue_session_save(request_rec *r, bff_srv_conf_t *sc, bff_req_s
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
                       "BFF01309: cannot write the session to "
                       "the store (%s)",
-                      sc->store->name);
+                      site->store->name);
     }
     return rv;
 }
 
 /* How old the last write may get before a use slides the idle timeout. */
-static apr_int64_t touch_interval(const bff_srv_conf_t *sc)
+static apr_int64_t touch_interval(const bff_site_t *site)
 {
-    apr_int64_t t = sc->idle_timeout / 10;
+    apr_int64_t t = site->idle_timeout / 10;
 
     return t < 1 ? 1 : t > TOUCH_MAX ? TOUCH_MAX : t;
 }
 
-apr_status_t bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs)
+apr_status_t bff_glue_session_touch(request_rec *r, bff_site_t *site, bff_req_session_t *rs)
 {
     apr_int64_t now = bff_util_now();
     const char *key = rs->handle; /* locks are per session, whatever the ring */
     bff_session_t *fresh;
     apr_status_t rv;
 
-    if (now - rs->s->last_access < touch_interval(sc) && rs->key_index == 0
+    if (now - rs->s->last_access < touch_interval(site) && rs->key_index == 0
         && rs->store_key_index == 0) {
         return APR_SUCCESS;
     }
     /* Whoever holds the lock is writing this session anyway. */
-    if (APR_SUCCESS != bff_glue_lock(r, sc, key, LOCK_TTL)) {
+    if (APR_SUCCESS != bff_glue_lock(r, site, key, LOCK_TTL)) {
         return APR_SUCCESS;
     }
-    rv = bff_glue_session_reload(r, sc, rs, &fresh);
+    rv = bff_glue_session_reload(r, site, rs, &fresh);
     if (rv == APR_SUCCESS) {
         rs->s = fresh;
         rs->s->last_access = now;
-        rv = bff_glue_session_save(r, sc, rs, 0);
+        rv = bff_glue_session_save(r, site, rs, 0);
     }
-    bff_glue_unlock(r, sc, key);
+    bff_glue_unlock(r, site, key);
     /* A logout (or the expiry) that came first wins: this request must not
      * go on with the session it loaded before. */
     if (rv == APR_NOTFOUND) {
@@ -394,19 +395,19 @@ apr_status_t bff_glue_session_touch(request_rec *r, bff_srv_conf_t *sc, bff_req_
 }
 
 /* key: a session handle or an index key, both already bound to the site. */
-static const char *lock_key(request_rec *r, bff_srv_conf_t *sc, const char *key)
+static const char *lock_key(request_rec *r, bff_site_t *site, const char *key)
 {
-    return bff_ns_key(r->pool, sc->keyring, BFF_NS_LOCK, 0, sc->site, key);
+    return bff_ns_key(r->pool, site->keyring, BFF_NS_LOCK, 0, site->binding, key);
 }
 
-apr_status_t bff_glue_lock(request_rec *r, bff_srv_conf_t *sc, const char *key, apr_int64_t ttl)
+apr_status_t bff_glue_lock(request_rec *r, bff_site_t *site, const char *key, apr_int64_t ttl)
 {
     req_cache_t *c = req_cache(r);
-    const char *lk = lock_key(r, sc, key);
+    const char *lk = lock_key(r, site, key);
     const char *owner;
     apr_status_t rv;
 
-    rv = bff_store_lock(sc->store, r->pool, lk, ttl, &owner);
+    rv = bff_store_lock(site->store, r->pool, lk, ttl, &owner);
     if (rv == APR_SUCCESS) {
         /* The owner token stays with the request: only it may unlock. */
         if (!c->locks) {
@@ -417,16 +418,16 @@ apr_status_t bff_glue_lock(request_rec *r, bff_srv_conf_t *sc, const char *key, 
     return rv;
 }
 
-void bff_glue_unlock(request_rec *r, bff_srv_conf_t *sc, const char *key)
+void bff_glue_unlock(request_rec *r, bff_site_t *site, const char *key)
 {
     req_cache_t *c = req_cache(r);
-    const char *lk = lock_key(r, sc, key);
+    const char *lk = lock_key(r, site, key);
     const char *owner = c->locks ? apr_table_get(c->locks, lk) : NULL;
 
     if (!owner) {
         return; /* not taken by this request: someone else's */
     }
-    if (bff_store_unlock(sc->store, r->pool, lk, owner) == APR_NOTFOUND) {
+    if (bff_store_unlock(site->store, r->pool, lk, owner) == APR_NOTFOUND) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                       "BFF01382: a store lock was no longer "
                       "this request's (it outlived its TTL); left in place");
@@ -434,7 +435,7 @@ void bff_glue_unlock(request_rec *r, bff_srv_conf_t *sc, const char *key)
     apr_table_unset(c->locks, lk);
 }
 
-apr_status_t bff_glue_session_reload(request_rec *r, bff_srv_conf_t *sc, bff_req_session_t *rs,
+apr_status_t bff_glue_session_reload(request_rec *r, bff_site_t *site, bff_req_session_t *rs,
                                      bff_session_t **fresh)
 {
     unsigned char *rec;
@@ -447,11 +448,11 @@ apr_status_t bff_glue_session_reload(request_rec *r, bff_srv_conf_t *sc, bff_req
     /* Under every key of the ring, the current one first: another request
      * (a refresh, the idle slide) may have moved the record after a key
      * rotation since this one found it. */
-    rv = find_record(r, sc, NULL, rs, &rec, &len);
+    rv = find_record(r, site, NULL, rs, &rec, &len);
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = bff_session_open(r->pool, sc->keyring, rs->key, rec, len, fresh, &rs->key_index);
+    rv = bff_session_open(r->pool, site->keyring, rs->key, rec, len, fresh, &rs->key_index);
     return rv == APR_SUCCESS ? APR_SUCCESS : APR_NOTFOUND;
 }
 
@@ -485,11 +486,11 @@ static bff_ns_e index_ns(bff_index_e kind)
     return kind == BFF_INDEX_SID ? BFF_NS_INDEX_SID : BFF_NS_INDEX_SUB;
 }
 
-static const char *index_key(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind, int i,
+static const char *index_key(request_rec *r, bff_site_t *site, bff_index_e kind, int i,
                              const char *value)
 {
-    return bff_ns_key(r->pool, sc->keyring, index_ns(kind), i, sc->site,
-                      apr_pstrcat(r->pool, sc->issuer, "\n", value, NULL));
+    return bff_ns_key(r->pool, site->keyring, index_ns(kind), i, site->binding,
+                      apr_pstrcat(r->pool, site->issuer, "\n", value, NULL));
 }
 
 static int handle_ok(const char *h)
@@ -537,21 +538,21 @@ static void index_parse(request_rec *r, const char *txt, apr_array_header_t *lis
 
 /* The index as found under every key of the ring (after a rotation it may
  * sit under an older one; during a rolling rotation under both). */
-static apr_array_header_t *index_read(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind,
+static apr_array_header_t *index_read(request_rec *r, bff_site_t *site, bff_index_e kind,
                                       const char *value)
 {
     apr_array_header_t *list = apr_array_make(r->pool, 8, sizeof(index_entry_t));
-    int i, n = bff_ns_key_count(index_ns(kind), sc->keyring);
+    int i, n = bff_ns_key_count(index_ns(kind), site->keyring);
 
     for (i = 0; i < n; ++i) {
-        const char *key = index_key(r, sc, kind, i, value);
+        const char *key = index_key(r, site, kind, i, value);
         unsigned char *rec, *pt;
         apr_size_t len, ptlen;
 
-        if (key && APR_SUCCESS == bff_store_get(sc->store, r->pool, key, &rec, &len)
+        if (key && APR_SUCCESS == bff_store_get(site->store, r->pool, key, &rec, &len)
             && APR_SUCCESS
-                   == bff_crypto_open(r->pool, sc->keyring, key, strlen(key), rec, len, &pt, &ptlen,
-                                      NULL)) {
+                   == bff_crypto_open(r->pool, site->keyring, key, strlen(key), rec, len, &pt,
+                                      &ptlen, NULL)) {
             index_parse(r, (const char *)pt, list);
         }
     }
@@ -564,22 +565,22 @@ static int by_expiry(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-void bff_glue_index_add(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind, const char *value,
+void bff_glue_index_add(request_rec *r, bff_site_t *site, bff_index_e kind, const char *value,
                         const char *handle, apr_int64_t expires)
 {
-    const char *key = index_key(r, sc, kind, 0, value);
+    const char *key = index_key(r, site, kind, 0, value);
     apr_int64_t now = bff_util_now(), last = expires;
     apr_array_header_t *list;
     index_entry_t *e;
     unsigned char *rec;
     apr_size_t len, used;
     char *txt;
-    int i, start, tries, n = bff_ns_key_count(index_ns(kind), sc->keyring);
+    int i, start, tries, n = bff_ns_key_count(index_ns(kind), site->keyring);
 
     if (!key || !handle) {
         return;
     }
-    for (tries = 0; APR_SUCCESS != bff_glue_lock(r, sc, key, LOCK_TTL); ++tries) {
+    for (tries = 0; APR_SUCCESS != bff_glue_lock(r, site, key, LOCK_TTL); ++tries) {
         if (tries >= 50) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                           "BFF01310: logout index busy; "
@@ -588,7 +589,7 @@ void bff_glue_index_add(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind, co
         }
         apr_sleep(apr_time_from_msec(20));
     }
-    list = index_read(r, sc, kind, value);
+    list = index_read(r, site, kind, value);
     e = &APR_ARRAY_PUSH(list, index_entry_t);
     e->handle = handle;
     e->expires = expires;
@@ -615,59 +616,60 @@ void bff_glue_index_add(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind, co
     }
     txt[used] = '\0';
     if (APR_SUCCESS
-            == bff_crypto_seal(r->pool, sc->keyring, key, strlen(key), txt, used, &rec, &len)
-        && APR_SUCCESS == bff_store_set(sc->store, r->pool, key, rec, len, last)) {
+            == bff_crypto_seal(r->pool, site->keyring, key, strlen(key), txt, used, &rec, &len)
+        && APR_SUCCESS == bff_store_set(site->store, r->pool, key, rec, len, last)) {
         /* Moved to the first key of the ring: the older copies are merged. */
         for (i = 1; i < n; ++i) {
-            const char *old = index_key(r, sc, kind, i, value);
+            const char *old = index_key(r, site, kind, i, value);
             if (old) {
-                bff_store_remove(sc->store, r->pool, old);
+                bff_store_remove(site->store, r->pool, old);
             }
         }
     }
-    bff_glue_unlock(r, sc, key);
+    bff_glue_unlock(r, site, key);
 }
 
 /* Remove a session under every key of the ring. */
-static apr_status_t remove_by_handle(request_rec *r, bff_srv_conf_t *sc, const char *handle)
+static apr_status_t remove_by_handle(request_rec *r, bff_site_t *site, const char *handle)
 {
-    int i, n = bff_ns_key_count(BFF_NS_SESSION, sc->keyring);
+    int i, n = bff_ns_key_count(BFF_NS_SESSION, site->keyring);
     apr_status_t rv = APR_NOTFOUND;
 
     /* Oldest key first: a record that a concurrent write moves to the
      * current store key is then removed there too (see store_update). */
     for (i = n - 1; i >= 0; --i) {
-        const char *key = session_key(r->pool, sc, i, handle);
-        if (key && bff_store_remove(sc->store, r->pool, key) == APR_SUCCESS) {
+        const char *key = session_key(r->pool, site, i, handle);
+        if (key && bff_store_remove(site->store, r->pool, key) == APR_SUCCESS) {
             rv = APR_SUCCESS;
         }
     }
     return rv;
 }
 
-int bff_glue_index_end_sessions(request_rec *r, bff_srv_conf_t *sc, bff_index_e kind,
+int bff_glue_index_end_sessions(request_rec *r, bff_site_t *site, bff_index_e kind,
                                 const char *value)
 {
-    apr_array_header_t *list = index_read(r, sc, kind, value);
-    int i, n = 0, nkeys = bff_ns_key_count(index_ns(kind), sc->keyring);
+    apr_array_header_t *list = index_read(r, site, kind, value);
+    int i, n = 0, nkeys = bff_ns_key_count(index_ns(kind), site->keyring);
 
     for (i = 0; i < list->nelts; ++i) {
-        if (remove_by_handle(r, sc, APR_ARRAY_IDX(list, i, index_entry_t).handle) == APR_SUCCESS) {
+        if (remove_by_handle(r, site, APR_ARRAY_IDX(list, i, index_entry_t).handle)
+            == APR_SUCCESS) {
             ++n;
         }
     }
     for (i = 0; i < nkeys; ++i) {
-        const char *key = index_key(r, sc, kind, i, value);
+        const char *key = index_key(r, site, kind, i, value);
         if (key) {
-            bff_store_remove(sc->store, r->pool, key);
+            bff_store_remove(site->store, r->pool, key);
         }
     }
     return n;
 }
 
-apr_status_t bff_glue_session_remove(request_rec *r, bff_srv_conf_t *sc, const char *id)
+apr_status_t bff_glue_session_remove(request_rec *r, bff_site_t *site, const char *id)
 {
-    const char *handle = bff_ns_handle(r->pool, sc->site, id);
+    const char *handle = bff_ns_handle(r->pool, site->binding, id);
 
-    return handle ? remove_by_handle(r, sc, handle) : APR_NOTFOUND;
+    return handle ? remove_by_handle(r, site, handle) : APR_NOTFOUND;
 }

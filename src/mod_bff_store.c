@@ -14,6 +14,7 @@
 #include <unixd.h>
 
 #include "mod_bff.h"
+#include "mod_bff_site.h"
 #include "mod_bff_store.h"
 #include "bff_ns.h"
 #include "bff_store_memcache.h"
@@ -142,25 +143,27 @@ static apr_status_t shm_store_get(server_rec *s, const bff_store_spec_t *spec, b
     return APR_SUCCESS;
 }
 
-static apr_status_t keyring_setup(apr_pool_t *pconf, server_rec *s, bff_srv_conf_t *sc)
+static apr_status_t keyring_setup(apr_pool_t *pconf, server_rec *s, bff_site_t *site)
 {
+    const apr_array_header_t *keys = site->conf->crypto_keys;
     apr_status_t rv;
     int i;
 
-    if (APR_SUCCESS != (rv = bff_crypto_keyring_create(pconf, &sc->keyring))) {
+    if (APR_SUCCESS != (rv = bff_crypto_keyring_create(pconf, &site->keyring))) {
         return rv;
     }
     /* Keys of this site's own (HKDF context): virtual hosts that share a
      * secret (inherited, or the retained random one) and a store cannot
      * open each other's records. */
-    if (!(sc->site = bff_ns_site(pconf, sc->origin, sc->client_id))) {
+    if (!(site->binding = bff_ns_site(pconf, site->origin, site->client_id))) {
         return APR_EINVAL;
     }
-    if (sc->crypto_keys && sc->crypto_keys->nelts) {
-        for (i = 0; i < sc->crypto_keys->nelts; ++i) {
-            const bff_secret_t *k = &APR_ARRAY_IDX(sc->crypto_keys, i, bff_secret_t);
+    if (keys && keys->nelts) {
+        for (i = 0; i < keys->nelts; ++i) {
+            const bff_secret_t *k = &APR_ARRAY_IDX(keys, i, bff_secret_t);
             if (APR_SUCCESS
-                != (rv = bff_crypto_keyring_add_ctx(sc->keyring, k->data, k->len, sc->site))) {
+                != (rv = bff_crypto_keyring_add_ctx(site->keyring, k->data, k->len,
+                                                    site->binding))) {
                 ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "BFF00407: BFFCryptoKey #%d %s", i + 1,
                              rv == APR_EEXIST ? "repeats an earlier key" : "cannot be used");
                 return rv;
@@ -184,7 +187,7 @@ static apr_status_t keyring_setup(apr_pool_t *pconf, server_rec *s, bff_srv_conf
                          "configured: using a random key; sessions will not survive a "
                          "full restart of httpd");
         }
-        return bff_crypto_keyring_add_ctx(sc->keyring, rk->key, sizeof(rk->key), sc->site);
+        return bff_crypto_keyring_add_ctx(site->keyring, rk->key, sizeof(rk->key), site->binding);
     }
 }
 
@@ -247,20 +250,21 @@ void bff_glue_store_post_config(apr_pool_t *pconf)
     apr_pool_cleanup_register(pconf, NULL, generation_reset, apr_pool_cleanup_null);
 }
 
-apr_status_t bff_glue_store_setup(apr_pool_t *pconf, server_rec *s, bff_srv_conf_t *sc)
+apr_status_t bff_glue_store_setup(apr_pool_t *pconf, server_rec *s, bff_site_t *site)
 {
+    const bff_store_spec_t *spec = bff_conf_store_spec(site->conf);
     apr_status_t rv;
 
-    if (APR_SUCCESS != (rv = keyring_setup(pconf, s, sc))) {
+    if (APR_SUCCESS != (rv = keyring_setup(pconf, s, site))) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
                      "BFF00405: cannot set up the "
                      "session encryption keys");
         return rv;
     }
-    if (sc->store_spec.kind == BFF_STORE_MEMCACHE) {
-        return memcache_store_get(pconf, s, &sc->store_spec, &sc->store);
+    if (spec->kind == BFF_STORE_MEMCACHE) {
+        return memcache_store_get(pconf, s, spec, &site->store);
     }
-    return shm_store_get(s, &sc->store_spec, &sc->store);
+    return shm_store_get(s, spec, &site->store);
 }
 
 void bff_glue_store_child_init(apr_pool_t *pchild, server_rec *s)

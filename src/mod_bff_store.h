@@ -19,7 +19,8 @@ void bff_glue_store_post_config(apr_pool_t *pconf);
 /* Attach a store and a keyring to sc (post_config, real run only). Stores
  * and the random fallback key live in httpd's retained data, so sessions
  * survive a graceful restart. */
-apr_status_t bff_glue_store_setup(apr_pool_t *pconf, server_rec *s, bff_srv_conf_t *sc);
+struct bff_site_t;
+apr_status_t bff_glue_store_setup(apr_pool_t *pconf, server_rec *s, struct bff_site_t *site);
 
 /* Re-attach mutexes in each child. */
 void bff_glue_store_child_init(apr_pool_t *pchild, server_rec *s);

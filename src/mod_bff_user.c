@@ -13,6 +13,7 @@
 
 #include "mod_bff.h"
 #include "mod_bff_config.h"
+#include "mod_bff_site.h"
 #include "mod_bff_csrf.h"
 #include "mod_bff_respond.h"
 #include "mod_bff_session.h"
@@ -26,7 +27,7 @@ static const char *base_path(request_rec *r)
     return apr_pstrndup(r->pool, u, (apr_size_t)(slash - u) + 1);
 }
 
-static json_t *user_json(request_rec *r, const bff_srv_conf_t *sc, const bff_session_t *s)
+static json_t *user_json(request_rec *r, const bff_site_t *site, const bff_session_t *s)
 {
     apr_int64_t now = bff_util_now();
     json_t *claims = json_loads(s->claims ? s->claims : "{}", 0, NULL);
@@ -37,12 +38,12 @@ static json_t *user_json(request_rec *r, const bff_srv_conf_t *sc, const bff_ses
     }
     return json_pack("{s:o,s:s,s:I,s:I,s:s}", "claims", claims, "sub", s->sub, "sessionExpiresIn",
                      (json_int_t)(s->expires - now), "idleExpiresIn",
-                     (json_int_t)(s->last_access + sc->idle_timeout - now), "logoutUrl",
+                     (json_int_t)(s->last_access + site->idle_timeout - now), "logoutUrl",
                      apr_pstrcat(r->pool, base_path(r),
                                  "logout?sid=", s->logout_id ? s->logout_id : "", NULL));
 }
 
-int bff_user_handle(request_rec *r, bff_srv_conf_t *sc)
+int bff_user_handle(request_rec *r, bff_site_t *site)
 {
     const bff_dir_conf_t *dc = bff_dir_conf(r);
     bff_req_session_t *rs;
@@ -50,12 +51,12 @@ int bff_user_handle(request_rec *r, bff_srv_conf_t *sc)
     apr_status_t rv;
     json_t *o;
 
-    if ((why = bff_csrf_check(r, sc, dc))) {
+    if ((why = bff_csrf_check(r, site, dc))) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF00230: user request refused: %s", why);
         return bff_csrf_refuse(r, dc);
     }
-    rv = bff_glue_session_load(r, sc, &rs);
-    if (rv == APR_SUCCESS && bff_glue_session_touch(r, sc, rs) == APR_NOTFOUND) {
+    rv = bff_glue_session_load(r, site, &rs);
+    if (rv == APR_SUCCESS && bff_glue_session_touch(r, site, rs) == APR_NOTFOUND) {
         rv = APR_NOTFOUND;
     }
     if (rv != APR_SUCCESS) {
@@ -64,7 +65,7 @@ int bff_user_handle(request_rec *r, bff_srv_conf_t *sc)
                                                       : BFF_OUTCOME_STORE_DOWN,
                                    BFF_AS_API, NULL);
     }
-    if (!(o = user_json(r, sc, rs->s))) {
+    if (!(o = user_json(r, site, rs->s))) {
         return bff_respond_outcome(r, BFF_OUTCOME_INTERNAL, BFF_AS_API,
                                    "The response could not be encoded.");
     }

@@ -8,8 +8,9 @@
 #include <httpd.h>
 
 #include "mod_bff_config.h"
+#include "mod_bff_site.h"
 
 /* GET user: the session's claims and lifetimes as JSON (CSRF-checked). */
-int bff_user_handle(request_rec *r, bff_srv_conf_t *sc);
+int bff_user_handle(request_rec *r, bff_site_t *site);
 
 #endif /* MOD_BFF_USER_H */

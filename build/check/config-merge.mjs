@@ -6,7 +6,7 @@
 // a field left out of merge silently stops inheriting from the main server,
 // one left out of create reads as "set to 0" and overrides the main server.
 // Run: node build/check/config-merge.mjs
-import { lex, report } from './csource.mjs';
+import { lex, moduleSources, report } from './csource.mjs';
 
 const HEADER = 'src/mod_bff_config.h';
 const SOURCE = 'src/mod_bff_config.c';
@@ -14,22 +14,17 @@ const STRUCTS = [
     { name: 'bff_srv_conf_t', create: 'bff_config_create_server', merge: 'bff_config_merge_server' },
     { name: 'bff_dir_conf_t', create: 'bff_config_create_dir', merge: 'bff_config_merge_dir' },
 ];
-// Fields that hold no directive value: built at post_config from the merged
-// values (bff_config_finalize / the store and provider setup), so merging them
-// would copy one virtual host's runtime objects into another.
-const RUNTIME_ONLY = {
-    bff_srv_conf_t: {
-        txn_cookie_name: 'derived from cookie_name in bff_config_finalize',
-        txn_cookie_prefix: 'derived from cookie_name in bff_config_finalize',
-        keyring: 'built from crypto_keys at post_config',
-        store: 'opened from store_spec at post_config',
-        provider: 'provider cache created at post_config',
-        client: 'built from client_id/secret/auth in bff_config_finalize',
-        origin: 'derived from redirect_uri in bff_config_finalize',
-        site: 'derived from origin and client_id in bff_config_finalize',
-        trusted_audiences: 'built from trusted_aud in bff_config_finalize',
-    },
-    bff_dir_conf_t: {},
+// Fields that hold no directive value (none: the runtime objects built from
+// the values live in bff_site_t, src/mod_bff_site.h, and nothing writes to
+// the configuration after the merge).
+const RUNTIME_ONLY = { bff_srv_conf_t: {}, bff_dir_conf_t: {} };
+// Fields that bff_conf_same() may leave out: two servers that differ only in
+// them can share one bff_site_t (one key ring, store and provider cache).
+// Any other field left out would let a virtual host run on another's
+// settings (its client secret, its keys).
+const SAME_EXEMPT = {
+    store_spec: 'parsed from store_arg, which is compared',
+    pass_cookie_at: 'start-up warnings only; never part of the runtime',
 };
 
 // The fields of "typedef struct { ... } name;" with the line of each.
@@ -94,5 +89,31 @@ for (const s of STRUCTS) {
         }
     }
 }
+// Every directive value of a server decides which site it shares.
+const same = functionBody(source, 'bff_conf_same');
+const srvFields = structFields(header, 'bff_srv_conf_t') || [];
+if (!same) {
+    problems.push({ file: SOURCE, line: 1, msg: 'cannot find bff_conf_same; update build/check/config-merge.mjs' });
+} else {
+    for (const { field, line } of srvFields) {
+        if (SAME_EXEMPT[field]) continue;
+        checked++;
+        if (!new RegExp(`\\ba->\\s*${field}\\b`).test(same.body) || !new RegExp(`\\bb->\\s*${field}\\b`).test(same.body)) {
+            problems.push({ file: HEADER, line, msg: `bff_srv_conf_t.${field} is not compared in bff_conf_same (${SOURCE}:${same.line}): servers that differ in it would share one site; compare it, or list it in SAME_EXEMPT with the reason` });
+        }
+    }
+}
+// Nothing but the directive handlers, create and merge writes to the
+// configuration: the runtime is built into bff_site_t.
+for (const file of moduleSources().filter((f) => f !== SOURCE)) {
+    const src = lex(file);
+    const vars = new Set([...src.code.matchAll(/\bbff_srv_conf_t\s*\*\s*(\w+)/g)].map((m) => m[1]));
+    for (const v of vars) {
+        const w = new RegExp(`\\b${v}->\\s*\\w+(\\.\\w+)*\\s*=(?!=)`, 'g');
+        for (const x of src.code.matchAll(w)) {
+            problems.push({ file, line: src.lineOf(x.index), msg: `writes to the configuration (${v}) after the merge; build runtime values into bff_site_t` });
+        }
+    }
+}
 process.exitCode = report('config-merge', problems,
-    `${checked} directive fields of ${STRUCTS.map((s) => s.name).join(', ')} merged and initialised`);
+    `${checked} checks: directive fields of ${STRUCTS.map((s) => s.name).join(', ')} merged and initialised, compared in bff_conf_same, not written after the merge`);

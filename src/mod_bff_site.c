@@ -1,0 +1,149 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * Glue: builds the sites at post_config (one per distinct configuration, so virtual hosts that
+ * inherit BFFProvider share one key ring and one provider cache), and finds a request's site.
+ */
+#include <apr_hash.h>
+#include <apr_strings.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+
+#include "mod_bff.h"
+#include "mod_bff_config.h"
+#include "mod_bff_provider.h"
+#include "mod_bff_site.h"
+#include "mod_bff_store.h"
+
+/* This generation's sites and the server -> site map: built once at
+ * post_config in pconf, read-only afterwards (children inherit them). */
+static bff_site_t *sites;
+static apr_hash_t *by_server;
+
+static apr_status_t sites_reset(void *data)
+{
+    sites = NULL;
+    by_server = NULL;
+    return APR_SUCCESS;
+}
+
+static const char *const *null_terminated(apr_pool_t *p, const apr_array_header_t *a)
+{
+    apr_array_header_t *c;
+
+    if (!a) {
+        return NULL;
+    }
+    c = apr_array_copy(p, a);
+    APR_ARRAY_PUSH(c, const char *) = NULL;
+    return (const char *const *)c->elts;
+}
+
+static apr_status_t site_create(apr_pool_t *pconf, server_rec *s, const bff_srv_conf_t *sc,
+                                bff_site_t **out)
+{
+    bff_site_t *site = apr_pcalloc(pconf, sizeof(*site));
+    apr_status_t rv;
+
+    site->conf = sc;
+    site->server = s;
+    site->issuer = sc->issuer;
+    site->client_id = sc->client_id;
+    site->redirect_uri = sc->redirect_uri;
+    site->scope = bff_conf_scope(sc);
+    site->auth_params = sc->auth_params;
+    site->client.client_id = sc->client_id;
+    site->client.client_secret = sc->client_secret;
+    site->client.auth = bff_conf_client_auth(sc);
+    site->cookie_name = bff_conf_cookie_name(sc);
+    site->txn_cookie_name = apr_pstrcat(pconf, site->cookie_name, "-tx", NULL);
+    site->txn_cookie_prefix = apr_pstrcat(pconf, site->txn_cookie_name, ".", NULL);
+    site->samesite = bff_conf_samesite(sc);
+    site->idle_timeout = bff_conf_idle_timeout(sc);
+    site->max_lifetime = bff_conf_max_lifetime(sc);
+    site->refresh_before = bff_conf_refresh_before(sc);
+    site->origin = bff_conf_origin(pconf, sc);
+    site->post_logout_uri = bff_conf_post_logout_uri(pconf, sc);
+    site->trusted_audiences = null_terminated(pconf, sc->trusted_aud);
+    if (APR_SUCCESS != (rv = bff_glue_store_setup(pconf, s, site))) {
+        return rv;
+    }
+    site->provider = bff_provider_create(pconf, s, sc->issuer, sc->ca_file);
+    *out = site;
+    return APR_SUCCESS;
+}
+
+/* "the main server" or "virtual host 127.0.0.1:8443 (httpd.conf:25)". */
+static const char *server_desc(apr_pool_t *p, const server_rec *s)
+{
+    const server_addr_rec *a = s->addrs;
+
+    if (!s->is_virtual || !a) {
+        return "the main server";
+    }
+    return apr_psprintf(p, "virtual host %s:%u (%s:%u)", a->virthost ? a->virthost : "*",
+                        (unsigned)a->host_port, s->defn_name ? s->defn_name : "?",
+                        s->defn_line_number);
+}
+
+/* A site already built from equal directive values, and the server it
+ * was built for. */
+static bff_site_t *site_like(const bff_srv_conf_t *sc, server_rec **first)
+{
+    bff_site_t *site;
+
+    for (site = sites; site; site = site->next) {
+        if (bff_conf_same(site->conf, sc)) {
+            *first = site->server;
+            return site;
+        }
+    }
+    return NULL;
+}
+
+apr_status_t bff_sites_build(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+{
+    server_rec *vs, *first;
+    bff_site_t *site;
+    apr_status_t rv;
+
+    sites = NULL;
+    by_server = apr_hash_make(pconf);
+    apr_pool_cleanup_register(pconf, NULL, sites_reset, apr_pool_cleanup_null);
+    for (vs = s; vs; vs = vs->next) {
+        const bff_srv_conf_t *sc = bff_srv_conf(vs);
+        if (!sc->issuer) {
+            continue;
+        }
+        if ((site = site_like(sc, &first))) {
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, vs,
+                         "BFF00160: %s has the same mod_bff settings as %s and shares its key "
+                         "ring, session store and provider cache",
+                         server_desc(ptemp, vs), server_desc(ptemp, first));
+        }
+        else {
+            if (APR_SUCCESS != (rv = site_create(pconf, vs, sc, &site))) {
+                return rv;
+            }
+            site->next = sites;
+            sites = site;
+        }
+        apr_hash_set(by_server, apr_pmemdup(pconf, &vs, sizeof(vs)), sizeof(vs), site);
+    }
+    return APR_SUCCESS;
+}
+
+void bff_sites_child_init(apr_pool_t *pchild)
+{
+    bff_site_t *site;
+
+    for (site = sites; site; site = site->next) {
+        bff_provider_child_init(site->provider, pchild);
+    }
+}
+
+bff_site_t *bff_site_get(const server_rec *s)
+{
+    return by_server ? apr_hash_get(by_server, &s, sizeof(s)) : NULL;
+}

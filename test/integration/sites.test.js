@@ -1,0 +1,69 @@
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+//
+// Virtual hosts and mod_bff's sites: servers whose BFF directives are all
+// equal (inherited or repeated) run on one site, built once at start-up: one
+// key ring, one session store, one provider cache per child. A virtual host
+// that sets any BFF directive differently gets its own.
+//   - site A: the main server; C: a virtual host that inherits everything;
+//     D: one that changes BFFSessionIdleTimeout.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { COOKIE, useEnv } from './lib/env.js';
+import { freePort } from './lib/httpd.js';
+
+const portC = await freePort();
+let portD = await freePort();
+while (portD === portC) portD = await freePort();
+const originC = `https://localhost:${portC}`;
+const originD = `https://localhost:${portD}`;
+
+function vhost(port, lines) {
+    return [
+        `Listen 127.0.0.1:${port}`,
+        `<VirtualHost 127.0.0.1:${port}>`,
+        ...lines.map((l) => `    ${l}`),
+        '    <Location /bff>',
+        '        SetHandler bff',
+        '    </Location>',
+        '</VirtualHost>',
+    ];
+}
+
+const env = useEnv({
+    httpd: { extraServer: [...vhost(portC, []), ...vhost(portD, ['BFFSessionIdleTimeout 5m'])] },
+});
+
+test('start-up says which virtual hosts share a site, and only those', () => {
+    const log = env.httpd.errorLog();
+    assert.match(log, new RegExp(`BFF00160: virtual host 127\\.0\\.0\\.1:${portC} \\(\\S+:\\d+\\) has the same mod_bff settings as the main server`));
+    assert.doesNotMatch(log, new RegExp(`BFF00160: virtual host 127\\.0\\.0\\.1:${portD} `), 'D sets a directive of its own');
+});
+
+test('one provider cache per child for the servers of one site', async () => {
+    const before = env.provider.discoveryCalls;
+    for (let i = 0; i < 12; i += 1) {
+        for (const origin of [env.siteOrigin, originC]) {
+            const r = await env.client().get(`${origin}/bff/login`);
+            assert.equal(r.status, 302, r.body);
+        }
+    }
+    // httpd runs 2 children here; each fetches the discovery document once
+    // for the site, not once per virtual host.
+    assert.ok(env.provider.discoveryCalls - before <= 2,
+        `${env.provider.discoveryCalls - before} discovery fetches for 24 logins on 2 virtual hosts of one site`);
+});
+
+test('a session of the shared site is one session on both; D keeps its own idle timeout', async () => {
+    const { client } = await env.login();
+    const cookie = client.jar.get(COOKIE, env.url('/')).value;
+    const headers = { 'X-CSRF': '1' };
+    for (const origin of [env.siteOrigin, originC]) {
+        const u = await env.client().get(`${origin}/bff/user`, { headers, cookie: `${COOKIE}=${cookie}` });
+        assert.equal(u.status, 200, `${origin}: ${u.body}`);
+        assert.ok(JSON.parse(u.body).idleExpiresIn > 300, 'the default idle timeout (30 minutes)');
+    }
+    const d = await env.client().get(`${originD}/bff/user`, { headers, cookie: `${COOKIE}=${cookie}` });
+    assert.equal(d.status, 200, d.body);
+    assert.ok(JSON.parse(d.body).idleExpiresIn <= 300, `D's idle timeout is 5 minutes: ${d.body}`);
+});
