@@ -20,6 +20,7 @@
 #include "src/mod_bff_handler.h"
 #include "src/mod_bff_provider.h"
 #include "src/mod_bff_relay.h"
+#include "src/mod_bff_session.h"
 #include "src/mod_bff_store.h"
 #include "src/bff_http.h"
 #include "src/bff_log.h"
@@ -83,6 +84,7 @@ static int bff_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
         if (APR_SUCCESS != bff_glue_store_setup(pconf, vs, sc)) {
             return HTTP_INTERNAL_SERVER_ERROR;
         }
+        bff_glue_session_setup(pconf, sc);
         sc->provider = bff_provider_create(pconf, vs, sc->issuer, sc->ca_file);
     }
     return OK;

@@ -12,6 +12,7 @@
 #include "bff_cookie.h"
 #include "bff_crypto.h"
 #include "bff_oidc.h"
+#include "bff_sessions.h"
 #include "bff_store.h"
 
 /* Directive names live here and nowhere else. */
@@ -96,6 +97,7 @@ typedef struct {
     const char *site;                     /* origin + client id: binds keys and store
                                          * entries to this site (bff_ns_site) */
     const char *const *trusted_audiences; /* trusted_aud, NULL-terminated */
+    bff_sessions_t *sessions;             /* over store and keyring (bff_glue_session_setup) */
 } bff_srv_conf_t;
 
 /* Per directory (Location). */

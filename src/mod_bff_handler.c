@@ -385,14 +385,7 @@ static apr_status_t open_txn(request_rec *r, bff_srv_conf_t *sc, const char *sta
 static apr_status_t mark_used(request_rec *r, bff_srv_conf_t *sc, const char *state,
                               const bff_txn_t *t, const char **key)
 {
-    static const unsigned char one = '1';
-
-    *key = bff_ns_key(r->pool, sc->keyring, BFF_NS_TXN_USED, 0, sc->site,
-                      apr_pstrcat(r->pool, sc->issuer, "\n", state, NULL));
-    if (!*key) {
-        return APR_ENOMEM;
-    }
-    return bff_store_add_noevict(sc->store, r->pool, *key, &one, 1, t->expires);
+    return bff_glue_mark_used(r, sc, state, t->expires, key);
 }
 
 /* A full store refuses sign-ins rather than evict: said at warning level at

@@ -28,6 +28,7 @@ const RUNTIME_ONLY = {
         origin: 'derived from redirect_uri in bff_config_finalize',
         site: 'derived from origin and client_id in bff_config_finalize',
         trusted_audiences: 'built from trusted_aud in bff_config_finalize',
+        sessions: 'sessions service built over store and keyring at post_config',
     },
     bff_dir_conf_t: {},
 };
