@@ -308,15 +308,9 @@ static int store_full(request_rec *r)
  * request is anonymous until the code exchange succeeds, so the marker
  * never evicts anything (a junk callback must not push a session out of a
  * full store): APR_ENOSPC when there is no room. */
-static int claim_attempt(request_rec *r, const bff_site_t *site, callback_t *cb)
+static int claim_attempt(request_rec *r, bff_site_t *site, callback_t *cb)
 {
-    static const unsigned char one = '1';
-    apr_status_t rv;
-
-    cb->used = bff_ns_key(r->pool, site->keyring, BFF_NS_TXN_USED, 0, site->binding,
-                          apr_pstrcat(r->pool, site->issuer, "\n", cb->state, NULL));
-    rv = cb->used ? bff_store_add_noevict(site->store, r->pool, cb->used, &one, 1, cb->t->expires)
-                  : APR_ENOMEM;
+    apr_status_t rv = bff_glue_mark_used(r, site, cb->state, cb->t->expires, &cb->used);
     if (rv == APR_EEXIST) {
         return refuse(r,
                       "BFF00254: callback with a state that "

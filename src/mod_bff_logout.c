@@ -219,7 +219,6 @@ int bff_logout_backchannel(request_rec *r, bff_site_t *site)
     json_t *claims = NULL;
     char *body;
     apr_size_t len;
-    unsigned char one = '1';
     apr_status_t rv;
     int status, n;
 
@@ -244,10 +243,7 @@ int bff_logout_backchannel(request_rec *r, bff_site_t *site)
     /* Replay defence: remember each jti for as long as a token could be fresh. */
     /* A key without the ring: every node adds the same entry even while a
      * rolling key rotation leaves them with different first keys. */
-    rv = bff_store_add(site->store, r->pool,
-                       bff_ns_key(r->pool, site->keyring, BFF_NS_JTI, 0, site->binding,
-                                  apr_pstrcat(r->pool, site->issuer, "\n", jti, NULL)),
-                       &one, 1, bff_util_now() + LOGOUT_TOKEN_MAX_AGE + 2 * LOGOUT_TOKEN_LEEWAY);
+    rv = bff_glue_replay_add(r, site, jti, LOGOUT_TOKEN_MAX_AGE + 2 * LOGOUT_TOKEN_LEEWAY);
     if (rv == APR_EEXIST) {
         return bc_error(r, "logout token replayed (jti already seen)");
     }

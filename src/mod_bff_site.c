@@ -13,6 +13,7 @@
 #include "mod_bff.h"
 #include "mod_bff_config.h"
 #include "mod_bff_provider.h"
+#include "mod_bff_session.h"
 #include "mod_bff_site.h"
 #include "mod_bff_store.h"
 
@@ -69,6 +70,7 @@ static apr_status_t site_create(apr_pool_t *pconf, server_rec *s, const bff_srv_
     if (APR_SUCCESS != (rv = bff_glue_store_setup(pconf, s, site))) {
         return rv;
     }
+    bff_glue_session_setup(pconf, site);
     site->provider = bff_provider_create(pconf, s, sc->issuer, sc->ca_file);
     *out = site;
     return APR_SUCCESS;

@@ -13,6 +13,7 @@
 #include "bff_cookie.h"
 #include "bff_crypto.h"
 #include "bff_oidc.h"
+#include "bff_sessions.h"
 #include "bff_store.h"
 
 struct bff_provider_t;
@@ -41,6 +42,7 @@ typedef struct bff_site_t {
     bff_keyring_t *keyring;
     bff_store_t *store;
     struct bff_provider_t *provider;
+    bff_sessions_t *sessions; /* the sessions service over store and key ring */
     struct bff_site_t *next;
 } bff_site_t;
 

@@ -58,16 +58,15 @@ function describe(code, strings, s) {
     return { level: [...new Set(levels)].join('/') || '?', message };
 }
 
-// Levels named in a piece of code: APLOG_X, BFF_LOG_X, the store's
-// rate-limited level, and an outcome's level from the table in
-// src/mod_bff_respond.c (bff_respond_level(BFF_OUTCOME_X)).
+// Levels named in a piece of code: APLOG_X, BFF_LOG_X, and an outcome's
+// level from the table in src/mod_bff_respond.c
+// (bff_respond_level(BFF_OUTCOME_X); "store" for the rate-limited one).
 function levelsIn(code) {
     const out = [];
-    const re = /\b(?:APLOG|BFF_LOG)_(?!MARK\b)([A-Z]+)\b|bff_glue_store_fail_level|bff_respond_level\s*\(\s*BFF_OUTCOME_([A-Z_]+)\s*\)/g;
+    const re = /\b(?:APLOG|BFF_LOG)_(?!MARK\b)([A-Z]+)\b|bff_respond_level\s*\(\s*BFF_OUTCOME_([A-Z_]+)\s*\)/g;
     for (const m of code.matchAll(re)) {
         if (m[1]) out.push(levelName(m[1]));
-        else if (m[2]) out.push(outcomeLevels.get(m[2]) || '?');
-        else out.push('store');
+        else out.push(outcomeLevels.get(m[2]) || '?');
     }
     return out;
 }
