@@ -16,9 +16,11 @@
 
 #define BFF_MODULE_FILE
 #include "src/mod_bff.h"
+#include "src/mod_bff_auth.h"
 #include "src/mod_bff_config.h"
 #include "src/mod_bff_handler.h"
 #include "src/mod_bff_relay.h"
+#include "src/mod_bff_respond.h"
 #include "src/mod_bff_site.h"
 #include "src/mod_bff_store.h"
 #include "src/bff_http.h"
@@ -111,6 +113,16 @@ static void bff_register_hooks(apr_pool_t *p)
     /* Answers only requests whose handler is "bff" (SetHandler bff), which
      * no other module claims: no relation to any of them. */
     ap_hook_handler(bff_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Forged claim headers go before any module looks at the request. */
+    ap_hook_post_read_request(bff_auth_strip_claim_headers, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* AuthType bff: only requests of that auth type, which no other module
+     * claims; per configuration, as httpd's own authn modules. */
+    ap_hook_check_authn(bff_auth_check_authn, NULL, NULL, APR_HOOK_MIDDLE,
+                        AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_note_auth_failure(bff_auth_note_failure, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_insert_error_filter(bff_respond_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    bff_respond_register(p);
+    bff_auth_register(p);
 }
 
 /* Every directive, with its default in the help text; docs/directives.md
@@ -166,6 +178,17 @@ static const command_rec bff_cmds[] = {
     AP_INIT_FLAG(BFF_D_PASS_COOKIE, bff_cmd_pass_cookie, NULL, RSRC_CONF | ACCESS_CONF,
                  "On: requests mod_proxy forwards from this location keep the session "
                  "cookies (logged as a warning). Default: Off."),
+    AP_INIT_TAKE13(BFF_D_REMOTE_USER_CLAIM, bff_cmd_remote_user_claim, NULL,
+                   RSRC_CONF | ACCESS_CONF,
+                   "The claim that becomes the user name under AuthType bff (dotted for a "
+                   "nested claim), optionally rewritten by a regular expression and a "
+                   "replacement. Default: sub."),
+    AP_INIT_TAKE1(BFF_D_UNAUTH_ACTION, bff_cmd_unauth_action, NULL, RSRC_CONF | ACCESS_CONF,
+                  "login, 401 or pass: what a request without a session gets under AuthType "
+                  "bff. Default: 401 where BFFTokenRelay is on, login elsewhere."),
+    AP_INIT_TAKE1(BFF_D_PASS_CLAIMS, bff_cmd_pass_claims, NULL, RSRC_CONF | ACCESS_CONF,
+                  "none, env, headers or both: the session's claims as BFF_CLAIM_* variables "
+                  "and/or X-BFF-Claim-* request headers under AuthType bff. Default: env."),
     { NULL }
 };
 

@@ -9,6 +9,7 @@ static const char *const names[BFF_OUTCOME_COUNT] = {
     [BFF_OUTCOME_NO_SESSION] = "no_session",
     [BFF_OUTCOME_SESSION_ENDED] = "session_ended",
     [BFF_OUTCOME_CSRF] = "csrf",
+    [BFF_OUTCOME_FORBIDDEN] = "forbidden",
     [BFF_OUTCOME_BAD_REQUEST] = "bad_request",
     [BFF_OUTCOME_STORE_DOWN] = "store_down",
     [BFF_OUTCOME_STORE_FULL] = "store_full",

@@ -12,6 +12,7 @@ typedef enum {
     BFF_OUTCOME_NO_SESSION,       /* no cookie, or it names no live session */
     BFF_OUTCOME_SESSION_ENDED,    /* ended during this request (refresh refused, logout) */
     BFF_OUTCOME_CSRF,             /* the request failed the CSRF check */
+    BFF_OUTCOME_FORBIDDEN,        /* signed in, but authorization (Require) refused */
     BFF_OUTCOME_BAD_REQUEST,      /* malformed or unacceptable input from the client */
     BFF_OUTCOME_STORE_DOWN,       /* the session store failed */
     BFF_OUTCOME_STORE_FULL,       /* the store holds only live entries; nothing evicted */

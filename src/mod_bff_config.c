@@ -73,6 +73,8 @@ void *bff_config_create_dir(apr_pool_t *p, char *dir)
 
     dc->relay = BFF_RELAY_UNSET;
     dc->pass_cookie = -1;
+    dc->unauth = BFF_UNAUTH_UNSET;
+    dc->pass_claims = BFF_PASS_CLAIMS_UNSET;
     return dc;
 }
 
@@ -86,6 +88,12 @@ void *bff_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     dc->csrf_value = add->csrf_header ? add->csrf_value : base->csrf_value;
     dc->trusted_origins = add->trusted_origins ? add->trusted_origins : base->trusted_origins;
     dc->pass_cookie = add->pass_cookie != -1 ? add->pass_cookie : base->pass_cookie;
+    dc->user_claim = add->user_claim ? add->user_claim : base->user_claim;
+    dc->user_regex = add->user_claim ? add->user_regex : base->user_regex;
+    dc->user_repl = add->user_claim ? add->user_repl : base->user_repl;
+    dc->unauth = add->unauth != BFF_UNAUTH_UNSET ? add->unauth : base->unauth;
+    dc->pass_claims = add->pass_claims != BFF_PASS_CLAIMS_UNSET ? add->pass_claims
+                                                                : base->pass_claims;
     return dc;
 }
 
@@ -107,6 +115,24 @@ const char *bff_dir_csrf_value(const bff_dir_conf_t *dc)
 int bff_dir_pass_cookie(const bff_dir_conf_t *dc)
 {
     return dc && dc->pass_cookie == 1;
+}
+
+const char *bff_dir_user_claim(const bff_dir_conf_t *dc)
+{
+    return dc && dc->user_claim ? dc->user_claim : BFF_DEFAULT_REMOTE_USER_CLAIM;
+}
+
+bff_unauth_e bff_dir_unauth(const bff_dir_conf_t *dc)
+{
+    if (dc && dc->unauth != BFF_UNAUTH_UNSET) {
+        return (bff_unauth_e)dc->unauth;
+    }
+    return bff_dir_relay(dc) == BFF_RELAY_OFF ? BFF_UNAUTH_LOGIN : BFF_UNAUTH_401;
+}
+
+int bff_dir_pass_claims(const bff_dir_conf_t *dc)
+{
+    return dc && dc->pass_claims != BFF_PASS_CLAIMS_UNSET ? dc->pass_claims : BFF_PASS_CLAIMS_ENV;
 }
 
 static bff_srv_conf_t *cmd_srv_conf(cmd_parms *cmd)
@@ -550,6 +576,77 @@ const char *bff_cmd_pass_cookie(cmd_parms *cmd, void *dcv, int on)
         APR_ARRAY_PUSH(sc->pass_cookie_at, const char *) = cmd->path ? cmd->path : "server scope";
     }
     return NULL;
+}
+
+/* A claim path: dotted names of letters, digits, "_", "-", ":". */
+static int claim_path_ok(const char *s)
+{
+    int at_start = 1;
+
+    if (!*s || strlen(s) > 256) {
+        return 0;
+    }
+    for (; *s; ++s) {
+        if (*s == '.') {
+            if (at_start) {
+                return 0;
+            }
+            at_start = 1;
+        }
+        else if (apr_isalnum(*s) || *s == '_' || *s == '-' || *s == ':') {
+            at_start = 0;
+        }
+        else {
+            return 0;
+        }
+    }
+    return !at_start;
+}
+
+const char *bff_cmd_remote_user_claim(cmd_parms *cmd, void *dcv, const char *claim,
+                                      const char *regex, const char *repl)
+{
+    bff_dir_conf_t *dc = dcv;
+
+    if (!claim_path_ok(claim)) {
+        return cmd_err(cmd, "expects a claim name (dotted for nested claims: a.b)");
+    }
+    if (regex && !repl) {
+        return cmd_err(cmd, "takes a claim, or a claim, a regular expression and a replacement");
+    }
+    dc->user_claim = claim;
+    dc->user_regex = NULL;
+    dc->user_repl = NULL;
+    if (regex) {
+        if (!(dc->user_regex = ap_pregcomp(cmd->pool, regex, AP_REG_EXTENDED))) {
+            return cmd_err(cmd, "has a regular expression that does not compile");
+        }
+        dc->user_repl = repl;
+    }
+    return NULL;
+}
+
+const char *bff_cmd_unauth_action(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    bff_dir_conf_t *dc = dcv;
+    static const keyword_t words[] = { { "login", BFF_UNAUTH_LOGIN },
+                                       { "401", BFF_UNAUTH_401 },
+                                       { "pass", BFF_UNAUTH_PASS },
+                                       { NULL, 0 } };
+
+    return parse_keyword(cmd, arg, words, &dc->unauth, "expected login, 401 or pass");
+}
+
+const char *bff_cmd_pass_claims(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    bff_dir_conf_t *dc = dcv;
+    static const keyword_t words[] = { { "none", 0 },
+                                       { "env", BFF_PASS_CLAIMS_ENV },
+                                       { "headers", BFF_PASS_CLAIMS_HEADERS },
+                                       { "both", BFF_PASS_CLAIMS_ENV | BFF_PASS_CLAIMS_HEADERS },
+                                       { NULL, 0 } };
+
+    return parse_keyword(cmd, arg, words, &dc->pass_claims, "expected none, env, headers or both");
 }
 
 const char *bff_cmd_refresh_before(cmd_parms *cmd, void *dc, const char *arg)

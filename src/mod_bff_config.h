@@ -8,6 +8,7 @@
 
 #include <httpd.h>
 #include <http_config.h>
+#include <ap_regex.h>
 
 #include "bff_cookie.h"
 #include "bff_crypto.h"
@@ -36,6 +37,13 @@
 #define BFF_D_POST_LOGOUT_URI "BFFPostLogoutRedirectURI"
 #define BFF_D_TRUSTED_AUDIENCE "BFFTrustedAudience"
 #define BFF_D_PASS_COOKIE "BFFPassCookie"
+#define BFF_D_REMOTE_USER_CLAIM "BFFRemoteUserClaim"
+#define BFF_D_UNAUTH_ACTION "BFFUnauthAction"
+#define BFF_D_PASS_CLAIMS "BFFPassClaims"
+
+/* The AuthType name. */
+#define BFF_AUTH_TYPE "bff"
+#define BFF_DEFAULT_REMOTE_USER_CLAIM "sub"
 
 #define BFF_DEFAULT_SCOPE "openid profile email"
 #define BFF_DEFAULT_COOKIE_NAME "__Host-Http-bff"
@@ -86,6 +94,18 @@ typedef struct {
                                          * in this server's own config (not merged) */
 } bff_srv_conf_t;
 
+typedef enum {
+    BFF_UNAUTH_UNSET = -1,
+    BFF_UNAUTH_LOGIN = 0, /* GET/HEAD: redirect to the login; others 401 */
+    BFF_UNAUTH_401 = 1,   /* JSON 401, never a redirect */
+    BFF_UNAUTH_PASS = 2   /* go on without a user */
+} bff_unauth_e;
+
+/* BFFPassClaims: bit set. */
+#define BFF_PASS_CLAIMS_UNSET -1
+#define BFF_PASS_CLAIMS_ENV 1
+#define BFF_PASS_CLAIMS_HEADERS 2
+
 /* Per directory (Location). */
 typedef struct {
     int relay;               /* bff_relay_e */
@@ -93,6 +113,11 @@ typedef struct {
     const char *csrf_value;
     apr_array_header_t *trusted_origins; /* const char *, NULL unset */
     int pass_cookie;                     /* BFFPassCookie: -1 unset, 0, 1 */
+    const char *user_claim;              /* BFFRemoteUserClaim, NULL unset */
+    ap_regex_t *user_regex;              /* its optional rewrite, with user_repl */
+    const char *user_repl;
+    int unauth;      /* bff_unauth_e */
+    int pass_claims; /* BFF_PASS_CLAIMS_* bits, -1 unset */
 } bff_dir_conf_t;
 
 /* Getters that apply the defaults. */
@@ -118,6 +143,11 @@ int bff_dir_relay(const bff_dir_conf_t *dc);
 const char *bff_dir_csrf_header(const bff_dir_conf_t *dc);
 const char *bff_dir_csrf_value(const bff_dir_conf_t *dc);
 int bff_dir_pass_cookie(const bff_dir_conf_t *dc);
+const char *bff_dir_user_claim(const bff_dir_conf_t *dc);
+/* Default: 401 where BFFTokenRelay is on (an API never gets a redirect),
+ * login elsewhere. */
+bff_unauth_e bff_dir_unauth(const bff_dir_conf_t *dc);
+int bff_dir_pass_claims(const bff_dir_conf_t *dc); /* default: env */
 
 void *bff_config_create_server(apr_pool_t *p, server_rec *s);
 void *bff_config_merge_server(apr_pool_t *p, void *basev, void *addv);
@@ -146,6 +176,10 @@ const char *bff_cmd_refresh_before(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_post_logout_uri(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_trusted_audience(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_pass_cookie(cmd_parms *cmd, void *dc, int on);
+const char *bff_cmd_remote_user_claim(cmd_parms *cmd, void *dc, const char *claim,
+                                      const char *regex, const char *repl);
+const char *bff_cmd_unauth_action(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_pass_claims(cmd_parms *cmd, void *dc, const char *arg);
 
 /* Cross-directive checks after merging (check_config, so `apachectl
  * configtest` sees them too). Returns an error message for the admin, or

@@ -59,6 +59,30 @@ const char *bff_csrf_check(request_rec *r, const bff_site_t *site, const bff_dir
     return NULL;
 }
 
+const char *bff_csrf_check_unsafe(request_rec *r, const bff_site_t *site, const bff_dir_conf_t *dc)
+{
+    const char *origin = apr_table_get(r->headers_in, "Origin");
+    const char *fetch_site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
+
+    switch (r->method_number) {
+    case M_GET:
+    case M_OPTIONS:
+    case M_TRACE:
+        return NULL; /* HEAD is M_GET */
+    default:
+        break;
+    }
+    if (origin) {
+        return origin_trusted(site, dc, origin) ? NULL
+                                                : "Origin is neither this site nor a "
+                                                  "BFFTrustedOrigin";
+    }
+    if (fetch_site && !strcasecmp(fetch_site, "same-origin")) {
+        return NULL;
+    }
+    return apr_psprintf(r->pool, "%s without Origin or Sec-Fetch-Site: same-origin", r->method);
+}
+
 int bff_csrf_refuse(request_rec *r, const bff_dir_conf_t *dc)
 {
     return bff_respond_outcome(r, BFF_OUTCOME_CSRF, BFF_AS_API,

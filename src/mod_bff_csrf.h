@@ -15,6 +15,12 @@
  * cross-site Sec-Fetch-Site. NULL when fine, else why (for the log). */
 const char *bff_csrf_check(request_rec *r, const bff_site_t *site, const bff_dir_conf_t *dc);
 
+/* For AuthType bff locations that do not relay tokens: an unsafe method
+ * (anything but GET, HEAD, OPTIONS, TRACE) needs an Origin of this site or a
+ * BFFTrustedOrigin, or, without Origin, Sec-Fetch-Site: same-origin. NULL
+ * when fine, else why (for the log). */
+const char *bff_csrf_check_unsafe(request_rec *r, const bff_site_t *site, const bff_dir_conf_t *dc);
+
 /* The 403 JSON answer to a request that failed it, naming the header. */
 int bff_csrf_refuse(request_rec *r, const bff_dir_conf_t *dc);
 

@@ -14,10 +14,11 @@
 
 /* Who reads the answer: decides its form, never its status. */
 typedef enum {
-    BFF_AS_API = 0, /* the SPA's fetch(): {"error":..., "message":...} */
-    BFF_AS_SIGNIN,  /* a browser navigation of the sign-in: a short page */
-    BFF_AS_SIGNOUT, /* a browser navigation of the sign-out: a short page */
-    BFF_AS_PROVIDER /* the provider's back channel: OAuth error codes in JSON */
+    BFF_AS_API = 0,  /* the SPA's fetch(): {"error":..., "message":...} */
+    BFF_AS_SIGNIN,   /* a browser navigation of the sign-in: a short page */
+    BFF_AS_SIGNOUT,  /* a browser navigation of the sign-out: a short page */
+    BFF_AS_PROVIDER, /* the provider's back channel: OAuth error codes in JSON */
+    BFF_AS_PAGE      /* a browser navigation elsewhere (AuthType bff pages) */
 } bff_as_e;
 
 /* Answer an outcome as the table says. text, if not NULL, replaces the
@@ -32,6 +33,15 @@ int bff_respond_level(bff_outcome_e o);
 
 /* The HTTP status of an outcome. */
 int bff_respond_status(bff_outcome_e o);
+
+/* Answer an outcome in place of the error response httpd is about to send
+ * for this request (an authorization failure decided by mod_authz_core):
+ * its status and body are replaced when the error response goes out. */
+void bff_respond_outcome_for_error(request_rec *r, bff_outcome_e o, bff_as_e as);
+
+/* The insert_error_filter hook that does it, and the filter's registration. */
+void bff_respond_insert_error_filter(request_rec *r);
+void bff_respond_register(apr_pool_t *p);
 
 /* Small answers. */
 int bff_respond_json_error(request_rec *r, int status, const char *error, const char *message);

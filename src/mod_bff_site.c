@@ -41,6 +41,21 @@ static const char *const *null_terminated(apr_pool_t *p, const apr_array_header_
     return (const char *const *)c->elts;
 }
 
+/* "https://host/bff/login" for BFFRedirectURI "https://host/bff/callback":
+ * the endpoints share the SetHandler bff location. */
+static const char *login_url(apr_pool_t *p, const char *redirect_uri)
+{
+    const char *q = strchr(redirect_uri, '?');
+    const char *end = q ? q : redirect_uri + strlen(redirect_uri);
+    const char *slash = end;
+
+    while (slash > redirect_uri && slash[-1] != '/') {
+        --slash;
+    }
+    return apr_pstrcat(p, apr_pstrndup(p, redirect_uri, (apr_size_t)(slash - redirect_uri)),
+                       "login", NULL);
+}
+
 static apr_status_t site_create(apr_pool_t *pconf, server_rec *s, const bff_srv_conf_t *sc,
                                 bff_site_t **out)
 {
@@ -67,6 +82,7 @@ static apr_status_t site_create(apr_pool_t *pconf, server_rec *s, const bff_srv_
     site->origin = bff_conf_origin(pconf, sc);
     site->post_logout_uri = bff_conf_post_logout_uri(pconf, sc);
     site->trusted_audiences = null_terminated(pconf, sc->trusted_aud);
+    site->login_url = login_url(pconf, sc->redirect_uri);
     if (APR_SUCCESS != (rv = bff_glue_store_setup(pconf, s, site))) {
         return rv;
     }

@@ -36,6 +36,7 @@ typedef struct bff_site_t {
     apr_int64_t refresh_before;
     const char *origin;                   /* scheme://host[:port] of BFFRedirectURI */
     const char *post_logout_uri;          /* resolved */
+    const char *login_url;                /* the login endpoint beside BFFRedirectURI's callback */
     const char *binding;                  /* origin + client id: binds keys and store entries to
                                   * this site (bff_ns_site) */
     const char *const *trusted_audiences; /* NULL-terminated, or NULL */

@@ -75,8 +75,8 @@ function levelName(x) {
     return x.toLowerCase().replace('warning', 'warn').replace(/^err$/, 'error');
 }
 
-// The outcome table: [BFF_OUTCOME_X] = { ..., APLOG_Y } (-1: the store's
-// rate-limited level).
+// The outcome table: [BFF_OUTCOME_X] = { ..., APLOG_Y, ... } (-1: the
+// store's rate-limited level).
 function outcomeTable() {
     const map = new Map();
     let code;
@@ -86,9 +86,9 @@ function outcomeTable() {
         return map;
     }
     for (const m of code.matchAll(/\[BFF_OUTCOME_([A-Z_]+)\]\s*=\s*\{([^}]*)\}/g)) {
-        const last = m[2].trim().split(',').map((x) => x.trim()).filter(Boolean).pop();
-        const lv = /^APLOG_([A-Z]+)$/.exec(last);
-        map.set(m[1], lv ? levelName(lv[1]) : last === '-1' ? 'store' : '?');
+        const field = m[2].split(',').map((x) => x.trim()).find((x) => /^APLOG_[A-Z]+$/.test(x) || x === '-1');
+        const lv = field && /^APLOG_([A-Z]+)$/.exec(field);
+        map.set(m[1], lv ? levelName(lv[1]) : field === '-1' ? 'store' : '?');
     }
     return map;
 }

@@ -224,6 +224,7 @@ function asList(v) {
  *   rotateRefreshToken (false), accessTokenTTL (600 s), idTokenTTL (3600 s),
  *   refreshTokenTTL (86400 s), clockTolerance (0 s), scopes (extra scopes),
  *   accounts (more accounts: { name: { password, claims: { sub: name, ... } } }),
+ *   claims (more scope -> claim names, e.g. { groups: ['groups'] }, with scopes: ['groups']),
  *   quiet (true: do not print provider errors).
  */
 export async function startProvider(opts = {}) {
@@ -441,6 +442,7 @@ export async function startProvider(opts = {}) {
                 openid: ['sub'],
                 email: ['email', 'email_verified'],
                 profile: ['name', 'given_name', 'family_name'],
+                ...(opts.claims || {}),
             },
             scopes: ['openid', 'offline_access', 'profile', 'email', ...asList(opts.scopes)],
             // Put scope claims into the ID token too (the BFF shows ID token claims).
