@@ -36,6 +36,7 @@ declare -A MAX_LEN=(
     [fuzz_session]=16384
     [fuzz_shm]=16384
     [fuzz_memcache]=4096
+    [fuzz_claims]=16384
 )
 
 targets() {
