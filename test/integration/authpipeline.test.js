@@ -87,7 +87,9 @@ const env = useEnv({
             ...authLoc('/errpage/', ['Require bff-claim groups staff']),
             ...authLoc('/ssi/', ['Require valid-user']),
             ...authLoc('/inc/', ['Require bff-claim groups staff']),
+            // The index file has its own Require: its lookup (a subrequest) authenticates again.
             ...authLoc('/dir/', ['Require valid-user']),
+            ...authLoc('/dir/index.html', ['Require bff-claim groups staff']),
             ...authLoc('/api2/', ['Require valid-user', 'BFFTokenRelay On',
                 `ProxyPass http://127.0.0.1:${up.port}/api2/`]),
         ],
