@@ -87,6 +87,11 @@ static apr_status_t load_uncached(request_rec *r, bff_site_t *site, bff_req_sess
     if (!id) {
         return APR_NOTFOUND;
     }
+    /* One line per store read: tests count them (subrequests and internal
+     * redirects must reuse the request cache, not read again). */
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                  "BFF01390: reading the session for %s from the store (%s)",
+                  ap_escape_logitem(r->pool, r->uri), site->store->name);
     /* The connection's memo only for connections that carry a session cookie. */
     rv = bff_sessions_find(site->sessions, r->pool, id, bff_session_id_ok(id) ? conn_memo(r) : NULL,
                            out, &why);

@@ -58,12 +58,12 @@ function describe(code, strings, s) {
     return { level: [...new Set(levels)].join('/') || '?', message };
 }
 
-// Levels named in a piece of code: APLOG_X, BFF_LOG_X, and an outcome's
+// Levels named in a piece of code: APLOG_X (TRACE1..8 too), BFF_LOG_X, and an outcome's
 // level from the table in src/mod_bff_respond.c
 // (bff_respond_level(BFF_OUTCOME_X); "store" for the rate-limited one).
 function levelsIn(code) {
     const out = [];
-    const re = /\b(?:APLOG|BFF_LOG)_(?!MARK\b)([A-Z]+)\b|bff_respond_level\s*\(\s*BFF_OUTCOME_([A-Z_]+)\s*\)/g;
+    const re = /\b(?:APLOG|BFF_LOG)_(?!MARK\b)([A-Z]+[1-8]?)\b|bff_respond_level\s*\(\s*BFF_OUTCOME_([A-Z_]+)\s*\)/g;
     for (const m of code.matchAll(re)) {
         if (m[1]) out.push(levelName(m[1]));
         else out.push(outcomeLevels.get(m[2]) || '?');

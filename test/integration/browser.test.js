@@ -3,7 +3,9 @@
 // A real browser (Debian's Chromium through playwright-core) logs in across
 // sites: the site on https://localhost:P1, the provider on https://127.0.0.1:P2.
 // Checks that the SameSite=Strict session cookie survives the cross-site
-// round trip thanks to the callback's meta refresh.
+// round trip thanks to the callback's meta refresh, and that a page under
+// AuthType bff sends a browser without a session to the login and gets it
+// back, signed in, on the page it asked for.
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -24,8 +26,17 @@ after(() => up.close());
 const env = useEnv({
     provider: { accessTokenTTL: TTL, rotateRefreshToken: true },
     httpd: {
-        extraModules: ['proxy', 'proxy_http'],
+        extraModules: ['proxy', 'proxy_http', 'authn_core', 'authz_user'],
+        // A server-rendered page under AuthType bff (BFFUnauthAction login, the default).
+        site: {
+            'members/page.html': '<h1>Members</h1>\n<p id="user"><!--#echo var="REMOTE_USER" --></p>\n'
+                + '<p id="query"><!--#echo var="QUERY_STRING" --></p>\n',
+        },
         extraServer: [
+            '<Location /members/>',
+            '    AuthType bff',
+            '    Require valid-user',
+            '</Location>',
             '<Location /api/>',
             `    ProxyPass http://127.0.0.1:${up.port}/api/`,
             '    BFFTokenRelay On',
@@ -212,5 +223,41 @@ test('browser: the API through the page, a refresh after expiry, WebSocket, logo
     assert.equal(after2.status, 401);
     const cookies = await context.cookies(env.url('/'));
     assert.ok(!cookies.some((c) => c.name === COOKIE), 'the session cookie is gone from the browser');
+    await page.close();
+});
+
+test('browser: an AuthType bff page sends the browser to the login and back to the page, signed in', async (t) => {
+    const context = await launch(t);
+    const page = await context.newPage();
+    page.setDefaultTimeout(20000);
+    const want = env.url('/members/page.html?x=1&y=two%20words');
+
+    // No session: the page itself is never shown, the provider's form is.
+    const first = await page.goto(want);
+    assert.equal(new URL(page.url()).origin, env.provider.issuer, `not at the provider: ${page.url()}`);
+    assert.ok(first.request().redirectedFrom(), 'the page redirected');
+    const chain = [];
+    for (let req = first.request(); req; req = req.redirectedFrom()) chain.unshift(req.url());
+    assert.equal(chain[0], want);
+    const login = new URL(chain[1]);
+    assert.equal(login.origin + login.pathname, env.url('/bff/login'));
+    assert.equal(login.searchParams.get('returnTo'), '/members/page.html?x=1&y=two%20words');
+
+    await page.fill('#username', 'bob');
+    await page.fill('#password', 'bob-pass');
+    await Promise.all([
+        page.waitForURL(want, { timeout: 20000 }),
+        page.click('#submit'),
+    ]);
+    assert.equal(page.url(), want, 'back on the page asked for, with its query');
+    assert.equal((await page.textContent('h1')).trim(), 'Members');
+    assert.equal((await page.textContent('#user')).trim(), 'bob', 'the page shows the signed-in user');
+    assert.equal((await page.textContent('#query')).trim(), 'x=1&y=two%20words');
+
+    // Signed in, the page shows at once (no second trip to the provider).
+    const again = await page.goto(env.url('/members/page.html'));
+    assert.equal(again.status(), 200);
+    assert.equal(again.request().redirectedFrom(), null);
+    assert.equal((await page.textContent('#user')).trim(), 'bob');
     await page.close();
 });
