@@ -6,6 +6,7 @@
  * without a session it does what BFFUnauthAction says. The bff-claim provider matches the
  * session's claims. A signed-in user that authorization refuses gets 403 in mod_bff's form.
  */
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <jansson.h>
 
@@ -252,9 +253,23 @@ int bff_auth_note_failure(request_rec *r, const char *auth_type)
 
 /* ---- X-BFF-Claim-* headers ------------------------------------------ */
 
+/* X-BFF-Claim-* in any case, "_" for "-" included: upstreams (and CGI's
+ * HTTP_* names) that fold the two must not see a client's spelling. */
+static int is_claim_header(const char *key)
+{
+    const char *want = BFF_CLAIMS_HEADER_PREFIX;
+
+    for (; *want; ++want, ++key) {
+        if (*want == '-' ? (*key != '-' && *key != '_') : apr_tolower(*key) != apr_tolower(*want)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int collect_claim_header(void *rec, const char *key, const char *value)
 {
-    if (!strncasecmp(key, BFF_CLAIMS_HEADER_PREFIX, sizeof(BFF_CLAIMS_HEADER_PREFIX) - 1)) {
+    if (is_claim_header(key)) {
         APR_ARRAY_PUSH((apr_array_header_t *)rec, const char *) = key;
     }
     return 1;
