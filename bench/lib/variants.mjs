@@ -91,7 +91,9 @@ export function variantDefs(ctx) {
         modules: ['proxy', 'proxy_http', 'authz_user'],
     });
 
-    const bff = (key, store) => (port) => new Httpd({
+    // authn: the API under AuthType bff as well (Require valid-user, the user
+    // and the claims passed on), as mod_auth_openidc's variants protect theirs.
+    const bff = (key, store, authn = false) => (port) => new Httpd({
         ...base(key, port),
         load: [`LoadModule bff_module ${q(ctx.bffModule)}`],
         body: [
@@ -109,7 +111,8 @@ export function variantDefs(ctx) {
             '<Location /bff>',
             '    SetHandler bff',
             '</Location>',
-            ...proxyLocation(upstreamPort, '/api/', ['BFFTokenRelay On']),
+            ...proxyLocation(upstreamPort, '/api/', ['BFFTokenRelay On',
+                ...(authn ? ['AuthType bff', 'Require valid-user'] : [])]),
         ],
     });
 
@@ -165,6 +168,10 @@ export function variantDefs(ctx) {
             make: (port) => new Httpd({ ...base('plain', port), body: proxyLocation(upstreamPort, '/api/') }),
         },
         { key: 'bff-shm', label: 'mod_bff, shm', kind: 'bff', cookieName: BFF_COOKIE, make: bff('bff-shm', 'shm') },
+        {
+            key: 'bff-shm-authn', label: 'mod_bff, shm, AuthType bff', kind: 'bff', cookieName: BFF_COOKIE,
+            make: bff('bff-shm-authn', 'shm', true),
+        },
         {
             key: 'bff-memcache', label: 'mod_bff, memcache', kind: 'bff', cookieName: BFF_COOKIE,
             make: (port) => bff('bff-memcache', `memcache:127.0.0.1:${ctx.memcachePorts.bff}`)(port),
