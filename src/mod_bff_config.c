@@ -768,26 +768,22 @@ static int same_str(const char *a, const char *b)
     return a == b || (a && b && !strcmp(a, b));
 }
 
-/* Arrays of strings (auth params, audiences). */
-static int same_strs(const apr_array_header_t *a, const apr_array_header_t *b)
+static int same_str_at(const apr_array_header_t *a, const apr_array_header_t *b, int i)
 {
-    int i;
-
-    if (a == b) {
-        return 1;
-    }
-    if (!a || !b || a->nelts != b->nelts) {
-        return 0;
-    }
-    for (i = 0; i < a->nelts; ++i) {
-        if (!same_str(APR_ARRAY_IDX(a, i, const char *), APR_ARRAY_IDX(b, i, const char *))) {
-            return 0;
-        }
-    }
-    return 1;
+    return same_str(APR_ARRAY_IDX(a, i, const char *), APR_ARRAY_IDX(b, i, const char *));
 }
 
-static int same_keys(const apr_array_header_t *a, const apr_array_header_t *b)
+static int same_key_at(const apr_array_header_t *a, const apr_array_header_t *b, int i)
+{
+    const bff_secret_t *x = &APR_ARRAY_IDX(a, i, bff_secret_t);
+    const bff_secret_t *y = &APR_ARRAY_IDX(b, i, bff_secret_t);
+
+    return x->len == y->len && !memcmp(x->data, y->data, x->len);
+}
+
+/* Two arrays (auth params, audiences, keys), element by element. */
+static int same_array(const apr_array_header_t *a, const apr_array_header_t *b,
+                      int (*same_at)(const apr_array_header_t *, const apr_array_header_t *, int))
 {
     int i;
 
@@ -798,9 +794,7 @@ static int same_keys(const apr_array_header_t *a, const apr_array_header_t *b)
         return 0;
     }
     for (i = 0; i < a->nelts; ++i) {
-        const bff_secret_t *x = &APR_ARRAY_IDX(a, i, bff_secret_t);
-        const bff_secret_t *y = &APR_ARRAY_IDX(b, i, bff_secret_t);
-        if (x->len != y->len || memcmp(x->data, y->data, x->len)) {
+        if (!same_at(a, b, i)) {
             return 0;
         }
     }
@@ -812,13 +806,15 @@ int bff_conf_same(const bff_srv_conf_t *a, const bff_srv_conf_t *b)
     return same_str(a->issuer, b->issuer) && same_str(a->ca_file, b->ca_file)
            && same_str(a->client_id, b->client_id) && same_str(a->client_secret, b->client_secret)
            && a->client_auth == b->client_auth && same_str(a->redirect_uri, b->redirect_uri)
-           && same_str(a->scope, b->scope) && same_strs(a->auth_params, b->auth_params)
-           && same_str(a->store_arg, b->store_arg) && same_keys(a->crypto_keys, b->crypto_keys)
+           && same_str(a->scope, b->scope)
+           && same_array(a->auth_params, b->auth_params, same_str_at)
+           && same_str(a->store_arg, b->store_arg)
+           && same_array(a->crypto_keys, b->crypto_keys, same_key_at)
            && same_str(a->cookie_name, b->cookie_name) && a->samesite == b->samesite
            && a->idle_timeout == b->idle_timeout && a->max_lifetime == b->max_lifetime
            && a->refresh_before == b->refresh_before
            && same_str(a->post_logout_uri, b->post_logout_uri)
-           && same_strs(a->trusted_aud, b->trusted_aud);
+           && same_array(a->trusted_aud, b->trusted_aud, same_str_at);
 }
 
 const char *bff_config_check(apr_pool_t *p, server_rec *s, const bff_srv_conf_t *sc)

@@ -68,26 +68,25 @@ static const char *slot_name(request_rec *r, const bff_site_t *site, int i)
  * key no longer in BFFCryptoKey), a live pending login of this site. */
 typedef enum { SLOT_FREE = 0, SLOT_FOREIGN = 1, SLOT_LIVE = 2 } slot_use_e;
 
-/* The slot for a new pending login with this state: the one H(state) picks
- * if free, else the next free one, so logins that start at once (and all see
- * the same cookies) spread over the slots; with none free, a slot another
- * site's cookie holds; else the one with the oldest pending login, so that
- * the newest N logins of sequential tabs complete. Expired cookies and this
- * site's cookies of earlier releases are deleted on the way. */
-static int choose_slot(request_rec *r, const bff_site_t *site, const char *state)
+/* What the browser's slot cookies hold. */
+typedef struct {
+    slot_use_e use[BFF_TXN_MAX_PENDING];
+    apr_int64_t created[BFF_TXN_MAX_PENDING]; /* oldest live pending login per slot */
+    int expired[BFF_TXN_MAX_PENDING];
+} slots_t;
+
+/* Read the slot cookies; this site's cookies of earlier releases (the
+ * binder, per-login names) are deleted on the way. */
+static void scan_slots(request_rec *r, const bff_site_t *site, slots_t *sl)
 {
     const char *hdr = apr_table_get(r->headers_in, "Cookie");
-    slot_use_e use[BFF_TXN_MAX_PENDING];
-    apr_int64_t created[BFF_TXN_MAX_PENDING], now = bff_util_now();
-    int expired[BFF_TXN_MAX_PENDING], i, k, start, pick = -1;
-    unsigned char h[32];
     apr_array_header_t *all = NULL;
     const bff_cookie_pair_t *c;
-    slot_use_e want;
+    apr_int64_t now = bff_util_now();
     bff_txn_t *t;
+    int i, k;
 
-    memset(use, 0, sizeof(use));
-    memset(expired, 0, sizeof(expired));
+    memset(sl, 0, sizeof(*sl));
     if (hdr && bff_cookie_get(r->pool, hdr, site->txn_cookie_name)) {
         bff_pending_expire(r, site->txn_cookie_name); /* the binder of earlier releases */
     }
@@ -105,30 +104,46 @@ static int choose_slot(request_rec *r, const bff_site_t *site, const char *state
             }
         }
         else if (rv == APR_SUCCESS) {
-            if (use[i] != SLOT_LIVE || t->created < created[i]) {
-                created[i] = t->created;
+            if (sl->use[i] != SLOT_LIVE || t->created < sl->created[i]) {
+                sl->created[i] = t->created;
             }
-            use[i] = SLOT_LIVE;
+            sl->use[i] = SLOT_LIVE;
         }
         else if (rv == APR_TIMEUP) {
-            expired[i] = 1;
+            sl->expired[i] = 1;
         }
-        else if (rv != APR_EINVAL && use[i] == SLOT_FREE) {
-            use[i] = SLOT_FOREIGN;
+        else if (rv != APR_EINVAL && sl->use[i] == SLOT_FREE) {
+            sl->use[i] = SLOT_FOREIGN;
         }
     }
+}
+
+/* The slot for a new pending login with this state: the one H(state) picks
+ * if free, else the next free one, so logins that start at once (and all see
+ * the same cookies) spread over the slots; with none free, a slot another
+ * site's cookie holds; else the one with the oldest pending login, so that
+ * the newest N logins of sequential tabs complete. Expired cookies in the
+ * other slots are deleted on the way. */
+static int choose_slot(request_rec *r, const bff_site_t *site, const char *state)
+{
+    slots_t sl;
+    unsigned char h[32];
+    int i, k, start, pick = -1;
+    slot_use_e want;
+
+    scan_slots(r, site, &sl);
     start = (APR_SUCCESS == bff_util_sha256(state, strlen(state), h)) ? h[0] % BFF_TXN_MAX_PENDING
                                                                       : 0;
     for (want = SLOT_FREE; pick < 0 && want <= SLOT_FOREIGN; ++want) {
         for (k = 0; pick < 0 && k < BFF_TXN_MAX_PENDING; ++k) {
-            if (use[(start + k) % BFF_TXN_MAX_PENDING] == want) {
+            if (sl.use[(start + k) % BFF_TXN_MAX_PENDING] == want) {
                 pick = (start + k) % BFF_TXN_MAX_PENDING;
             }
         }
     }
     if (pick < 0) {
         for (pick = 0, i = 1; i < BFF_TXN_MAX_PENDING; ++i) {
-            if (created[i] < created[pick]) {
+            if (sl.created[i] < sl.created[pick]) {
                 pick = i;
             }
         }
@@ -138,7 +153,7 @@ static int choose_slot(request_rec *r, const bff_site_t *site, const char *state
                       BFF_TXN_MAX_PENDING);
     }
     for (i = 0; i < BFF_TXN_MAX_PENDING; ++i) {
-        if (expired[i] && use[i] == SLOT_FREE && i != pick) {
+        if (sl.expired[i] && sl.use[i] == SLOT_FREE && i != pick) {
             bff_pending_expire(r, slot_name(r, site, i));
         }
     }

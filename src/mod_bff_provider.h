@@ -1,7 +1,8 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE).
  *
  * Glue: the per-child cache of the provider's discovery metadata and JWKS, handed to requests
- * as immutable views.
+ * as immutable views. The cache itself is the core's (bff_provider.h); this binds it to a
+ * server, a child and a request.
  */
 #ifndef MOD_BFF_PROVIDER_H
 #define MOD_BFF_PROVIDER_H
@@ -11,6 +12,7 @@
 #include "bff_http.h"
 #include "bff_jose.h"
 #include "bff_oidc.h"
+#include "bff_provider.h"
 
 /* The provider's metadata and keys, fetched lazily and cached per child
  * process: parsed once, shared read-only by all threads through immutable
@@ -19,12 +21,10 @@ typedef struct bff_provider_t bff_provider_t;
 
 /* Every call to the provider (discovery, JWKS, token, revocation) ends
  * within this many seconds, connecting included (sizes the refresh lock). */
-#define BFF_PROVIDER_HTTP_TIMEOUT_S 10
+#define BFF_PROVIDER_HTTP_TIMEOUT_S BFF_PCACHE_HTTP_TIMEOUT_S
 
-typedef struct {
-    const bff_oidc_meta_t *meta;
-    const bff_jwks_t *jwks;
-} bff_provider_view_t;
+/* The metadata and keys of one snapshot. */
+typedef bff_pcache_view_t bff_provider_view_t;
 
 bff_provider_t *bff_provider_create(apr_pool_t *pconf, server_rec *s, const char *issuer,
                                     const char *ca_file);

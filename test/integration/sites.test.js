@@ -5,7 +5,8 @@
 // key ring, one session store, one provider cache per child. A virtual host
 // that sets any BFF directive differently gets its own.
 //   - site A: the main server; C: a virtual host that inherits everything;
-//     D: one that changes BFFSessionIdleTimeout.
+//     D: one that changes BFFSessionIdleTimeout; E: one with another
+//     BFFCryptoKey (same origin and client: only the key tells them apart).
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -15,6 +16,9 @@ import { freePort } from './lib/httpd.js';
 const portC = await freePort();
 let portD = await freePort();
 while (portD === portC) portD = await freePort();
+let portE = await freePort();
+while (portE === portC || portE === portD) portE = await freePort();
+const originE = `https://localhost:${portE}`;
 const originC = `https://localhost:${portC}`;
 const originD = `https://localhost:${portD}`;
 
@@ -31,13 +35,17 @@ function vhost(port, lines) {
 }
 
 const env = useEnv({
-    httpd: { extraServer: [...vhost(portC, []), ...vhost(portD, ['BFFSessionIdleTimeout 5m'])] },
+    httpd: {
+        extraServer: [...vhost(portC, []), ...vhost(portD, ['BFFSessionIdleTimeout 5m']),
+            ...vhost(portE, ['BFFCryptoKey another-key-of-at-least-32-bytes-here'])],
+    },
 });
 
 test('start-up says which virtual hosts share a site, and only those', () => {
     const log = env.httpd.errorLog();
     assert.match(log, new RegExp(`BFF00160: virtual host 127\\.0\\.0\\.1:${portC} \\(\\S+:\\d+\\) has the same mod_bff settings as the main server`));
     assert.doesNotMatch(log, new RegExp(`BFF00160: virtual host 127\\.0\\.0\\.1:${portD} `), 'D sets a directive of its own');
+    assert.doesNotMatch(log, new RegExp(`BFF00160: virtual host 127\\.0\\.0\\.1:${portE} `), 'E has its own key');
 });
 
 test('one provider cache per child for the servers of one site', async () => {
@@ -54,7 +62,7 @@ test('one provider cache per child for the servers of one site', async () => {
         `${env.provider.discoveryCalls - before} discovery fetches for 24 logins on 2 virtual hosts of one site`);
 });
 
-test('a session of the shared site is one session on both; D keeps its own idle timeout', async () => {
+test('a session of the shared site is one session on both; D keeps its own idle timeout, E its own key', async () => {
     const { client } = await env.login();
     const cookie = client.jar.get(COOKIE, env.url('/')).value;
     const headers = { 'X-CSRF': '1' };
@@ -63,6 +71,8 @@ test('a session of the shared site is one session on both; D keeps its own idle 
         assert.equal(u.status, 200, `${origin}: ${u.body}`);
         assert.ok(JSON.parse(u.body).idleExpiresIn > 300, 'the default idle timeout (30 minutes)');
     }
+    const e = await env.client().get(`${originE}/bff/user`, { headers, cookie: `${COOKIE}=${cookie}` });
+    assert.equal(e.status, 401, `a session sealed under A's key is none under E's: ${e.body}`);
     const d = await env.client().get(`${originD}/bff/user`, { headers, cookie: `${COOKIE}=${cookie}` });
     assert.equal(d.status, 200, d.body);
     assert.ok(JSON.parse(d.body).idleExpiresIn <= 300, `D's idle timeout is 5 minutes: ${d.body}`);

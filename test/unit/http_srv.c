@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <apr_portable.h>
 #include <apr_time.h>
@@ -123,6 +124,84 @@ pthread_t srv_start(srv_t *s, const char *response)
 void srv_join(srv_t *s, pthread_t t)
 {
     pthread_join(t, NULL);
+    apr_socket_close(s->ls);
+}
+
+/* Sends all of len bytes at data (a big body takes several sends); gives
+ * up when the client goes away. */
+static void srv_send_all(apr_socket_t *cs, const char *data, apr_size_t len)
+{
+    while (len) {
+        apr_size_t n = len;
+        if (apr_socket_send(cs, data, &n) != APR_SUCCESS && !n) {
+            return;
+        }
+        data += n;
+        len -= n;
+    }
+}
+
+/* Waits for a client or srv_stop(): 1 for a client. */
+static int srv_wait_any(srv_t *s)
+{
+    apr_os_sock_t fd;
+    struct pollfd pfd[2];
+
+    if (apr_os_sock_get(&fd, s->ls) != APR_SUCCESS) {
+        return 0;
+    }
+    pfd[0].fd = fd;
+    pfd[0].events = POLLIN;
+    pfd[0].revents = 0;
+    pfd[1].fd = s->wake[0];
+    pfd[1].events = POLLIN;
+    pfd[1].revents = 0;
+    /* A test that never stops its server fails after a minute, not never. */
+    return poll(pfd, 2, 60000) > 0 && !pfd[1].revents && pfd[0].revents;
+}
+
+static void *srv_loop(void *baton)
+{
+    srv_t *s = baton;
+    apr_pool_t *tp;
+    apr_socket_t *cs;
+    const char *resp;
+
+    while (srv_wait_any(s)) {
+        if (apr_pool_create_unmanaged_ex(&tp, NULL, NULL) != APR_SUCCESS) {
+            break;
+        }
+        if (apr_socket_accept(&cs, s->ls, tp) == APR_SUCCESS) {
+            apr_socket_timeout_set(cs, apr_time_from_sec(5));
+            s->req_len = 0;
+            s->req[0] = '\0';
+            srv_read_request(s, cs);
+            resp = s->route(s->baton, tp, s->req, s->req_len);
+            srv_send_all(cs, resp, strlen(resp));
+            apr_socket_close(cs);
+        }
+        apr_pool_destroy(tp);
+    }
+    return NULL;
+}
+
+pthread_t srv_serve(srv_t *s, srv_route_fn *route, void *baton)
+{
+    pthread_t t;
+
+    s->route = route;
+    s->baton = baton;
+    assert_int_equal(pipe(s->wake), 0);
+    assert_int_equal(pthread_create(&t, NULL, srv_loop, s), 0);
+    return t;
+}
+
+void srv_stop(srv_t *s, pthread_t t)
+{
+    assert_int_equal(write(s->wake[1], "x", 1), 1);
+    pthread_join(t, NULL);
+    close(s->wake[0]);
+    close(s->wake[1]);
     apr_socket_close(s->ls);
 }
 
