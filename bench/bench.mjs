@@ -52,6 +52,7 @@ const CFG = {
     callgrindRequests: num('BENCH_CALLGRIND_REQUESTS', QUICK ? 200 : 2000),
     phases: new Set((env.BENCH_PHASES || 'micro,throughput,logins,refresh,scale,callgrind').split(',')),
     bffModule: env.BFF_MODULE,
+    baselineModule: env.BENCH_BASELINE_MODULE,
     resultsDir: env.BENCH_RESULTS_DIR || path.join(HERE, 'results'),
 };
 
@@ -186,6 +187,7 @@ async function benchmark(baseDir, results, cleanups, fail) {
     const cgPort = await freePort();
     const ctx = {
         baseDir, pki, clientId, clientSecret, upstreamPort, memcachePorts, bffModule: CFG.bffModule,
+        baselineModule: CFG.baselineModule,
         provider: { issuer: `https://127.0.0.1:${providerPort}` },
     };
     const defs = variantDefs(ctx);

@@ -80,7 +80,7 @@ function proxyLocation(upPort, upPath, extra = []) {
 
 /**
  * Variant definitions. ctx: { baseDir, pki, provider, clientId,
- * clientSecret, upstreamPort, bffModule, memcachePorts: { bff, openidc } }.
+ * clientSecret, upstreamPort, bffModule, baselineModule (optional), memcachePorts: { bff, openidc } }.
  * Each: { key, label, kind: 'plain'|'bff'|'openidc', cookieName, store, make(port) }.
  */
 export function variantDefs(ctx) {
@@ -93,9 +93,9 @@ export function variantDefs(ctx) {
 
     // authn: the API under AuthType bff as well (Require valid-user, the user
     // and the claims passed on), as mod_auth_openidc's variants protect theirs.
-    const bff = (key, store, authn = false) => (port) => new Httpd({
+    const bff = (key, store, authn = false, module = ctx.bffModule) => (port) => new Httpd({
         ...base(key, port),
-        load: [`LoadModule bff_module ${q(ctx.bffModule)}`],
+        load: [`LoadModule bff_module ${q(module)}`],
         body: [
             `BFFProvider ${q(provider.issuer)}`,
             `BFFProviderCAFile ${q(pki.caFile)}`,
@@ -176,6 +176,12 @@ export function variantDefs(ctx) {
             key: 'bff-memcache', label: 'mod_bff, memcache', kind: 'bff', cookieName: BFF_COOKIE,
             make: (port) => bff('bff-memcache', `memcache:127.0.0.1:${ctx.memcachePorts.bff}`)(port),
         },
+        // BENCH_BASELINE_MODULE: an earlier build measured in the same run,
+        // interleaved, for a before/after ratio under the same load.
+        ...(ctx.baselineModule ? [{
+            key: 'bff-shm-base', label: 'mod_bff baseline build, shm', kind: 'bff', cookieName: BFF_COOKIE,
+            make: bff('bff-shm-base', 'shm', false, ctx.baselineModule),
+        }] : []),
         {
             key: 'openidc-shm', label: 'mod_auth_openidc, shm', kind: 'openidc', cookieName: OIDC_COOKIE,
             make: openidc('openidc-shm', 'shm'),
