@@ -256,6 +256,32 @@ describe('private_key_jwt with a key the provider does not know', () => {
     });
 });
 
+describe('private_key_jwt when the provider takes no algorithm the key signs', () => {
+    // An EC key, a provider that takes RSA signatures only.
+    const env = useEnv({
+        provider: ({ siteOrigin }) => ({
+            clientAuth: 'private_key_jwt',
+            clientJwksUri: `${siteOrigin}/bff/jwks`,
+            clientAuthSigningAlgs: ['RS256', 'PS256'],
+        }),
+        bff: { BFFClientKey: `file:${EC.file}`, BFFClientSecret: null },
+        allow: [/BFF00219/],
+    });
+
+    test('the login fails before any token request, the log line names the provider\'s list', async () => {
+        const c = env.client();
+        const res = await c.followLogin(env.url('/bff/login?returnTo=%2Fapp.html'), { stopAtCallback: true });
+        const cb = await c.get(res.callbackUrl, { crossSite: res.callbackCrossSite });
+        assert.equal(cb.status, 502, cb.body);
+        assert.ok(!setsSession(cb), 'no session cookie');
+        assert.equal(env.provider.tokenCalls.total, 0, 'nothing was sent to the token endpoint');
+        const line = env.httpd.errorLines().find((l) => /BFF00219/.test(l));
+        assert.ok(line, 'BFF00219 logged');
+        assert.match(line, /takes none of the algorithms an EC P-256 key signs/);
+        assert.match(line, /token_endpoint_auth_signing_alg_values_supported: RS256 PS256/);
+    });
+});
+
 // ---------------------------------------------------------------------------
 // Start-up refusals (apache2 -t)
 

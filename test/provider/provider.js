@@ -222,7 +222,8 @@ function asList(v) {
  *   postLogoutRedirectUri (string or list), backchannelLogoutUri,
  *   clientAuth ('client_secret_basic' | 'client_secret_post' | 'private_key_jwt'),
  *   clientJwksUri (the client's jwks_uri, for private_key_jwt), clientJwks (a JWKS
- *   object registered with the client instead),
+ *   object registered with the client instead), clientAuthSigningAlgs (the
+ *   provider's token_endpoint_auth_signing_alg_values_supported; default oidc-provider's),
  *   rotateRefreshToken (false), accessTokenTTL (600 s), idTokenTTL (3600 s),
  *   refreshTokenTTL (86400 s), clockTolerance (0 s), scopes (extra scopes),
  *   accounts (more accounts: { name: { password, claims: { sub: name, ... } } }),
@@ -457,6 +458,8 @@ export async function startProvider(opts = {}) {
             conformIdTokenClaims: false,
             clockTolerance: opts.clockTolerance ?? 0,
             pkce: { required: () => true },
+            ...(opts.clientAuthSigningAlgs
+                ? { enabledJWA: { clientAuthSigningAlgValues: opts.clientAuthSigningAlgs } } : {}),
             features: {
                 devInteractions: { enabled: false },
                 revocation: { enabled: true },
