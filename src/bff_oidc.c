@@ -195,22 +195,27 @@ static apr_status_t meta_pkce(apr_pool_t *p, json_t *doc, bff_oidc_meta_t *m, co
 }
 
 /* token_endpoint_auth_signing_alg_values_supported, kept as listed: which of
- * them private_key_jwt can use depends on the key (bff_jws_sign.c). */
-static apr_status_t meta_token_auth_algs(apr_pool_t *p, json_t *doc, bff_oidc_meta_t *m,
-                                         const char **err)
+ * them private_key_jwt can use depends on the key (bff_jws_sign.c). Only
+ * private_key_jwt reads it, so a malformed one does not fail discovery for
+ * the other methods: it reads as an empty list (private_key_jwt then fails
+ * at its call, saying so). */
+static void meta_token_auth_algs(apr_pool_t *p, json_t *doc, bff_oidc_meta_t *m)
 {
-    json_t *arr, *item;
+    json_t *arr = NULL, *item;
     apr_array_header_t *algs;
+    const char *ignored;
     size_t i;
-    apr_status_t rv;
 
     if (APR_SUCCESS
-        != (rv = opt_string_array(p, doc, "token_endpoint_auth_signing_alg_values_supported", &arr,
-                                  err))) {
-        return rv;
+        != opt_string_array(p, doc, "token_endpoint_auth_signing_alg_values_supported", &arr,
+                            &ignored)) {
+        arr = json_array(); /* empty: none usable */
     }
-    if (!arr) {
-        return APR_SUCCESS;
+    else if (!arr) {
+        return;
+    }
+    else {
+        json_incref(arr);
     }
     algs = apr_array_make(p, (int)json_array_size(arr) + 1, sizeof(const char *));
     json_array_foreach(arr, i, item)
@@ -219,7 +224,7 @@ static apr_status_t meta_token_auth_algs(apr_pool_t *p, json_t *doc, bff_oidc_me
     }
     APR_ARRAY_PUSH(algs, const char *) = NULL;
     m->token_auth_algs = (const char *const *)algs->elts;
-    return APR_SUCCESS;
+    json_decref(arr);
 }
 
 static apr_status_t meta_from_json(apr_pool_t *p, json_t *doc, const char *expected_issuer,
@@ -266,10 +271,10 @@ static apr_status_t meta_from_json(apr_pool_t *p, json_t *doc, const char *expec
                                  &m->backchannel_logout_session_supported, err))) {
         return rv;
     }
-    if (APR_SUCCESS != (rv = meta_algs(p, doc, m, err))
-        || APR_SUCCESS != (rv = meta_token_auth_algs(p, doc, m, err))) {
+    if (APR_SUCCESS != (rv = meta_algs(p, doc, m, err))) {
         return rv;
     }
+    meta_token_auth_algs(p, doc, m);
     return meta_pkce(p, doc, m, err);
 }
 

@@ -430,6 +430,48 @@ static void test_assertion_no_acceptable_alg(void **state)
     assert_non_null(strstr(err, "EC P-256"));
 }
 
+/* The provider's list as discovery gives it; a malformed one fails only
+ * private_key_jwt, not discovery. */
+static void test_meta_token_auth_algs(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *base = "{\"issuer\":\"https://op.example\","
+                       "\"authorization_endpoint\":\"https://op.example/auth\","
+                       "\"token_endpoint\":\"https://op.example/token\","
+                       "\"jwks_uri\":\"https://op.example/jwks\"";
+    bff_oidc_meta_t *m = NULL;
+    const char *err = NULL, *doc;
+    bff_oidc_client_t client = { .client_id = "bff-client",
+                                 .auth = BFF_CLIENT_AUTH_PRIVATE_KEY_JWT,
+                                 .key = load(p, K_RSA, NULL) };
+    char *jwt = NULL;
+
+    doc = apr_pstrcat(p, base, "}", NULL);
+    assert_int_equal(bff_oidc_meta_parse(p, doc, strlen(doc), "https://op.example", 0, &m, &err),
+                     APR_SUCCESS);
+    assert_null(m->token_auth_algs);
+
+    doc = apr_pstrcat(p, base,
+                      ",\"token_endpoint_auth_signing_alg_values_supported\":"
+                      "[\"HS256\",\"RS256\",\"PS256\"]}",
+                      NULL);
+    assert_int_equal(bff_oidc_meta_parse(p, doc, strlen(doc), "https://op.example", 0, &m, &err),
+                     APR_SUCCESS);
+    assert_string_equal(m->token_auth_algs[0], "HS256");
+    assert_string_equal(m->token_auth_algs[2], "PS256");
+    assert_null(m->token_auth_algs[3]);
+    assert_string_equal(bff_jws_sign_choose_alg(client.key, m->token_auth_algs), "PS256");
+
+    doc = apr_pstrcat(p, base, ",\"token_endpoint_auth_signing_alg_values_supported\":\"RS256\"}",
+                      NULL);
+    assert_int_equal(bff_oidc_meta_parse(p, doc, strlen(doc), "https://op.example", 0, &m, &err),
+                     APR_SUCCESS);
+    assert_non_null(m->token_auth_algs);
+    assert_null(m->token_auth_algs[0]);
+    assert_int_equal(bff_oidc_client_assertion(p, m, &client, 1700000000, &jwt, &err), APR_EINVAL);
+    assert_non_null(strstr(err, "token_endpoint_auth_signing_alg_values_supported: none"));
+}
+
 /* ---- on the wire: the form of the token and revocation calls ---- */
 
 #define TOKEN_OK \
@@ -546,6 +588,7 @@ int main(void)
         T(test_choose_alg),
         T(test_assertion_claims),
         T(test_assertion_no_acceptable_alg),
+        T(test_meta_token_auth_algs),
         T(test_calls_carry_assertion),
         T(test_calls_fail_without_assertion),
 #undef T
