@@ -137,9 +137,15 @@ static const command_rec bff_cmds[] = {
     AP_INIT_TAKE1(BFF_D_CLIENT_ID, bff_cmd_client_id, NULL, RSRC_CONF,
                   "The client id registered at the provider. Required."),
     AP_INIT_TAKE1(BFF_D_CLIENT_SECRET, bff_cmd_client_secret, NULL, RSRC_CONF,
-                  "The client secret, or file:/path to read it from. Required."),
+                  "The client secret, or file:/path to read it from. Required (but with "
+                  "BFFClientAuth private_key_jwt)."),
     AP_INIT_TAKE1(BFF_D_CLIENT_AUTH, bff_cmd_client_auth, NULL, RSRC_CONF,
-                  "client_secret_basic or client_secret_post. Default: client_secret_basic."),
+                  "client_secret_basic, client_secret_post or private_key_jwt. Default: "
+                  "client_secret_basic."),
+    AP_INIT_TAKE12(BFF_D_CLIENT_KEY, bff_cmd_client_key, NULL, RSRC_CONF,
+                   "file:/path/to/key.pem [kid]: the private key (RSA >= 2048 bits or EC "
+                   "P-256) for private_key_jwt; its public key is served at <handler>/jwks. "
+                   "Default: none (kid: the key's RFC 7638 thumbprint)."),
     AP_INIT_TAKE1(BFF_D_REDIRECT_URI, bff_cmd_redirect_uri, NULL, RSRC_CONF,
                   "Absolute https URL of the handler's callback endpoint. Required."),
     AP_INIT_TAKE1(BFF_D_SCOPE, bff_cmd_scope, NULL, RSRC_CONF,

@@ -194,6 +194,39 @@ static apr_status_t meta_pkce(apr_pool_t *p, json_t *doc, bff_oidc_meta_t *m, co
     return APR_SUCCESS;
 }
 
+/* token_endpoint_auth_signing_alg_values_supported, kept as listed: which of
+ * them private_key_jwt can use depends on the key (bff_jws_sign.c). Only
+ * private_key_jwt reads it, so a malformed one does not fail discovery for
+ * the other methods: it reads as an empty list (private_key_jwt then fails
+ * at its call, saying so). */
+static void meta_token_auth_algs(apr_pool_t *p, json_t *doc, bff_oidc_meta_t *m)
+{
+    json_t *arr = NULL, *item;
+    apr_array_header_t *algs;
+    const char *ignored;
+    size_t i;
+
+    if (APR_SUCCESS
+        != opt_string_array(p, doc, "token_endpoint_auth_signing_alg_values_supported", &arr,
+                            &ignored)) {
+        arr = json_array(); /* empty: none usable */
+    }
+    else if (!arr) {
+        return;
+    }
+    else {
+        json_incref(arr);
+    }
+    algs = apr_array_make(p, (int)json_array_size(arr) + 1, sizeof(const char *));
+    json_array_foreach(arr, i, item)
+    {
+        APR_ARRAY_PUSH(algs, const char *) = apr_pstrdup(p, json_string_value(item));
+    }
+    APR_ARRAY_PUSH(algs, const char *) = NULL;
+    m->token_auth_algs = (const char *const *)algs->elts;
+    json_decref(arr);
+}
+
 static apr_status_t meta_from_json(apr_pool_t *p, json_t *doc, const char *expected_issuer,
                                    int allow_http, bff_oidc_meta_t *m, const char **err)
 {
@@ -241,6 +274,7 @@ static apr_status_t meta_from_json(apr_pool_t *p, json_t *doc, const char *expec
     if (APR_SUCCESS != (rv = meta_algs(p, doc, m, err))) {
         return rv;
     }
+    meta_token_auth_algs(p, doc, m);
     return meta_pkce(p, doc, m, err);
 }
 
@@ -609,28 +643,132 @@ static void form_wipe(apr_array_header_t *parts, char *form)
     OPENSSL_cleanse(form, strlen(form));
 }
 
-/* Adds the client part of the form (RFC 6749 2.3.1) and posts it; the
- * form and its pieces are wiped afterwards. what names the endpoint in
- * *err. */
-static apr_status_t client_post(apr_pool_t *p, const bff_http_opts_t *http, const char *url,
-                                const char *what, const bff_oidc_client_t *client,
-                                apr_array_header_t *parts, bff_http_resp_t **resp, const char **err)
+/* The provider's list, for a log line: "[]" when absent. */
+static const char *alg_list(apr_pool_t *p, const char *const *algs)
 {
-    const char *herr = NULL;
+    const char *out = NULL;
+    int i;
+
+    for (i = 0; algs && algs[i] && i < 16; ++i) {
+        out = out ? apr_pstrcat(p, out, " ", algs[i], NULL) : algs[i];
+    }
+    return out ? out : "none";
+}
+
+apr_status_t bff_oidc_client_assertion(apr_pool_t *p, const bff_oidc_meta_t *meta,
+                                       const bff_oidc_client_t *client, apr_int64_t now, char **jwt,
+                                       const char **err)
+{
+    const char *alg, *jti;
+    json_t *claims;
+    apr_status_t rv;
+
+    *jwt = NULL;
+    if (!meta || !meta->issuer || !client || !client->key || !client->client_id) {
+        *err = "client assertion: no key, client id or issuer";
+        return APR_EINVAL;
+    }
+    if (!(alg = bff_jws_sign_choose_alg(client->key, meta->token_auth_algs))) {
+        *err = apr_psprintf(p,
+                            "client assertion: the provider takes none of the algorithms an %s "
+                            "key signs (token_endpoint_auth_signing_alg_values_supported: %s)",
+                            bff_jws_sign_key_desc(client->key), alg_list(p, meta->token_auth_algs));
+        return APR_EINVAL;
+    }
+    /* 32 random bytes: a jti the provider's replay check never sees twice. */
+    if (!(jti = bff_util_random_token(p, 32))) {
+        *err = "client assertion: no random jti";
+        return APR_EGENERAL;
+    }
+    claims = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "iss", client->client_id, "sub",
+                       client->client_id, "aud", meta->issuer, "jti", jti, "iat", (json_int_t)now,
+                       "exp", (json_int_t)(now + BFF_OIDC_ASSERTION_TTL));
+    if (!claims) {
+        *err = "client assertion: out of memory";
+        return APR_ENOMEM;
+    }
+    rv = bff_jws_sign_compact(p, client->key, alg, "JWT", claims, jwt, err);
+    json_decref(claims);
+    return rv;
+}
+
+/* The client has what its authentication method needs. what names the
+ * endpoint in *err. */
+static apr_status_t client_ready(const bff_oidc_client_t *client, const char *what, apr_pool_t *p,
+                                 const char **err)
+{
+    if (!client || !client->client_id) {
+        *err = apr_psprintf(p, "%s: client id not configured", what);
+        return APR_EINVAL;
+    }
+    if (client->auth == BFF_CLIENT_AUTH_PRIVATE_KEY_JWT ? !client->key : !client->client_secret) {
+        *err = apr_psprintf(p, "%s: client %s not configured", what,
+                            client->auth == BFF_CLIENT_AUTH_PRIVATE_KEY_JWT ? "key" : "secret");
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+/* Client authentication (RFC 6749 2.3.1, RFC 7523 2.2), one place for
+ * every endpoint that authenticates the client: adds the client's part of
+ * the form, and says whether to send Basic credentials. */
+static apr_status_t client_auth(apr_pool_t *p, const bff_oidc_meta_t *meta,
+                                const bff_oidc_client_t *client, apr_array_header_t *parts,
+                                const char **basic_user, const char **basic_pass, const char **err)
+{
+    char *jwt = NULL;
+    apr_status_t rv;
+
+    *basic_user = *basic_pass = NULL;
+    /* client_id in the body for every method: harmless (RFC 6749 allows it
+     * for Basic, RFC 7523 3 for assertions) and some providers want it. */
+    form_add(p, parts, "client_id", client->client_id);
+    switch (client->auth) {
+    case BFF_CLIENT_AUTH_BASIC:
+        *basic_user = client->client_id;
+        *basic_pass = client->client_secret;
+        return APR_SUCCESS;
+    case BFF_CLIENT_AUTH_POST:
+        form_add(p, parts, "client_secret", client->client_secret);
+        return APR_SUCCESS;
+    case BFF_CLIENT_AUTH_PRIVATE_KEY_JWT:
+        if (APR_SUCCESS
+            != (rv = bff_oidc_client_assertion(p, meta, client, bff_util_now(), &jwt, err))) {
+            return rv;
+        }
+        form_add(p, parts, "client_assertion_type",
+                 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+        form_add(p, parts, "client_assertion", jwt);
+        OPENSSL_cleanse(jwt, strlen(jwt));
+        return APR_SUCCESS;
+    }
+    *err = "unknown client authentication method";
+    return APR_EINVAL;
+}
+
+/* Adds the client part of the form (client_auth) and posts it; the form
+ * and its pieces are wiped afterwards. what names the endpoint in *err.
+ * Every endpoint that authenticates the client posts through here. */
+static apr_status_t client_post(apr_pool_t *p, const bff_http_opts_t *http,
+                                const bff_oidc_meta_t *meta, const char *url, const char *what,
+                                const bff_oidc_client_t *client, apr_array_header_t *parts,
+                                bff_http_resp_t **resp, const char **err)
+{
+    const char *herr = NULL, *user, *pass;
     char *form;
     apr_status_t rv;
-    int basic = client->auth == BFF_CLIENT_AUTH_BASIC;
 
     *resp = NULL;
-    /* client_id in the body for Basic as well: harmless (RFC 6749 allows
-     * it) and some providers want it. */
-    form_add(p, parts, "client_id", client->client_id);
-    if (!basic) {
-        form_add(p, parts, "client_secret", client->client_secret);
+    if (APR_SUCCESS != (rv = client_ready(client, what, p, err))) {
+        return rv;
+    }
+    if (APR_SUCCESS != (rv = client_auth(p, meta, client, parts, &user, &pass, &herr))) {
+        form_wipe(parts, apr_array_pstrcat(p, parts, '\0'));
+        *err = apr_psprintf(p, "%s: %s", what, herr);
+        return rv;
     }
     form = apr_array_pstrcat(p, parts, '\0');
-    rv = bff_http_post_form(p, http, url, form, basic ? client->client_id : NULL,
-                            basic ? client->client_secret : NULL, resp, &herr);
+    rv = bff_http_post_form(p, http, url, form, user, pass, resp, &herr);
     form_wipe(parts, form);
     if (rv != APR_SUCCESS) {
         *resp = NULL;
@@ -657,8 +795,8 @@ static apr_status_t token_call(apr_pool_t *p, const bff_http_opts_t *http,
     apr_status_t rv;
 
     if (APR_SUCCESS
-        != (rv = client_post(p, http, meta->token_endpoint, "token endpoint", client, parts, &resp,
-                             err))) {
+        != (rv = client_post(p, http, meta, meta->token_endpoint, "token endpoint", client, parts,
+                             &resp, err))) {
         return rv;
     }
     rv = bff_oidc_token_response_parse(p, resp, tokens, err);
@@ -666,8 +804,9 @@ static apr_status_t token_call(apr_pool_t *p, const bff_http_opts_t *http,
     return rv;
 }
 
-static apr_status_t token_args_ok(const bff_oidc_meta_t *meta, const bff_oidc_client_t *client,
-                                  bff_oidc_tokens_t **tokens, const char **err)
+static apr_status_t token_args_ok(apr_pool_t *p, const bff_oidc_meta_t *meta,
+                                  const bff_oidc_client_t *client, bff_oidc_tokens_t **tokens,
+                                  const char **err)
 {
     *tokens = NULL;
     *err = NULL;
@@ -675,11 +814,7 @@ static apr_status_t token_args_ok(const bff_oidc_meta_t *meta, const bff_oidc_cl
         *err = "token endpoint: no provider metadata";
         return APR_EINVAL;
     }
-    if (!client || !client->client_id || !client->client_secret) {
-        *err = "token endpoint: client id or secret not configured";
-        return APR_EINVAL;
-    }
-    return APR_SUCCESS;
+    return client_ready(client, "token endpoint", p, err);
 }
 
 apr_status_t bff_oidc_exchange_code(apr_pool_t *p, const bff_http_opts_t *http,
@@ -691,7 +826,7 @@ apr_status_t bff_oidc_exchange_code(apr_pool_t *p, const bff_http_opts_t *http,
     apr_array_header_t *parts;
     apr_status_t rv;
 
-    if (APR_SUCCESS != (rv = token_args_ok(meta, client, tokens, err))) {
+    if (APR_SUCCESS != (rv = token_args_ok(p, meta, client, tokens, err))) {
         return rv;
     }
     if (!code || !*code || !code_verifier || !redirect_uri) {
@@ -714,7 +849,7 @@ apr_status_t bff_oidc_refresh(apr_pool_t *p, const bff_http_opts_t *http,
     apr_array_header_t *parts;
     apr_status_t rv;
 
-    if (APR_SUCCESS != (rv = token_args_ok(meta, client, tokens, err))) {
+    if (APR_SUCCESS != (rv = token_args_ok(p, meta, client, tokens, err))) {
         return rv;
     }
     if (!refresh_token || !*refresh_token) {
@@ -755,17 +890,16 @@ apr_status_t bff_oidc_revoke(apr_pool_t *p, const bff_http_opts_t *http,
         *err = "revocation endpoint: the provider offers none";
         return APR_ENOTIMPL;
     }
-    if (!client || !client->client_id || !client->client_secret) {
-        *err = "revocation endpoint: client id or secret not configured";
-        return APR_EINVAL;
+    if (APR_SUCCESS != (rv = client_ready(client, "revocation endpoint", p, err))) {
+        return rv;
     }
     if (!token || !*token) {
         *err = "revocation endpoint: no token to revoke";
         return APR_EINVAL;
     }
     if (APR_SUCCESS
-        != (rv = client_post(p, http, meta->revocation_endpoint, "revocation endpoint", client,
-                             revoke_form(p, token, token_type_hint), &resp, err))) {
+        != (rv = client_post(p, http, meta, meta->revocation_endpoint, "revocation endpoint",
+                             client, revoke_form(p, token, token_type_hint), &resp, err))) {
         return rv;
     }
     resp_wipe(resp);

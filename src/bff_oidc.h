@@ -11,6 +11,7 @@
 #include <apr_tables.h>
 
 #include "bff_http.h"
+#include "bff_jws_sign.h"
 
 /* Provider metadata (OpenID Connect Discovery 1.0), parsed once. */
 typedef struct {
@@ -26,6 +27,9 @@ typedef struct {
     int backchannel_logout_session_supported;
     const char **id_token_algs; /* NULL-terminated, only algs we support */
     int pkce_s256;              /* S256 listed (or the list absent) */
+    /* token_endpoint_auth_signing_alg_values_supported as listed
+     * (NULL-terminated), NULL when absent */
+    const char *const *token_auth_algs;
 } bff_oidc_meta_t;
 
 /* Parse the discovery document. Refused (APR_EINVAL, *err says why): not a
@@ -75,13 +79,32 @@ typedef struct {
 apr_status_t bff_oidc_token_response_parse(apr_pool_t *p, const bff_http_resp_t *resp,
                                            bff_oidc_tokens_t **tokens, const char **err);
 
-typedef enum { BFF_CLIENT_AUTH_BASIC = 0, BFF_CLIENT_AUTH_POST = 1 } bff_client_auth_e;
+typedef enum {
+    BFF_CLIENT_AUTH_BASIC = 0,
+    BFF_CLIENT_AUTH_POST = 1,
+    BFF_CLIENT_AUTH_PRIVATE_KEY_JWT = 2
+} bff_client_auth_e;
 
 typedef struct {
     const char *client_id;
-    const char *client_secret;
+    const char *client_secret; /* client_secret_basic/_post */
     bff_client_auth_e auth;
+    const bff_jws_sign_key_t *key; /* private_key_jwt */
 } bff_oidc_client_t;
+
+/* Lifetime of a client assertion: RFC 7523 wants it short; the provider
+ * gets it within the HTTP timeout. */
+#define BFF_OIDC_ASSERTION_TTL 60
+
+/* RFC 7523 / OIDC Core 9 private_key_jwt: a JWT signed with client->key,
+ * header {alg, kid, typ "JWT"}, claims iss = sub = the client id, aud = the
+ * provider's issuer, a fresh random jti, iat = now, exp = now + 60 s. The
+ * algorithm is the one bff_jws_sign_choose_alg picks from the provider's
+ * token_endpoint_auth_signing_alg_values_supported: none there the key can
+ * do is APR_EINVAL, *err naming the list's problem. */
+apr_status_t bff_oidc_client_assertion(apr_pool_t *p, const bff_oidc_meta_t *meta,
+                                       const bff_oidc_client_t *client, apr_int64_t now, char **jwt,
+                                       const char **err);
 
 /* Exchange an authorization code (grant_type=authorization_code with
  * code_verifier and redirect_uri) at the token endpoint. */
@@ -99,8 +122,8 @@ apr_status_t bff_oidc_refresh(apr_pool_t *p, const bff_http_opts_t *http,
                               const char **err);
 
 /* RFC 7009: POST token (and token_type_hint, when set) to the revocation
- * endpoint, with client authentication as for the token endpoint (Basic
- * or client_secret_post; client_id always in the body). APR_ENOTIMPL when
+ * endpoint, with client authentication as for the token endpoint (Basic,
+ * client_secret_post or private_key_jwt; client_id always in the body). APR_ENOTIMPL when
  * the provider has no revocation_endpoint; APR_EINVAL for missing client
  * credentials or token; transport errors as bff_http (*err names the
  * endpoint); HTTP 200 is APR_SUCCESS, any other status APR_EGENERAL with

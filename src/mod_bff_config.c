@@ -15,6 +15,7 @@
 #include "mod_bff.h"
 #include "mod_bff_config.h"
 #include "bff_cookie.h"
+#include "bff_jws_sign.h"
 #include "bff_url.h"
 #include "bff_util.h"
 
@@ -50,6 +51,7 @@ void *bff_config_merge_server(apr_pool_t *p, void *basev, void *addv)
     sc->client_id = MERGE_PTR(client_id);
     sc->client_secret = MERGE_PTR(client_secret);
     sc->client_auth = MERGE_INT(client_auth);
+    sc->client_key = MERGE_PTR(client_key);
     sc->redirect_uri = MERGE_PTR(redirect_uri);
     sc->scope = MERGE_PTR(scope);
     sc->auth_params = MERGE_PTR(auth_params);
@@ -269,13 +271,45 @@ const char *bff_cmd_client_auth(cmd_parms *cmd, void *dc, const char *arg)
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
     static const keyword_t words[] = { { "client_secret_basic", BFF_CLIENT_AUTH_BASIC },
                                        { "client_secret_post", BFF_CLIENT_AUTH_POST },
+                                       { "private_key_jwt", BFF_CLIENT_AUTH_PRIVATE_KEY_JWT },
                                        { NULL, 0 } };
 
     if (err) {
         return err;
     }
     return parse_keyword(cmd, arg, words, &cmd_srv_conf(cmd)->client_auth,
-                         "expected client_secret_basic or client_secret_post");
+                         "expected client_secret_basic, client_secret_post or private_key_jwt");
+}
+
+/* The key is read and checked here, so that a key httpd cannot use stops
+ * the start (and apachectl configtest) with the file and line; the site
+ * parses the same bytes again at post_config. */
+const char *bff_cmd_client_key(cmd_parms *cmd, void *dc, const char *file, const char *kid)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    bff_client_key_conf_t *ck;
+    bff_jws_sign_key_t *key;
+    const char *why = NULL;
+
+    if (err) {
+        return err;
+    }
+    if (strncmp(file, "file:", 5) || !file[5]) {
+        return cmd_err(cmd, "expected file:/path/to/key.pem (a PEM private key: RSA of at "
+                            "least 2048 bits or EC P-256) and an optional key id");
+    }
+    ck = apr_pcalloc(cmd->pool, sizeof(*ck));
+    ck->path = file + 5;
+    if (APR_SUCCESS != bff_util_read_secret(cmd->pool, file, &ck->pem, &ck->len, &why)) {
+        return cmd_err(cmd, why ? why : "cannot read the key file");
+    }
+    if (APR_SUCCESS != bff_jws_sign_key_load(cmd->temp_pool, ck->pem, ck->len, kid, &key, &why)) {
+        return apr_psprintf(cmd->pool, "%s: %s: %s", cmd->directive->directive, ck->path,
+                            why ? why : "the key cannot be used");
+    }
+    ck->kid = kid;
+    cmd_srv_conf(cmd)->client_key = ck;
+    return NULL;
 }
 
 const char *bff_cmd_redirect_uri(cmd_parms *cmd, void *dc, const char *arg)
@@ -801,12 +835,21 @@ static int same_array(const apr_array_header_t *a, const apr_array_header_t *b,
     return 1;
 }
 
+static int same_client_key(const bff_client_key_conf_t *a, const bff_client_key_conf_t *b)
+{
+    if (a == b) {
+        return 1;
+    }
+    return a && b && a->len == b->len && !memcmp(a->pem, b->pem, a->len)
+           && same_str(a->kid, b->kid);
+}
+
 int bff_conf_same(const bff_srv_conf_t *a, const bff_srv_conf_t *b)
 {
     return same_str(a->issuer, b->issuer) && same_str(a->ca_file, b->ca_file)
            && same_str(a->client_id, b->client_id) && same_str(a->client_secret, b->client_secret)
-           && a->client_auth == b->client_auth && same_str(a->redirect_uri, b->redirect_uri)
-           && same_str(a->scope, b->scope)
+           && a->client_auth == b->client_auth && same_client_key(a->client_key, b->client_key)
+           && same_str(a->redirect_uri, b->redirect_uri) && same_str(a->scope, b->scope)
            && same_array(a->auth_params, b->auth_params, same_str_at)
            && same_str(a->store_arg, b->store_arg)
            && same_array(a->crypto_keys, b->crypto_keys, same_key_at)
@@ -829,7 +872,15 @@ const char *bff_config_check(apr_pool_t *p, server_rec *s, const bff_srv_conf_t 
         return apr_psprintf(p, "%s is set for %s but %s is missing", BFF_D_PROVIDER, srv,
                             BFF_D_CLIENT_ID);
     }
-    if (!sc->client_secret) {
+    if (bff_conf_client_auth(sc) == BFF_CLIENT_AUTH_PRIVATE_KEY_JWT) {
+        if (!sc->client_key) {
+            return apr_psprintf(p,
+                                "%s private_key_jwt is set for %s but %s is missing (the "
+                                "private key that signs the client assertions)",
+                                BFF_D_CLIENT_AUTH, srv, BFF_D_CLIENT_KEY);
+        }
+    }
+    else if (!sc->client_secret) {
         return apr_psprintf(p,
                             "%s is set for %s but %s is missing (mod_bff is a "
                             "confidential client)",

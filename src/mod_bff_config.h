@@ -21,6 +21,7 @@
 #define BFF_D_CLIENT_ID "BFFClientID"
 #define BFF_D_CLIENT_SECRET "BFFClientSecret"
 #define BFF_D_CLIENT_AUTH "BFFClientAuth"
+#define BFF_D_CLIENT_KEY "BFFClientKey"
 #define BFF_D_REDIRECT_URI "BFFRedirectURI"
 #define BFF_D_SCOPE "BFFScope"
 #define BFF_D_AUTH_PARAMS "BFFAuthParams"
@@ -67,6 +68,15 @@ typedef struct {
     apr_size_t len;
 } bff_secret_t;
 
+/* BFFClientKey file:<PEM> [<kid>]: the file as read at config time (its
+ * key checked there, parsed again into the site at post_config). */
+typedef struct {
+    const char *path;
+    const char *pem; /* the private key: never logged */
+    apr_size_t len;
+    const char *kid; /* NULL: the key's RFC 7638 thumbprint */
+} bff_client_key_conf_t;
+
 /* Per server (virtual host): directive values only, as written. Unset
  * fields are NULL or -1; the getters below apply the defaults. Nothing
  * writes to it after the merge: the runtime objects built from it live in
@@ -76,7 +86,8 @@ typedef struct {
     const char *ca_file;
     const char *client_id;
     const char *client_secret;
-    int client_auth; /* bff_client_auth_e, -1 unset */
+    int client_auth;                         /* bff_client_auth_e, -1 unset */
+    const bff_client_key_conf_t *client_key; /* NULL unset */
     const char *redirect_uri;
     const char *scope;
     apr_array_header_t *auth_params; /* const char * "k=v", NULL unset */
@@ -160,6 +171,7 @@ const char *bff_cmd_provider_ca(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_client_id(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_client_secret(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_client_auth(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_client_key(cmd_parms *cmd, void *dc, const char *file, const char *kid);
 const char *bff_cmd_redirect_uri(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_scope(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_auth_params(cmd_parms *cmd, void *dc, const char *arg);

@@ -56,6 +56,39 @@ static const char *login_url(apr_pool_t *p, const char *redirect_uri)
                        "login", NULL);
 }
 
+/* BFFClientKey: the key checked at config time, parsed again here into the
+ * site (the configuration holds only the file's bytes). */
+static apr_status_t client_key_setup(apr_pool_t *pconf, server_rec *s, const bff_srv_conf_t *sc,
+                                     bff_site_t *site)
+{
+    bff_jws_sign_key_t *key = NULL;
+    const char *err = NULL;
+    apr_status_t rv;
+
+    if (!sc->client_key) {
+        return APR_SUCCESS;
+    }
+    rv = bff_jws_sign_key_load(pconf, sc->client_key->pem, sc->client_key->len, sc->client_key->kid,
+                               &key, &err);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "BFF02100: %s %s cannot be used: %s",
+                     BFF_D_CLIENT_KEY, sc->client_key->path, err ? err : "error");
+        return rv;
+    }
+    site->client_key = key;
+    site->client_jwks = bff_jws_sign_key_jwks(key);
+    site->client.key = key;
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                 "BFF02101: %s %s: %s key, kid %s; its public key is served at %sjwks%s",
+                 BFF_D_CLIENT_KEY, sc->client_key->path, bff_jws_sign_key_desc(key),
+                 bff_jws_sign_key_kid(key),
+                 apr_pstrndup(pconf, site->login_url, strlen(site->login_url) - 5),
+                 bff_conf_client_auth(sc) == BFF_CLIENT_AUTH_PRIVATE_KEY_JWT
+                     ? ""
+                     : " (not used to sign: BFFClientAuth is not private_key_jwt)");
+    return APR_SUCCESS;
+}
+
 static apr_status_t site_create(apr_pool_t *pconf, server_rec *s, const bff_srv_conf_t *sc,
                                 bff_site_t **out)
 {
@@ -83,6 +116,9 @@ static apr_status_t site_create(apr_pool_t *pconf, server_rec *s, const bff_srv_
     site->post_logout_uri = bff_conf_post_logout_uri(pconf, sc);
     site->trusted_audiences = null_terminated(pconf, sc->trusted_aud);
     site->login_url = login_url(pconf, sc->redirect_uri);
+    if (APR_SUCCESS != (rv = client_key_setup(pconf, s, sc, site))) {
+        return rv;
+    }
     if (APR_SUCCESS != (rv = bff_glue_store_setup(pconf, s, site))) {
         return rv;
     }

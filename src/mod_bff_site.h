@@ -27,6 +27,8 @@ typedef struct bff_site_t {
     const char *scope;
     const apr_array_header_t *auth_params; /* const char * "k=v", or NULL */
     bff_oidc_client_t client;
+    const bff_jws_sign_key_t *client_key; /* BFFClientKey (client.key), or NULL */
+    const char *client_jwks;              /* its public JWKS, served at <handler>/jwks */
     const char *cookie_name;
     const char *txn_cookie_name;   /* "<cookie>-tx": the binder of earlier releases */
     const char *txn_cookie_prefix; /* "<cookie>-tx.": pending-login slots */

@@ -220,7 +220,10 @@ function asList(v) {
  *   ca (PEM or path; trusted for the provider's own outgoing calls),
  *   clientId ('bff-test'), clientSecret, redirectUri (string or list),
  *   postLogoutRedirectUri (string or list), backchannelLogoutUri,
- *   clientAuth ('client_secret_basic' | 'client_secret_post'),
+ *   clientAuth ('client_secret_basic' | 'client_secret_post' | 'private_key_jwt'),
+ *   clientJwksUri (the client's jwks_uri, for private_key_jwt), clientJwks (a JWKS
+ *   object registered with the client instead), clientAuthSigningAlgs (the
+ *   provider's token_endpoint_auth_signing_alg_values_supported; default oidc-provider's),
  *   rotateRefreshToken (false), accessTokenTTL (600 s), idTokenTTL (3600 s),
  *   refreshTokenTTL (86400 s), clockTolerance (0 s), scopes (extra scopes),
  *   accounts (more accounts: { name: { password, claims: { sub: name, ... } } }),
@@ -254,6 +257,8 @@ export async function startProvider(opts = {}) {
         token_endpoint_auth_method: opts.clientAuth || 'client_secret_basic',
         id_token_signed_response_alg: 'RS256',
     };
+    if (opts.clientJwksUri) client.jwks_uri = opts.clientJwksUri;
+    if (opts.clientJwks) client.jwks = opts.clientJwks;
     if (opts.backchannelLogoutUri) {
         client.backchannel_logout_uri = opts.backchannelLogoutUri;
         client.backchannel_logout_session_required = true;
@@ -364,6 +369,7 @@ export async function startProvider(opts = {}) {
                 const rp = ctx.oidc?.params || {};
                 op.revocations.push({
                     token: rp.token, tokenTypeHint: rp.token_type_hint, status: ctx.status,
+                    clientAssertion: rp.client_assertion,
                 });
             }
             if (ctx.method !== 'POST' || p !== '/token') return;
@@ -375,7 +381,10 @@ export async function startProvider(opts = {}) {
             op.tokenRequests.push({
                 grantType,
                 clientAuth: /^basic /i.test(authz) ? 'client_secret_basic'
-                    : (params.client_secret ? 'client_secret_post' : 'other'),
+                    : (params.client_secret ? 'client_secret_post'
+                        : (params.client_assertion ? 'private_key_jwt' : 'other')),
+                // private_key_jwt: the signed client assertion (RFC 7523).
+                clientAssertion: params.client_assertion,
                 hasCodeVerifier: Boolean(params.code_verifier),
                 status: ctx.status,
                 // The refresh token presented (refresh_token grant), for reuse checks.
@@ -449,6 +458,8 @@ export async function startProvider(opts = {}) {
             conformIdTokenClaims: false,
             clockTolerance: opts.clockTolerance ?? 0,
             pkce: { required: () => true },
+            ...(opts.clientAuthSigningAlgs
+                ? { enabledJWA: { clientAuthSigningAlgValues: opts.clientAuthSigningAlgs } } : {}),
             features: {
                 devInteractions: { enabled: false },
                 revocation: { enabled: true },
