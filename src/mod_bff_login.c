@@ -150,6 +150,9 @@ static int read_login_params(request_rec *r, const bff_site_t *site, login_param
 
     memset(lp, 0, sizeof(*lp));
     lp->kv = apr_array_make(r->pool, 5, sizeof(const char *));
+    /* BFFAuthParams' max_age is checked the same way (the SPA cannot send
+     * one then: BFFLoginParams never lets a BFFAuthParams name through). */
+    lp->max_age = site->max_age;
     /* read_return_to has refused a malformed query already. */
     if (!r->args || !site->login_params || APR_SUCCESS != bff_url_parse_query(r->pool, r->args, &q)
         || !q) {
@@ -163,10 +166,6 @@ static int read_login_params(request_rec *r, const bff_site_t *site, login_param
             && GO_ON != (answer = take_login_param(r, bit, e[i].val, &seen, lp))) {
             return answer;
         }
-    }
-    /* BFFAuthParams' max_age is checked the same way. */
-    if (!lp->max_age) {
-        lp->max_age = site->max_age;
     }
     return GO_ON;
 }

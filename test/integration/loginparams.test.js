@@ -354,3 +354,37 @@ test('apache2 -t refuses bad BFFLoginParams and BFFPushedAuthorization values, n
         assert.match(r.out, re);
     }
 });
+
+test('BFFAuthParams max_age: auth_time is checked as for the SPA\'s', async () => {
+    const e = await startEnv({ bff: { BFFAuthParams: { raw: 'max_age=120' } } });
+    try {
+        const c = e.client();
+        const l = await c.followLogin(loginUrl(e, {}));
+        assert.equal(l.callback.status, 200);
+        assert.equal(new URL(l.authorizeUrl).searchParams.get('max_age'), '120');
+        // The SPA's max_age is not let through: the configured one stands.
+        const r = await e.client().get(loginUrl(e, { max_age: '5' }));
+        assert.deepEqual(new URL(r.location).searchParams.getAll('max_age'), ['120']);
+        // A provider that ignored max_age (fault injector): refused.
+        // (a login link without any query)
+        const b = e.client();
+        const bl = await b.followLogin(e.url('/bff/login'), { stopAtCallback: true });
+        let cb;
+        await e.httpd.expectLog([/BFF00222/], async () => {
+            e.provider.tamper = (claims) => ({
+                claims: { ...claims, auth_time: Math.floor(Date.now() / 1000) - 3600 },
+            });
+            try {
+                cb = await callback(b, bl.callbackUrl);
+            } finally {
+                e.provider.tamper = null;
+            }
+        });
+        assert.equal(cb.status, 502);
+        assert.ok(!setsSession(cb));
+    } finally {
+        await e.stop();
+        e.httpd.assertCleanLog();
+        e.httpd.cleanup();
+    }
+});
