@@ -928,10 +928,10 @@ static apr_status_t lp_tokens(const char *v, int (*ok)(const char *, apr_size_t)
         sp = strchr(t, ' ');
         n = sp ? (apr_size_t)(sp - t) : strlen(t);
         if (n == 0) {
-            return lp_fail(why, "an empty item (leading, trailing or double space)");
+            return lp_fail(why, "malformed: an empty item (leading, trailing or double space)");
         }
         if (!ok(t, n)) {
-            return lp_fail(why, "an item with characters or a length not allowed");
+            return lp_fail(why, "malformed: an item with characters or a length not allowed");
         }
         if (!sp) {
             return APR_SUCCESS;
@@ -975,13 +975,13 @@ static apr_status_t check_prompt(const char *v, const char **why)
         sp = strchr(t, ' ');
         i = prompt_index(t, sp ? (apr_size_t)(sp - t) : strlen(t));
         if (seen & (1 << i)) {
-            return lp_fail(why, "a value repeated");
+            return lp_fail(why, "malformed: a value repeated");
         }
         seen |= 1 << i;
         ++count;
     }
     if ((seen & 1) && count > 1) {
-        return lp_fail(why, "none together with another value");
+        return lp_fail(why, "malformed: none together with another value");
     }
     return APR_SUCCESS;
 }
@@ -1021,12 +1021,13 @@ static apr_status_t check_hint(const char *v, apr_size_t n, const char **why)
     apr_size_t i;
 
     if (v[0] == ' ' || v[n - 1] == ' ') {
-        return lp_fail(why, "a leading or trailing space");
+        return lp_fail(why, "malformed: a leading or trailing space");
     }
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)v[i];
         if (c < 0x20 || c > 0x7e || strchr("\"\\<>", c)) {
-            return lp_fail(why, "characters other than printable ASCII (or one of \" \\ < >)");
+            return lp_fail(
+                why, "malformed: characters other than printable ASCII (or one of \" \\ < >)");
         }
     }
     return APR_SUCCESS;
@@ -1037,7 +1038,7 @@ static apr_status_t check_max_age(const char *v, apr_size_t n, const char **why)
     apr_size_t i;
 
     if (n > BFF_LOGIN_MAX_AGE_DIGITS) {
-        return lp_fail(why, "more than 9 digits");
+        return lp_fail(why, "longer than 9 digits");
     }
     for (i = 0; i < n; i++) {
         if (!apr_isdigit(v[i])) {

@@ -396,26 +396,34 @@ static const char *safe_error_code(const char *e)
  * this browser's pending login, which the state has just opened: nothing
  * in the callback's query decides where it goes. GO_ON for any other
  * answer. */
-static int silent_answer(request_rec *r, const callback_t *cb, const char *e)
+static const char *silent_error(const char *e)
 {
+    /* OIDC Core 3.1.2.6: the answers to prompt=none that need the user. */
     static const char *const silent[] = { "login_required", "consent_required",
                                           "interaction_required", "account_selection_required",
                                           NULL };
     const char *const *c;
-    const char *url;
 
-    if (!bff_oidc_prompt_is_none(cb->t->prompt)) {
-        return GO_ON;
+    for (c = silent; *c; ++c) {
+        if (!strcmp(*c, e)) {
+            return *c;
+        }
     }
-    for (c = silent; *c && strcmp(*c, e); ++c) {
-    }
-    if (!*c || !(url = bff_url_add_param(r->pool, cb->t->return_to, "bff_error", *c))) {
+    return NULL;
+}
+
+static int silent_answer(request_rec *r, const callback_t *cb, const char *e)
+{
+    const char *code, *url;
+
+    if (!bff_oidc_prompt_is_none(cb->t->prompt) || !(code = silent_error(e))
+        || !(url = bff_url_add_param(r->pool, cb->t->return_to, "bff_error", code))) {
         return GO_ON;
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   "BFF02007: silent login (prompt=none): the provider answered %s; the "
                   "browser goes back to its returnTo with bff_error",
-                  *c);
+                  code);
     return bff_respond_redirect(r, url);
 }
 
