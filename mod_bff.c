@@ -195,6 +195,13 @@ static const command_rec bff_cmds[] = {
     AP_INIT_TAKE1(BFF_D_PASS_CLAIMS, bff_cmd_pass_claims, NULL, RSRC_CONF | ACCESS_CONF,
                   "none, env, headers or both: the session's claims as BFF_CLAIM_* variables "
                   "and/or X-BFF-Claim-* request headers under AuthType bff. Default: env."),
+    AP_INIT_RAW_ARGS(BFF_D_LOGIN_PARAMS, bff_cmd_login_params, NULL, RSRC_CONF,
+                     "Login parameters the SPA may pass to /bff/login (prompt, login_hint, "
+                     "acr_values, ui_locales, max_age), or none. Default: prompt login_hint "
+                     "ui_locales (less those BFFAuthParams sets)."),
+    AP_INIT_TAKE1(BFF_D_PUSHED_AUTHZ, bff_cmd_pushed_authz, NULL, RSRC_CONF,
+                  "On, Off or auto: send the authorization request through the provider's "
+                  "PAR endpoint (RFC 9126). Default: auto (when the provider requires it)."),
     { NULL }
 };
 

@@ -233,6 +233,34 @@ static apr_status_t check_sub(const json_t *claims, const char **err)
     return APR_SUCCESS;
 }
 
+/* The login asked for max_age: the provider must say when the user
+ * authenticated, and that must be recent enough (else a provider that
+ * ignored max_age would let an old authentication through). */
+static apr_status_t check_auth_time(const json_t *claims, const bff_idtoken_expect_t *e,
+                                    const char **err)
+{
+    apr_int64_t at;
+    apr_int64_t leeway = e->leeway > 0 ? e->leeway : 0;
+    apr_int64_t max_age = e->auth_max_age > 0 ? e->auth_max_age : 0;
+
+    if (!e->check_auth_time) {
+        return APR_SUCCESS;
+    }
+    if (!claim_time(claims, "auth_time", &at)) {
+        *err = "auth_time claim missing or not a number (the login sent max_age)";
+        return APR_EINVAL;
+    }
+    if (at > sat_add(e->now, leeway)) {
+        *err = "auth_time claim is in the future";
+        return APR_EINVAL;
+    }
+    if (at < sat_add(sat_add(e->now, -max_age), -leeway)) {
+        *err = "auth_time claim is older than the login's max_age allows";
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t bff_idtoken_validate(const json_t *claims, const bff_idtoken_expect_t *expect,
                                   const char **err)
 {
@@ -241,7 +269,8 @@ apr_status_t bff_idtoken_validate(const json_t *claims, const bff_idtoken_expect
     if (APR_SUCCESS != (rv = check_start(claims, expect, err))
         || APR_SUCCESS != (rv = check_exp(claims, expect, 1, err))
         || APR_SUCCESS != (rv = check_iat(claims, expect, 1, err))
-        || APR_SUCCESS != (rv = check_nonce(claims, expect->nonce, err))) {
+        || APR_SUCCESS != (rv = check_nonce(claims, expect->nonce, err))
+        || APR_SUCCESS != (rv = check_auth_time(claims, expect, err))) {
         return rv;
     }
     return check_sub(claims, err);

@@ -21,13 +21,18 @@ typedef struct {
     apr_int64_t max_age;                  /* iat not older than now - max_age - leeway (600) */
     const char *const *trusted_audiences; /* NULL-terminated audiences besides client_id
                                             * that aud may name (NULL: none) */
+    /* OIDC Core 3.1.2.1 / 3.1.3.7 item 13: the authorization request had
+     * max_age: auth_time is then required, not in the future beyond leeway,
+     * and not older than now - auth_max_age - leeway. */
+    int check_auth_time;
+    apr_int64_t auth_max_age; /* seconds, >= 0 */
 } bff_idtoken_expect_t;
 
 /* Checks iss, aud (string or array; with several audiences azp must be
  * present and equal client_id, and every other audience must be one of
  * trusted_audiences: OIDC Core 3.1.3.7 item 3), exp (number, > now - leeway), iat (number,
  * present, not in the future beyond leeway, not older than max_age), nonce,
- * sub (non-empty string). APR_EINVAL with *err naming the failed check, in
+ * sub (non-empty string), and auth_time when check_auth_time is set. APR_EINVAL with *err naming the failed check, in
  * words fit for a log line (no token content beyond claim names). */
 apr_status_t bff_idtoken_validate(const json_t *claims, const bff_idtoken_expect_t *expect,
                                   const char **err);

@@ -227,6 +227,21 @@ static void meta_token_auth_algs(apr_pool_t *p, json_t *doc, bff_oidc_meta_t *m)
     json_decref(arr);
 }
 
+/* RFC 9126 5: the PAR endpoint (optional, https like every endpoint) and
+ * whether the provider accepts authorization requests only through it. */
+static apr_status_t meta_par(apr_pool_t *p, json_t *doc, int allow_http, bff_oidc_meta_t *m,
+                             const char **err)
+{
+    apr_status_t rv;
+
+    if (APR_SUCCESS
+        != (rv = endpoint(p, doc, "pushed_authorization_request_endpoint", 0, allow_http,
+                          &m->par_endpoint, err))) {
+        return rv;
+    }
+    return opt_bool(p, doc, "require_pushed_authorization_requests", &m->require_par, err);
+}
+
 static apr_status_t meta_from_json(apr_pool_t *p, json_t *doc, const char *expected_issuer,
                                    int allow_http, bff_oidc_meta_t *m, const char **err)
 {
@@ -271,7 +286,8 @@ static apr_status_t meta_from_json(apr_pool_t *p, json_t *doc, const char *expec
                                  &m->backchannel_logout_session_supported, err))) {
         return rv;
     }
-    if (APR_SUCCESS != (rv = meta_algs(p, doc, m, err))) {
+    if (APR_SUCCESS != (rv = meta_algs(p, doc, m, err))
+        || APR_SUCCESS != (rv = meta_par(p, doc, allow_http, m, err))) {
         return rv;
     }
     meta_token_auth_algs(p, doc, m);
@@ -380,33 +396,81 @@ static void push_param(apr_pool_t *p, apr_array_header_t *parts, const char *nam
     APR_ARRAY_PUSH(parts, const char *) = bff_util_url_encode(p, value);
 }
 
-char *bff_oidc_authz_url(apr_pool_t *p, const bff_oidc_meta_t *meta, const bff_oidc_authz_t *req)
+static const char *kv_name(apr_pool_t *p, const char *kv)
 {
-    apr_array_header_t *parts;
-    const char *ep, *sep;
-    char *query;
-    apr_size_t n;
+    const char *eq = strchr(kv, '=');
+
+    return eq ? apr_pstrmemdup(p, kv, (apr_size_t)(eq - kv)) : kv;
+}
+
+/* Whether an extra (BFFAuthParams) parameter has this name. */
+static int extra_has(apr_pool_t *p, const apr_array_header_t *extra, const char *name)
+{
     int i;
 
-    if (!meta || !req || !meta->authorization_endpoint || !req->client_id || !req->redirect_uri
-        || !req->state || !req->nonce || !req->code_challenge) {
-        return NULL;
+    for (i = 0; extra && i < extra->nelts; i++) {
+        const char *kv = APR_ARRAY_IDX(extra, i, const char *);
+        if (kv && !strcasecmp(kv_name(p, kv), name)) {
+            return 1;
+        }
     }
-    ep = meta->authorization_endpoint;
-    n = strlen(ep);
+    return 0;
+}
+
+/* The SPA's login parameters come last and never override: the
+ * configuration's fixed value wins, and a provider never sees one name
+ * twice (which one it would take is not defined). */
+static void push_login_params(apr_pool_t *p, apr_array_header_t *parts, const bff_oidc_authz_t *req)
+{
+    int i;
+
+    for (i = 0; req->login && i < req->login->nelts; i++) {
+        const char *kv = APR_ARRAY_IDX(req->login, i, const char *);
+        const char *name, *eq;
+
+        if (!kv || !(eq = strchr(kv, '='))) {
+            continue;
+        }
+        name = kv_name(p, kv);
+        if (!*name || authz_is_reserved(name) || extra_has(p, req->extra, name)) {
+            continue;
+        }
+        push_param(p, parts, name, eq + 1);
+    }
+}
+
+/* "?", "&" or "" to append a query to an endpoint that may have one. */
+static const char *query_sep(const char *ep)
+{
+    apr_size_t n = strlen(ep);
+
     if (!strchr(ep, '?')) {
-        sep = "?";
+        return "?";
     }
-    else if (ep[n - 1] == '?' || ep[n - 1] == '&') {
-        sep = "";
+    if (ep[n - 1] == '?' || ep[n - 1] == '&') {
+        return "";
     }
-    else {
-        sep = "&";
-    }
+    return "&";
+}
+
+static int authz_req_ok(const bff_oidc_meta_t *meta, const bff_oidc_authz_t *req)
+{
+    return meta && req && meta->authorization_endpoint && req->client_id && req->redirect_uri
+           && req->state && req->nonce && req->code_challenge;
+}
+
+/* The request's parameters, encoded; client_id left out for a PAR form,
+ * whose client part adds it. */
+static char *authz_query(apr_pool_t *p, const bff_oidc_authz_t *req, int with_client_id)
+{
+    apr_array_header_t *parts;
+    int i;
 
     parts = apr_array_make(p, 48, sizeof(const char *));
     push_param(p, parts, "response_type", "code");
-    push_param(p, parts, "client_id", req->client_id);
+    if (with_client_id) {
+        push_param(p, parts, "client_id", req->client_id);
+    }
     push_param(p, parts, "redirect_uri", req->redirect_uri);
     push_param(p, parts, "scope", req->scope ? req->scope : "openid");
     push_param(p, parts, "state", req->state);
@@ -429,8 +493,19 @@ char *bff_oidc_authz_url(apr_pool_t *p, const bff_oidc_meta_t *meta, const bff_o
         }
         push_param(p, parts, name, value);
     }
-    query = apr_array_pstrcat(p, parts, '\0');
-    return apr_pstrcat(p, ep, sep, query, NULL);
+    push_login_params(p, parts, req);
+    return apr_array_pstrcat(p, parts, '\0');
+}
+
+char *bff_oidc_authz_url(apr_pool_t *p, const bff_oidc_meta_t *meta, const bff_oidc_authz_t *req)
+{
+    const char *ep;
+
+    if (!authz_req_ok(meta, req)) {
+        return NULL;
+    }
+    ep = meta->authorization_endpoint;
+    return apr_pstrcat(p, ep, query_sep(ep), authz_query(p, req, 1), NULL);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -933,4 +1008,344 @@ char *bff_oidc_end_session_url(apr_pool_t *p, const bff_oidc_meta_t *meta,
         url = bff_url_add_param(p, url, "post_logout_redirect_uri", post_logout_redirect_uri);
     }
     return url;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Login parameters from the SPA (OIDC Core 3.1.2.1) */
+
+static const struct {
+    int bit;
+    const char *name;
+} login_params[] = { { BFF_LOGIN_PROMPT, "prompt" },         { BFF_LOGIN_LOGIN_HINT, "login_hint" },
+                     { BFF_LOGIN_ACR_VALUES, "acr_values" }, { BFF_LOGIN_UI_LOCALES, "ui_locales" },
+                     { BFF_LOGIN_MAX_AGE, "max_age" },       { 0, NULL } };
+
+int bff_oidc_login_param_bit(const char *name)
+{
+    int i;
+
+    for (i = 0; name && login_params[i].name; i++) {
+        if (!strcmp(name, login_params[i].name)) {
+            return login_params[i].bit;
+        }
+    }
+    return 0;
+}
+
+const char *bff_oidc_login_param_name(int bit)
+{
+    int i;
+
+    for (i = 0; login_params[i].name; i++) {
+        if (bit == login_params[i].bit) {
+            return login_params[i].name;
+        }
+    }
+    return NULL;
+}
+
+static apr_status_t lp_fail(const char **why, const char *msg)
+{
+    *why = msg;
+    return APR_EINVAL;
+}
+
+/* Space-separated tokens: no leading, trailing or double space. Each token
+ * is passed to ok() with its length. */
+static apr_status_t lp_tokens(const char *v, int (*ok)(const char *, apr_size_t), const char **why)
+{
+    const char *t = v, *sp;
+
+    for (;;) {
+        apr_size_t n;
+
+        sp = strchr(t, ' ');
+        n = sp ? (apr_size_t)(sp - t) : strlen(t);
+        if (n == 0) {
+            return lp_fail(why, "malformed: an empty item (leading, trailing or double space)");
+        }
+        if (!ok(t, n)) {
+            return lp_fail(why, "malformed: an item with characters or a length not allowed");
+        }
+        if (!sp) {
+            return APR_SUCCESS;
+        }
+        t = sp + 1;
+    }
+}
+
+static const char *const prompt_values[] = { "none", "login", "consent", "select_account", NULL };
+
+static int prompt_index(const char *t, apr_size_t n)
+{
+    int i;
+
+    for (i = 0; prompt_values[i]; i++) {
+        if (strlen(prompt_values[i]) == n && !strncmp(t, prompt_values[i], n)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static int prompt_token_ok(const char *t, apr_size_t n)
+{
+    return prompt_index(t, n) >= 0;
+}
+
+/* OIDC Core 3.1.2.1: the four values only, each once, none alone (a
+ * provider answers none with anything else with an error). */
+static apr_status_t check_prompt(const char *v, const char **why)
+{
+    const char *t = v, *sp;
+    int seen = 0, count = 0, i;
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = lp_tokens(v, prompt_token_ok, why))) {
+        *why = "not one or more of none, login, consent, select_account";
+        return rv;
+    }
+    for (; t; t = sp ? sp + 1 : NULL) {
+        sp = strchr(t, ' ');
+        i = prompt_index(t, sp ? (apr_size_t)(sp - t) : strlen(t));
+        if (seen & (1 << i)) {
+            return lp_fail(why, "malformed: a value repeated");
+        }
+        seen |= 1 << i;
+        ++count;
+    }
+    if ((seen & 1) && count > 1) {
+        return lp_fail(why, "malformed: none together with another value");
+    }
+    return APR_SUCCESS;
+}
+
+static int locale_ok(const char *t, apr_size_t n)
+{
+    apr_size_t i;
+
+    if (n > 35) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (!apr_isalnum(t[i]) && t[i] != '-') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int acr_ok(const char *t, apr_size_t n)
+{
+    apr_size_t i;
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c < 0x21 || c > 0x7e || c == '"' || c == '\\') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* An e-mail address, a phone number or an opaque hint: printable ASCII,
+ * nothing that could be markup or a quote on a provider's page. */
+static apr_status_t check_hint(const char *v, apr_size_t n, const char **why)
+{
+    apr_size_t i;
+
+    if (v[0] == ' ' || v[n - 1] == ' ') {
+        return lp_fail(why, "malformed: a leading or trailing space");
+    }
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c < 0x20 || c > 0x7e || strchr("\"\\<>", c)) {
+            return lp_fail(
+                why, "malformed: characters other than printable ASCII (or one of \" \\ < >)");
+        }
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t check_max_age(const char *v, apr_size_t n, const char **why)
+{
+    apr_size_t i;
+
+    if (n > BFF_LOGIN_MAX_AGE_DIGITS) {
+        return lp_fail(why, "longer than 9 digits");
+    }
+    for (i = 0; i < n; i++) {
+        if (!apr_isdigit(v[i])) {
+            return lp_fail(why, "not a number of seconds (digits only)");
+        }
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t bff_oidc_login_param_check(int bit, const char *value, const char **why)
+{
+    apr_size_t n;
+
+    *why = NULL;
+    if (!value || !*value) {
+        return lp_fail(why, "empty");
+    }
+    if ((n = strlen(value)) > BFF_LOGIN_PARAM_MAX) {
+        return lp_fail(why, "longer than 256 bytes");
+    }
+    switch (bit) {
+    case BFF_LOGIN_PROMPT:
+        return check_prompt(value, why);
+    case BFF_LOGIN_LOGIN_HINT:
+        return check_hint(value, n, why);
+    case BFF_LOGIN_ACR_VALUES:
+        return lp_tokens(value, acr_ok, why);
+    case BFF_LOGIN_UI_LOCALES:
+        return lp_tokens(value, locale_ok, why);
+    case BFF_LOGIN_MAX_AGE:
+        return check_max_age(value, n, why);
+    default:
+        return lp_fail(why, "not a login parameter");
+    }
+}
+
+int bff_oidc_prompt_is_none(const char *prompt)
+{
+    const char *t = prompt, *sp;
+
+    for (; t && *t; t = sp ? sp + 1 : NULL) {
+        sp = strchr(t, ' ');
+        if ((sp ? (apr_size_t)(sp - t) : strlen(t)) == 4 && !strncmp(t, "none", 4)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Pushed authorization requests (RFC 9126) */
+
+#define PAR_REQUEST_URI_MAX 2048
+
+static apr_status_t par_fail(apr_pool_t *p, const bff_http_resp_t *resp, const char *why,
+                             const char **err)
+{
+    *err = apr_psprintf(p, "PAR endpoint answered HTTP %ld%s%s", resp->status, why ? ": " : "",
+                        why ? why : "");
+    return APR_EGENERAL;
+}
+
+/* The request_uri goes into the browser's redirect: visible ASCII only
+ * (it is URL-encoded there as well). */
+static int request_uri_ok(json_t *v)
+{
+    return json_is_string(v) && json_string_length(v) > 0
+           && json_string_length(v) <= PAR_REQUEST_URI_MAX
+           && acr_ok(json_string_value(v), json_string_length(v));
+}
+
+static apr_status_t par_from_json(apr_pool_t *p, const bff_http_resp_t *resp, json_t *doc,
+                                  bff_oidc_par_t *par, const char **err)
+{
+    json_t *v = json_object_get(doc, "request_uri");
+
+    if (!request_uri_ok(v)) {
+        return par_fail(p, resp, "request_uri missing, empty, too long or not visible ASCII", err);
+    }
+    par->request_uri = apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
+    v = json_object_get(doc, "expires_in");
+    if (v) {
+        if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+            return par_fail(p, resp, "expires_in is not a positive integer", err);
+        }
+        par->expires_in = (apr_int64_t)json_integer_value(v);
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t bff_oidc_par_response_parse(apr_pool_t *p, const bff_http_resp_t *resp,
+                                         bff_oidc_par_t **par, const char **err)
+{
+    json_t *doc = NULL, *ev;
+    json_error_t jerr;
+    bff_oidc_par_t *out;
+    apr_status_t rv;
+    int ok = resp && (resp->status == 201 || resp->status == 200);
+
+    *par = NULL;
+    *err = NULL;
+    if (!resp) {
+        *err = "PAR endpoint: no response";
+        return APR_EGENERAL;
+    }
+    if (!ok && (resp->status < 400 || resp->status > 499)) {
+        return par_fail(p, resp, NULL, err);
+    }
+    if (resp->body) {
+        doc = json_loadb(resp->body, resp->len, JSON_REJECT_DUPLICATES, &jerr);
+    }
+    if (!json_is_object(doc)) {
+        rv = par_fail(p, resp, "body is not a JSON object", err);
+        goto leave;
+    }
+    out = apr_pcalloc(p, sizeof(*out));
+    if (!ok) {
+        ev = json_object_get(doc, "error");
+        if (!json_is_string(ev) || json_string_length(ev) == 0) {
+            rv = par_fail(p, resp, "no OAuth error code", err);
+            goto leave;
+        }
+        out->error = clean_text(p, ev, 128);
+        out->error_description = clean_text(p, json_object_get(doc, "error_description"), 512);
+        *par = out;
+        rv = APR_SUCCESS;
+        goto leave;
+    }
+    if (APR_SUCCESS == (rv = par_from_json(p, resp, doc, out, err))) {
+        *par = out;
+    }
+leave:
+    json_decref(doc);
+    return rv;
+}
+
+apr_status_t bff_oidc_par_push(apr_pool_t *p, const bff_http_opts_t *http,
+                               const bff_oidc_meta_t *meta, const bff_oidc_client_t *client,
+                               const bff_oidc_authz_t *req, bff_oidc_par_t **par, const char **err)
+{
+    apr_array_header_t *parts;
+    bff_http_resp_t *resp = NULL;
+    apr_status_t rv;
+
+    *par = NULL;
+    *err = NULL;
+    if (!meta || !meta->par_endpoint) {
+        *err = "PAR endpoint: the provider offers none";
+        return APR_ENOTIMPL;
+    }
+    if (!authz_req_ok(meta, req) || !client || !client->client_id || !client->client_secret) {
+        *err = "PAR endpoint: incomplete authorization request or client";
+        return APR_EINVAL;
+    }
+    /* One piece of the client_post form (client_id follows from there). */
+    parts = apr_array_make(p, 8, sizeof(char *));
+    APR_ARRAY_PUSH(parts, char *) = authz_query(p, req, 0);
+    if (APR_SUCCESS
+        != (rv = client_post(p, http, meta->par_endpoint, "PAR endpoint", client, parts, &resp,
+                             err))) {
+        return rv;
+    }
+    return bff_oidc_par_response_parse(p, resp, par, err);
+}
+
+char *bff_oidc_par_authz_url(apr_pool_t *p, const bff_oidc_meta_t *meta, const char *client_id,
+                             const char *request_uri)
+{
+    char *url;
+
+    if (!meta || !meta->authorization_endpoint || !client_id || !request_uri) {
+        return NULL;
+    }
+    url = bff_url_add_param(p, meta->authorization_endpoint, "client_id", client_id);
+    return url ? bff_url_add_param(p, url, "request_uri", request_uri) : NULL;
 }

@@ -30,6 +30,9 @@ typedef struct {
     /* token_endpoint_auth_signing_alg_values_supported as listed
      * (NULL-terminated), NULL when absent */
     const char *const *token_auth_algs;
+    /* RFC 9126 (PAR) */
+    const char *par_endpoint; /* pushed_authorization_request_endpoint, NULL when absent */
+    int require_par;          /* require_pushed_authorization_requests */
 } bff_oidc_meta_t;
 
 /* Parse the discovery document. Refused (APR_EINVAL, *err says why): not a
@@ -55,11 +58,15 @@ typedef struct {
     const char *nonce;
     const char *code_challenge;
     const apr_array_header_t *extra; /* of const char* "k=v" (raw, encoded here); may be NULL */
+    const apr_array_header_t *login; /* of const char* "k=v" from the SPA (checked by
+                                      * bff_oidc_login_param_check); may be NULL */
 } bff_oidc_authz_t;
 
 /* authorization_endpoint + response_type=code, client_id, redirect_uri,
  * scope, state, nonce, code_challenge, code_challenge_method=S256, then the
- * extra parameters (which cannot override any of those). */
+ * extra parameters (which cannot override any of those), then the login
+ * parameters (which override neither those nor an extra one of the same
+ * name: such a login parameter is left out). */
 char *bff_oidc_authz_url(apr_pool_t *p, const bff_oidc_meta_t *meta, const bff_oidc_authz_t *req);
 
 typedef struct {
@@ -139,5 +146,69 @@ apr_status_t bff_oidc_revoke(apr_pool_t *p, const bff_http_opts_t *http,
 char *bff_oidc_end_session_url(apr_pool_t *p, const bff_oidc_meta_t *meta,
                                const char *id_token_hint, const char *client_id,
                                const char *post_logout_redirect_uri);
+
+/* ---- login parameters from the SPA (OIDC Core 3.1.2.1) ---------------- */
+
+/* The parameters /bff/login may pass on, as bits (BFFLoginParams). */
+#define BFF_LOGIN_PROMPT 0x01
+#define BFF_LOGIN_LOGIN_HINT 0x02
+#define BFF_LOGIN_ACR_VALUES 0x04
+#define BFF_LOGIN_UI_LOCALES 0x08
+#define BFF_LOGIN_MAX_AGE 0x10
+#define BFF_LOGIN_ALL 0x1f
+#define BFF_LOGIN_DEFAULT (BFF_LOGIN_PROMPT | BFF_LOGIN_LOGIN_HINT | BFF_LOGIN_UI_LOCALES)
+
+/* Longest value accepted for any of them; max_age has at most 9 digits. */
+#define BFF_LOGIN_PARAM_MAX 256
+#define BFF_LOGIN_MAX_AGE_DIGITS 9
+
+/* The bit of a parameter name (exact, case-sensitive), 0 for any other. */
+int bff_oidc_login_param_bit(const char *name);
+/* The name of one bit, NULL for anything else. */
+const char *bff_oidc_login_param_name(int bit);
+
+/* Whether value is acceptable for the parameter (bit): at most
+ * BFF_LOGIN_PARAM_MAX bytes, non-empty; prompt: one or more of none,
+ * login, consent, select_account separated by single spaces, none alone,
+ * no repeats; max_age: 1 to 9 ASCII digits; ui_locales: language tags
+ * ([A-Za-z0-9-], at most 35 each) separated by single spaces; acr_values:
+ * tokens of visible ASCII without '"' and '\' separated by single spaces;
+ * login_hint: printable ASCII (%x20-7E) without '"', '\', '<', '>',
+ * neither starting nor ending with a space. APR_EINVAL with *why (a
+ * phrase for a log line, never the value) otherwise. */
+apr_status_t bff_oidc_login_param_check(int bit, const char *value, const char **why);
+
+/* Whether a prompt value holds "none" (a silent login). */
+int bff_oidc_prompt_is_none(const char *prompt);
+
+/* ---- pushed authorization requests (RFC 9126) ---------------------------- */
+
+typedef struct {
+    const char *request_uri; /* set on success */
+    apr_int64_t expires_in;  /* 0 when absent */
+    const char *error;       /* set for an OAuth error response */
+    const char *error_description;
+} bff_oidc_par_t;
+
+/* Parse a PAR endpoint response. 201 (or 200) with a JSON object holding a
+ * non-empty request_uri of at most 2048 visible ASCII characters and, if
+ * present, a positive integer expires_in: APR_SUCCESS. 4xx with an OAuth
+ * error JSON: APR_SUCCESS with par->error set. Anything else APR_EGENERAL
+ * with *err. */
+apr_status_t bff_oidc_par_response_parse(apr_pool_t *p, const bff_http_resp_t *resp,
+                                         bff_oidc_par_t **par, const char **err);
+
+/* POST the authorization request (the parameters bff_oidc_authz_url would
+ * put in the URL, client_id once) to the PAR endpoint, with client
+ * authentication as for the token endpoint. APR_ENOTIMPL when the provider
+ * has no PAR endpoint; APR_EINVAL for a missing part of the request;
+ * transport errors as bff_http; else the parse's result. */
+apr_status_t bff_oidc_par_push(apr_pool_t *p, const bff_http_opts_t *http,
+                               const bff_oidc_meta_t *meta, const bff_oidc_client_t *client,
+                               const bff_oidc_authz_t *req, bff_oidc_par_t **par, const char **err);
+
+/* authorization_endpoint with only client_id and request_uri (RFC 9126 4). */
+char *bff_oidc_par_authz_url(apr_pool_t *p, const bff_oidc_meta_t *meta, const char *client_id,
+                             const char *request_uri);
 
 #endif /* BFF_OIDC_H */

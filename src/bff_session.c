@@ -45,6 +45,7 @@ typedef struct {
 static const field_t txn_fields[] = {
     TF(state, F_STR, 1),     TF(nonce, F_STR, 1),   TF(code_verifier, F_STR, 1),
     TF(return_to, F_STR, 1), TF(created, F_INT, 0), TF(expires, F_INT, 1),
+    TF(prompt, F_STR, 0),    TF(max_age, F_STR, 0),
 };
 #undef TF
 

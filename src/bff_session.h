@@ -45,6 +45,12 @@ typedef struct {
                                   * pending logins, of which several may start
                                   * within one second */
     apr_int64_t expires; /* seconds */
+    /* From the SPA's login parameters (NULL when not sent): "none" for a
+     * silent login (the only prompt the callback acts on), and max_age as
+     * sent to the provider (1 to 9 digits; the ID token's auth_time is then
+     * checked against it). */
+    const char *prompt;
+    const char *max_age;
 } bff_txn_t;
 
 /* Longest return_to a txn holds: the sealed cookie goes with every request
@@ -53,14 +59,15 @@ typedef struct {
  * with 400 beyond it, before the module could clear anything): a browser
  * holds at most BFF_TXN_MAX_PENDING (4) pending-login cookies (fixed slot
  * names, see the handler), each at most BFF_TXN_COOKIE_VALUE_MAX bytes of
- * value (1047 measured with a 512-byte return_to, test_txn_cookie_worst_case)
+ * value (1098 measured with a 512-byte return_to, prompt and max_age,
+ * test_txn_cookie_worst_case)
  * plus "__Host-Http-bff-tx.N=" and "; " (23 bytes with the default
  * BFFCookieName), and one session cookie ("__Host-Http-bff=" + 43 + "; " =
- * 61 bytes). Worst case: "Cookie: " + 4 * (23 + 1048) + 61 = 4353 bytes,
- * which leaves about 3.8 KB for the site's other cookies (docs/sessions.md).
+ * 61 bytes). Worst case: "Cookie: " + 4 * (23 + 1099) + 61 = 4557 bytes,
+ * which leaves about 3.6 KB for the site's other cookies (docs/sessions.md).
  * A longer BFFCookieName costs 5 bytes per character more (5 cookies). */
 #define BFF_TXN_MAX_RETURN_TO 512
-#define BFF_TXN_COOKIE_VALUE_MAX 1048
+#define BFF_TXN_COOKIE_VALUE_MAX 1099
 
 /* Decoding rejects anything that is not exactly what encoding writes
  * (APR_EINVAL): for a session, a wrong magic or version, a truncated or

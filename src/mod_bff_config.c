@@ -35,6 +35,8 @@ void *bff_config_create_server(apr_pool_t *p, server_rec *s)
     sc->idle_timeout = -1;
     sc->max_lifetime = -1;
     sc->refresh_before = -1;
+    sc->login_params = -1;
+    sc->pushed_authz = -1;
     return sc;
 }
 
@@ -66,6 +68,8 @@ void *bff_config_merge_server(apr_pool_t *p, void *basev, void *addv)
     sc->post_logout_uri = MERGE_PTR(post_logout_uri);
     sc->trusted_aud = MERGE_PTR(trusted_aud);
     sc->pass_cookie_at = add->pass_cookie_at;
+    sc->login_params = MERGE_INT(login_params);
+    sc->pushed_authz = MERGE_INT(pushed_authz);
     return sc;
 }
 
@@ -857,11 +861,111 @@ int bff_conf_same(const bff_srv_conf_t *a, const bff_srv_conf_t *b)
            && a->idle_timeout == b->idle_timeout && a->max_lifetime == b->max_lifetime
            && a->refresh_before == b->refresh_before
            && same_str(a->post_logout_uri, b->post_logout_uri)
-           && same_array(a->trusted_aud, b->trusted_aud, same_str_at);
+           && same_array(a->trusted_aud, b->trusted_aud, same_str_at)
+           && a->login_params == b->login_params && a->pushed_authz == b->pushed_authz;
+}
+
+/* ---- BFFLoginParams, BFFPushedAuthorization ----------------------------- */
+
+const char *bff_cmd_login_params(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    bff_srv_conf_t *sc = cmd_srv_conf(cmd);
+    char *w;
+    int bits = 0, bit, none = 0, words = 0;
+
+    if (err) {
+        return err;
+    }
+    /* Words as httpd splits them (quotes removed). */
+    while (*(w = ap_getword_conf(cmd->pool, &arg))) {
+        ++words;
+        if (!strcasecmp(w, "none")) {
+            none = 1; /* no login parameter passes */
+            continue;
+        }
+        if (!(bit = bff_oidc_login_param_bit(w))) {
+            return cmd_err(cmd, apr_psprintf(cmd->pool,
+                                             "'%s' is not one of none, prompt, login_hint, "
+                                             "acr_values, ui_locales, max_age",
+                                             w));
+        }
+        bits |= bit;
+    }
+    if (!words || (none && bits)) {
+        return cmd_err(cmd, "expected parameter names, or none alone");
+    }
+    sc->login_params = bits;
+    return NULL;
+}
+
+const char *bff_cmd_pushed_authz(cmd_parms *cmd, void *dc, const char *arg)
+{
+    static const keyword_t words[] = {
+        { "On", BFF_PAR_ON }, { "Off", BFF_PAR_OFF }, { "auto", BFF_PAR_AUTO }, { NULL, 0 }
+    };
+
+    return parse_keyword(cmd, arg, words, &cmd_srv_conf(cmd)->pushed_authz, "On, Off or auto");
+}
+
+int bff_conf_auth_param_set(const bff_srv_conf_t *sc, const char *name)
+{
+    apr_size_t n = strlen(name);
+    int i;
+
+    for (i = 0; sc->auth_params && i < sc->auth_params->nelts; ++i) {
+        const char *kv = APR_ARRAY_IDX(sc->auth_params, i, const char *);
+        if (!strncasecmp(kv, name, n) && kv[n] == '=') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The default list gives way to BFFAuthParams; an explicit list that
+ * names a parameter BFFAuthParams fixes is a contradiction (see
+ * login_params_clash). */
+int bff_conf_login_params(const bff_srv_conf_t *sc)
+{
+    int bits, bit;
+
+    if (sc->login_params != -1) {
+        return sc->login_params;
+    }
+    bits = BFF_LOGIN_DEFAULT;
+    for (bit = 1; bit <= BFF_LOGIN_ALL; bit <<= 1) {
+        if ((bits & bit) && bff_conf_auth_param_set(sc, bff_oidc_login_param_name(bit))) {
+            bits &= ~bit;
+        }
+    }
+    return bits;
+}
+
+bff_par_e bff_conf_pushed_authz(const bff_srv_conf_t *sc)
+{
+    return sc->pushed_authz != -1 ? (bff_par_e)sc->pushed_authz : BFF_PAR_AUTO;
+}
+
+static const char *login_params_clash(apr_pool_t *p, const bff_srv_conf_t *sc, const char *srv)
+{
+    int bit;
+
+    for (bit = 1; sc->login_params != -1 && bit <= BFF_LOGIN_ALL; bit <<= 1) {
+        const char *name = bff_oidc_login_param_name(bit);
+        if ((sc->login_params & bit) && bff_conf_auth_param_set(sc, name)) {
+            return apr_psprintf(p,
+                                "%s names %s, which %s sets for %s: the SPA could not "
+                                "change it (the configured value wins); remove it from one "
+                                "of the two",
+                                BFF_D_LOGIN_PARAMS, name, BFF_D_AUTH_PARAMS, srv);
+        }
+    }
+    return NULL;
 }
 
 const char *bff_config_check(apr_pool_t *p, server_rec *s, const bff_srv_conf_t *sc)
 {
+    const char *err;
     const char *srv = apr_psprintf(p, "%s:%d", s->server_hostname ? s->server_hostname : "?",
                                    (int)s->port);
 
@@ -896,6 +1000,9 @@ const char *bff_config_check(apr_pool_t *p, server_rec *s, const bff_srv_conf_t 
                             "%s memcache:... needs %s for %s: every node must use the "
                             "same key to read the sessions the others write",
                             BFF_D_SESSION_STORE, BFF_D_CRYPTO_KEY, srv);
+    }
+    if ((err = login_params_clash(p, sc, srv))) {
+        return err;
     }
     if (bff_conf_idle_timeout(sc) > bff_conf_max_lifetime(sc)) {
         /* Both set explicitly (here or inherited): one of the two is a

@@ -41,6 +41,8 @@
 #define BFF_D_REMOTE_USER_CLAIM "BFFRemoteUserClaim"
 #define BFF_D_UNAUTH_ACTION "BFFUnauthAction"
 #define BFF_D_PASS_CLAIMS "BFFPassClaims"
+#define BFF_D_LOGIN_PARAMS "BFFLoginParams"
+#define BFF_D_PUSHED_AUTHZ "BFFPushedAuthorization"
 
 /* The AuthType name. */
 #define BFF_AUTH_TYPE "bff"
@@ -103,7 +105,16 @@ typedef struct {
     apr_array_header_t *trusted_aud;    /* const char *, NULL unset */
     apr_array_header_t *pass_cookie_at; /* const char * locations with BFFPassCookie On
                                          * in this server's own config (not merged) */
+    int login_params; /* BFFLoginParams: BFF_LOGIN_* bits (bff_oidc.h), -1 unset */
+    int pushed_authz; /* BFFPushedAuthorization: bff_par_e, -1 unset */
 } bff_srv_conf_t;
+
+/* BFFPushedAuthorization. */
+typedef enum {
+    BFF_PAR_OFF = 0,
+    BFF_PAR_ON = 1,
+    BFF_PAR_AUTO = 2 /* when the provider requires it */
+} bff_par_e;
 
 typedef enum {
     BFF_UNAUTH_UNSET = -1,
@@ -147,6 +158,12 @@ apr_int64_t bff_conf_refresh_before(const bff_srv_conf_t *sc);
 const char *bff_conf_origin(apr_pool_t *p, const bff_srv_conf_t *sc);
 /* Unset: the site's "/". */
 const char *bff_conf_post_logout_uri(apr_pool_t *p, const bff_srv_conf_t *sc);
+/* The login parameters the SPA may pass: BFFLoginParams, else the default
+ * less those BFFAuthParams sets (its fixed value wins). */
+int bff_conf_login_params(const bff_srv_conf_t *sc);
+bff_par_e bff_conf_pushed_authz(const bff_srv_conf_t *sc);
+/* Whether BFFAuthParams sets the parameter name. */
+int bff_conf_auth_param_set(const bff_srv_conf_t *sc, const char *name);
 /* Two servers whose directive values are all equal share one bff_site_t. */
 int bff_conf_same(const bff_srv_conf_t *a, const bff_srv_conf_t *b);
 
@@ -192,6 +209,8 @@ const char *bff_cmd_remote_user_claim(cmd_parms *cmd, void *dc, const char *clai
                                       const char *regex, const char *repl);
 const char *bff_cmd_unauth_action(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_pass_claims(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_login_params(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_pushed_authz(cmd_parms *cmd, void *dc, const char *arg);
 
 /* Cross-directive checks after merging (check_config, so `apachectl
  * configtest` sees them too). Returns an error message for the admin, or

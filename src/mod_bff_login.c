@@ -40,6 +40,8 @@
  * handler return value (OK, DECLINED, DONE, HTTP statuses). */
 #define GO_ON (-1000)
 
+static const char *safe_error_code(const char *e);
+
 static int signin_fails(request_rec *r, bff_outcome_e o, const char *text)
 {
     return bff_respond_outcome(r, o, BFF_AS_SIGNIN, text);
@@ -90,6 +92,84 @@ static int read_return_to(request_rec *r, const char **return_to)
     return GO_ON;
 }
 
+/* ---- login parameters from the SPA -------------------------------------- */
+
+/* What the SPA asked for, checked: "k=v" for the authorization request,
+ * and what the pending login must remember. */
+typedef struct {
+    apr_array_header_t *kv;
+    const char *prompt;  /* "none" for a silent login, else NULL */
+    const char *max_age; /* digits, or NULL */
+} login_params_t;
+
+static int bad_login_param(request_rec *r, const char *name, const char *why)
+{
+    /* The name and the reason only: a login_hint is personal data. */
+    ap_log_rerror(APLOG_MARK, bff_respond_level(BFF_OUTCOME_BAD_REQUEST), 0, r,
+                  "BFF02001: login refused: parameter %s is %s", name, why);
+    return signin_fails(r, BFF_OUTCOME_BAD_REQUEST,
+                        apr_psprintf(r->pool, "The sign-in parameter %s is not valid.", name));
+}
+
+/* One query parameter the site lets through: at most once, valid. An
+ * empty value counts as not sent (SPAs often pass one when they have no
+ * hint). */
+static int take_login_param(request_rec *r, int bit, const char *value, int *seen,
+                            login_params_t *lp)
+{
+    const char *name = bff_oidc_login_param_name(bit), *why = NULL;
+
+    if (*seen & bit) {
+        return bad_login_param(r, name, "given more than once");
+    }
+    *seen |= bit;
+    if (!*value) {
+        return GO_ON;
+    }
+    if (APR_SUCCESS != bff_oidc_login_param_check(bit, value, &why)) {
+        return bad_login_param(r, name, why);
+    }
+    APR_ARRAY_PUSH(lp->kv, const char *) = apr_pstrcat(r->pool, name, "=", value, NULL);
+    if (bit == BFF_LOGIN_PROMPT && bff_oidc_prompt_is_none(value)) {
+        lp->prompt = "none";
+    }
+    if (bit == BFF_LOGIN_MAX_AGE) {
+        lp->max_age = value;
+    }
+    return GO_ON;
+}
+
+/* The parameters BFFLoginParams names (exact, case-sensitive names);
+ * everything else in the query is ignored. */
+static int read_login_params(request_rec *r, const bff_site_t *site, login_params_t *lp)
+{
+    apr_table_t *q = NULL;
+    const apr_array_header_t *arr;
+    const apr_table_entry_t *e;
+    int i, bit, seen = 0, answer;
+
+    memset(lp, 0, sizeof(*lp));
+    lp->kv = apr_array_make(r->pool, 5, sizeof(const char *));
+    /* BFFAuthParams' max_age is checked the same way (the SPA cannot send
+     * one then: BFFLoginParams never lets a BFFAuthParams name through). */
+    lp->max_age = site->max_age;
+    /* read_return_to has refused a malformed query already. */
+    if (!r->args || !site->login_params || APR_SUCCESS != bff_url_parse_query(r->pool, r->args, &q)
+        || !q) {
+        return GO_ON;
+    }
+    arr = apr_table_elts(q);
+    e = (const apr_table_entry_t *)arr->elts;
+    for (i = 0; i < arr->nelts; ++i) {
+        bit = bff_oidc_login_param_bit(e[i].key);
+        if (bit && (site->login_params & bit)
+            && GO_ON != (answer = take_login_param(r, bit, e[i].val, &seen, lp))) {
+            return answer;
+        }
+    }
+    return GO_ON;
+}
+
 static apr_status_t new_pending(request_rec *r, const char *return_to, bff_txn_t *t)
 {
     memset(t, 0, sizeof(*t));
@@ -102,31 +182,85 @@ static apr_status_t new_pending(request_rec *r, const char *return_to, bff_txn_t
     return t->state && t->nonce && t->code_verifier ? APR_SUCCESS : APR_EGENERAL;
 }
 
-static const char *authz_url(request_rec *r, const bff_site_t *site, const bff_provider_view_t *pv,
-                             const bff_txn_t *t)
+static void authz_request(request_rec *r, const bff_site_t *site, const bff_txn_t *t,
+                          const login_params_t *lp, bff_oidc_authz_t *az)
 {
-    bff_oidc_authz_t az;
+    memset(az, 0, sizeof(*az));
+    az->client_id = site->client_id;
+    az->redirect_uri = site->redirect_uri;
+    az->scope = site->scope;
+    az->state = t->state;
+    az->nonce = t->nonce;
+    az->code_challenge = bff_oidc_pkce_challenge(r->pool, t->code_verifier);
+    az->extra = site->auth_params;
+    az->login = lp->kv;
+}
 
-    memset(&az, 0, sizeof(az));
-    az.client_id = site->client_id;
-    az.redirect_uri = site->redirect_uri;
-    az.scope = site->scope;
-    az.state = t->state;
-    az.nonce = t->nonce;
-    az.code_challenge = bff_oidc_pkce_challenge(r->pool, t->code_verifier);
-    az.extra = site->auth_params;
-    return bff_oidc_authz_url(r->pool, pv->meta, &az);
+/* ---- pushed authorization requests (RFC 9126) ---------------------------- */
+
+/* BFFPushedAuthorization: On, Off, or (auto) what the provider demands. */
+static int use_par(request_rec *r, const bff_site_t *site, const bff_oidc_meta_t *meta)
+{
+    if (site->par == BFF_PAR_OFF && meta->require_par) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "BFF02006: %s Off, but the provider requires pushed authorization "
+                      "requests (require_pushed_authorization_requests): it will refuse the "
+                      "login; set %s auto or On",
+                      BFF_D_PUSHED_AUTHZ, BFF_D_PUSHED_AUTHZ);
+    }
+    return site->par == BFF_PAR_ON || (site->par == BFF_PAR_AUTO && meta->require_par);
+}
+
+/* The request goes to the provider over the back channel; the browser
+ * carries only client_id and the request_uri the provider gave back. */
+static int par_redirect(request_rec *r, const bff_site_t *site, const bff_provider_view_t *pv,
+                        const bff_oidc_authz_t *az, const char **url)
+{
+    bff_oidc_par_t *par = NULL;
+    const char *err = NULL;
+    apr_status_t rv;
+
+    if (!pv->meta->par_endpoint) {
+        ap_log_rerror(APLOG_MARK, bff_respond_level(BFF_OUTCOME_NOT_CONFIGURED), 0, r,
+                      "BFF02003: login refused: %s On, but the provider's metadata has no "
+                      "pushed_authorization_request_endpoint; set %s auto or Off, or enable "
+                      "PAR at the provider",
+                      BFF_D_PUSHED_AUTHZ, BFF_D_PUSHED_AUTHZ);
+        return signin_fails(r, BFF_OUTCOME_NOT_CONFIGURED, NULL);
+    }
+    rv = bff_oidc_par_push(r->pool, bff_provider_http(site->provider), pv->meta, &site->client, az,
+                           &par, &err);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "BFF02004: pushed authorization request %s: %s",
+                      rv == APR_TIMEUP ? "timed out" : "failed", err ? err : "error");
+        return provider_unavailable(r, rv);
+    }
+    if (par->error) {
+        ap_log_rerror(APLOG_MARK, bff_respond_level(BFF_OUTCOME_PROVIDER_DENIED), 0, r,
+                      "BFF02005: the PAR endpoint refused the authorization request: %s",
+                      safe_error_code(par->error));
+        return signin_fails(r, BFF_OUTCOME_PROVIDER_DENIED,
+                            apr_psprintf(r->pool,
+                                         "The identity provider answered: %s. "
+                                         "You can try to sign in again.",
+                                         safe_error_code(par->error)));
+    }
+    *url = bff_oidc_par_authz_url(r->pool, pv->meta, site->client_id, par->request_uri);
+    return GO_ON;
 }
 
 int bff_login_start(request_rec *r, bff_site_t *site)
 {
-    const char *return_to, *name, *value;
+    const char *return_to, *name, *value, *url = NULL;
     bff_provider_view_t pv;
+    bff_oidc_authz_t az;
+    login_params_t lp;
     bff_txn_t t;
     apr_status_t rv;
     int answer;
 
-    if (GO_ON != (answer = read_return_to(r, &return_to))) {
+    if (GO_ON != (answer = read_return_to(r, &return_to))
+        || GO_ON != (answer = read_login_params(r, site, &lp))) {
         return answer;
     }
     if (APR_SUCCESS != (rv = bff_provider_get(site->provider, r, &pv))) {
@@ -134,6 +268,17 @@ int bff_login_start(request_rec *r, bff_site_t *site)
     }
     if (APR_SUCCESS != new_pending(r, return_to, &t)) {
         return signin_fails(r, BFF_OUTCOME_INTERNAL, "A random value could not be generated.");
+    }
+    t.prompt = lp.prompt;
+    t.max_age = lp.max_age;
+    authz_request(r, site, &t, &lp, &az);
+    if (use_par(r, site, pv.meta)) {
+        if (GO_ON != (answer = par_redirect(r, site, &pv, &az, &url))) {
+            return answer;
+        }
+    }
+    else {
+        url = bff_oidc_authz_url(r->pool, pv.meta, &az);
     }
     if (APR_SUCCESS != (rv = bff_pending_seal(r, site, &t, &name, &value))) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
@@ -146,7 +291,7 @@ int bff_login_start(request_rec *r, bff_site_t *site)
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                   "BFF00204: login started, redirecting to "
                   "the provider");
-    return bff_respond_redirect(r, authz_url(r, site, &pv, &t));
+    return bff_respond_redirect(r, url);
 }
 
 /* ---- callback ------------------------------------------------------- */
@@ -245,11 +390,49 @@ static const char *safe_error_code(const char *e)
     return e;
 }
 
+/* A silent login (prompt=none) that needs the user: the browser goes back
+ * to the page that asked, with bff_error, so the SPA shows its sign-in
+ * button instead of an error page. The target is the returnTo sealed in
+ * this browser's pending login, which the state has just opened: nothing
+ * in the callback's query decides where it goes. GO_ON for any other
+ * answer. */
+static const char *silent_error(const char *e)
+{
+    /* OIDC Core 3.1.2.6: the answers to prompt=none that need the user. */
+    static const char *const silent[] = { "login_required", "consent_required",
+                                          "interaction_required", "account_selection_required",
+                                          NULL };
+    const char *const *c;
+
+    for (c = silent; *c; ++c) {
+        if (!strcmp(*c, e)) {
+            return *c;
+        }
+    }
+    return NULL;
+}
+
+static int silent_answer(request_rec *r, const callback_t *cb, const char *e)
+{
+    const char *code, *url;
+
+    if (!bff_oidc_prompt_is_none(cb->t->prompt) || !(code = silent_error(e))
+        || !(url = bff_url_add_param(r->pool, cb->t->return_to, "bff_error", code))) {
+        return GO_ON;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  "BFF02007: silent login (prompt=none): the provider answered %s; the "
+                  "browser goes back to its returnTo with bff_error",
+                  code);
+    return bff_respond_redirect(r, url);
+}
+
 /* The answer comes from our provider (RFC 9207 iss, mix-up defence), and
  * is not an error. */
 static int check_answer(request_rec *r, const bff_site_t *site, callback_t *cb)
 {
     const char *e;
+    int answer;
 
     if (cb->iss ? strcmp(cb->iss, site->issuer) != 0 : cb->pv.meta->iss_parameter_supported) {
         return refuse(r,
@@ -261,6 +444,9 @@ static int check_answer(request_rec *r, const bff_site_t *site, callback_t *cb)
     }
     if (cb->error) {
         e = safe_error_code(cb->error);
+        if (GO_ON != (answer = silent_answer(r, cb, e))) {
+            return answer;
+        }
         ap_log_rerror(APLOG_MARK, bff_respond_level(BFF_OUTCOME_PROVIDER_DENIED), 0, r,
                       "BFF00217: the provider returned error "
                       "'%s' to the login",
@@ -382,6 +568,11 @@ static int verify_id_token(request_rec *r, const bff_site_t *site, callback_t *c
     ex.now = bff_util_now();
     ex.leeway = ID_TOKEN_LEEWAY;
     ex.max_age = ID_TOKEN_MAX_AGE;
+    if (cb->t->max_age) {
+        /* Sealed by us: digits (bff_oidc_login_param_check), at most 9. */
+        ex.check_auth_time = 1;
+        ex.auth_max_age = apr_atoi64(cb->t->max_age);
+    }
     rv = bff_idtoken_verify(r->pool, tok, cb->pv.jwks, cb->pv.meta->id_token_algs, &ex, &cb->claims,
                             &err);
     /* An unknown kid: the provider may have rotated its keys. */

@@ -89,6 +89,23 @@ static apr_status_t client_key_setup(apr_pool_t *pconf, server_rec *s, const bff
     return APR_SUCCESS;
 }
 
+/* A max_age BFFAuthParams sends: its auth_time is checked like the SPA's
+ * (OIDC Core 3.1.2.1). Only a valid number of seconds counts. */
+static const char *auth_params_max_age(const bff_srv_conf_t *sc)
+{
+    const char *why;
+    int i;
+
+    for (i = 0; sc->auth_params && i < sc->auth_params->nelts; ++i) {
+        const char *kv = APR_ARRAY_IDX(sc->auth_params, i, const char *);
+        if (!strncmp(kv, "max_age=", 8)
+            && APR_SUCCESS == bff_oidc_login_param_check(BFF_LOGIN_MAX_AGE, kv + 8, &why)) {
+            return kv + 8;
+        }
+    }
+    return NULL;
+}
+
 static apr_status_t site_create(apr_pool_t *pconf, server_rec *s, const bff_srv_conf_t *sc,
                                 bff_site_t **out)
 {
@@ -119,6 +136,9 @@ static apr_status_t site_create(apr_pool_t *pconf, server_rec *s, const bff_srv_
     if (APR_SUCCESS != (rv = client_key_setup(pconf, s, sc, site))) {
         return rv;
     }
+    site->login_params = bff_conf_login_params(sc);
+    site->max_age = auth_params_max_age(sc);
+    site->par = bff_conf_pushed_authz(sc);
     if (APR_SUCCESS != (rv = bff_glue_store_setup(pconf, s, site))) {
         return rv;
     }

@@ -46,6 +46,9 @@ typedef struct bff_site_t {
     bff_store_t *store;
     struct bff_provider_t *provider;
     bff_sessions_t *sessions; /* the sessions service over store and key ring */
+    int login_params;         /* BFF_LOGIN_* bits the SPA may pass to the login */
+    const char *max_age;      /* BFFAuthParams' max_age (digits) or NULL: auth_time is checked */
+    bff_par_e par;            /* BFFPushedAuthorization */
     struct bff_site_t *next;
 } bff_site_t;
 

@@ -228,6 +228,8 @@ function asList(v) {
  *   refreshTokenTTL (86400 s), clockTolerance (0 s), scopes (extra scopes),
  *   accounts (more accounts: { name: { password, claims: { sub: name, ... } } }),
  *   claims (more scope -> claim names, e.g. { groups: ['groups'] }, with scopes: ['groups']),
+ *   pushedAuthorizationRequests (true: PAR endpoint offered), requirePushedAuthorizationRequests
+ *   (false: true makes the provider refuse authorization requests not pushed first),
  *   quiet (true: do not print provider errors).
  */
 export async function startProvider(opts = {}) {
@@ -279,6 +281,12 @@ export async function startProvider(opts = {}) {
         tokenRequests: [],
         /** Query of every authorization request (GET /auth). */
         authRequests: [],
+        /**
+         * Every pushed authorization request (POST /request, RFC 9126): the
+         * parameters the provider read from it, its status and the client
+         * authentication used.
+         */
+        parRequests: [],
         revocationCalls: 0,
         /** One entry per POST /token/revocation: { token, tokenTypeHint, status }. */
         revocations: [],
@@ -365,6 +373,15 @@ export async function startProvider(opts = {}) {
                 });
             }
             await next();
+            if (ctx.method === 'POST' && p === '/request') {
+                const authz = ctx.get('authorization') || '';
+                op.parRequests.push({
+                    params: { ...(ctx.oidc?.params || {}) },
+                    status: ctx.status,
+                    clientAuth: /^basic /i.test(authz) ? 'client_secret_basic'
+                        : (ctx.oidc?.params?.client_secret ? 'client_secret_post' : 'other'),
+                });
+            }
             if (ctx.method === 'POST' && p === '/token/revocation') {
                 const rp = ctx.oidc?.params || {};
                 op.revocations.push({
@@ -464,6 +481,13 @@ export async function startProvider(opts = {}) {
                 devInteractions: { enabled: false },
                 revocation: { enabled: true },
                 backchannelLogout: { enabled: true },
+                // RFC 9126: on by default in oidc-provider 9 (metadata lists the
+                // endpoint); pushedAuthorizationRequests: false takes it away,
+                // requirePushedAuthorizationRequests: true makes it mandatory.
+                pushedAuthorizationRequests: {
+                    enabled: opts.pushedAuthorizationRequests ?? true,
+                    requirePushedAuthorizationRequests: Boolean(opts.requirePushedAuthorizationRequests),
+                },
                 rpInitiatedLogout: {
                     enabled: true,
                     logoutSource(ctx, form) {

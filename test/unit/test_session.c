@@ -1120,6 +1120,8 @@ static void test_txn_cookie_worst_case(void **state)
     in.return_to = big_string(p, BFF_TXN_MAX_RETURN_TO, 'a');
     in.created = 9999999999999999; /* microseconds */
     in.expires = 9999999999;
+    in.prompt = "none";
+    in.max_age = "999999999";
     assert_int_equal(bff_txn_to_cookie(p, ring, tx_binding(p), &in, &v), APR_SUCCESS);
     print_message("worst-case txn cookie value: %zu bytes\n", strlen(v));
     assert_true(strlen(v) <= BFF_TXN_COOKIE_VALUE_MAX);
