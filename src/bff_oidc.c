@@ -1323,16 +1323,19 @@ apr_status_t bff_oidc_par_push(apr_pool_t *p, const bff_http_opts_t *http,
         *err = "PAR endpoint: the provider offers none";
         return APR_ENOTIMPL;
     }
-    if (!authz_req_ok(meta, req) || !client || !client->client_id || !client->client_secret) {
-        *err = "PAR endpoint: incomplete authorization request or client";
+    if (!authz_req_ok(meta, req)) {
+        *err = "PAR endpoint: incomplete authorization request";
         return APR_EINVAL;
+    }
+    if (APR_SUCCESS != (rv = client_ready(client, "PAR endpoint", p, err))) {
+        return rv;
     }
     /* One piece of the client_post form (client_id follows from there). */
     parts = apr_array_make(p, 8, sizeof(char *));
     APR_ARRAY_PUSH(parts, char *) = authz_query(p, req, 0);
     if (APR_SUCCESS
-        != (rv = client_post(p, http, meta->par_endpoint, "PAR endpoint", client, parts, &resp,
-                             err))) {
+        != (rv = client_post(p, http, meta, meta->par_endpoint, "PAR endpoint", client, parts,
+                             &resp, err))) {
         return rv;
     }
     return bff_oidc_par_response_parse(p, resp, par, err);
