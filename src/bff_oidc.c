@@ -800,3 +800,19 @@ char *bff_oidc_end_session_url(apr_pool_t *p, const bff_oidc_meta_t *meta,
     }
     return url;
 }
+
+/* ---------------------------------------------------------------------- */
+/* Discovery from BFFProviderMetadataURL */
+
+const char *bff_oidc_meta_issuer(apr_pool_t *p, const char *json, apr_size_t len)
+{
+    json_t *doc;
+    const char *out;
+
+    if (!json || !(doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL))) {
+        return NULL;
+    }
+    out = json_is_object(doc) ? clean_text(p, json_object_get(doc, "issuer"), 256) : NULL;
+    json_decref(doc);
+    return out;
+}

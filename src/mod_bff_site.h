@@ -43,7 +43,9 @@ typedef struct bff_site_t {
     bff_keyring_t *keyring;
     bff_store_t *store;
     struct bff_provider_t *provider;
-    bff_sessions_t *sessions; /* the sessions service over store and key ring */
+    bff_sessions_t *sessions;       /* the sessions service over store and key ring */
+    int userinfo;                   /* BFFUserInfo not Off: call userinfo_endpoint at login */
+    const char *const *user_claims; /* BFFUserClaims, NULL-terminated, or NULL: all */
     struct bff_site_t *next;
 } bff_site_t;
 

@@ -225,7 +225,13 @@ function asList(v) {
  *   refreshTokenTTL (86400 s), clockTolerance (0 s), scopes (extra scopes),
  *   accounts (more accounts: { name: { password, claims: { sub: name, ... } } }),
  *   claims (more scope -> claim names, e.g. { groups: ['groups'] }, with scopes: ['groups']),
- *   quiet (true: do not print provider errors).
+ *   quiet (true: do not print provider errors),
+ *   metadataAliases ({ '/some/path': { ...fields } }: the discovery document served at
+ *     that path as well, those fields replaced, e.g. { issuer: 'https://x/{tenantid}' }),
+ *   conformIdTokenClaims (false: scope claims in the ID token too; true: oidc-provider's
+ *     default, scope claims from the userinfo endpoint only),
+ *   userinfoSignedAlg (e.g. 'RS256': the client is registered for signed userinfo,
+ *     answered as application/jwt).
  */
 export async function startProvider(opts = {}) {
     const host = opts.host || '127.0.0.1';
@@ -254,6 +260,9 @@ export async function startProvider(opts = {}) {
         token_endpoint_auth_method: opts.clientAuth || 'client_secret_basic',
         id_token_signed_response_alg: 'RS256',
     };
+    if (opts.userinfoSignedAlg) {
+        client.userinfo_signed_response_alg = opts.userinfoSignedAlg;
+    }
     if (opts.backchannelLogoutUri) {
         client.backchannel_logout_uri = opts.backchannelLogoutUri;
         client.backchannel_logout_session_required = true;
@@ -329,6 +338,18 @@ export async function startProvider(opts = {}) {
          */
         tokenDelay: null,
         tokenDelayed: 0,
+        /** GET/POST /me (userinfo) requests seen. */
+        userinfoCalls: 0,
+        /**
+         * FAULT INJECTOR, tests only: null, or { status } (answer that HTTP
+         * status instead of the provider's userinfo), { hangMs } (hold the
+         * answer that long: a provider that does not answer in time), or
+         * { claims: (claims) => claims } (rewrite the provider's JSON answer,
+         * e.g. another sub: a real provider does not produce that on its own).
+         */
+        userinfoFault: null,
+        /** Discovery at other paths (metadataAliases): path -> fields replaced. */
+        metadataAliases: new Map(Object.entries(opts.metadataAliases || {})),
         provider: null,
         server: null,
     };
@@ -433,6 +454,41 @@ export async function startProvider(opts = {}) {
         });
     }
 
+    // Koa middleware: discovery at other paths (BFFProviderMetadataURL) and
+    // the userinfo fault injector. Registered after observe().
+    function discoveryAndUserinfo(provider) {
+        provider.use(async (ctx, next) => {
+            const alias = ctx.method === 'GET' ? op.metadataAliases.get(ctx.path) : undefined;
+            if (alias) {
+                ctx.path = '/.well-known/openid-configuration';
+                await next();
+                if (ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+                    ctx.body = { ...ctx.body, ...alias };
+                }
+                return;
+            }
+            if (ctx.path !== '/me') {
+                await next();
+                return;
+            }
+            op.userinfoCalls += 1;
+            const fault = op.userinfoFault;
+            if (fault?.status) {
+                ctx.status = fault.status;
+                ctx.body = { error: 'temporarily_unavailable' };
+                return;
+            }
+            if (fault?.hangMs) {
+                await new Promise((resolve) => setTimeout(resolve, fault.hangMs));
+            }
+            await next();
+            if (typeof fault?.claims === 'function' && ctx.status === 200
+                && ctx.body && typeof ctx.body === 'object') {
+                ctx.body = fault.claims({ ...ctx.body });
+            }
+        });
+    }
+
     function configuration() {
         return {
             clients: [client],
@@ -446,12 +502,13 @@ export async function startProvider(opts = {}) {
             },
             scopes: ['openid', 'offline_access', 'profile', 'email', ...asList(opts.scopes)],
             // Put scope claims into the ID token too (the BFF shows ID token claims).
-            conformIdTokenClaims: false,
+            conformIdTokenClaims: Boolean(opts.conformIdTokenClaims),
             clockTolerance: opts.clockTolerance ?? 0,
             pkce: { required: () => true },
             features: {
                 devInteractions: { enabled: false },
                 revocation: { enabled: true },
+                ...(opts.userinfoSignedAlg ? { jwtUserinfo: { enabled: true } } : {}),
                 backchannelLogout: { enabled: true },
                 rpInitiatedLogout: {
                     enabled: true,
@@ -561,6 +618,7 @@ ${form}
     function build() {
         const provider = new Provider(issuer, configuration());
         observe(provider);
+        discoveryAndUserinfo(provider);
         // oidc-provider emits (ctx, client, accountId, sid) and (ctx, err, client, accountId, sid).
         provider.on('backchannel.success', (ctx, c, accountId, sid) => {
             op.backchannelLogouts.push({ sub: accountId, sid, ok: true });
