@@ -14,6 +14,7 @@
 //     no session, no cookie, nothing left in the store (memcached keys);
 //   - signed userinfo (the client registered with userinfo_signed_response_alg,
 //     the provider answers application/jwt): refused, BFF01910;
+//   - BFFUserInfo Off: no call, ID token claims only;
 //   - /bff/user?slide=false leaves the idle timeout alone.
 // The userinfo faults use the provider's fault injector (op.userinfoFault) on
 // its real userinfo answer: a real provider does not answer another sub, nor
@@ -239,6 +240,42 @@ test('a metadata URL whose issuer is not BFFProvider ({tenantid}): refused, BFF0
         const line = lines.find((l) => /BFF01901/.test(l));
         assert.ok(line && /:error\]/.test(line), lines.join('\n'));
         assert.ok(line.includes('{tenantid}') && line.includes(`'${env.provider.issuer}'`), line);
+    } finally {
+        await B.stop();
+    }
+    B.assertCleanLog();
+    B.cleanup();
+});
+
+test('BFFUserInfo Off: no userinfo call, the session holds the ID token claims only', async () => {
+    const B = new Httpd({
+        pki: env.pki,
+        port: portB,
+        bff: {
+            BFFProvider: env.provider.issuer,
+            BFFProviderCAFile: env.pki.caFile,
+            BFFClientID: env.clientId,
+            BFFClientSecret: env.clientSecret,
+            BFFRedirectURI: `https://localhost:${portB}/bff/callback`,
+            BFFCryptoKey: env.bff.BFFCryptoKey,
+            BFFScope: 'openid profile email org',
+            BFFUserInfo: 'Off',
+        },
+    });
+    await B.start();
+    try {
+        const calls = env.provider.userinfoCalls;
+        const c = env.client();
+        const l = await c.followLogin(B.url('/bff/login'));
+        assert.equal(l.callback.status, 200);
+        assert.equal(env.provider.userinfoCalls, calls, 'no userinfo call');
+        const r = await c.get(B.url('/bff/user'), { headers: { 'X-CSRF': '1' } });
+        assert.equal(r.status, 200);
+        const { claims } = JSON.parse(r.body);
+        assert.equal(claims.sub, 'alice');
+        // conformIdTokenClaims: email and department are userinfo claims only.
+        assert.equal(claims.email, undefined);
+        assert.equal(claims.department, undefined);
     } finally {
         await B.stop();
     }
