@@ -202,6 +202,15 @@ static const command_rec bff_cmds[] = {
     AP_INIT_TAKE1(BFF_D_PUSHED_AUTHZ, bff_cmd_pushed_authz, NULL, RSRC_CONF,
                   "On, Off or auto: send the authorization request through the provider's "
                   "PAR endpoint (RFC 9126). Default: auto (when the provider requires it)."),
+    AP_INIT_TAKE1(BFF_D_PROVIDER_METADATA_URL, bff_cmd_provider_metadata_url, NULL, RSRC_CONF,
+                  "Fetch the discovery document from this URL (its issuer must still equal "
+                  "BFFProvider). Default: <BFFProvider>/.well-known/openid-configuration."),
+    AP_INIT_FLAG(BFF_D_USERINFO, bff_cmd_userinfo, NULL, RSRC_CONF,
+                 "On or Off: call the provider's userinfo endpoint at login and keep its "
+                 "claims under the ID token's. Default: On when the provider has one."),
+    AP_INIT_ITERATE(BFF_D_USER_CLAIMS, bff_cmd_user_claims, NULL, RSRC_CONF,
+                    "The claims /bff/user returns; the others stay on the server. "
+                    "Default: all."),
     { NULL }
 };
 

@@ -297,6 +297,20 @@ static apr_status_t basic_header(apr_pool_t *p, const char *user, const char *pa
     return APR_SUCCESS;
 }
 
+/* Authorization: Bearer (RFC 6750 2.1), wiped with the list like Basic. */
+static apr_status_t bearer_header(apr_pool_t *p, const char *token, struct curl_slist **hdrs)
+{
+    char *line = apr_pstrcat(p, "Authorization: Bearer ", token, NULL);
+    struct curl_slist *n = curl_slist_append(*hdrs, line);
+
+    OPENSSL_cleanse(line, strlen(line));
+    if (!n) {
+        return APR_ENOMEM;
+    }
+    *hdrs = n;
+    return APR_SUCCESS;
+}
+
 /* One easy handle per thread, reset between calls: it keeps the open TLS
  * connection to the provider, which a fresh handle would handshake again on
  * every call. Bounded: one per thread. No destructor at thread exit: httpd's
@@ -341,7 +355,7 @@ void bff_http_thread_release(void)
 
 static apr_status_t perform(apr_pool_t *p, const bff_http_opts_t *opts, const char *url,
                             const char *form_body, const char *basic_user, const char *basic_pass,
-                            bff_http_resp_t **resp, const char **err)
+                            const char *bearer, bff_http_resp_t **resp, const char **err)
 {
     bff_http_opts_t o;
     bff_url_t u;
@@ -446,6 +460,9 @@ static apr_status_t perform(apr_pool_t *p, const bff_http_opts_t *opts, const ch
     else {
         SETOPT(CURLOPT_HTTPGET, 1L);
     }
+    if (bearer && APR_SUCCESS != bearer_header(p, bearer, &hdrs)) {
+        goto nomem;
+    }
     SETOPT(CURLOPT_HTTPHEADER, hdrs);
 #undef SETOPT
 
@@ -500,12 +517,24 @@ leave:
 apr_status_t bff_http_get(apr_pool_t *p, const bff_http_opts_t *opts, const char *url,
                           bff_http_resp_t **resp, const char **err)
 {
-    return perform(p, opts, url, NULL, NULL, NULL, resp, err);
+    return perform(p, opts, url, NULL, NULL, NULL, NULL, resp, err);
 }
 
 apr_status_t bff_http_post_form(apr_pool_t *p, const bff_http_opts_t *opts, const char *url,
                                 const char *form_body, const char *basic_user,
                                 const char *basic_pass, bff_http_resp_t **resp, const char **err)
 {
-    return perform(p, opts, url, form_body ? form_body : "", basic_user, basic_pass, resp, err);
+    return perform(p, opts, url, form_body ? form_body : "", basic_user, basic_pass, NULL, resp,
+                   err);
+}
+
+apr_status_t bff_http_get_bearer(apr_pool_t *p, const bff_http_opts_t *opts, const char *url,
+                                 const char *bearer, bff_http_resp_t **resp, const char **err)
+{
+    if (!bearer || !*bearer || strpbrk(bearer, "\r\n")) {
+        *resp = NULL;
+        *err = "refused bearer token: empty or with a line break";
+        return APR_EINVAL;
+    }
+    return perform(p, opts, url, NULL, NULL, NULL, bearer, resp, err);
 }

@@ -43,6 +43,12 @@ apr_status_t bff_http_post_form(apr_pool_t *p, const bff_http_opts_t *opts, cons
                                 const char *form_body, const char *basic_user,
                                 const char *basic_pass, bff_http_resp_t **resp, const char **err);
 
+/* GET with Authorization: Bearer <bearer> (RFC 6750 2.1), e.g. the userinfo
+ * endpoint. APR_EINVAL for an empty bearer or one with CR/LF; otherwise as
+ * bff_http_get. */
+apr_status_t bff_http_get_bearer(apr_pool_t *p, const bff_http_opts_t *opts, const char *url,
+                                 const char *bearer, bff_http_resp_t **resp, const char **err);
+
 /* Frees the calling thread's cached connection to the provider. Only for
  * threads that end before the process does (tests, tools). */
 void bff_http_thread_release(void);

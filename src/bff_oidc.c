@@ -1352,3 +1352,18 @@ char *bff_oidc_par_authz_url(apr_pool_t *p, const bff_oidc_meta_t *meta, const c
     url = bff_url_add_param(p, meta->authorization_endpoint, "client_id", client_id);
     return url ? bff_url_add_param(p, url, "request_uri", request_uri) : NULL;
 }
+
+/* Discovery from BFFProviderMetadataURL */
+
+const char *bff_oidc_meta_issuer(apr_pool_t *p, const char *json, apr_size_t len)
+{
+    json_t *doc;
+    const char *out;
+
+    if (!json || !(doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL))) {
+        return NULL;
+    }
+    out = json_is_object(doc) ? clean_text(p, json_object_get(doc, "issuer"), 256) : NULL;
+    json_decref(doc);
+    return out;
+}

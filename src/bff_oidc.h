@@ -43,6 +43,10 @@ apr_status_t bff_oidc_meta_parse(apr_pool_t *p, const char *json, apr_size_t len
                                  const char *expected_issuer, int allow_http,
                                  bff_oidc_meta_t **meta, const char **err);
 
+/* The issuer a discovery document names, made fit for a log line
+ * (printable ASCII, at most 256 bytes), or NULL when it names none. */
+const char *bff_oidc_meta_issuer(apr_pool_t *p, const char *json, apr_size_t len);
+
 /* "<issuer without trailing slash>/.well-known/openid-configuration". */
 char *bff_oidc_discovery_url(apr_pool_t *p, const char *issuer);
 

@@ -26,6 +26,7 @@ typedef struct snapshot_t {
 
 struct bff_pcache_t {
     const char *issuer;
+    const char *metadata_url; /* NULL: the issuer's well-known URL */
     bff_http_opts_t http;
     const bff_pcache_clock_t *clock;
     apr_thread_mutex_t *mutex;    /* per process */
@@ -105,6 +106,11 @@ bff_pcache_t *bff_pcache_create(apr_pool_t *p, const char *issuer, const char *c
     pc->http.allow_http = APR_SUCCESS == bff_url_parse(p, issuer, &u) && !strcmp(u.scheme, "http")
                           && bff_url_host_is_loopback(u.host);
     return pc;
+}
+
+void bff_pcache_set_metadata_url(bff_pcache_t *pc, const char *url)
+{
+    pc->metadata_url = url;
 }
 
 const bff_http_opts_t *bff_pcache_http(const bff_pcache_t *pc)
@@ -226,6 +232,26 @@ static apr_status_t fetch_jwks(bff_pcache_t *pc, const bff_pcache_log_t *log, ap
     return APR_SUCCESS;
 }
 
+/* A document from BFFProviderMetadataURL whose issuer is not BFFProvider
+ * (another tenant's, or a placeholder such as Entra's multi-tenant
+ * {tenantid}): said with both values, so the operator sees which to fix.
+ * 1 when that was the reason. */
+static int issuer_mismatch(const bff_pcache_t *pc, const bff_pcache_log_t *log, apr_pool_t *p,
+                           const char *url, const bff_http_resp_t *resp)
+{
+    const char *doc_issuer = bff_oidc_meta_issuer(p, resp->body, resp->len);
+
+    if (!doc_issuer || !strcmp(doc_issuer, pc->issuer)) {
+        return 0;
+    }
+    PLOG(log, BFF_LOG_ERR, 0,
+         "BFF01901: the discovery document at %s (BFFProviderMetadataURL) names the issuer "
+         "'%s', not BFFProvider '%s': they must be equal exactly (a tenant placeholder such as "
+         "{tenantid} is not supported); logins fail until they are",
+         url, doc_issuer, pc->issuer);
+    return 1;
+}
+
 static apr_status_t fetch_all(bff_pcache_t *pc, const bff_pcache_log_t *log, snapshot_t **out)
 {
     apr_pool_t *p;
@@ -239,7 +265,7 @@ static apr_status_t fetch_all(bff_pcache_t *pc, const bff_pcache_log_t *log, sna
     }
     snap = apr_pcalloc(p, sizeof(*snap));
     snap->pool = p;
-    url = bff_oidc_discovery_url(p, pc->issuer);
+    url = pc->metadata_url ? pc->metadata_url : bff_oidc_discovery_url(p, pc->issuer);
     rv = bff_http_get(p, &pc->http, url, &resp, &err);
     if (rv != APR_SUCCESS) {
         PLOG(log, BFF_LOG_ERR, rv,
@@ -258,6 +284,9 @@ static apr_status_t fetch_all(bff_pcache_t *pc, const bff_pcache_log_t *log, sna
     }
     rv = bff_oidc_meta_parse(p, resp->body, resp->len, pc->issuer, pc->http.allow_http, &snap->meta,
                              &err);
+    if (rv != APR_SUCCESS && pc->metadata_url && issuer_mismatch(pc, log, p, url, resp)) {
+        goto fail;
+    }
     if (rv != APR_SUCCESS) {
         PLOG(log, BFF_LOG_ERR, 0,
              "BFF00308: the provider's discovery "

@@ -73,6 +73,12 @@ typedef struct {
 bff_pcache_t *bff_pcache_create(apr_pool_t *p, const char *issuer, const char *ca_file,
                                 const bff_pcache_clock_t *clock);
 
+/* Fetch discovery from url instead of
+ * <issuer>/.well-known/openid-configuration (BFFProviderMetadataURL); the
+ * document's issuer must still equal the cache's issuer exactly. NULL: the
+ * well-known URL. Before the first bff_pcache_get; url must outlive pc. */
+void bff_pcache_set_metadata_url(bff_pcache_t *pc, const char *url);
+
 /* The mutex and condition of this process, in pchild. */
 apr_status_t bff_pcache_child_init(bff_pcache_t *pc, apr_pool_t *pchild);
 

@@ -37,6 +37,7 @@ void *bff_config_create_server(apr_pool_t *p, server_rec *s)
     sc->refresh_before = -1;
     sc->login_params = -1;
     sc->pushed_authz = -1;
+    sc->userinfo = -1;
     return sc;
 }
 
@@ -70,6 +71,9 @@ void *bff_config_merge_server(apr_pool_t *p, void *basev, void *addv)
     sc->pass_cookie_at = add->pass_cookie_at;
     sc->login_params = MERGE_INT(login_params);
     sc->pushed_authz = MERGE_INT(pushed_authz);
+    sc->metadata_url = MERGE_PTR(metadata_url);
+    sc->userinfo = MERGE_INT(userinfo);
+    sc->user_claims = MERGE_PTR(user_claims);
     return sc;
 }
 
@@ -687,6 +691,76 @@ const char *bff_cmd_pass_claims(cmd_parms *cmd, void *dcv, const char *arg)
     return parse_keyword(cmd, arg, words, &dc->pass_claims, "expected none, env, headers or both");
 }
 
+/* ---- discovery and userinfo (issue 12) ---------------------------- */
+
+const char *bff_cmd_provider_metadata_url(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    bff_url_t u;
+
+    if (err) {
+        return err;
+    }
+    if ((err = check_url(cmd, arg, &u))) {
+        return err;
+    }
+    cmd_srv_conf(cmd)->metadata_url = arg;
+    return NULL;
+}
+
+const char *bff_cmd_userinfo(cmd_parms *cmd, void *dc, int on)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+
+    if (err) {
+        return err;
+    }
+    cmd_srv_conf(cmd)->userinfo = on;
+    return NULL;
+}
+
+/* ITERATE: one claim name per call; the names add up. */
+const char *bff_cmd_user_claims(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    bff_srv_conf_t *sc = cmd_srv_conf(cmd);
+    const char *c;
+
+    if (err) {
+        return err;
+    }
+    if (!*arg || strlen(arg) > 256) {
+        return cmd_err(cmd, "expected claim names (1 to 256 characters each)");
+    }
+    for (c = arg; *c; ++c) {
+        if ((unsigned char)*c < 0x21 || (unsigned char)*c > 0x7e) {
+            return cmd_err(cmd, "a claim name is printable ASCII without spaces");
+        }
+    }
+    if (!sc->user_claims) {
+        sc->user_claims = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(sc->user_claims, const char *) = arg;
+    return NULL;
+}
+
+int bff_conf_userinfo(const bff_srv_conf_t *sc)
+{
+    return sc->userinfo != 0;
+}
+
+const char *const *bff_conf_user_claims(apr_pool_t *p, const bff_srv_conf_t *sc)
+{
+    apr_array_header_t *c;
+
+    if (!sc->user_claims) {
+        return NULL;
+    }
+    c = apr_array_copy(p, sc->user_claims);
+    APR_ARRAY_PUSH(c, const char *) = NULL;
+    return (const char *const *)c->elts;
+}
+
 const char *bff_cmd_refresh_before(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
@@ -862,7 +936,9 @@ int bff_conf_same(const bff_srv_conf_t *a, const bff_srv_conf_t *b)
            && a->refresh_before == b->refresh_before
            && same_str(a->post_logout_uri, b->post_logout_uri)
            && same_array(a->trusted_aud, b->trusted_aud, same_str_at)
-           && a->login_params == b->login_params && a->pushed_authz == b->pushed_authz;
+           && a->login_params == b->login_params && a->pushed_authz == b->pushed_authz
+           && same_str(a->metadata_url, b->metadata_url) && a->userinfo == b->userinfo
+           && same_array(a->user_claims, b->user_claims, same_str_at);
 }
 
 /* ---- BFFLoginParams, BFFPushedAuthorization ----------------------------- */

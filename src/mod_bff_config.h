@@ -43,6 +43,9 @@
 #define BFF_D_PASS_CLAIMS "BFFPassClaims"
 #define BFF_D_LOGIN_PARAMS "BFFLoginParams"
 #define BFF_D_PUSHED_AUTHZ "BFFPushedAuthorization"
+#define BFF_D_PROVIDER_METADATA_URL "BFFProviderMetadataURL"
+#define BFF_D_USERINFO "BFFUserInfo"
+#define BFF_D_USER_CLAIMS "BFFUserClaims"
 
 /* The AuthType name. */
 #define BFF_AUTH_TYPE "bff"
@@ -105,8 +108,11 @@ typedef struct {
     apr_array_header_t *trusted_aud;    /* const char *, NULL unset */
     apr_array_header_t *pass_cookie_at; /* const char * locations with BFFPassCookie On
                                          * in this server's own config (not merged) */
-    int login_params; /* BFFLoginParams: BFF_LOGIN_* bits (bff_oidc.h), -1 unset */
-    int pushed_authz; /* BFFPushedAuthorization: bff_par_e, -1 unset */
+    int login_params;                /* BFFLoginParams: BFF_LOGIN_* bits (bff_oidc.h), -1 unset */
+    int pushed_authz;                /* BFFPushedAuthorization: bff_par_e, -1 unset */
+    const char *metadata_url;        /* BFFProviderMetadataURL, NULL unset */
+    int userinfo;                    /* BFFUserInfo: -1 unset, 0 Off, 1 On */
+    apr_array_header_t *user_claims; /* BFFUserClaims: const char *, NULL unset (all) */
 } bff_srv_conf_t;
 
 /* BFFPushedAuthorization. */
@@ -164,6 +170,12 @@ int bff_conf_login_params(const bff_srv_conf_t *sc);
 bff_par_e bff_conf_pushed_authz(const bff_srv_conf_t *sc);
 /* Whether BFFAuthParams sets the parameter name. */
 int bff_conf_auth_param_set(const bff_srv_conf_t *sc, const char *name);
+/* BFFUserInfo: 0 only when set Off (unset: on wherever the provider has a
+ * userinfo_endpoint). */
+int bff_conf_userinfo(const bff_srv_conf_t *sc);
+/* BFFUserClaims: the claim names /bff/user returns, NULL-terminated, or
+ * NULL for all. */
+const char *const *bff_conf_user_claims(apr_pool_t *p, const bff_srv_conf_t *sc);
 /* Two servers whose directive values are all equal share one bff_site_t. */
 int bff_conf_same(const bff_srv_conf_t *a, const bff_srv_conf_t *b);
 
@@ -211,6 +223,9 @@ const char *bff_cmd_unauth_action(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_pass_claims(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_login_params(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_pushed_authz(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_provider_metadata_url(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_userinfo(cmd_parms *cmd, void *dc, int on);
+const char *bff_cmd_user_claims(cmd_parms *cmd, void *dc, const char *arg);
 
 /* Cross-directive checks after merging (check_config, so `apachectl
  * configtest` sees them too). Returns an error message for the admin, or

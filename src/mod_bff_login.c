@@ -31,6 +31,7 @@
 #include "bff_oidc.h"
 #include "bff_session.h"
 #include "bff_url.h"
+#include "bff_userinfo.h"
 #include "bff_util.h"
 
 #define ID_TOKEN_LEEWAY 60
@@ -589,6 +590,64 @@ static int verify_id_token(request_rec *r, const bff_site_t *site, callback_t *c
     return GO_ON;
 }
 
+/* The userinfo answer's outcome: a provider that is down or slow is a
+ * 502/504 like a failed code exchange; an answer we must not use (another
+ * sub, signed or encrypted, not JSON) is an invalid provider answer. */
+static bff_outcome_e userinfo_outcome(apr_status_t rv)
+{
+    if (rv == APR_TIMEUP) {
+        return BFF_OUTCOME_PROVIDER_TIMEOUT;
+    }
+    if (rv == APR_EINVAL || rv == APR_ENOTIMPL) {
+        return BFF_OUTCOME_PROVIDER_INVALID;
+    }
+    return BFF_OUTCOME_PROVIDER_DOWN;
+}
+
+/* BFFUserInfo: the userinfo claims, under the ID token's (OIDC Core 5.3).
+ * Any failure ends the login before a session exists; the single-use
+ * marker goes as after a failed code exchange (the code is spent at the
+ * provider, so it cannot be replayed into a session either). */
+static int fetch_userinfo(request_rec *r, const bff_site_t *site, callback_t *cb)
+{
+    const char *endpoint = cb->pv.meta->userinfo_endpoint, *err = NULL;
+    json_t *ui = NULL, *merged = NULL;
+    apr_status_t rv;
+    bff_outcome_e o;
+
+    if (!site->userinfo || !endpoint) {
+        return GO_ON;
+    }
+    rv = bff_userinfo_fetch(r->pool, bff_provider_http(site->provider), endpoint,
+                            cb->tok->access_token, &ui, &err);
+    if (rv == APR_SUCCESS) {
+        rv = bff_userinfo_merge(r->pool, cb->claims, ui, &merged, &err);
+    }
+    if (rv == APR_SUCCESS) {
+        cb->claims = merged;
+        return GO_ON;
+    }
+    bff_store_remove(site->store, r->pool, cb->used);
+    o = userinfo_outcome(rv);
+    if (rv == APR_ENOTIMPL) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "BFF01910: login refused: the userinfo answer from %s is signed or "
+                      "encrypted: %s",
+                      endpoint, err ? err : "application/jwt");
+    }
+    else if (rv == APR_EINVAL) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "BFF01911: login refused: the userinfo answer from %s cannot be used: %s",
+                      endpoint, err ? err : "invalid");
+    }
+    else {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      "BFF01912: login failed: the userinfo call to %s %s: %s", endpoint,
+                      rv == APR_TIMEUP ? "timed out" : "failed", err ? err : "error");
+    }
+    return signin_fails(r, o, NULL);
+}
+
 static void fill_session(request_rec *r, const bff_site_t *site, callback_t *cb)
 {
     bff_session_t *s = &cb->s;
@@ -681,7 +740,8 @@ int bff_login_callback(request_rec *r, bff_site_t *site)
     if (GO_ON != (answer = check_answer(r, site, &cb))
         || GO_ON != (answer = claim_attempt(r, site, &cb))
         || GO_ON != (answer = exchange_code(r, site, &cb))
-        || GO_ON != (answer = verify_id_token(r, site, &cb))) {
+        || GO_ON != (answer = verify_id_token(r, site, &cb))
+        || GO_ON != (answer = fetch_userinfo(r, site, &cb))) {
         return answer;
     }
     fill_session(r, site, &cb);

@@ -25,6 +25,11 @@ bff_provider_t *bff_provider_create(apr_pool_t *pconf, server_rec *s, const char
     return prov;
 }
 
+void bff_provider_set_metadata_url(bff_provider_t *prov, const char *url)
+{
+    bff_pcache_set_metadata_url(prov->cache, url);
+}
+
 void bff_provider_child_init(bff_provider_t *prov, apr_pool_t *pchild)
 {
     apr_status_t rv = bff_pcache_child_init(prov->cache, pchild);

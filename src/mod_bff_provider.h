@@ -28,6 +28,9 @@ typedef bff_pcache_view_t bff_provider_view_t;
 
 bff_provider_t *bff_provider_create(apr_pool_t *pconf, server_rec *s, const char *issuer,
                                     const char *ca_file);
+/* Discovery from this URL (BFFProviderMetadataURL) instead of the
+ * issuer's well-known one; before the first request. */
+void bff_provider_set_metadata_url(bff_provider_t *prov, const char *url);
 void bff_provider_child_init(bff_provider_t *prov, apr_pool_t *pchild);
 const bff_http_opts_t *bff_provider_http(const bff_provider_t *prov);
 

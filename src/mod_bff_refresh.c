@@ -20,6 +20,7 @@
 #include "bff_idtoken.h"
 #include "bff_oidc.h"
 #include "bff_refresh.h"
+#include "bff_userinfo.h"
 #include "bff_util.h"
 
 /* The refresh lock must outlive the longest refresh, or a second one would
@@ -117,6 +118,8 @@ static apr_status_t verify_id_token(refresh_ctx_t *c, const bff_session_t *s,
         return APR_EGENERAL;
     }
     g->id_token = tok->id_token;
+    /* The claims userinfo gave at login stay (BFFUserInfo). */
+    bff_userinfo_carry(r->pool, s->claims, s->id_token, claims, &claims);
     txt = json_dumps(claims, JSON_COMPACT);
     if (txt) {
         g->claims = apr_pstrdup(r->pool, txt);

@@ -49,6 +49,8 @@ typedef struct bff_site_t {
     int login_params;         /* BFF_LOGIN_* bits the SPA may pass to the login */
     const char *max_age;      /* BFFAuthParams' max_age (digits) or NULL: auth_time is checked */
     bff_par_e par;            /* BFFPushedAuthorization */
+    int userinfo;             /* BFFUserInfo not Off: call userinfo_endpoint at login */
+    const char *const *user_claims; /* BFFUserClaims, NULL-terminated, or NULL: all */
     struct bff_site_t *next;
 } bff_site_t;
 

@@ -18,6 +18,7 @@
 #include "mod_bff_respond.h"
 #include "mod_bff_session.h"
 #include "mod_bff_user.h"
+#include "bff_url.h"
 #include "bff_util.h"
 
 /* The handler's Location: the logout URL sits beside this endpoint. */
@@ -25,6 +26,41 @@ static const char *base_path(request_rec *r)
 {
     const char *u = r->uri, *slash = strrchr(u, '/');
     return apr_pstrndup(r->pool, u, (apr_size_t)(slash - u) + 1);
+}
+
+/* BFFUserClaims: only the claims named there leave the server; the others
+ * stay in the session for Require bff-claim and BFFPassClaims. Takes and
+ * returns one reference. */
+static json_t *only_user_claims(const bff_site_t *site, json_t *claims)
+{
+    const char *const *name;
+    json_t *out, *v;
+
+    if (!site->user_claims || !claims) {
+        return claims;
+    }
+    out = json_object();
+    for (name = site->user_claims; out && *name; ++name) {
+        if ((v = json_object_get(claims, *name))) {
+            json_object_set(out, *name, v);
+        }
+    }
+    json_decref(claims);
+    return out;
+}
+
+/* ?slide=false: an answer that does not count as use (an SPA polling the
+ * session's state must not keep it alive). Anything else slides. */
+static int wants_slide(request_rec *r)
+{
+    apr_table_t *q = NULL;
+    const char *v;
+
+    if (!r->args || APR_SUCCESS != bff_url_parse_query(r->pool, r->args, &q) || !q) {
+        return 1;
+    }
+    v = apr_table_get(q, "slide");
+    return !(v && !strcmp(v, "false"));
 }
 
 static json_t *user_json(request_rec *r, const bff_site_t *site, const bff_session_t *s)
@@ -35,6 +71,9 @@ static json_t *user_json(request_rec *r, const bff_site_t *site, const bff_sessi
     if (!json_is_object(claims)) {
         json_decref(claims);
         claims = json_object();
+    }
+    if (!(claims = only_user_claims(site, claims))) {
+        return NULL;
     }
     return json_pack("{s:o,s:s,s:I,s:I,s:s}", "claims", claims, "sub", s->sub, "sessionExpiresIn",
                      (json_int_t)(s->expires - now), "idleExpiresIn",
@@ -56,7 +95,8 @@ int bff_user_handle(request_rec *r, bff_site_t *site)
         return bff_csrf_refuse(r, dc);
     }
     rv = bff_glue_session_load(r, site, &rs);
-    if (rv == APR_SUCCESS && bff_glue_session_touch(r, site, rs) == APR_NOTFOUND) {
+    if (rv == APR_SUCCESS && wants_slide(r)
+        && bff_glue_session_touch(r, site, rs) == APR_NOTFOUND) {
         rv = APR_NOTFOUND;
     }
     if (rv != APR_SUCCESS) {

@@ -230,7 +230,13 @@ function asList(v) {
  *   claims (more scope -> claim names, e.g. { groups: ['groups'] }, with scopes: ['groups']),
  *   pushedAuthorizationRequests (true: PAR endpoint offered), requirePushedAuthorizationRequests
  *   (false: true makes the provider refuse authorization requests not pushed first),
- *   quiet (true: do not print provider errors).
+ *   quiet (true: do not print provider errors),
+ *   metadataAliases ({ '/some/path': { ...fields } }: the discovery document served at
+ *     that path as well, those fields replaced, e.g. { issuer: 'https://x/{tenantid}' }),
+ *   conformIdTokenClaims (false: scope claims in the ID token too; true: oidc-provider's
+ *     default, scope claims from the userinfo endpoint only),
+ *   userinfoSignedAlg (e.g. 'RS256': the client is registered for signed userinfo,
+ *     answered as application/jwt).
  */
 export async function startProvider(opts = {}) {
     const host = opts.host || '127.0.0.1';
@@ -261,6 +267,9 @@ export async function startProvider(opts = {}) {
     };
     if (opts.clientJwksUri) client.jwks_uri = opts.clientJwksUri;
     if (opts.clientJwks) client.jwks = opts.clientJwks;
+    if (opts.userinfoSignedAlg) {
+        client.userinfo_signed_response_alg = opts.userinfoSignedAlg;
+    }
     if (opts.backchannelLogoutUri) {
         client.backchannel_logout_uri = opts.backchannelLogoutUri;
         client.backchannel_logout_session_required = true;
@@ -342,6 +351,18 @@ export async function startProvider(opts = {}) {
          */
         tokenDelay: null,
         tokenDelayed: 0,
+        /** GET/POST /me (userinfo) requests seen. */
+        userinfoCalls: 0,
+        /**
+         * FAULT INJECTOR, tests only: null, or { status } (answer that HTTP
+         * status instead of the provider's userinfo), { hangMs } (hold the
+         * answer that long: a provider that does not answer in time), or
+         * { claims: (claims) => claims } (rewrite the provider's JSON answer,
+         * e.g. another sub: a real provider does not produce that on its own).
+         */
+        userinfoFault: null,
+        /** Discovery at other paths (metadataAliases): path -> fields replaced. */
+        metadataAliases: new Map(Object.entries(opts.metadataAliases || {})),
         provider: null,
         server: null,
     };
@@ -459,6 +480,41 @@ export async function startProvider(opts = {}) {
         });
     }
 
+    // Koa middleware: discovery at other paths (BFFProviderMetadataURL) and
+    // the userinfo fault injector. Registered after observe().
+    function discoveryAndUserinfo(provider) {
+        provider.use(async (ctx, next) => {
+            const alias = ctx.method === 'GET' ? op.metadataAliases.get(ctx.path) : undefined;
+            if (alias) {
+                ctx.path = '/.well-known/openid-configuration';
+                await next();
+                if (ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+                    ctx.body = { ...ctx.body, ...alias };
+                }
+                return;
+            }
+            if (ctx.path !== '/me') {
+                await next();
+                return;
+            }
+            op.userinfoCalls += 1;
+            const fault = op.userinfoFault;
+            if (fault?.status) {
+                ctx.status = fault.status;
+                ctx.body = { error: 'temporarily_unavailable' };
+                return;
+            }
+            if (fault?.hangMs) {
+                await new Promise((resolve) => setTimeout(resolve, fault.hangMs));
+            }
+            await next();
+            if (typeof fault?.claims === 'function' && ctx.status === 200
+                && ctx.body && typeof ctx.body === 'object') {
+                ctx.body = fault.claims({ ...ctx.body });
+            }
+        });
+    }
+
     function configuration() {
         return {
             clients: [client],
@@ -472,7 +528,7 @@ export async function startProvider(opts = {}) {
             },
             scopes: ['openid', 'offline_access', 'profile', 'email', ...asList(opts.scopes)],
             // Put scope claims into the ID token too (the BFF shows ID token claims).
-            conformIdTokenClaims: false,
+            conformIdTokenClaims: Boolean(opts.conformIdTokenClaims),
             clockTolerance: opts.clockTolerance ?? 0,
             pkce: { required: () => true },
             ...(opts.clientAuthSigningAlgs
@@ -480,6 +536,7 @@ export async function startProvider(opts = {}) {
             features: {
                 devInteractions: { enabled: false },
                 revocation: { enabled: true },
+                ...(opts.userinfoSignedAlg ? { jwtUserinfo: { enabled: true } } : {}),
                 backchannelLogout: { enabled: true },
                 // RFC 9126: on by default in oidc-provider 9 (metadata lists the
                 // endpoint); pushedAuthorizationRequests: false takes it away,
@@ -596,6 +653,7 @@ ${form}
     function build() {
         const provider = new Provider(issuer, configuration());
         observe(provider);
+        discoveryAndUserinfo(provider);
         // oidc-provider emits (ctx, client, accountId, sid) and (ctx, err, client, accountId, sid).
         provider.on('backchannel.success', (ctx, c, accountId, sid) => {
             op.backchannelLogouts.push({ sub: accountId, sid, ok: true });

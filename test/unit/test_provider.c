@@ -64,9 +64,10 @@ typedef struct {
     const char *jwks;          /* the JWKS body */
     int meta_status, jwks_status;
     int meta_hits, jwks_hits;
-    int gate_jwks; /* JWKS requests wait until it is 0 again */
-    int gate_meta; /* discovery requests likewise */
-    int gated;     /* requests waiting at a gate */
+    int alias_hits; /* discovery at /tenant/meta (BFFProviderMetadataURL) */
+    int gate_jwks;  /* JWKS requests wait until it is 0 again */
+    int gate_meta;  /* discovery requests likewise */
+    int gated;      /* requests waiting at a gate */
 } fake_t;
 
 static fake_t F;
@@ -115,9 +116,10 @@ static const char *route(void *baton, apr_pool_t *p, const char *req, apr_size_t
     (void)baton;
     (void)len;
     pthread_mutex_lock(&F.mu);
-    if (!strncmp(req, "GET /.well-known/openid-configuration ", 38)) {
+    if (!strncmp(req, "GET /.well-known/openid-configuration ", 38)
+        || !strncmp(req, "GET /tenant/meta ", 17)) {
         const char *iss = F.served_issuer ? F.served_issuer : F.issuer;
-        F.meta_hits++;
+        ++*(req[5] == 't' ? &F.alias_hits : &F.meta_hits);
         gate_wait(&F.gate_meta);
         resp = answer(p, F.meta_status,
                       apr_psprintf(p,
@@ -189,6 +191,7 @@ static int setup(void **state)
     F.jwks = JWKS_1;
     F.meta_status = F.jwks_status = 200;
     F.meta_hits = F.jwks_hits = F.gate_jwks = F.gate_meta = F.gated = 0;
+    F.alias_hits = 0;
     S_thread = srv_serve(S, route, NULL);
     fake_now = apr_time_from_sec(1700000000);
     apr_pool_create(&pchild, p);
@@ -627,6 +630,32 @@ static void test_issuer_mismatch_refused(void **state)
     assert_int_equal(log_has("BFF00308: ", "issuer does not equal"), 3);
 }
 
+/* BFFProviderMetadataURL: discovery from there only; a document there that
+ * names another issuer (a {tenantid} placeholder) is refused, and BFF01901
+ * says so with both values. */
+static void test_metadata_url(void **state)
+{
+    apr_pool_t *r = request_pool();
+    bff_pcache_view_t v = { 0 };
+
+    bff_pcache_set_metadata_url(pc, apr_pstrcat(*state, F.issuer, "/tenant/meta", NULL));
+    assert_int_equal(get(r, &v), APR_SUCCESS);
+    assert_string_equal(v.meta->issuer, F.issuer);
+    assert_int_equal(hits(&F.alias_hits), 1);
+    assert_int_equal(hits(&F.meta_hits), 0);
+
+    bff_pcache_drop(pc);
+    v.meta = NULL;
+    F.served_issuer = "https://login.example/{tenantid}/v2.0";
+    assert_int_not_equal(get(r, &v), APR_SUCCESS);
+    assert_null(v.meta);
+    assert_int_equal(log_has("BFF01901: ", "/tenant/meta"), 1);
+    assert_int_equal(log_has("BFF01901: ", "'https://login.example/{tenantid}/v2.0'"), 1);
+    assert_int_equal(log_has("BFF01901: ", apr_psprintf(*state, "'%s'", F.issuer)), 1);
+    assert_int_equal(log_has("BFF00308: ", ""), 0);
+    assert_int_equal(hits(&F.jwks_hits), 1); /* the refused document's jwks_uri is never used */
+}
+
 static void test_bad_jwks_refused(void **state)
 {
     apr_pool_t *p = *state, *r = request_pool();
@@ -725,6 +754,7 @@ int main(void)
         T(test_kid_refetch_wait_takes_other_keys),
         T(test_kid_refetch_wait_alone),
         T(test_issuer_mismatch_refused),
+        T(test_metadata_url),
         T(test_bad_jwks_refused),
         T(test_log_to_caller),
     };
