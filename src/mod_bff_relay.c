@@ -189,7 +189,8 @@ int bff_relay_handler(request_rec *r)
     }
     /* Nothing the client sends may pass as our credential. */
     apr_table_unset(r->headers_in, "Authorization");
-    had_cookie = session_cookie_sent(r, site);
+    had_cookie = (mode == BFF_RELAY_CLIENT || mode == BFF_RELAY_USER_OR_CLIENT)
+                 && session_cookie_sent(r, site);
     if (mode == BFF_RELAY_CLIENT) {
         strip_own_cookies(r, site);
         return relay_client(r, site, dc, had_cookie);

@@ -126,7 +126,7 @@ test('client: a client credentials token with BFFTokenScope, no session needed, 
     assert.equal(ccCalls(), before + 1, 'cached: no second token request');
 });
 
-test('20 requests at once across both children: one token request, one token', async (t) => {
+test('20 requests at once across the children: one token request, one token', async (t) => {
     const before = ccCalls();
     // The provider holds its answer a moment, so that every request arrives
     // while the first one's token request is in flight.
@@ -145,7 +145,8 @@ test('20 requests at once across both children: one token request, one token', a
     console.log(`# client token burst: requests 20, token requests ${calls}, children ${pids.size}`);
     assert.deepEqual(results.map((r) => r.resp.status), results.map(() => 200),
         results.filter((r) => r.resp.status !== 200).map((r) => `${r.resp.status} ${r.resp.body}`).join('\n'));
-    assert.equal(pids.size, 2, 'the burst reached both children');
+    // Event MPM: the two children; prefork starts more under the burst.
+    assert.ok(pids.size >= 2, `the burst reached more than one child (${pids.size})`);
     assert.equal(calls, 1, 'one token request for the whole burst');
     const tokens = new Set(results.map((r) => r.token));
     assert.equal(tokens.size, 1);
