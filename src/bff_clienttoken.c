@@ -251,8 +251,13 @@ static bff_refresh_outcome_e fetch_locked(run_t *x, bff_clienttoken_value_t *cur
     if (APR_SUCCESS != (rv = ep->prepare(ep->baton, x->p))) {
         return provider_failed(x, cur, rv);
     }
-    if (!valid && (marked = fail_status(x))) {
-        return marked;
+    /* A failure moments ago: its answer, or the current token while it
+     * lasts, without asking again. Unlike a session's refresh this is
+     * checked with a valid token too: every request of the site, anonymous
+     * ones included, would otherwise ask a failing provider in turn until
+     * the token expires. */
+    if ((marked = fail_status(x))) {
+        return valid ? BFF_REFRESH_STILL_VALID : marked;
     }
     memset(&g, 0, sizeof(g));
     rv = ep->call(ep->baton, x->p, x->ct->scope, &g, &err);

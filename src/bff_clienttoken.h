@@ -22,8 +22,9 @@
  *     the lock disappears (the holder gave up: take the failure marker's
  *     answer, or try once more to take the lock) or the wait ends.
  *  4. A fetch that failed at the provider adds "f:c:<hash>" ("502" or
- *     "504", a few seconds, never stretched); while it lives, requests
- *     without a valid token answer the same without calling the provider.
+ *     "504", a few seconds, never stretched); while it lives the provider
+ *     is not asked again: requests use the current token if it is still
+ *     valid, else answer the same.
  *  A token that is due but not yet expired is used whenever no fresh one
  *  can be had (the provider failed, the wait ended). */
 

@@ -438,8 +438,16 @@ static void test_provider_down_token_still_valid(void **state)
     assert_int_equal(get(p, W.ring, NULL, &o, &at), APR_SUCCESS);
     assert_int_equal(o, BFF_REFRESH_STILL_VALID);
     assert_string_equal(at, "ct-1");
-    advance(11);
+    assert_int_equal(W.calls, 2);
+    /* Within the failure window the provider is not asked again. */
+    advance(2);
+    assert_int_equal(get(p, W.ring, NULL, &o, &at), APR_SUCCESS);
+    assert_int_equal(o, BFF_REFRESH_STILL_VALID);
+    assert_string_equal(at, "ct-1");
+    assert_int_equal(W.calls, 2);
+    advance(9);
     assert_int_equal(get(p, W.ring, NULL, &o, &at), APR_EGENERAL);
+    assert_int_equal(W.calls, 3);
 }
 
 /* An OAuth error (the grant not allowed, an unknown scope): 502. */
