@@ -171,8 +171,10 @@ static const command_rec bff_cmds[] = {
     AP_INIT_TAKE1(BFF_D_POST_LOGOUT_URI, bff_cmd_post_logout_uri, NULL, RSRC_CONF,
                   "Where the provider sends the browser after logout. Default: the site's /."),
     AP_INIT_TAKE1(BFF_D_TOKEN_RELAY, bff_cmd_token_relay, NULL, RSRC_CONF | ACCESS_CONF,
-                  "On, Off or optional: put the session's access token on requests that "
-                  "mod_proxy forwards from this location. Default: Off."),
+                  "On, Off, optional, client or user-or-client: put the session's access "
+                  "token (client: the client's own, user-or-client: the session's, else the "
+                  "client's) on requests that mod_proxy forwards from this location. "
+                  "Default: Off."),
     AP_INIT_TAKE12(BFF_D_CSRF_HEADER, bff_cmd_csrf_header, NULL, RSRC_CONF | ACCESS_CONF,
                    "The header (and value) every session request must carry. Default: X-CSRF 1."),
     AP_INIT_ITERATE(BFF_D_TRUSTED_ORIGIN, bff_cmd_trusted_origin, NULL, RSRC_CONF | ACCESS_CONF,
@@ -211,6 +213,9 @@ static const command_rec bff_cmds[] = {
     AP_INIT_ITERATE(BFF_D_USER_CLAIMS, bff_cmd_user_claims, NULL, RSRC_CONF,
                     "The claims /bff/user returns; the others stay on the server. "
                     "Default: all."),
+    AP_INIT_ITERATE(BFF_D_TOKEN_SCOPE, bff_cmd_token_scope, NULL, RSRC_CONF | ACCESS_CONF,
+                    "Scopes of the client token that BFFTokenRelay client and user-or-client "
+                    "relay from this location. Default: none (the provider's default)."),
     { NULL }
 };
 

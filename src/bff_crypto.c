@@ -481,3 +481,11 @@ leave:
     OPENSSL_cleanse(mac, sizeof(mac));
     return res;
 }
+
+void bff_crypto_thread_cleanup(void)
+{
+    thread_open_reset();
+    EVP_MAC_CTX_free(mac_cache.ctx);
+    mac_cache.ctx = NULL;
+    mac_cache.ring_id = 0;
+}

@@ -57,4 +57,10 @@ apr_status_t bff_crypto_open(apr_pool_t *p, const bff_keyring_t *ring, const voi
 const char *bff_crypto_store_key(apr_pool_t *p, const bff_keyring_t *ring, int key_index,
                                  const char *prefix, const char *id);
 
+/* Frees the calling thread's cached OpenSSL contexts (bff_crypto_open and
+ * bff_crypto_store_key keep one each per thread). For threads that end
+ * before their process (the unit tests' threads): httpd's threads live as
+ * long as their child. */
+void bff_crypto_thread_cleanup(void);
+
 #endif /* BFF_CRYPTO_H */

@@ -20,6 +20,7 @@ static const bff_ns_info_t ns_table[BFF_NS_COUNT] = {
     [BFF_NS_REFRESH_FAIL] = { "f:", 0, "refresh failure marker" },
     [BFF_NS_JTI] = { "j:", 0, "logout token jti" },
     [BFF_NS_TXN_USED] = { "u:", 0, "login single-use marker" },
+    [BFF_NS_CLIENT_TOKEN] = { "c:", 0, "client token" },
 };
 
 const bff_ns_info_t *bff_ns_info(bff_ns_e ns)
@@ -88,7 +89,8 @@ const char *bff_ns_key(apr_pool_t *p, const bff_keyring_t *ring, bff_ns_e ns, in
     switch (ns) {
     case BFF_NS_LOCK:
     case BFF_NS_REFRESH_FAIL:
-        /* id is already a site-bound hash (a handle or an index key). */
+        /* id is already a site-bound hash (a handle, an index key or a
+         * client token's key). */
         return apr_pstrcat(p, info->prefix, id, NULL);
     default:
         h = sha256_hex(p, info->prefix, site, id);

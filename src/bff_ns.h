@@ -39,6 +39,11 @@
  * f:        fixed: prefix + session handle              -               a few seconds
  * j:        fixed: SHA-256(site, issuer, jti)           -               token max age
  * u:        fixed: SHA-256(site, issuer, login state)   -               the login's expiry
+ * c:        fixed: SHA-256(site, issuer, scope)         ring, AAD=key   the token's expiry
+ *           (the client's own access token, BFFTokenRelay client: shared by every
+ *           node, so the key cannot depend on the ring; the value is sealed with the
+ *           first ring key and opens under any key of the ring; its lock is l: and
+ *           its failure marker f: + this key)
  * (t: login transactions are not store entries any more: they travel in a
  * sealed cookie, and u: makes each usable once; see the handler.)
  *
@@ -54,6 +59,7 @@ typedef enum {
     BFF_NS_REFRESH_FAIL,
     BFF_NS_JTI,
     BFF_NS_TXN_USED,
+    BFF_NS_CLIENT_TOKEN,
     BFF_NS_COUNT
 } bff_ns_e;
 
@@ -80,7 +86,8 @@ int bff_ns_key_count(bff_ns_e ns, const bff_keyring_t *ring);
 
 /* The store key of an entry of ns for ring entry i (ignored by fixed
  * namespaces). id is: the session handle (s:, l:, f:), "issuer\nvalue"
- * (x:sid:, x:sub:), "issuer\njti" (j:), "issuer\nstate" (u:), or for l: an index key. NULL for a
+ * (x:sid:, x:sub:), "issuer\njti" (j:), "issuer\nstate" (u:), "issuer\nscope" (c:), or
+ * for l: and f: an index key or a c: key. NULL for a
  * bad argument (unknown ns, i out of the ring, NULL site or id). */
 const char *bff_ns_key(apr_pool_t *p, const bff_keyring_t *ring, bff_ns_e ns, int i,
                        const char *site, const char *id);

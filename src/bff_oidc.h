@@ -132,6 +132,14 @@ apr_status_t bff_oidc_refresh(apr_pool_t *p, const bff_http_opts_t *http,
                               const char *refresh_token, bff_oidc_tokens_t **tokens,
                               const char **err);
 
+/* grant_type=client_credentials (RFC 6749 4.4): an access token for the
+ * client itself (no refresh token), with scope when non-NULL and non-empty.
+ * Errors as for bff_oidc_refresh. */
+apr_status_t bff_oidc_client_credentials(apr_pool_t *p, const bff_http_opts_t *http,
+                                         const bff_oidc_meta_t *meta,
+                                         const bff_oidc_client_t *client, const char *scope,
+                                         bff_oidc_tokens_t **tokens, const char **err);
+
 /* RFC 7009: POST token (and token_type_hint, when set) to the revocation
  * endpoint, with client authentication as for the token endpoint (Basic,
  * client_secret_post or private_key_jwt; client_id always in the body). APR_ENOTIMPL when

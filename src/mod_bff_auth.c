@@ -206,8 +206,9 @@ int bff_auth_check_authn(request_rec *r)
                       "The request must come from this site.");
     }
     rv = bff_glue_session_load(r, site, &rs);
-    /* The relay slides the idle timeout itself, after its checks. */
-    if (rv == APR_SUCCESS && bff_dir_relay(dc) == BFF_RELAY_OFF
+    /* A relay that uses the session slides the idle timeout itself, after
+     * its checks (BFFTokenRelay client does not look at the session). */
+    if (rv == APR_SUCCESS && !bff_dir_relay_user(dc)
         && bff_glue_session_touch(r, site, rs) == APR_NOTFOUND) {
         rv = APR_NOTFOUND;
     }

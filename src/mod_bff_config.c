@@ -104,6 +104,7 @@ void *bff_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     dc->unauth = add->unauth != BFF_UNAUTH_UNSET ? add->unauth : base->unauth;
     dc->pass_claims = add->pass_claims != BFF_PASS_CLAIMS_UNSET ? add->pass_claims
                                                                 : base->pass_claims;
+    dc->token_scope = add->token_scope ? add->token_scope : base->token_scope;
     return dc;
 }
 
@@ -143,6 +144,18 @@ bff_unauth_e bff_dir_unauth(const bff_dir_conf_t *dc)
 int bff_dir_pass_claims(const bff_dir_conf_t *dc)
 {
     return dc && dc->pass_claims != BFF_PASS_CLAIMS_UNSET ? dc->pass_claims : BFF_PASS_CLAIMS_ENV;
+}
+
+const char *bff_dir_token_scope(const bff_dir_conf_t *dc)
+{
+    return dc ? dc->token_scope : NULL;
+}
+
+int bff_dir_relay_user(const bff_dir_conf_t *dc)
+{
+    int mode = bff_dir_relay(dc);
+
+    return mode != BFF_RELAY_OFF && mode != BFF_RELAY_CLIENT;
 }
 
 static bff_srv_conf_t *cmd_srv_conf(cmd_parms *cmd)
@@ -513,9 +526,48 @@ const char *bff_cmd_token_relay(cmd_parms *cmd, void *dcv, const char *arg)
     static const keyword_t words[] = { { "On", BFF_RELAY_ON },
                                        { "Off", BFF_RELAY_OFF },
                                        { "optional", BFF_RELAY_OPTIONAL },
+                                       { "client", BFF_RELAY_CLIENT },
+                                       { "user-or-client", BFF_RELAY_USER_OR_CLIENT },
                                        { NULL, 0 } };
 
-    return parse_keyword(cmd, arg, words, &dc->relay, "expected On, Off or optional");
+    return parse_keyword(cmd, arg, words, &dc->relay,
+                         "expected On, Off, optional, client or user-or-client");
+}
+
+/* RFC 6749 3.3: scope-token = 1*NQCHAR, %x21 / %x23-5B / %x5D-7E. */
+static int scope_token_ok(const char *s)
+{
+    const unsigned char *c = (const unsigned char *)s;
+
+    if (!*c) {
+        return 0;
+    }
+    for (; *c; ++c) {
+        if (*c < 0x21 || *c > 0x7e || *c == '"' || *c == '\\') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* One scope per argument; repeated on another line in the same section,
+ * they add up. */
+const char *bff_cmd_token_scope(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    bff_dir_conf_t *dc = dcv;
+    const char *all;
+
+    if (!scope_token_ok(arg)) {
+        return cmd_err(cmd, "expected scope names (printable ASCII without spaces, quotes or "
+                            "backslashes)");
+    }
+    all = dc->token_scope ? apr_pstrcat(cmd->pool, dc->token_scope, " ", arg, NULL)
+                          : apr_pstrdup(cmd->pool, arg);
+    if (strlen(all) > BFF_TOKEN_SCOPE_MAX) {
+        return cmd_err(cmd, "the scopes are too long (at most 1024 bytes in all)");
+    }
+    dc->token_scope = all;
+    return NULL;
 }
 
 static int header_token_ok(const char *s)

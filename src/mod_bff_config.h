@@ -46,6 +46,7 @@
 #define BFF_D_PROVIDER_METADATA_URL "BFFProviderMetadataURL"
 #define BFF_D_USERINFO "BFFUserInfo"
 #define BFF_D_USER_CLAIMS "BFFUserClaims"
+#define BFF_D_TOKEN_SCOPE "BFFTokenScope"
 
 /* The AuthType name. */
 #define BFF_AUTH_TYPE "bff"
@@ -65,8 +66,13 @@ typedef enum {
     BFF_RELAY_UNSET = -1,
     BFF_RELAY_OFF = 0,
     BFF_RELAY_ON = 1,
-    BFF_RELAY_OPTIONAL = 2
+    BFF_RELAY_OPTIONAL = 2,
+    BFF_RELAY_CLIENT = 3,        /* the client's own token (client credentials) */
+    BFF_RELAY_USER_OR_CLIENT = 4 /* the user's with a session, else the client's */
 } bff_relay_e;
+
+/* BFFTokenScope: at most this many bytes in all. */
+#define BFF_TOKEN_SCOPE_MAX 1024
 
 typedef struct {
     const void *data;
@@ -144,8 +150,9 @@ typedef struct {
     const char *user_claim;              /* BFFRemoteUserClaim, NULL unset */
     ap_regex_t *user_regex;              /* its optional rewrite, with user_repl */
     const char *user_repl;
-    int unauth;      /* bff_unauth_e */
-    int pass_claims; /* BFF_PASS_CLAIMS_* bits, -1 unset */
+    int unauth;              /* bff_unauth_e */
+    int pass_claims;         /* BFF_PASS_CLAIMS_* bits, -1 unset */
+    const char *token_scope; /* BFFTokenScope, space-separated; NULL unset */
 } bff_dir_conf_t;
 
 /* Getters that apply the defaults. */
@@ -188,6 +195,12 @@ const char *bff_dir_user_claim(const bff_dir_conf_t *dc);
  * login elsewhere. */
 bff_unauth_e bff_dir_unauth(const bff_dir_conf_t *dc);
 int bff_dir_pass_claims(const bff_dir_conf_t *dc); /* default: env */
+/* The scope of the client token (BFFTokenRelay client, user-or-client);
+ * NULL: none requested. */
+const char *bff_dir_token_scope(const bff_dir_conf_t *dc);
+/* Whether the relay uses the user's session here (On, optional,
+ * user-or-client): it then checks and slides the session itself. */
+int bff_dir_relay_user(const bff_dir_conf_t *dc);
 
 void *bff_config_create_server(apr_pool_t *p, server_rec *s);
 void *bff_config_merge_server(apr_pool_t *p, void *basev, void *addv);
@@ -226,6 +239,7 @@ const char *bff_cmd_pushed_authz(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_provider_metadata_url(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_userinfo(cmd_parms *cmd, void *dc, int on);
 const char *bff_cmd_user_claims(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_token_scope(cmd_parms *cmd, void *dc, const char *arg);
 
 /* Cross-directive checks after merging (check_config, so `apachectl
  * configtest` sees them too). Returns an error message for the admin, or

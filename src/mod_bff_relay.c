@@ -1,7 +1,8 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE).
  *
  * Glue: the relay: in BFFTokenRelay locations the session, CSRF and refresh checks and the
- * bearer header; elsewhere mod_bff's cookies kept from proxied requests and a relayed token
+ * bearer header (the session's access token, or the client's own: BFFTokenRelay client and
+ * user-or-client); elsewhere mod_bff's cookies kept from proxied requests and a relayed token
  * kept from internal redirects and subrequests.
  */
 #include <apr_lib.h>
@@ -18,6 +19,7 @@
 #include "mod_bff.h"
 #include "mod_bff_config.h"
 #include "mod_bff_site.h"
+#include "mod_bff_clienttoken.h"
 #include "mod_bff_csrf.h"
 #include "mod_bff_refresh.h"
 #include "mod_bff_relay.h"
@@ -121,16 +123,58 @@ static int not_relayed(request_rec *r, const bff_dir_conf_t *dc)
     return DECLINED;
 }
 
+/* Authorization: Bearer <token> on the forwarded request. The value is
+ * remembered in the pool that outlives the redirects and subrequests, so
+ * that requests derived from this one can tell our value from a client's. */
+static int relay_bearer(request_rec *r, const char *token)
+{
+    const char *bearer = apr_pstrcat(r->pool, "Bearer ", token, NULL);
+    request_rec *first = initial_req(r);
+
+    apr_table_setn(r->headers_in, "Authorization", bearer);
+    apr_pool_userdata_set(apr_pstrdup(first->pool, bearer), RELAYED_KEY, NULL, first->pool);
+    return DECLINED;
+}
+
+/* Whether the request carries the session cookie (whatever its value), read
+ * before strip_own_cookies. */
+static int session_cookie_sent(request_rec *r, const bff_site_t *site)
+{
+    const char *hdr = apr_table_get(r->headers_in, "Cookie");
+
+    return hdr && bff_cookie_get(r->pool, hdr, site->cookie_name) != NULL;
+}
+
+/* BFFTokenRelay client, and user-or-client without a session: the client's
+ * own token (client credentials), which needs no session. A request that
+ * carries the session cookie passes the CSRF check all the same: the rules
+ * for a browser with a session do not change with the token relayed. */
+static int relay_client(request_rec *r, bff_site_t *site, const bff_dir_conf_t *dc, int had_cookie)
+{
+    const char *token = NULL, *why;
+    bff_outcome_e o;
+
+    if (had_cookie && (why = bff_csrf_check(r, site, dc))) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "BFF02220: request for the client token refused: %s", why);
+        return bff_csrf_refuse(r, dc);
+    }
+    if (BFF_OUTCOME_OK != (o = bff_glue_client_token(r, site, bff_dir_token_scope(dc), &token))) {
+        return answer(r, o);
+    }
+    return relay_bearer(r, token);
+}
+
 int bff_relay_handler(request_rec *r)
 {
     bff_dir_conf_t *dc = bff_dir_conf(r);
     int mode = bff_dir_relay(dc);
     bff_site_t *site;
     bff_req_session_t *rs = NULL;
-    request_rec *first;
-    const char *why, *bearer;
+    const char *why;
     apr_status_t rv;
     bff_outcome_e o;
+    int had_cookie;
 
     if (mode == BFF_RELAY_OFF) {
         return not_relayed(r, dc);
@@ -145,11 +189,20 @@ int bff_relay_handler(request_rec *r)
     }
     /* Nothing the client sends may pass as our credential. */
     apr_table_unset(r->headers_in, "Authorization");
+    had_cookie = (mode == BFF_RELAY_CLIENT || mode == BFF_RELAY_USER_OR_CLIENT)
+                 && session_cookie_sent(r, site);
+    if (mode == BFF_RELAY_CLIENT) {
+        strip_own_cookies(r, site);
+        return relay_client(r, site, dc, had_cookie);
+    }
     rv = bff_glue_session_load(r, site, &rs);
     strip_own_cookies(r, site);
     if (rv == APR_NOTFOUND) {
         if (mode == BFF_RELAY_OPTIONAL) {
             return DECLINED;
+        }
+        if (mode == BFF_RELAY_USER_OR_CLIENT) {
+            return relay_client(r, site, dc, had_cookie);
         }
         return answer(r, BFF_OUTCOME_NO_SESSION);
     }
@@ -171,12 +224,5 @@ int bff_relay_handler(request_rec *r)
     if (!rs->s->access_token) {
         return answer(r, BFF_OUTCOME_SESSION_ENDED);
     }
-    bearer = apr_pstrcat(r->pool, "Bearer ", rs->s->access_token, NULL);
-    apr_table_setn(r->headers_in, "Authorization", bearer);
-    /* Remembered in the pool that outlives the redirects and subrequests,
-     * so that requests derived from this one can tell our value from a
-     * client's. */
-    first = initial_req(r);
-    apr_pool_userdata_set(apr_pstrdup(first->pool, bearer), RELAYED_KEY, NULL, first->pool);
-    return DECLINED;
+    return relay_bearer(r, rs->s->access_token);
 }

@@ -140,6 +140,9 @@ const BAD = [
     ['BFFSessionStore', 'shm:lots'],
     ['BFFScope', 'profile email'],
     ['BFFCookieName', 'bad;name'],
+    ['BFFTokenRelay', 'clients'],
+    ['BFFTokenScope', 'api"read'],
+    ['BFFTokenScope', 'x'.repeat(1100)],
 ];
 
 for (const [name, value] of BAD) {

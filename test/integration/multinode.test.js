@@ -12,6 +12,8 @@
 //     nodes (replay on A: 400; concurrent delivery to both: one wins);
 //   - a burst at token expiry, half on A and half on B: one refresh_token
 //     grant at the provider (rotating refresh tokens), every request 200;
+//   - BFFTokenRelay client: 20 requests without a session, half on A and
+//     half on B: one client_credentials request, one token on both nodes;
 //   - a rolling key rotation: logins that start on one node and end on the
 //     other keep working while the nodes hold different key rings;
 //   - key rotation on both nodes: [old] -> [new, old] -> [new];
@@ -73,6 +75,10 @@ const httpdOpts = {
         `    ProxyPass http://127.0.0.1:${up.port}/api/`,
         '    BFFTokenRelay On',
         '</Location>',
+        '<Location /svc/>',
+        `    ProxyPass http://127.0.0.1:${up.port}/svc/`,
+        '    BFFTokenRelay client',
+        '</Location>',
     ],
 };
 const A = new Httpd({ ...httpdOpts, port: portA, bff: { ...bff } });
@@ -93,6 +99,7 @@ before(async () => {
         backchannelLogoutUri: `${originA}/bff/backchannel-logout`,
         rotateRefreshToken: true,
         accessTokenTTL: TTL,
+        clientCredentials: true,
         quiet: true,
     });
     A.opts.bff.BFFProvider = provider.issuer;
@@ -282,6 +289,31 @@ test('login started on A completes on B; the state is single-use across nodes', 
         [A, B].map((node) => c.get(onNode(r.callbackUrl, node), { crossSite: true, store: false })))));
     const statuses = both.result.result.map((x) => x.status).sort();
     assert.deepEqual(statuses, [200, 400], `one of two concurrent deliveries wins: ${statuses}`);
+});
+
+test('BFFTokenRelay client: 10 requests on A and 10 on B, no session: one token request for both nodes', async (t) => {
+    const before = provider.tokenCalls.client_credentials || 0;
+    // The provider holds its answer a moment: the other requests, on both
+    // nodes, arrive while the first one's token request is in flight.
+    provider.tokenDelay = { client_credentials: 1000 };
+    let res;
+    try {
+        res = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+            const id = `svc${++seq}`;
+            const r = await newClientOnce().get((i % 2 ? B : A).url('/svc/x'), { headers: { 'x-test': id } });
+            const seen = up.byTest(id);
+            return { status: r.status, body: r.body, token: seen.length ? bearerOf(seen[0].headers) : null };
+        }));
+    } finally {
+        provider.tokenDelay = null;
+    }
+    const calls = (provider.tokenCalls.client_credentials || 0) - before;
+    t.diagnostic(`20 requests over A and B: ${calls} client_credentials request(s)`);
+    assert.deepEqual(res.map((x) => x.status), res.map(() => 200), res.map((x) => x.body).join('\n'));
+    assert.equal(calls, 1, 'one token request across both nodes');
+    const tokens = [...new Set(res.map((x) => x.token))];
+    assert.equal(tokens.length, 1);
+    assert.equal(provider.grantOf.get(tokens[0]).grantType, 'client_credentials');
 });
 
 test('a burst at token expiry, 25 requests on A and 25 on B: one refresh, all 200', async (t) => {

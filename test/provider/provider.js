@@ -236,7 +236,10 @@ function asList(v) {
  *   conformIdTokenClaims (false: scope claims in the ID token too; true: oidc-provider's
  *     default, scope claims from the userinfo endpoint only),
  *   userinfoSignedAlg (e.g. 'RS256': the client is registered for signed userinfo,
- *     answered as application/jwt).
+ *     answered as application/jwt),
+ *   clientCredentials (false: allow the client the client_credentials grant),
+ *   clientCredentialsTTL (600 s: lifetime of a client credentials access token; or a
+ *     function (scope) => seconds).
  */
 export async function startProvider(opts = {}) {
     const host = opts.host || '127.0.0.1';
@@ -650,10 +653,38 @@ ${form}
         }, { mergeWithLastSubmission: false });
     }
 
+    // The client credentials grant (opts.clientCredentials), on top of the
+    // configuration, and op.grantOf: access token -> { grantType, scope } for
+    // every access token the token endpoint issued.
+    op.grantOf = new Map();
+    function withClientCredentials(conf) {
+        if (!opts.clientCredentials) return conf;
+        conf.features.clientCredentials = { enabled: true };
+        const ttl = opts.clientCredentialsTTL ?? 600;
+        conf.ttl.ClientCredentials = typeof ttl === 'function' ? (ctx, token) => ttl(token.scope) : ttl;
+        for (const c of conf.clients) {
+            if (!c.grant_types.includes('client_credentials')) c.grant_types.push('client_credentials');
+        }
+        return conf;
+    }
+    function observeGrants(provider) {
+        provider.use(async (ctx, next) => {
+            await next();
+            if (ctx.method !== 'POST' || ctx.path !== '/token' || ctx.status !== 200) return;
+            const body = ctx.body;
+            if (!body || typeof body !== 'object' || !body.access_token) return;
+            op.grantOf.set(body.access_token, {
+                grantType: ctx.oidc?.params?.grant_type,
+                scope: body.scope,
+            });
+        });
+    }
+
     function build() {
-        const provider = new Provider(issuer, configuration());
+        const provider = new Provider(issuer, withClientCredentials(configuration()));
         observe(provider);
         discoveryAndUserinfo(provider);
+        observeGrants(provider);
         // oidc-provider emits (ctx, client, accountId, sid) and (ctx, err, client, accountId, sid).
         provider.on('backchannel.success', (ctx, c, accountId, sid) => {
             op.backchannelLogouts.push({ sub: accountId, sid, ok: true });

@@ -158,6 +158,25 @@ static void test_fixed(void **state)
                             bff_ns_key(p, old, BFF_NS_TXN_USED, 0, site_b, "https://op\nstate-1"));
     assert_string_not_equal(j, bff_ns_key(p, old, BFF_NS_JTI, 0, site, "https://op\nstate-1"));
 
+    /* A client token: one key per site, issuer and scope, the same on
+     * every node; its lock and failure marker are named after it. */
+    j = bff_ns_key(p, old, BFF_NS_CLIENT_TOKEN, 0, site, "https://op\napi:read");
+    assert_non_null(j);
+    assert_int_equal(strncmp(j, "c:", 2), 0);
+    assert_true(is_hex64(j + 2));
+    assert_int_equal(bff_ns_key_count(BFF_NS_CLIENT_TOKEN, rotated), 1);
+    assert_string_equal(j, bff_ns_key(p, rotated, BFF_NS_CLIENT_TOKEN, 0, site,
+                                      "https://op\napi:read"));
+    assert_string_not_equal(j, bff_ns_key(p, old, BFF_NS_CLIENT_TOKEN, 0, site, "https://op\n"));
+    assert_string_not_equal(j, bff_ns_key(p, old, BFF_NS_CLIENT_TOKEN, 0, site,
+                                          "https://op2\napi:read"));
+    assert_string_not_equal(j, bff_ns_key(p, old, BFF_NS_CLIENT_TOKEN, 0, site_b,
+                                          "https://op\napi:read"));
+    assert_string_not_equal(j,
+                            bff_ns_key(p, old, BFF_NS_TXN_USED, 0, site, "https://op\napi:read"));
+    assert_string_equal(bff_ns_key(p, old, BFF_NS_LOCK, 0, site, j), apr_pstrcat(p, "l:", j, NULL));
+    assert_false(bff_ns_info(BFF_NS_CLIENT_TOKEN)->ring_keyed);
+
     assert_null(bff_ns_key(p, old, BFF_NS_JTI, 0, NULL, "x"));
     assert_null(bff_ns_key(p, old, BFF_NS_JTI, 0, site, NULL));
     assert_null(bff_ns_key(p, old, BFF_NS_COUNT, 0, site, "x"));

@@ -695,6 +695,49 @@ static void exchange_args(void **state)
     assert_non_null(strstr(err, "token endpoint"));
 }
 
+/* The client's own token (grant_type=client_credentials): scope only when
+ * given, the site's client authentication, an OAuth error passed on. */
+static void client_credentials(void **state)
+{
+    apr_pool_t *p = *state;
+    srv_t *s = srv_listen(p);
+    pthread_t t = srv_start(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                               "Connection: close\r\n\r\n{\"access_token\":\"CT\","
+                               "\"token_type\":\"Bearer\",\"expires_in\":300}");
+    bff_oidc_client_t client = { .client_id = "cid",
+                                 .client_secret = "s e",
+                                 .auth = BFF_CLIENT_AUTH_POST };
+    bff_oidc_tokens_t *tk = NULL;
+    const char *err = NULL;
+
+    assert_int_equal(bff_oidc_client_credentials(p, &local_opts, local_meta(p, s), &client,
+                                                 "api:read orders", &tk, &err),
+                     APR_SUCCESS);
+    srv_join(s, t);
+    assert_string_equal(tk->access_token, "CT");
+    assert_int_equal(tk->expires_in, 300);
+    assert_null(tk->refresh_token);
+    assert_string_equal(req_body(s), "grant_type=client_credentials&scope=api%3Aread%20orders"
+                                     "&client_id=cid&client_secret=s%20e");
+
+    client.auth = BFF_CLIENT_AUTH_BASIC;
+    s = srv_listen(p);
+    t = srv_start(s, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                     "Connection: close\r\n\r\n{\"error\":\"unauthorized_client\"}");
+    assert_int_equal(bff_oidc_client_credentials(p, &local_opts, local_meta(p, s), &client, NULL,
+                                                 &tk, &err),
+                     APR_SUCCESS);
+    srv_join(s, t);
+    assert_string_equal(tk->error, "unauthorized_client");
+    assert_string_equal(req_body(s), "grant_type=client_credentials&client_id=cid");
+    assert_non_null(find_ci(s->req, s->req_len, "\r\nAuthorization: Basic "));
+
+    client.client_secret = NULL;
+    assert_int_equal(bff_oidc_client_credentials(p, &local_opts, local_meta(p, s), &client, "", &tk,
+                                                 &err),
+                     APR_EINVAL);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Logout: revocation and end-session URL */
 
@@ -876,6 +919,7 @@ int main(void)
         T(exchange_basic),
         T(exchange_post_and_refresh),
         T(exchange_args),
+        T(client_credentials),
         T(revoke_basic),
         T(revoke_post_and_errors),
         T(revoke_args),
