@@ -205,11 +205,22 @@ leave:
  * (NO_STRING for NULL) and that many bytes plus a NUL, so that decoding
  * can point into the buffer instead of copying. Records are authenticated
  * before they are decoded; the checks below still refuse any structure
- * encode would not write. The claims text is taken as it is: parsing it on
+ * encode would not write.
+ *
+ * A session that holds narrower tokens (BFFTokenResource, BFFTokenScope) is
+ * written as version 3: the same layout followed by a u32 count (1 to
+ * BFF_SESSION_MAX_TOKENS) and, per token, two times (i64: at_expires,
+ * at_issued) and four strings (resource, scope, access_token, token_type).
+ * A session without them is still written as version 2, byte for byte as
+ * the previous release wrote it, so that release keeps reading it; it
+ * refuses a version 3 record (docs/sessions.md, rolling upgrades). The
+ * claims text is taken as it is: parsing it on
  * every request would cost more than the rest of the relay, and only encode,
  * which checks it, writes records. */
 
 #define REC_MAGIC "bfs\x02"
+#define REC_MAGIC_TOKENS "bfs\x03"
+#define TOKEN_STRINGS 4
 #define REC_HEAD (4 + 8 + 5 * 8)
 #define NO_STRING 0xFFFFFFFFu
 #define NSTRINGS 9
@@ -275,12 +286,129 @@ static int claims_ok(const char *c)
     return ok;
 }
 
+static const char **token_strings(bff_session_token_t *t, const char **v[TOKEN_STRINGS])
+{
+    v[0] = &t->resource;
+    v[1] = &t->scope;
+    v[2] = &t->access_token;
+    v[3] = &t->token_type;
+    return v[0];
+}
+
+static int same_opt(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+bff_session_token_t *bff_session_token_find(bff_session_t *s, const char *resource,
+                                            const char *scope)
+{
+    int i;
+
+    for (i = 0; s && i < s->ntokens; ++i) {
+        if (same_opt(s->tokens[i].resource, resource) && same_opt(s->tokens[i].scope, scope)) {
+            return &s->tokens[i];
+        }
+    }
+    return NULL;
+}
+
+void bff_session_token_put(bff_session_t *s, const bff_session_token_t *t)
+{
+    bff_session_token_t *at = bff_session_token_find(s, t->resource, t->scope);
+    int i, oldest = 0;
+
+    if (!at && s->ntokens < BFF_SESSION_MAX_TOKENS) {
+        at = &s->tokens[s->ntokens++];
+    }
+    if (!at) {
+        /* Full: the least recently issued one goes (it is obtained again
+         * with the refresh token if its location asks for it). */
+        for (i = 1; i < s->ntokens; ++i) {
+            if (s->tokens[i].at_issued < s->tokens[oldest].at_issued) {
+                oldest = i;
+            }
+        }
+        at = &s->tokens[oldest];
+    }
+    *at = *t;
+}
+
+/* The bytes a string takes in a record: length, text, NUL. */
+static apr_size_t string_size(const char *v)
+{
+    return 4 + (v ? strlen(v) + 1 : 0);
+}
+
+static apr_size_t put_string(unsigned char *b, apr_size_t pos, const char *v)
+{
+    apr_size_t n = v ? strlen(v) : 0;
+
+    put_u32(b + pos, v ? (apr_uint32_t)n : NO_STRING);
+    pos += 4;
+    if (v) {
+        memcpy(b + pos, v, n + 1);
+        pos += n + 1;
+    }
+    return pos;
+}
+
+/* The narrower tokens' part of a version 3 record: its size, 0 when the
+ * tokens are not fit to be written (the caller refuses the record). */
+static apr_size_t tokens_size(const bff_session_t *s)
+{
+    apr_size_t total = 4;
+    bff_session_token_t t;
+    const char **v[TOKEN_STRINGS];
+    int i, j;
+
+    if (s->ntokens < 0 || s->ntokens > BFF_SESSION_MAX_TOKENS) {
+        return 0;
+    }
+    for (i = 0; i < s->ntokens; ++i) {
+        t = s->tokens[i];
+        token_strings(&t, v);
+        if (!t.access_token || t.at_expires < 0 || t.at_issued < 0) {
+            return 0;
+        }
+        total += 16;
+        for (j = 0; j < TOKEN_STRINGS; ++j) {
+            if (*v[j] && strlen(*v[j]) > BFF_SESSION_MAX_STRING) {
+                return 0;
+            }
+            total += string_size(*v[j]);
+        }
+    }
+    return total;
+}
+
+static apr_size_t put_tokens(unsigned char *b, apr_size_t pos, const bff_session_t *s)
+{
+    bff_session_token_t t;
+    const char **v[TOKEN_STRINGS];
+    int i, j;
+
+    put_u32(b + pos, (apr_uint32_t)s->ntokens);
+    pos += 4;
+    for (i = 0; i < s->ntokens; ++i) {
+        t = s->tokens[i];
+        put_u64(b + pos, (apr_uint64_t)t.at_expires);
+        put_u64(b + pos + 8, (apr_uint64_t)t.at_issued);
+        pos += 16;
+        token_strings(&t, v);
+        for (j = 0; j < TOKEN_STRINGS; ++j) {
+            pos = put_string(b, pos, *v[j]);
+        }
+    }
+    return pos;
+}
+
 apr_status_t bff_session_encode(apr_pool_t *p, const bff_session_t *s, char **out, apr_size_t *len)
 {
     apr_int64_t times[5];
     bff_session_t copy;
     const char **v[NSTRINGS];
-    apr_size_t total = REC_HEAD, slen[NSTRINGS], pos;
+    apr_size_t total = REC_HEAD, slen[NSTRINGS], pos, extra = 0;
     unsigned char *b;
     int i;
 
@@ -313,27 +441,103 @@ apr_status_t bff_session_encode(apr_pool_t *p, const bff_session_t *s, char **ou
         }
         total += 4 + (*v[i] ? slen[i] + 1 : 0);
     }
+    if (s->ntokens && !(extra = tokens_size(s))) {
+        return APR_EINVAL;
+    }
+    total += extra;
     if (total > BFF_SESSION_MAX_RECORD) {
         return APR_EINVAL;
     }
     b = apr_palloc(p, total + 1);
-    memcpy(b, REC_MAGIC, 4);
+    memcpy(b, s->ntokens ? REC_MAGIC_TOKENS : REC_MAGIC, 4);
     put_u64(b + 4, s->rev);
     for (i = 0; i < 5; ++i) {
         put_u64(b + 12 + 8 * i, (apr_uint64_t)times[i]);
     }
     pos = REC_HEAD;
     for (i = 0; i < NSTRINGS; ++i) {
-        put_u32(b + pos, *v[i] ? (apr_uint32_t)slen[i] : NO_STRING);
-        pos += 4;
-        if (*v[i]) {
-            memcpy(b + pos, *v[i], slen[i] + 1);
-            pos += slen[i] + 1;
-        }
+        pos = put_string(b, pos, *v[i]);
+    }
+    if (s->ntokens) {
+        pos = put_tokens(b, pos, s);
     }
     b[total] = '\0';
     *out = (char *)b;
     *len = total;
+    return APR_SUCCESS;
+}
+
+/* One string at *pos (see the layout above); NULL for NO_STRING. */
+static apr_status_t get_string(const unsigned char *b, apr_size_t len, apr_size_t *pos,
+                               apr_size_t max, const char **out)
+{
+    apr_uint32_t n;
+
+    if (len - *pos < 4) {
+        return APR_EINVAL;
+    }
+    n = get_u32(b + *pos);
+    *pos += 4;
+    if (n == NO_STRING) {
+        *out = NULL;
+        return APR_SUCCESS;
+    }
+    if ((apr_size_t)n >= len - *pos || (apr_size_t)n > max || b[*pos + n] != '\0'
+        || memchr(b + *pos, '\0', n)) {
+        return APR_EINVAL;
+    }
+    *out = (const char *)(b + *pos);
+    *pos += (apr_size_t)n + 1;
+    return APR_SUCCESS;
+}
+
+static apr_status_t get_time(const unsigned char *b, apr_size_t len, apr_size_t *pos,
+                             apr_int64_t *out)
+{
+    apr_uint64_t t;
+
+    if (len - *pos < 8 || (t = get_u64(b + *pos)) > (apr_uint64_t)LLONG_MAX) {
+        return APR_EINVAL;
+    }
+    *out = (apr_int64_t)t;
+    *pos += 8;
+    return APR_SUCCESS;
+}
+
+/* The narrower tokens of a version 3 record: at least one, at most
+ * BFF_SESSION_MAX_TOKENS, each with its access token. */
+static apr_status_t get_tokens(const unsigned char *b, apr_size_t len, apr_size_t *pos,
+                               bff_session_t *s)
+{
+    const char **v[TOKEN_STRINGS];
+    apr_uint32_t n;
+    int i, j;
+
+    if (len - *pos < 4) {
+        return APR_EINVAL;
+    }
+    n = get_u32(b + *pos);
+    *pos += 4;
+    if (n < 1 || n > BFF_SESSION_MAX_TOKENS) {
+        return APR_EINVAL;
+    }
+    for (i = 0; i < (int)n; ++i) {
+        bff_session_token_t *t = &s->tokens[i];
+        if (APR_SUCCESS != get_time(b, len, pos, &t->at_expires)
+            || APR_SUCCESS != get_time(b, len, pos, &t->at_issued)) {
+            return APR_EINVAL;
+        }
+        token_strings(t, v);
+        for (j = 0; j < TOKEN_STRINGS; ++j) {
+            if (APR_SUCCESS != get_string(b, len, pos, BFF_SESSION_MAX_STRING, v[j])) {
+                return APR_EINVAL;
+            }
+        }
+        if (!t->access_token) {
+            return APR_EINVAL;
+        }
+    }
+    s->ntokens = (int)n;
     return APR_SUCCESS;
 }
 
@@ -345,10 +549,14 @@ static apr_status_t decode_in_place(apr_pool_t *p, const unsigned char *b, apr_s
     const char **v[NSTRINGS];
     apr_int64_t *times[5];
     apr_size_t pos;
-    int i;
+    int i, with_tokens;
 
     *ps = NULL;
-    if (len < REC_HEAD || len > BFF_SESSION_MAX_RECORD || memcmp(b, REC_MAGIC, 4)) {
+    if (len < REC_HEAD || len > BFF_SESSION_MAX_RECORD) {
+        return APR_EINVAL;
+    }
+    with_tokens = !memcmp(b, REC_MAGIC_TOKENS, 4);
+    if (!with_tokens && memcmp(b, REC_MAGIC, 4)) {
         return APR_EINVAL;
     }
     s = apr_pcalloc(p, sizeof(*s));
@@ -361,31 +569,22 @@ static apr_status_t decode_in_place(apr_pool_t *p, const unsigned char *b, apr_s
     if (s->rev > (apr_uint64_t)LLONG_MAX) {
         return APR_EINVAL;
     }
+    pos = 12;
     for (i = 0; i < 5; ++i) {
-        apr_uint64_t t = get_u64(b + 12 + 8 * i);
-        if (t > (apr_uint64_t)LLONG_MAX) {
+        if (APR_SUCCESS != get_time(b, len, &pos, times[i])) {
             return APR_EINVAL;
         }
-        *times[i] = (apr_int64_t)t;
     }
     session_strings(s, v);
-    pos = REC_HEAD;
     for (i = 0; i < NSTRINGS; ++i) {
-        apr_uint32_t n;
-        if (len - pos < 4) {
+        if (APR_SUCCESS
+            != get_string(b, len, &pos, i == 7 ? BFF_SESSION_MAX_RECORD : BFF_SESSION_MAX_STRING,
+                          v[i])) {
             return APR_EINVAL;
         }
-        n = get_u32(b + pos);
-        pos += 4;
-        if (n == NO_STRING) {
-            continue;
-        }
-        if ((apr_size_t)n >= len - pos || (n > BFF_SESSION_MAX_STRING && i != 7)
-            || b[pos + n] != '\0' || memchr(b + pos, '\0', n)) {
-            return APR_EINVAL;
-        }
-        *v[i] = (const char *)(b + pos);
-        pos += (apr_size_t)n + 1;
+    }
+    if (with_tokens && APR_SUCCESS != get_tokens(b, len, &pos, s)) {
+        return APR_EINVAL;
     }
     if (pos != len || !s->iss || !s->sub || !s->created || !s->expires) {
         return APR_EINVAL;

@@ -10,6 +10,23 @@
 
 #include "bff_crypto.h"
 
+/* A narrower access token of the session (BFFTokenResource, BFFTokenScope):
+ * obtained with the session's refresh token for one (resource, scope) pair,
+ * kept beside the default token. resource and scope: NULL when not asked. */
+typedef struct {
+    const char *resource;
+    const char *scope;
+    const char *access_token;
+    const char *token_type;
+    apr_int64_t at_expires; /* 0 = unknown */
+    apr_int64_t at_issued;
+} bff_session_token_t;
+
+/* At most this many such tokens per session: adding one more drops the
+ * oldest (the least recently issued), so a record never grows without
+ * bound whatever the configuration. */
+#define BFF_SESSION_MAX_TOKENS 8
+
 /* A user's server-side session. Times are seconds since the epoch. Strings
  * may be NULL when absent. Serialised in a flat binary layout (read on
  * every relayed request, so it must decode without parsing; see
@@ -31,7 +48,18 @@ typedef struct {
     apr_int64_t created;
     apr_int64_t last_access; /* idle timeout counts from here */
     apr_int64_t expires;     /* absolute end of the session */
+    int ntokens;             /* narrower tokens in use, 0..BFF_SESSION_MAX_TOKENS */
+    bff_session_token_t tokens[BFF_SESSION_MAX_TOKENS];
 } bff_session_t;
+
+/* The narrower token for (resource, scope) (NULLs match NULLs only), or
+ * NULL. */
+bff_session_token_t *bff_session_token_find(bff_session_t *s, const char *resource,
+                                            const char *scope);
+
+/* Put t (its strings are referenced, not copied) in s: over the token of
+ * the same (resource, scope), else in a free slot, else over the oldest. */
+void bff_session_token_put(bff_session_t *s, const bff_session_token_t *t);
 
 /* A pending login (authorization request in flight). It never enters the
  * store: it travels sealed in a cookie of the browser that started it

@@ -1315,6 +1315,178 @@ static void test_session_id(void **state)
     }
 }
 
+/* ---- narrower tokens (BFFTokenResource, BFFTokenScope) ------------------ */
+
+/* A record as the previous release wrote it (the test_layout bytes): it
+ * still opens, with no narrower token. */
+static void test_tokens_old_record_opens(void **state)
+{
+    apr_pool_t *p = *state;
+    static const char old[] = "bfs\x02"
+                              "\x07\0\0\0\0\0\0\0" /* rev */
+                              "\0\0\0\0\0\0\0\0"
+                              "\0\0\0\0\0\0\0\0"
+                              "\x01\0\0\0\0\0\0\0"
+                              "\0\0\0\0\0\0\0\0"
+                              "\x02\0\0\0\0\0\0\0"
+                              "\x0b\0\0\0"
+                              "https://idp\0"
+                              "\x05\0\0\0"
+                              "alice\0"
+                              "\xff\xff\xff\xff"
+                              "\x02\0\0\0"
+                              "at\0"
+                              "\xff\xff\xff\xff"
+                              "\x02\0\0\0"
+                              "rt\0"
+                              "\xff\xff\xff\xff"
+                              "\xff\xff\xff\xff"
+                              "\xff\xff\xff\xff";
+    bff_session_t *out;
+    char *rec;
+    apr_size_t len;
+
+    assert_int_equal(bff_session_decode(p, old, sizeof(old) - 1, &out), APR_SUCCESS);
+    assert_int_equal(out->rev, 7);
+    assert_string_equal(out->access_token, "at");
+    assert_string_equal(out->refresh_token, "rt");
+    assert_int_equal(out->ntokens, 0);
+    assert_null(bff_session_token_find(out, "https://api.example/", NULL));
+    /* Written again without narrower tokens: the same bytes, version 2,
+     * which the previous release reads. */
+    assert_int_equal(bff_session_encode(p, out, &rec, &len), APR_SUCCESS);
+    assert_int_equal(len, sizeof(old) - 1);
+    assert_memory_equal(rec, old, len);
+}
+
+static bff_session_token_t token(const char *resource, const char *scope, const char *at,
+                                 apr_int64_t issued)
+{
+    bff_session_token_t t;
+
+    memset(&t, 0, sizeof(t));
+    t.resource = resource;
+    t.scope = scope;
+    t.access_token = at;
+    t.token_type = "Bearer";
+    t.at_issued = issued;
+    t.at_expires = issued + 300;
+    return t;
+}
+
+static void test_tokens_round_trip(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_session_t in = full_session(), *out;
+    bff_session_token_t a = token("https://a.example/", NULL, "at-a", 10);
+    bff_session_token_t b = token("https://b.example/", "read", "at-b", 11);
+    bff_session_token_t c = token(NULL, "read write", "at-c", 12);
+    bff_session_token_t *got;
+    char *rec;
+    apr_size_t len, tail;
+    int i;
+
+    c.token_type = NULL;
+    bff_session_token_put(&in, &a);
+    bff_session_token_put(&in, &b);
+    bff_session_token_put(&in, &c);
+    assert_int_equal(in.ntokens, 3);
+    assert_int_equal(bff_session_encode(p, &in, &rec, &len), APR_SUCCESS);
+    assert_memory_equal(rec, "bfs\x03", 4);
+    assert_int_equal(decode_copy(p, rec, len, &out), APR_SUCCESS);
+    assert_session_equal(out, &in);
+    assert_int_equal(out->ntokens, 3);
+    for (i = 0; i < 3; ++i) {
+        const bff_session_token_t *want = i == 0 ? &a : i == 1 ? &b : &c;
+        got = bff_session_token_find(out, want->resource, want->scope);
+        assert_non_null(got);
+        assert_string_equal(got->access_token, want->access_token);
+        assert_int_equal(got->at_issued, want->at_issued);
+        assert_int_equal(got->at_expires, want->at_expires);
+    }
+    assert_null(bff_session_token_find(out, NULL, "read write")->token_type);
+    /* (resource, scope) is the key: NULL matches NULL only. */
+    assert_null(bff_session_token_find(out, "https://a.example/", "read"));
+    assert_null(bff_session_token_find(out, "https://b.example/", NULL));
+    assert_null(bff_session_token_find(out, NULL, NULL));
+    /* The same key again replaces. */
+    a.access_token = "at-a2";
+    bff_session_token_put(out, &a);
+    assert_int_equal(out->ntokens, 3);
+    assert_string_equal(bff_session_token_find(out, "https://a.example/", NULL)->access_token,
+                        "at-a2");
+
+    /* The previous release's decoder (version 2 only) refuses it; ours
+     * refuses a version 3 without its tail, and a version 2 with one. */
+    tail = len;
+    in.ntokens = 0;
+    assert_int_equal(bff_session_encode(p, &in, &rec, &len), APR_SUCCESS);
+    {
+        char *v3 = apr_pmemdup(p, rec, len);
+        v3[3] = '\x03';
+        assert_int_equal(decode_copy(p, v3, len, &out), APR_EINVAL);
+    }
+    in.ntokens = 3;
+    assert_int_equal(bff_session_encode(p, &in, &rec, &len), APR_SUCCESS);
+    assert_int_equal(len, tail);
+    rec[3] = '\x02';
+    assert_int_equal(decode_copy(p, rec, len, &out), APR_EINVAL);
+}
+
+static void test_tokens_bound(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_session_t in = min_session(), *out;
+    bff_session_token_t t;
+    char *rec, *bad;
+    apr_size_t len, i;
+
+    /* Issued in a shuffled order: the least recently issued goes first. */
+    static const apr_int64_t issued[] = { 50, 20, 70, 10, 60, 30, 80, 40 };
+    for (i = 0; i < BFF_SESSION_MAX_TOKENS; ++i) {
+        t = token(apr_psprintf(p, "https://r%d.example/", (int)i), NULL, "at", issued[i]);
+        bff_session_token_put(&in, &t);
+    }
+    assert_int_equal(in.ntokens, BFF_SESSION_MAX_TOKENS);
+    t = token("https://new.example/", NULL, "at-new", 90);
+    bff_session_token_put(&in, &t);
+    assert_int_equal(in.ntokens, BFF_SESSION_MAX_TOKENS);
+    assert_null(bff_session_token_find(&in, "https://r3.example/", NULL)); /* issued 10 */
+    assert_non_null(bff_session_token_find(&in, "https://new.example/", NULL));
+    assert_non_null(bff_session_token_find(&in, "https://r1.example/", NULL));
+    t = token("https://newer.example/", NULL, "at-newer", 95);
+    bff_session_token_put(&in, &t);
+    assert_null(bff_session_token_find(&in, "https://r1.example/", NULL)); /* issued 20 */
+    assert_int_equal(bff_session_encode(p, &in, &rec, &len), APR_SUCCESS);
+    assert_int_equal(decode_copy(p, rec, len, &out), APR_SUCCESS);
+    assert_int_equal(out->ntokens, BFF_SESSION_MAX_TOKENS);
+
+    /* More than the bound, or a token without its access token, is never
+     * written nor read. */
+    in.ntokens = BFF_SESSION_MAX_TOKENS + 1;
+    assert_int_equal(bff_session_encode(p, &in, &rec, &len), APR_EINVAL);
+    in.ntokens = BFF_SESSION_MAX_TOKENS;
+    in.tokens[2].access_token = NULL;
+    assert_int_equal(bff_session_encode(p, &in, &rec, &len), APR_EINVAL);
+    in.tokens[2].access_token = "at";
+    in.ntokens = 1;
+    assert_int_equal(bff_session_encode(p, &in, &rec, &len), APR_SUCCESS);
+    /* The count sits after the nine strings: patch it to 0 and to 9. */
+    bad = apr_pmemdup(p, rec, len);
+    i = len
+        - (4 + 16 + (4 + strlen(in.tokens[0].resource) + 1) + 4
+           + (4 + strlen(in.tokens[0].access_token) + 1) + (4 + strlen("Bearer") + 1));
+    assert_memory_equal(bad + i, "\x01\0\0\0", 4);
+    bad[i] = 0;
+    assert_int_equal(decode_copy(p, bad, len, &out), APR_EINVAL);
+    bad[i] = BFF_SESSION_MAX_TOKENS + 1;
+    assert_int_equal(decode_copy(p, bad, len, &out), APR_EINVAL);
+    /* Truncated anywhere in the tail. */
+    for (i = len - 1; i > len - 30; --i) {
+        assert_int_equal(decode_copy(p, rec, i, &out), APR_EINVAL);
+    }
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, unit_pool_setup, unit_pool_teardown)
 
 int main(void)
@@ -1338,6 +1510,9 @@ int main(void)
         T(test_txn_cookie_worst_case),
         T(test_fuzz),
         T(test_session_id),
+        T(test_tokens_old_record_opens),
+        T(test_tokens_round_trip),
+        T(test_tokens_bound),
     };
     return unit_run("session", tests);
 }
