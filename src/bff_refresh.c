@@ -14,16 +14,24 @@
 
 #include "bff_ns.h"
 #include "bff_refresh.h"
+#include "bff_util.h"
 
 /* Internal: the lock holder vanished without an answer; try to take it. */
 #define OUTCOME_GAVE_UP ((bff_refresh_outcome_e)-1)
+/* Internal: a narrower token's waiter saw the session's lock released
+ * without its token (the holder refreshed another one): take the lock. */
+#define OUTCOME_RETRY ((bff_refresh_outcome_e)-2)
+/* How often a narrower token's request takes its turn at the session's
+ * lock (each turn waits at least one poll; the deadline bounds them all). */
+#define NARROW_TURNS (BFF_SESSION_MAX_TOKENS + 2)
 
 /* One call's state: the configuration and the pool. */
 typedef struct {
     const bff_refresh_t *rf;
     apr_pool_t *p;
-    const char *handle;
+    const char *handle; /* the lock's and failure marker's name */
     const bff_refresh_clock_t *clock;
+    int narrow; /* rf->resource or rf->scope: a narrower token */
 } run_t;
 
 static apr_time_t real_now(void *baton)
@@ -80,21 +88,51 @@ static void rlog(const run_t *x, const char *file, int line, int level, apr_stat
 }
 #define RLOG(x, level, rv, ...) rlog((x), __FILE__, __LINE__, (level), (rv), __VA_ARGS__)
 
-int bff_refresh_needed(apr_int64_t refresh_before, const bff_session_t *s, apr_int64_t now)
+static int due(apr_int64_t refresh_before, apr_int64_t at_issued, apr_int64_t at_expires,
+               apr_int64_t now)
 {
     apr_int64_t window = refresh_before;
 
     /* Tokens that live shorter than twice the window would be refreshed on
      * every request: refresh those at half their lifetime instead. */
-    if (s->at_issued && s->at_expires > s->at_issued
-        && (s->at_expires - s->at_issued) / 2 < window) {
-        window = (s->at_expires - s->at_issued) / 2;
+    if (at_issued && at_expires > at_issued && (at_expires - at_issued) / 2 < window) {
+        window = (at_expires - at_issued) / 2;
     }
-    return s->at_expires && now + window >= s->at_expires;
+    return at_expires && now + window >= at_expires;
 }
 
-static int still_valid(const run_t *x, const bff_session_t *s)
+int bff_refresh_needed(apr_int64_t refresh_before, const bff_session_t *s, apr_int64_t now)
 {
+    return due(refresh_before, s->at_issued, s->at_expires, now);
+}
+
+int bff_refresh_token_needed(apr_int64_t refresh_before, bff_session_t *s, const char *resource,
+                             const char *scope, apr_int64_t now)
+{
+    const bff_session_token_t *t = bff_session_token_find(s, resource, scope);
+
+    return !t || due(refresh_before, t->at_issued, t->at_expires, now);
+}
+
+/* Whether the token this run is about is due (the default token, or the
+ * narrower one of rf->resource and rf->scope). */
+static int needed(const run_t *x, bff_session_t *s)
+{
+    if (x->narrow) {
+        return bff_refresh_token_needed(x->rf->refresh_before, s, x->rf->resource, x->rf->scope,
+                                        now_sec(x));
+    }
+    return bff_refresh_needed(x->rf->refresh_before, s, now_sec(x));
+}
+
+static int still_valid(const run_t *x, bff_session_t *s)
+{
+    const bff_session_token_t *t;
+
+    if (x->narrow) {
+        t = bff_session_token_find(s, x->rf->resource, x->rf->scope);
+        return t && now_sec(x) < t->at_expires;
+    }
     return now_sec(x) < s->at_expires;
 }
 
@@ -152,21 +190,35 @@ static void apply_grant(const run_t *x, bff_session_t *s, const bff_refresh_gran
             s->claims = g->claims;
         }
     }
-    s->access_token = g->access_token;
-    s->token_type = g->token_type;
     if (g->refresh_token) {
-        /* Rotation: the old refresh token is dropped in the same write. */
+        /* Rotation: the old refresh token is dropped in the same write
+         * (for a narrower token too: the provider consumed it all the
+         * same). */
         s->refresh_token = g->refresh_token;
     }
+    s->last_access = now;
+    if (x->narrow) {
+        bff_session_token_t t;
+
+        memset(&t, 0, sizeof(t));
+        t.resource = x->rf->resource;
+        t.scope = x->rf->scope;
+        t.access_token = g->access_token;
+        t.token_type = g->token_type;
+        t.at_expires = g->expires_in > 0 ? now + g->expires_in : 0;
+        t.at_issued = now;
+        bff_session_token_put(s, &t);
+        return;
+    }
+    s->access_token = g->access_token;
+    s->token_type = g->token_type;
     s->at_expires = g->expires_in > 0 ? now + g->expires_in : 0;
     s->at_issued = now;
-    s->last_access = now;
 }
 
 /* A failure at the provider: marked (unless it is this process's own
  * back-off), and the current token used while it lasts. */
-static bff_refresh_outcome_e provider_failed(const run_t *x, const bff_session_t *s,
-                                             apr_status_t rv)
+static bff_refresh_outcome_e provider_failed(const run_t *x, bff_session_t *s, apr_status_t rv)
 {
     bff_refresh_outcome_e kind = rv == APR_TIMEUP ? BFF_REFRESH_PROVIDER_TIMEOUT
                                                   : BFF_REFRESH_PROVIDER_DOWN;
@@ -196,7 +248,6 @@ static bff_refresh_outcome_e refresh_locked(const run_t *x, bff_session_t **s, a
     bff_refresh_outcome_e marked;
     bff_session_t *fresh = NULL;
     const char *err = NULL;
-    apr_int64_t now = now_sec(x);
     apr_status_t rv;
     int valid;
 
@@ -209,10 +260,22 @@ static bff_refresh_outcome_e refresh_locked(const run_t *x, bff_session_t **s, a
         return BFF_REFRESH_STORE_DOWN;
     }
     *s = fresh;
-    if (!bff_refresh_needed(x->rf->refresh_before, fresh, now)) {
+    if (!needed(x, fresh)) {
         return BFF_REFRESH_NOT_NEEDED; /* another request refreshed it meanwhile */
     }
-    valid = now < fresh->at_expires;
+    valid = still_valid(x, fresh);
+    if (!fresh->refresh_token && x->narrow) {
+        /* Without a refresh token no narrower token can be had; the session
+         * itself stays (its default token still serves elsewhere). */
+        if (valid) {
+            return BFF_REFRESH_STILL_VALID;
+        }
+        RLOG(x, BFF_LOG_ERR, 0,
+             "BFF02300: no token for resource %s, scope %s: the session has no "
+             "refresh token (the provider issued none at login)",
+             x->rf->resource ? x->rf->resource : "(none)", x->rf->scope ? x->rf->scope : "(none)");
+        return BFF_REFRESH_PROVIDER_DOWN;
+    }
     if (!fresh->refresh_token) {
         if (valid) {
             return BFF_REFRESH_STILL_VALID;
@@ -313,7 +376,7 @@ static bff_refresh_outcome_e refresh_wait(const run_t *x, const char *lk, bff_se
         }
         if (fresh->rev != rev) {
             *s = fresh;
-            if (!bff_refresh_needed(x->rf->refresh_before, fresh, now_sec(x))) {
+            if (!needed(x, fresh)) {
                 return BFF_REFRESH_WAITED;
             }
             rev = fresh->rev;
@@ -325,6 +388,11 @@ static bff_refresh_outcome_e refresh_wait(const run_t *x, const char *lk, bff_se
                 return BFF_REFRESH_STILL_VALID;
             }
             marked = fail_status(x);
+            if (!marked && x->narrow) {
+                /* The lock is the session's: its holder may have refreshed
+                 * another token of this session. Our turn now. */
+                return OUTCOME_RETRY;
+            }
             return marked ? marked : OUTCOME_GAVE_UP;
         }
     }
@@ -332,6 +400,23 @@ static bff_refresh_outcome_e refresh_wait(const run_t *x, const char *lk, bff_se
 }
 
 /* ---- the entry point ---------------------------------------------- */
+
+/* The lock and failure marker of a narrower token: the session's handle
+ * (site-bound already) and a digest of (resource, scope), so that each
+ * pair is refreshed on its own, single flight, on every node alike. An
+ * absent value and an empty one differ. */
+static const char *narrow_handle(apr_pool_t *p, const char *handle, const char *resource,
+                                 const char *scope)
+{
+    const char *what = apr_psprintf(p, "%c%s\n%c%s", resource ? 'r' : '-', resource ? resource : "",
+                                    scope ? 's' : '-', scope ? scope : "");
+    unsigned char md[32];
+
+    if (!handle || APR_SUCCESS != bff_util_sha256(what, strlen(what), md)) {
+        return NULL;
+    }
+    return apr_pstrcat(p, handle, ".", bff_util_b64url_encode(p, md, 16), NULL);
+}
 
 static apr_status_t outcome_status(bff_refresh_outcome_e o, apr_status_t store_rv)
 {
@@ -365,15 +450,20 @@ apr_status_t bff_refresh_run(const bff_refresh_t *rf, apr_pool_t *p, const char 
     apr_int64_t ttl = rf->lock_ttl > 0 ? rf->lock_ttl : BFF_REFRESH_LOCK_TTL;
     apr_status_t rv, store_rv = APR_SUCCESS;
     bff_refresh_outcome_e o = BFF_REFRESH_PROVIDER_DOWN;
-    int attempt;
+    int attempt, turns = 0;
 
     x.rf = rf;
     x.p = p;
-    x.handle = handle;
+    x.narrow = rf->resource || rf->scope;
+    /* A narrower token has a failure marker of its own (a resource the
+     * provider refuses leaves the others alone), but the session's one
+     * lock: every refresh presents the session's refresh token, and with
+     * rotation two presented at once would spend it twice. */
+    x.handle = x.narrow ? narrow_handle(p, handle, rf->resource, rf->scope) : handle;
     x.clock = rf->clock ? rf->clock : bff_refresh_clock_real();
     /* The same lock on every node, whatever its ring. */
     lk = bff_ns_key(p, rf->ring, BFF_NS_LOCK, 0, rf->site, handle);
-    if (!lk) {
+    if (!lk || !x.handle) {
         *outcome = BFF_REFRESH_STORE_DOWN;
         return APR_EINVAL;
     }
@@ -397,11 +487,15 @@ apr_status_t bff_refresh_run(const bff_refresh_t *rf, apr_pool_t *p, const char 
             break;
         }
         o = refresh_wait(&x, lk, s, deadline, &store_rv);
+        if (o == OUTCOME_RETRY && ++turns < NARROW_TURNS) {
+            --attempt; /* not a holder that vanished: our turn at the lock */
+            continue;
+        }
         if (o != OUTCOME_GAVE_UP) {
             break;
         }
     }
-    if (o == OUTCOME_GAVE_UP) {
+    if (o == OUTCOME_GAVE_UP || o == OUTCOME_RETRY) {
         o = still_valid(&x, *s) ? BFF_REFRESH_STILL_VALID : BFF_REFRESH_PROVIDER_DOWN;
     }
     *outcome = o;

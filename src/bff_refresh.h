@@ -24,7 +24,13 @@
  *     without calling the provider.
  *  4. The save finds no record (a logout won): the refresh token just
  *     issued is revoked through the endpoint callback, the session stays
- *     ended. */
+ *     ended.
+ *  5. A narrower token (rf->resource, rf->scope: BFFTokenResource,
+ *     BFFTokenScope) is refreshed the same way under the session's one lock
+ *     (every refresh presents the session's refresh token, which rotation
+ *     spends), with a failure marker of its own; its waiters take their
+ *     turn at the lock when it is released without their token, within the
+ *     same deadline. */
 
 #include <apr_pools.h>
 #include <apr_errno.h>
@@ -135,12 +141,26 @@ typedef struct {
      * NULL: the core log hook (bff_log.h). */
     bff_log_fn *log;
     void *log_baton;
+    /* A narrower token (BFFTokenResource, BFFTokenScope): when either is
+     * set, the refresh obtains and saves the session's token for this
+     * (resource, scope) (bff_session_token_put) instead of the default one,
+     * under a lock and failure marker of its own, so that each pair is
+     * refreshed single flight and independently of the others. A rotated
+     * refresh token replaces the session's all the same. The endpoint's
+     * call must send them (the caller's baton knows them too). */
+    const char *resource;
+    const char *scope;
 } bff_refresh_t;
 
 /* Whether s's access token is due: within refresh_before of its expiry, or
  * past half its lifetime when it lives shorter than twice that. now in
  * seconds. */
 int bff_refresh_needed(apr_int64_t refresh_before, const bff_session_t *s, apr_int64_t now);
+
+/* The same for the narrower token of (resource, scope): due as above, or
+ * not yet obtained. */
+int bff_refresh_token_needed(apr_int64_t refresh_before, bff_session_t *s, const char *resource,
+                             const char *scope, apr_int64_t now);
 
 /* Refresh the session named by handle (bff_ns_handle), single flight.
  * *s in: the session as this request loaded it; out: the one to use (the

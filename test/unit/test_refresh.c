@@ -109,7 +109,9 @@ typedef struct {
     apr_status_t prepare_rv;
     apr_status_t call_rv; /* transport failure */
     void (*on_call)(void);
-    const char *seen[MAX_SEEN]; /* refresh tokens presented, in order */
+    const char *seen[MAX_SEEN];     /* refresh tokens presented, in order */
+    const char *seen_for[MAX_SEEN]; /* ... and for which resource */
+    const char *refuse_for;         /* a resource the provider refuses */
     int nseen;
     const char *revoked[MAX_SEEN];
     int nrevoked;
@@ -194,6 +196,7 @@ static apr_status_t ep_call(void *baton, apr_pool_t *p, const bff_session_t *s,
     apr_thread_mutex_lock(W.mx);
     __atomic_add_fetch(&W.calls, 1, __ATOMIC_SEQ_CST);
     if (W.nseen < MAX_SEEN) {
+        W.seen_for[W.nseen] = baton ? apr_pstrdup(W.p, baton) : "(default)";
         W.seen[W.nseen++] = rt ? apr_pstrdup(W.p, rt) : "(none)";
     }
     apr_thread_mutex_unlock(W.mx);
@@ -212,9 +215,18 @@ static apr_status_t ep_call(void *baton, apr_pool_t *p, const bff_session_t *s,
         g->result = BFF_GRANT_INVALID;
         return APR_SUCCESS;
     }
+    if (baton && W.refuse_for && !strcmp(baton, W.refuse_for)) {
+        /* The provider does not know this resource (RFC 8707: invalid_target). */
+        apr_thread_mutex_unlock(W.mx);
+        g->result = BFF_GRANT_REFUSED;
+        g->error = "invalid_target";
+        return APR_SUCCESS;
+    }
     n = ++W.serial;
     g->result = BFF_GRANT_ISSUED;
-    g->access_token = apr_psprintf(p, "at-%d", n);
+    /* A narrower token names what it is for (the baton: its resource). */
+    g->access_token = baton ? apr_psprintf(p, "%s#at-%d", (const char *)baton, n)
+                            : apr_psprintf(p, "at-%d", n);
     g->token_type = "Bearer";
     g->expires_in = 60;
     if (W.rotate) {
@@ -438,6 +450,246 @@ static void test_fifty_waiters_one_call(void **state)
     assert_int_equal(refreshed, 1);
     assert_int_equal(waited, NTHREADS - 1);
     assert_string_equal(load(p)->refresh_token, "rt-1");
+}
+
+/* ---- narrower tokens: single flight per (resource, scope) ---------- */
+
+#define RES_A "https://a.example/"
+#define RES_B "https://b.example/"
+
+static bff_refresh_endpoint_t ep_for(const char *resource)
+{
+    bff_refresh_endpoint_t ep = EP;
+    union {
+        const char *c;
+        void *v;
+    } u;
+
+    u.c = resource; /* the fake provider only reads it */
+    ep.baton = u.v;
+    return ep;
+}
+
+/* One request for the narrower token of resource (with scope): load, run,
+ * and the token it would relay. */
+static apr_status_t run_narrow(apr_pool_t *p, const char *resource, const char *scope,
+                               bff_refresh_outcome_e *o, const char **at)
+{
+    bff_refresh_endpoint_t ep = ep_for(resource);
+    bff_refresh_t rf = refresher();
+    bff_session_t *s = NULL;
+    const bff_session_token_t *t;
+    apr_status_t rv;
+
+    rf.endpoint = &ep;
+    rf.resource = resource;
+    rf.scope = scope;
+    rv = rec_reload(NULL, p, &s);
+    if (rv == APR_SUCCESS) {
+        rv = bff_refresh_run(&rf, p, W.handle, &s, o);
+    }
+    t = s ? bff_session_token_find(s, resource, scope) : NULL;
+    *at = t ? t->access_token : NULL;
+    return rv;
+}
+
+typedef struct {
+    const char *resource;
+    result_t r;
+} narrow_job_t;
+
+static void *APR_THREAD_FUNC narrow_thread(apr_thread_t *t, void *data)
+{
+    narrow_job_t *job = data;
+    const char *at = NULL;
+    apr_pool_t *p;
+
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    while (!__atomic_load_n(&go, __ATOMIC_SEQ_CST)) {
+        apr_sleep(1000);
+    }
+    job->r.rv = run_narrow(p, job->resource, NULL, &job->r.o, &at);
+    job->r.at = strdup(at ? at : "");
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/* 50 requests at once, for the resources of resource_of(i). */
+static void fifty_narrow(apr_pool_t *p, narrow_job_t *jobs, const char *(*resource_of)(int))
+{
+    apr_thread_t *th[NTHREADS];
+    apr_status_t trv;
+    int i;
+
+    threaded = 1;
+    go = 0;
+    W.on_call = hold_until_all_wait;
+    for (i = 0; i < NTHREADS; i++) {
+        memset(&jobs[i], 0, sizeof(jobs[i]));
+        jobs[i].resource = resource_of(i);
+        assert_int_equal(apr_thread_create(&th[i], NULL, narrow_thread, &jobs[i], p), APR_SUCCESS);
+    }
+    __atomic_store_n(&go, 1, __ATOMIC_SEQ_CST);
+    for (i = 0; i < NTHREADS; i++) {
+        apr_thread_join(&trv, th[i]);
+    }
+    threaded = 0;
+}
+
+static const char *only_a(int i)
+{
+    (void)i;
+    return RES_A;
+}
+
+static const char *a_or_b(int i)
+{
+    return i % 2 ? RES_B : RES_A;
+}
+
+static void test_narrow_fifty_one_call(void **state)
+{
+    apr_pool_t *p = *state;
+    narrow_job_t jobs[NTHREADS];
+    bff_session_t *s;
+    int i, refreshed = 0;
+
+    /* The default token is fresh: only the resource's token is missing. */
+    put_session(600, "rt-0");
+    fifty_narrow(p, jobs, only_a);
+    assert_int_equal(W.calls, 1);
+    assert_string_equal(W.seen_for[0], RES_A);
+    for (i = 0; i < NTHREADS; i++) {
+        assert_int_equal(jobs[i].r.rv, APR_SUCCESS);
+        refreshed += jobs[i].r.o == BFF_REFRESH_REFRESHED;
+        assert_string_equal(jobs[i].r.at, RES_A "#at-1");
+        free(jobs[i].r.at);
+    }
+    assert_int_equal(refreshed, 1);
+    s = load(p);
+    /* The default token is untouched; the rotated refresh token is kept. */
+    assert_string_equal(s->access_token, "at-0");
+    assert_string_equal(s->refresh_token, "rt-1");
+    assert_int_equal(s->ntokens, 1);
+
+    /* Cached: the next request calls nobody. */
+    {
+        bff_refresh_outcome_e o;
+        const char *at;
+        assert_false(bff_refresh_token_needed(30, s, RES_A, NULL, fake_sec()));
+        assert_true(bff_refresh_token_needed(30, s, RES_B, NULL, fake_sec()));
+        assert_true(bff_refresh_token_needed(30, s, RES_A, "read", fake_sec()));
+        advance(40); /* 60 s tokens: due at half their life */
+        assert_int_equal(run_narrow(p, RES_A, NULL, &o, &at), APR_SUCCESS);
+        assert_int_equal(o, BFF_REFRESH_REFRESHED);
+        assert_string_equal(at, RES_A "#at-2");
+        assert_string_equal(W.seen[1], "rt-1");
+    }
+}
+
+static void test_narrow_two_resources(void **state)
+{
+    apr_pool_t *p = *state;
+    narrow_job_t jobs[NTHREADS];
+    const char *at_a = NULL, *at_b = NULL;
+    bff_session_t *s;
+    int i, calls_a = 0, calls_b = 0;
+
+    put_session(600, "rt-0");
+    fifty_narrow(p, jobs, a_or_b);
+    /* One call per resource... */
+    assert_int_equal(W.calls, 2);
+    for (i = 0; i < W.nseen; i++) {
+        calls_a += !strcmp(W.seen_for[i], RES_A);
+        calls_b += !strcmp(W.seen_for[i], RES_B);
+    }
+    assert_int_equal(calls_a, 1);
+    assert_int_equal(calls_b, 1);
+    /* ... one after the other (one lock per session), the second with the
+     * refresh token the first one's rotation left. */
+    assert_string_equal(W.seen[0], "rt-0");
+    assert_string_equal(W.seen[1], "rt-1");
+    for (i = 0; i < NTHREADS; i++) {
+        const char **mine = !strcmp(jobs[i].resource, RES_A) ? &at_a : &at_b;
+        assert_int_equal(jobs[i].r.rv, APR_SUCCESS);
+        assert_true(!strncmp(jobs[i].r.at, jobs[i].resource, strlen(jobs[i].resource)));
+        /* All requests for one resource relay the same token. */
+        if (!*mine) {
+            *mine = apr_pstrdup(p, jobs[i].r.at);
+        }
+        assert_string_equal(jobs[i].r.at, *mine);
+        free(jobs[i].r.at);
+    }
+    s = load(p);
+    assert_int_equal(s->ntokens, 2);
+    assert_string_equal(s->refresh_token, "rt-2");
+    assert_string_equal(bff_session_token_find(s, RES_A, NULL)->access_token, at_a);
+    assert_string_equal(bff_session_token_find(s, RES_B, NULL)->access_token, at_b);
+    assert_string_equal(s->access_token, "at-0");
+}
+
+static void test_narrow_rotation_kept(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_refresh_outcome_e o;
+    const char *at;
+    bff_session_t *s;
+
+    put_session(600, "rt-0");
+    assert_int_equal(run_narrow(p, RES_A, NULL, &o, &at), APR_SUCCESS);
+    assert_int_equal(o, BFF_REFRESH_REFRESHED);
+    assert_string_equal(load(p)->refresh_token, "rt-1");
+    /* A scope alone narrows too: its own token. */
+    assert_int_equal(run_narrow(p, NULL, "read", &o, &at), APR_SUCCESS);
+    assert_int_equal(o, BFF_REFRESH_REFRESHED);
+    assert_string_equal(W.seen[1], "rt-1");
+    /* The default token's refresh presents the newest one. */
+    advance(600);
+    assert_int_equal(run(p, &o, &s), APR_SUCCESS);
+    assert_int_equal(o, BFF_REFRESH_REFRESHED);
+    assert_string_equal(W.seen[2], "rt-2");
+    s = load(p);
+    assert_string_equal(s->refresh_token, "rt-3");
+    assert_string_equal(s->access_token, "at-3");
+    assert_int_equal(s->ntokens, 2);
+}
+
+/* A resource the provider refuses: 502 for it, marked for it alone. */
+static void test_narrow_refused(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_refresh_outcome_e o;
+    const char *at;
+
+    put_session(600, "rt-0");
+    W.refuse_for = RES_B;
+    assert_int_not_equal(run_narrow(p, RES_B, NULL, &o, &at), APR_SUCCESS);
+    assert_int_equal(o, BFF_REFRESH_PROVIDER_DOWN);
+    assert_null(at);
+    /* Within the failure window: answered without a call. */
+    assert_int_not_equal(run_narrow(p, RES_B, NULL, &o, &at), APR_SUCCESS);
+    assert_int_equal(W.calls, 1);
+    /* Another resource is not held back by it; the session lives on. */
+    assert_int_equal(run_narrow(p, RES_A, NULL, &o, &at), APR_SUCCESS);
+    assert_int_equal(o, BFF_REFRESH_REFRESHED);
+    assert_int_equal(W.calls, 2);
+    assert_string_equal(load(p)->access_token, "at-0");
+}
+
+/* Without a refresh token there is no narrower token: 502, the session
+ * stays. */
+static void test_narrow_no_refresh_token(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_refresh_outcome_e o;
+    const char *at;
+
+    put_session(600, NULL);
+    assert_int_not_equal(run_narrow(p, RES_A, NULL, &o, &at), APR_SUCCESS);
+    assert_int_equal(o, BFF_REFRESH_PROVIDER_DOWN);
+    assert_int_equal(W.calls, 0);
+    assert_string_equal(load(p)->access_token, "at-0");
 }
 
 /* ---- the lock holder died ----------------------------------------- */
@@ -748,6 +1000,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_logout_while_waiting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejected_revokes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_grant_ends_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_narrow_fifty_one_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_narrow_two_resources, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_narrow_rotation_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_narrow_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_narrow_no_refresh_token, setup, teardown),
     };
 
     return unit_run("refresh", tests);
