@@ -216,6 +216,9 @@ static const command_rec bff_cmds[] = {
     AP_INIT_ITERATE(BFF_D_TOKEN_SCOPE, bff_cmd_token_scope, NULL, RSRC_CONF | ACCESS_CONF,
                     "Scopes of the client token that BFFTokenRelay client and user-or-client "
                     "relay from this location. Default: none (the provider's default)."),
+    AP_INIT_TAKE1(BFF_D_TOKEN_RESOURCE, bff_cmd_token_resource, NULL, RSRC_CONF | ACCESS_CONF,
+                  "Resource indicator (RFC 8707, an absolute URI) of the user's token relayed "
+                  "from this location. Default: none (the login's token)."),
     { NULL }
 };
 

@@ -937,6 +937,34 @@ apr_status_t bff_oidc_refresh(apr_pool_t *p, const bff_http_opts_t *http,
     return token_call(p, http, meta, client, parts, tokens, err);
 }
 
+apr_status_t bff_oidc_refresh_narrow(apr_pool_t *p, const bff_http_opts_t *http,
+                                     const bff_oidc_meta_t *meta, const bff_oidc_client_t *client,
+                                     const char *refresh_token, const char *resource,
+                                     const char *scope, bff_oidc_tokens_t **tokens,
+                                     const char **err)
+{
+    apr_array_header_t *parts;
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = token_args_ok(p, meta, client, tokens, err))) {
+        return rv;
+    }
+    if (!refresh_token || !*refresh_token) {
+        *err = "token endpoint: no refresh token";
+        return APR_EINVAL;
+    }
+    parts = apr_array_make(p, 16, sizeof(char *));
+    form_add(p, parts, "grant_type", "refresh_token");
+    form_add(p, parts, "refresh_token", refresh_token);
+    if (resource) {
+        form_add(p, parts, "resource", resource);
+    }
+    if (scope) {
+        form_add(p, parts, "scope", scope);
+    }
+    return token_call(p, http, meta, client, parts, tokens, err);
+}
+
 /* grant_type=client_credentials (RFC 6749 4.4): the client's own token,
  * no user involved; scope only when given. */
 apr_status_t bff_oidc_client_credentials(apr_pool_t *p, const bff_http_opts_t *http,

@@ -132,6 +132,15 @@ apr_status_t bff_oidc_refresh(apr_pool_t *p, const bff_http_opts_t *http,
                               const char *refresh_token, bff_oidc_tokens_t **tokens,
                               const char **err);
 
+/* bff_oidc_refresh for a narrower token: with resource (RFC 8707, when
+ * non-NULL) and scope (RFC 6749 6, a subset of the granted one, when
+ * non-NULL). */
+apr_status_t bff_oidc_refresh_narrow(apr_pool_t *p, const bff_http_opts_t *http,
+                                     const bff_oidc_meta_t *meta, const bff_oidc_client_t *client,
+                                     const char *refresh_token, const char *resource,
+                                     const char *scope, bff_oidc_tokens_t **tokens,
+                                     const char **err);
+
 /* grant_type=client_credentials (RFC 6749 4.4): an access token for the
  * client itself (no refresh token), with scope when non-NULL and non-empty.
  * Errors as for bff_oidc_refresh. */

@@ -184,7 +184,9 @@ static void apply_grant(const run_t *x, bff_session_t *s, const bff_refresh_gran
 {
     apr_int64_t now = now_sec(x);
 
-    if (g->id_token) {
+    /* A narrower token's refresh may bring an ID token of a narrower scope
+     * too: verified (the same user), but the session keeps the login's. */
+    if (g->id_token && !x->narrow) {
         s->id_token = g->id_token;
         if (g->claims) {
             s->claims = g->claims;

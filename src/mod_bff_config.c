@@ -105,6 +105,7 @@ void *bff_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     dc->pass_claims = add->pass_claims != BFF_PASS_CLAIMS_UNSET ? add->pass_claims
                                                                 : base->pass_claims;
     dc->token_scope = add->token_scope ? add->token_scope : base->token_scope;
+    dc->token_resource = add->token_resource ? add->token_resource : base->token_resource;
     return dc;
 }
 
@@ -149,6 +150,11 @@ int bff_dir_pass_claims(const bff_dir_conf_t *dc)
 const char *bff_dir_token_scope(const bff_dir_conf_t *dc)
 {
     return dc ? dc->token_scope : NULL;
+}
+
+const char *bff_dir_token_resource(const bff_dir_conf_t *dc)
+{
+    return dc ? dc->token_resource : NULL;
 }
 
 int bff_dir_relay_user(const bff_dir_conf_t *dc)
@@ -567,6 +573,28 @@ const char *bff_cmd_token_scope(cmd_parms *cmd, void *dcv, const char *arg)
         return cmd_err(cmd, "the scopes are too long (at most 1024 bytes in all)");
     }
     dc->token_scope = all;
+    return NULL;
+}
+
+/* RFC 8707 2: an absolute URI without a fragment; it travels as a form
+ * parameter, so printable ASCII only (URL-encoded when sent). */
+const char *bff_cmd_token_resource(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    bff_dir_conf_t *dc = dcv;
+    const unsigned char *c;
+    apr_uri_t u;
+
+    for (c = (const unsigned char *)arg; *c; ++c) {
+        if (*c < 0x21 || *c > 0x7e) {
+            return cmd_err(cmd, "the resource must be an absolute URI in printable ASCII");
+        }
+    }
+    if (!*arg || strlen(arg) > BFF_TOKEN_SCOPE_MAX || apr_uri_parse(cmd->pool, arg, &u) || !u.scheme
+        || !*u.scheme || u.fragment || strchr(arg, '#')) {
+        return cmd_err(cmd, "expected an absolute URI without a fragment (RFC 8707), e.g. "
+                            "https://api.example.com/");
+    }
+    dc->token_resource = arg;
     return NULL;
 }
 

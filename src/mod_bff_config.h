@@ -47,6 +47,7 @@
 #define BFF_D_USERINFO "BFFUserInfo"
 #define BFF_D_USER_CLAIMS "BFFUserClaims"
 #define BFF_D_TOKEN_SCOPE "BFFTokenScope"
+#define BFF_D_TOKEN_RESOURCE "BFFTokenResource"
 
 /* The AuthType name. */
 #define BFF_AUTH_TYPE "bff"
@@ -150,9 +151,10 @@ typedef struct {
     const char *user_claim;              /* BFFRemoteUserClaim, NULL unset */
     ap_regex_t *user_regex;              /* its optional rewrite, with user_repl */
     const char *user_repl;
-    int unauth;              /* bff_unauth_e */
-    int pass_claims;         /* BFF_PASS_CLAIMS_* bits, -1 unset */
-    const char *token_scope; /* BFFTokenScope, space-separated; NULL unset */
+    int unauth;                 /* bff_unauth_e */
+    int pass_claims;            /* BFF_PASS_CLAIMS_* bits, -1 unset */
+    const char *token_scope;    /* BFFTokenScope, space-separated; NULL unset */
+    const char *token_resource; /* BFFTokenResource, an absolute URI; NULL unset */
 } bff_dir_conf_t;
 
 /* Getters that apply the defaults. */
@@ -198,6 +200,8 @@ int bff_dir_pass_claims(const bff_dir_conf_t *dc); /* default: env */
 /* The scope of the client token (BFFTokenRelay client, user-or-client);
  * NULL: none requested. */
 const char *bff_dir_token_scope(const bff_dir_conf_t *dc);
+/* The resource indicator (RFC 8707) of the user's token here; NULL: none. */
+const char *bff_dir_token_resource(const bff_dir_conf_t *dc);
 /* Whether the relay uses the user's session here (On, optional,
  * user-or-client): it then checks and slides the session itself. */
 int bff_dir_relay_user(const bff_dir_conf_t *dc);
@@ -240,6 +244,7 @@ const char *bff_cmd_provider_metadata_url(cmd_parms *cmd, void *dc, const char *
 const char *bff_cmd_userinfo(cmd_parms *cmd, void *dc, int on);
 const char *bff_cmd_user_claims(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_token_scope(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_token_resource(cmd_parms *cmd, void *dc, const char *arg);
 
 /* Cross-directive checks after merging (check_config, so `apachectl
  * configtest` sees them too). Returns an error message for the admin, or

@@ -42,6 +42,8 @@ typedef struct {
     bff_req_session_t *rs;
     bff_provider_view_t pv;
     int have_pv;
+    const char *resource; /* a narrower token's (NULL: the default token) */
+    const char *scope;
 } refresh_ctx_t;
 
 static apr_status_t ops_reload(void *baton, apr_pool_t *p, bff_session_t **fresh)
@@ -135,8 +137,15 @@ static apr_status_t ep_call(void *baton, apr_pool_t *p, const bff_session_t *s,
     bff_oidc_tokens_t *tok = NULL;
     apr_status_t rv;
 
-    rv = bff_oidc_refresh(c->r->pool, bff_provider_http(c->site->provider), c->pv.meta,
-                          &c->site->client, s->refresh_token, &tok, err);
+    if (c->resource || c->scope) {
+        rv = bff_oidc_refresh_narrow(c->r->pool, bff_provider_http(c->site->provider), c->pv.meta,
+                                     &c->site->client, s->refresh_token, c->resource, c->scope,
+                                     &tok, err);
+    }
+    else {
+        rv = bff_oidc_refresh(c->r->pool, bff_provider_http(c->site->provider), c->pv.meta,
+                              &c->site->client, s->refresh_token, &tok, err);
+    }
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -190,7 +199,9 @@ static void refresh_log(void *baton, const char *file, int line, int level, apr_
     ap_log_rerror(file, line, APLOG_MODULE_INDEX, level, rv, (request_rec *)baton, "%s", msg);
 }
 
-bff_outcome_e bff_glue_refresh(request_rec *r, bff_site_t *site, bff_req_session_t *rs)
+/* The default token (resource and scope NULL) or a narrower one. */
+static bff_outcome_e glue_refresh(request_rec *r, bff_site_t *site, bff_req_session_t *rs,
+                                  const char *resource, const char *scope)
 {
     refresh_ctx_t c;
     bff_refresh_session_ops_t ops = { ops_reload, ops_save, ops_end, &c };
@@ -204,6 +215,8 @@ bff_outcome_e bff_glue_refresh(request_rec *r, bff_site_t *site, bff_req_session
     c.r = r;
     c.site = site;
     c.rs = rs;
+    c.resource = resource;
+    c.scope = scope;
     memset(&rf, 0, sizeof(rf));
     rf.store = site->store;
     rf.ring = site->keyring;
@@ -214,6 +227,8 @@ bff_outcome_e bff_glue_refresh(request_rec *r, bff_site_t *site, bff_req_session
     rf.endpoint = &ep;
     rf.log = refresh_log;
     rf.log_baton = r;
+    rf.resource = resource;
+    rf.scope = scope;
     (void)bff_refresh_run(&rf, r->pool, rs->handle, &s, &outcome);
     rs->s = s;
     o = bff_refresh_outcome_general(outcome);
@@ -222,4 +237,15 @@ bff_outcome_e bff_glue_refresh(request_rec *r, bff_site_t *site, bff_req_session
         bff_glue_session_forget(r);
     }
     return o;
+}
+
+bff_outcome_e bff_glue_refresh(request_rec *r, bff_site_t *site, bff_req_session_t *rs)
+{
+    return glue_refresh(r, site, rs, NULL, NULL);
+}
+
+bff_outcome_e bff_glue_refresh_narrow(request_rec *r, bff_site_t *site, bff_req_session_t *rs,
+                                      const char *resource, const char *scope)
+{
+    return glue_refresh(r, site, rs, resource, scope);
 }

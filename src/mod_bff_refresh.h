@@ -18,4 +18,11 @@
  * (SESSION_ENDED: the request's view of the session is forgotten). */
 bff_outcome_e bff_glue_refresh(request_rec *r, bff_site_t *site, bff_req_session_t *rs);
 
+/* The same for the session's narrower token of (resource, scope)
+ * (BFFTokenResource, BFFTokenScope): obtained with the refresh token when
+ * missing or due, under the session's lock; rs->s then holds it
+ * (bff_session_token_find). */
+bff_outcome_e bff_glue_refresh_narrow(request_rec *r, bff_site_t *site, bff_req_session_t *rs,
+                                      const char *resource, const char *scope);
+
 #endif /* MOD_BFF_REFRESH_H */

@@ -165,6 +165,38 @@ static int relay_client(request_rec *r, bff_site_t *site, const bff_dir_conf_t *
     return relay_bearer(r, token);
 }
 
+/* BFFTokenResource and/or BFFTokenScope in a user-token location: the
+ * session's narrower token for them, obtained with its refresh token when
+ * missing or due (single flight, under the session's lock). The default
+ * token is neither used nor refreshed here. */
+static int relay_narrow(request_rec *r, bff_site_t *site, bff_req_session_t *rs,
+                        const char *resource, const char *scope)
+{
+    const bff_session_token_t *t;
+    bff_outcome_e o;
+
+    if (bff_refresh_token_needed(site->refresh_before, rs->s, resource, scope, bff_util_now())) {
+        if (BFF_OUTCOME_OK != (o = bff_glue_refresh_narrow(r, site, rs, resource, scope))) {
+            return answer(r, o);
+        }
+    }
+    else if (bff_glue_session_touch(r, site, rs) == APR_NOTFOUND) {
+        return answer(r, BFF_OUTCOME_SESSION_ENDED);
+    }
+    t = bff_session_token_find(rs->s, resource, scope);
+    if (!t || !t->access_token) {
+        /* Not obtained, and nothing valid to fall back on (the refresh
+         * logged why). Never the default token in its place. */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF02301: no token for resource %s, scope %s",
+                      resource ? resource : "(none)", scope ? scope : "(none)");
+        return answer(r, BFF_OUTCOME_PROVIDER_DOWN);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                  "BFF02302: relaying the session's token for resource %s, scope %s",
+                  resource ? resource : "(none)", scope ? scope : "(none)");
+    return relay_bearer(r, t->access_token);
+}
+
 int bff_relay_handler(request_rec *r)
 {
     bff_dir_conf_t *dc = bff_dir_conf(r);
@@ -212,6 +244,9 @@ int bff_relay_handler(request_rec *r)
     if ((why = bff_csrf_check(r, site, dc))) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01411: relayed request refused: %s", why);
         return bff_csrf_refuse(r, dc);
+    }
+    if (bff_dir_token_resource(dc) || bff_dir_token_scope(dc)) {
+        return relay_narrow(r, site, rs, bff_dir_token_resource(dc), bff_dir_token_scope(dc));
     }
     if (bff_refresh_needed(site->refresh_before, rs->s, bff_util_now())) {
         if (BFF_OUTCOME_OK != (o = bff_glue_refresh(r, site, rs))) {

@@ -143,6 +143,9 @@ const BAD = [
     ['BFFTokenRelay', 'clients'],
     ['BFFTokenScope', 'api"read'],
     ['BFFTokenScope', 'x'.repeat(1100)],
+    ['BFFTokenResource', '/orders/'],
+    ['BFFTokenResource', 'https://api.example/#frag'],
+    ['BFFTokenResource', 'https://api.example/\u00e9'],
 ];
 
 for (const [name, value] of BAD) {

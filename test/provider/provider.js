@@ -594,6 +594,12 @@ ${form}
             grant = new provider.Grant({ accountId, clientId: params.client_id });
         }
         if (params.scope) grant.addOIDCScope(String(params.scope));
+        // RFC 8707 (opts.resourceServers): each resource the login asked for
+        // is granted with its server's scopes.
+        for (const res of [params.resource || []].flat()) {
+            const rs = opts.resourceServers?.[res];
+            if (rs) grant.addResourceScope(res, rs.scope || '');
+        }
         if (params.claims) {
             try {
                 const req = JSON.parse(params.claims);
@@ -680,8 +686,53 @@ ${form}
         });
     }
 
+    // Resource indicators (RFC 8707, opts.resourceServers: { <resource URI>:
+    // { scope, ttl } }): access tokens for a resource are JWTs whose aud is
+    // the resource; a resource not listed is refused (invalid_target).
+    // op.resourceRequests: every refresh_token request that carried a
+    // resource or scope: { resource, scope, status, error, accessToken }.
+    op.resourceRequests = [];
+    function withResourceIndicators(conf) {
+        const servers = opts.resourceServers;
+        if (!servers) return conf;
+        conf.features.resourceIndicators = {
+            enabled: true,
+            defaultResource: () => undefined,
+            useGrantedResource: () => false,
+            async getResourceServerInfo(ctx, resource) {
+                const rs = servers[resource];
+                if (!rs) {
+                    const { errors } = await import('oidc-provider');
+                    throw new errors.InvalidTarget();
+                }
+                return {
+                    scope: rs.scope || '',
+                    audience: resource,
+                    accessTokenFormat: 'jwt',
+                    accessTokenTTL: rs.ttl ?? 600,
+                };
+            },
+        };
+        return conf;
+    }
+    function observeResources(provider) {
+        if (!opts.resourceServers) return;
+        provider.use(async (ctx, next) => {
+            await next();
+            const params = ctx.oidc?.params || {};
+            if (ctx.method !== 'POST' || ctx.path !== '/token' || params.grant_type !== 'refresh_token'
+                || (!params.resource && !params.scope)) return;
+            op.resourceRequests.push({
+                resource: params.resource, scope: params.scope, status: ctx.status,
+                error: ctx.status === 200 ? undefined : ctx.body?.error,
+                accessToken: ctx.status === 200 ? ctx.body?.access_token : undefined,
+            });
+        });
+    }
+
     function build() {
-        const provider = new Provider(issuer, withClientCredentials(configuration()));
+        const provider = new Provider(issuer, withResourceIndicators(withClientCredentials(configuration())));
+        observeResources(provider);
         observe(provider);
         discoveryAndUserinfo(provider);
         observeGrants(provider);
