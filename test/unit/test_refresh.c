@@ -8,6 +8,7 @@
  */
 #include "unit.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -498,7 +499,11 @@ typedef struct {
     result_t r;
 } narrow_job_t;
 
-static void *APR_THREAD_FUNC narrow_thread(apr_thread_t *t, void *data)
+/* Plain pthreads returning from their function, as in test_clienttoken.c:
+ * the lock name of a narrower token is a digest (OpenSSL's per-thread
+ * state), which apr_thread_exit's pthread_exit frees in an order
+ * AddressSanitizer refuses. */
+static void *narrow_thread(void *data)
 {
     narrow_job_t *job = data;
     const char *at = NULL;
@@ -511,28 +516,27 @@ static void *APR_THREAD_FUNC narrow_thread(apr_thread_t *t, void *data)
     job->r.rv = run_narrow(p, job->resource, NULL, &job->r.o, &at);
     job->r.at = strdup(at ? at : "");
     apr_pool_destroy(p);
-    apr_thread_exit(t, APR_SUCCESS);
     return NULL;
 }
 
 /* 50 requests at once, for the resources of resource_of(i). */
 static void fifty_narrow(apr_pool_t *p, narrow_job_t *jobs, const char *(*resource_of)(int))
 {
-    apr_thread_t *th[NTHREADS];
-    apr_status_t trv;
+    pthread_t th[NTHREADS];
     int i;
 
+    (void)p;
     threaded = 1;
     go = 0;
     W.on_call = hold_until_all_wait;
     for (i = 0; i < NTHREADS; i++) {
         memset(&jobs[i], 0, sizeof(jobs[i]));
         jobs[i].resource = resource_of(i);
-        assert_int_equal(apr_thread_create(&th[i], NULL, narrow_thread, &jobs[i], p), APR_SUCCESS);
+        assert_int_equal(pthread_create(&th[i], NULL, narrow_thread, &jobs[i]), 0);
     }
     __atomic_store_n(&go, 1, __ATOMIC_SEQ_CST);
     for (i = 0; i < NTHREADS; i++) {
-        apr_thread_join(&trv, th[i]);
+        pthread_join(th[i], NULL);
     }
     threaded = 0;
 }
