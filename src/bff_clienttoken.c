@@ -51,28 +51,9 @@ static apr_int64_t now_sec(const run_t *x)
 }
 
 /* Log lines go where the caller says, else to the core log hook. */
-static void ctlog(const run_t *x, const char *file, int line, int level, apr_status_t rv,
-                  const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-static void ctlog(const run_t *x, const char *file, int line, int level, apr_status_t rv,
-                  const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-
-    if (!x->ct->log && !bff_log_is_level(level)) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (x->ct->log) {
-        x->ct->log(x->ct->log_baton, file, line, level, rv, buf);
-    }
-    else {
-        bff_log_emit(file, line, level, rv, "%s", buf);
-    }
-}
-#define CLOG(x, level, rv, ...) ctlog((x), __FILE__, __LINE__, (level), (rv), __VA_ARGS__)
+#define CLOG(x, level, rv, ...) \
+    bff_log_emit_to((x)->ct->log, (x)->ct->log_baton, __FILE__, __LINE__, (level), (rv), \
+                    __VA_ARGS__)
 
 const char *bff_clienttoken_key(apr_pool_t *p, const bff_clienttoken_t *ct)
 {

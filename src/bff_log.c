@@ -43,3 +43,23 @@ void bff_log_emit(const char *file, int line, int level, apr_status_t rv, const 
         fprintf(stderr, "[bff:%d] %s\n", level, buf);
     }
 }
+
+void bff_log_emit_to(bff_log_fn *fn, void *baton, const char *file, int line, int level,
+                     apr_status_t rv, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+
+    if (!fn && !bff_log_is_level(level)) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (fn) {
+        fn(baton, file, line, level, rv, buf);
+    }
+    else {
+        bff_log_emit(file, line, level, rv, "%s", buf);
+    }
+}

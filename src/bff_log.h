@@ -31,6 +31,11 @@ void bff_log_set_level(int level);
 void bff_log_emit(const char *file, int line, int level, apr_status_t rv, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* The same, to a sink of the caller's (the glue's: the request's log) when
+ * fn is not NULL, else through the bound hook with its level filter. */
+void bff_log_emit_to(bff_log_fn *fn, void *baton, const char *file, int line, int level,
+                     apr_status_t rv, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
 #define BFF_LOG(level, rv, ...) \
     do { \
         if (bff_log_is_level(level)) \

@@ -537,6 +537,21 @@ static const char *clean_text(apr_pool_t *p, json_t *v, apr_size_t max)
     return out;
 }
 
+/* An OAuth error response (RFC 6749 5.2): its code, required, and its
+ * description, both cleaned for the log. APR_EINVAL without a code. */
+static apr_status_t oauth_error(apr_pool_t *p, json_t *doc, const char **error,
+                                const char **description)
+{
+    json_t *ev = json_object_get(doc, "error");
+
+    if (!json_is_string(ev) || json_string_length(ev) == 0) {
+        return APR_EINVAL;
+    }
+    *error = clean_text(p, ev, 128);
+    *description = clean_text(p, json_object_get(doc, "error_description"), 512);
+    return APR_SUCCESS;
+}
+
 static apr_status_t tok_fail(apr_pool_t *p, const bff_http_resp_t *resp, const char *why,
                              const char **err)
 {
@@ -651,7 +666,7 @@ static apr_status_t tokens_from_json(apr_pool_t *p, const bff_http_resp_t *resp,
 apr_status_t bff_oidc_token_response_parse(apr_pool_t *p, const bff_http_resp_t *resp,
                                            bff_oidc_tokens_t **tokens, const char **err)
 {
-    json_t *doc = NULL, *ev;
+    json_t *doc = NULL;
     json_error_t jerr;
     bff_oidc_tokens_t *t;
     apr_status_t rv;
@@ -674,13 +689,10 @@ apr_status_t bff_oidc_token_response_parse(apr_pool_t *p, const bff_http_resp_t 
     }
     t = apr_pcalloc(p, sizeof(*t));
     if (resp->status != 200) {
-        ev = json_object_get(doc, "error");
-        if (!json_is_string(ev) || json_string_length(ev) == 0) {
+        if (APR_SUCCESS != oauth_error(p, doc, &t->error, &t->error_description)) {
             rv = tok_fail(p, resp, "no OAuth error code", err);
             goto leave;
         }
-        t->error = clean_text(p, ev, 128);
-        t->error_description = clean_text(p, json_object_get(doc, "error_description"), 512);
         *tokens = t;
         rv = APR_SUCCESS;
         goto leave;
@@ -1315,7 +1327,7 @@ static apr_status_t par_from_json(apr_pool_t *p, const bff_http_resp_t *resp, js
 apr_status_t bff_oidc_par_response_parse(apr_pool_t *p, const bff_http_resp_t *resp,
                                          bff_oidc_par_t **par, const char **err)
 {
-    json_t *doc = NULL, *ev;
+    json_t *doc = NULL;
     json_error_t jerr;
     bff_oidc_par_t *out;
     apr_status_t rv;
@@ -1339,13 +1351,10 @@ apr_status_t bff_oidc_par_response_parse(apr_pool_t *p, const bff_http_resp_t *r
     }
     out = apr_pcalloc(p, sizeof(*out));
     if (!ok) {
-        ev = json_object_get(doc, "error");
-        if (!json_is_string(ev) || json_string_length(ev) == 0) {
+        if (APR_SUCCESS != oauth_error(p, doc, &out->error, &out->error_description)) {
             rv = par_fail(p, resp, "no OAuth error code", err);
             goto leave;
         }
-        out->error = clean_text(p, ev, 128);
-        out->error_description = clean_text(p, json_object_get(doc, "error_description"), 512);
         *par = out;
         rv = APR_SUCCESS;
         goto leave;

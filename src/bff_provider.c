@@ -63,31 +63,11 @@ static apr_int64_t now_sec(const bff_pcache_t *pc)
     return (apr_int64_t)apr_time_sec(pc->clock->now(pc->clock->baton));
 }
 
-/* Log lines go where the caller says (the glue: the request's log, as
- * before the move), else to the core log hook. */
-static void plog(const bff_pcache_log_t *log, const char *file, int line, int level,
-                 apr_status_t rv, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-static void plog(const bff_pcache_log_t *log, const char *file, int line, int level,
-                 apr_status_t rv, const char *fmt, ...)
-{
-    int own = log && log->fn;
-    char buf[1024];
-    va_list ap;
-
-    if (!own && !bff_log_is_level(level)) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (own) {
-        log->fn(log->baton, file, line, level, rv, buf);
-    }
-    else {
-        bff_log_emit(file, line, level, rv, "%s", buf);
-    }
-}
-#define PLOG(log, level, rv, ...) plog((log), __FILE__, __LINE__, (level), (rv), __VA_ARGS__)
+/* Log lines go where the caller says (the glue: the request's log), else
+ * to the core log hook. */
+#define PLOG(log, level, rv, ...) \
+    bff_log_emit_to((log) ? (log)->fn : NULL, (log) ? (log)->baton : NULL, __FILE__, __LINE__, \
+                    (level), (rv), __VA_ARGS__)
 
 /* ---- set-up -------------------------------------------------------- */
 

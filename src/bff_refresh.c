@@ -63,30 +63,11 @@ static apr_int64_t now_sec(const run_t *x)
     return (apr_int64_t)apr_time_sec(now_us(x));
 }
 
-/* Log lines go where the caller says (the glue: the request's log, as
- * before the move), else to the core log hook. */
-static void rlog(const run_t *x, const char *file, int line, int level, apr_status_t rv,
-                 const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-static void rlog(const run_t *x, const char *file, int line, int level, apr_status_t rv,
-                 const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-
-    if (!x->rf->log && !bff_log_is_level(level)) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (x->rf->log) {
-        x->rf->log(x->rf->log_baton, file, line, level, rv, buf);
-    }
-    else {
-        bff_log_emit(file, line, level, rv, "%s", buf);
-    }
-}
-#define RLOG(x, level, rv, ...) rlog((x), __FILE__, __LINE__, (level), (rv), __VA_ARGS__)
+/* Log lines go where the caller says (the glue: the request's log), else
+ * to the core log hook. */
+#define RLOG(x, level, rv, ...) \
+    bff_log_emit_to((x)->rf->log, (x)->rf->log_baton, __FILE__, __LINE__, (level), (rv), \
+                    __VA_ARGS__)
 
 static int due(apr_int64_t refresh_before, apr_int64_t at_issued, apr_int64_t at_expires,
                apr_int64_t now)
