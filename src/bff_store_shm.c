@@ -809,11 +809,27 @@ static apr_status_t geometry(shm_ctx_t *c, apr_size_t size, apr_uint64_t *bucket
     return APR_SUCCESS;
 }
 
+/* The store object: this load's functions over the segment's state. */
+static bff_store_t *shm_object(apr_pool_t *p, shm_ctx_t *c)
+{
+    bff_store_t *s = apr_pcalloc(p, sizeof(*s));
+
+    s->name = "shm";
+    s->ctx = c;
+    s->child_init = shm_child_init;
+    s->get = shm_get;
+    s->set = shm_set;
+    s->add = shm_add;
+    s->replace = shm_replace;
+    s->remove = shm_remove;
+    s->add_noevict = shm_add_noevict;
+    return s;
+}
+
 apr_status_t bff_store_shm_create(apr_pool_t *pool, apr_size_t size, apr_global_mutex_t *mutex,
                                   bff_store_t **st)
 {
     shm_ctx_t *c;
-    bff_store_t *s;
     apr_uint64_t buckets_off, entries_off, blocks_off;
     char *base;
     apr_status_t rv;
@@ -842,18 +858,13 @@ apr_status_t bff_store_shm_create(apr_pool_t *pool, apr_size_t size, apr_global_
     c->blocks = (shm_block_t *)(void *)(base + blocks_off);
     table_init(c);
 
-    s = apr_pcalloc(pool, sizeof(*s));
-    s->name = "shm";
-    s->ctx = c;
-    s->child_init = shm_child_init;
-    s->get = shm_get;
-    s->set = shm_set;
-    s->add = shm_add;
-    s->replace = shm_replace;
-    s->remove = shm_remove;
-    s->add_noevict = shm_add_noevict;
-    *st = s;
+    *st = shm_object(pool, c);
     return APR_SUCCESS;
+}
+
+bff_store_t *bff_store_shm_bind(apr_pool_t *p, const bff_store_t *retained)
+{
+    return shm_object(p, retained->ctx);
 }
 
 apr_status_t bff_store_shm_stats(bff_store_t *st, bff_store_shm_stats_t *stats)

@@ -32,6 +32,13 @@ typedef struct {
     apr_uint64_t expired;     /* expired entries reclaimed */
 } bff_store_shm_stats_t;
 
+/* The store object for this load of the module over a segment an earlier
+ * load made: httpd reloads the module at every restart, maybe at another
+ * address, so the function pointers and strings of an object kept across
+ * restarts (retained data) may point into code that is gone. The segment,
+ * its mutex and its state carry over; the object is made again in p. */
+bff_store_t *bff_store_shm_bind(apr_pool_t *p, const bff_store_t *retained);
+
 apr_status_t bff_store_shm_stats(bff_store_t *st, bff_store_shm_stats_t *stats);
 
 /* Walk the whole table under the lock and check that every list, link and

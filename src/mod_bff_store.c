@@ -101,7 +101,31 @@ static apr_status_t store_mutex_create(server_rec *s, apr_pool_t *pp, apr_global
     return APR_SUCCESS;
 }
 
-static apr_status_t shm_store_get(server_rec *s, const bff_store_spec_t *spec, bff_store_t **st)
+/* This generation's shm store objects (bff_store_shm_bind), for child_init. */
+static retained_store_t *generation_shm;
+
+/* The segment is retained across restarts; the object that calls into it
+ * is made again for this load of the module (bff_store_shm_bind). */
+static apr_status_t shm_bound(apr_pool_t *pconf, retained_store_t *e, bff_store_t **st)
+{
+    retained_store_t *g;
+
+    for (g = generation_shm; g; g = g->next) {
+        if (!strcmp(g->spec, e->spec)) {
+            *st = g->store;
+            return APR_SUCCESS;
+        }
+    }
+    g = apr_pcalloc(pconf, sizeof(*g));
+    g->spec = e->spec;
+    g->store = *st = bff_store_shm_bind(pconf, e->store);
+    g->next = generation_shm;
+    generation_shm = g;
+    return APR_SUCCESS;
+}
+
+static apr_status_t shm_store_get(apr_pool_t *pconf, server_rec *s, const bff_store_spec_t *spec,
+                                  bff_store_t **st)
 {
     retained_stores_t *rs = retained_stores();
     apr_pool_t *pp = s->process->pool;
@@ -112,8 +136,7 @@ static apr_status_t shm_store_get(server_rec *s, const bff_store_spec_t *spec, b
 
     for (e = rs->stores; e; e = e->next) {
         if (!strcmp(e->spec, key)) {
-            *st = e->store;
-            return APR_SUCCESS;
+            return shm_bound(pconf, e, st);
         }
     }
     rv = store_mutex_create(s, pp, &mutex);
@@ -140,7 +163,7 @@ static apr_status_t shm_store_get(server_rec *s, const bff_store_spec_t *spec, b
                  "BFF00403: shared-memory session store of "
                  "%" APR_SIZE_T_FMT " bytes created (lock: %s)",
                  spec->shm_size, apr_global_mutex_name(mutex));
-    return APR_SUCCESS;
+    return shm_bound(pconf, e, st);
 }
 
 static apr_status_t keyring_setup(apr_pool_t *pconf, server_rec *s, bff_site_t *site)
@@ -241,12 +264,14 @@ static apr_status_t memcache_store_get(apr_pool_t *pconf, server_rec *s,
 static apr_status_t generation_reset(void *data)
 {
     generation_stores = NULL;
+    generation_shm = NULL;
     return APR_SUCCESS;
 }
 
 void bff_glue_store_post_config(apr_pool_t *pconf)
 {
     generation_stores = NULL;
+    generation_shm = NULL;
     apr_pool_cleanup_register(pconf, NULL, generation_reset, apr_pool_cleanup_null);
 }
 
@@ -264,16 +289,17 @@ apr_status_t bff_glue_store_setup(apr_pool_t *pconf, server_rec *s, bff_site_t *
     if (spec->kind == BFF_STORE_MEMCACHE) {
         return memcache_store_get(pconf, s, spec, &site->store);
     }
-    return shm_store_get(s, spec, &site->store);
+    return shm_store_get(pconf, s, spec, &site->store);
 }
 
 void bff_glue_store_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    retained_stores_t *rs = ap_retained_data_get(BFF_RETAINED_STORES);
     retained_store_t *e;
     apr_status_t rv;
 
-    for (e = rs ? rs->stores : NULL; e; e = e->next) {
+    /* This generation's objects: a retained one's function pointers may
+     * point into the module as an earlier generation loaded it. */
+    for (e = generation_shm; e; e = e->next) {
         if (e->store->child_init && APR_SUCCESS != (rv = e->store->child_init(e->store, pchild))) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                          "BFF00406: cannot attach the "
