@@ -933,20 +933,7 @@ apr_status_t bff_oidc_refresh(apr_pool_t *p, const bff_http_opts_t *http,
                               const char *refresh_token, bff_oidc_tokens_t **tokens,
                               const char **err)
 {
-    apr_array_header_t *parts;
-    apr_status_t rv;
-
-    if (APR_SUCCESS != (rv = token_args_ok(p, meta, client, tokens, err))) {
-        return rv;
-    }
-    if (!refresh_token || !*refresh_token) {
-        *err = "token endpoint: no refresh token";
-        return APR_EINVAL;
-    }
-    parts = apr_array_make(p, 16, sizeof(char *));
-    form_add(p, parts, "grant_type", "refresh_token");
-    form_add(p, parts, "refresh_token", refresh_token);
-    return token_call(p, http, meta, client, parts, tokens, err);
+    return bff_oidc_refresh_narrow(p, http, meta, client, refresh_token, NULL, NULL, tokens, err);
 }
 
 apr_status_t bff_oidc_refresh_narrow(apr_pool_t *p, const bff_http_opts_t *http,
