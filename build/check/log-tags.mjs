@@ -4,7 +4,8 @@
 // exactly one message (one message per tag, so a tag in a log line points to
 // one place in the code), every tag a comment names exists, and the table
 // "Log messages by tag" in docs/troubleshooting.md lists exactly the tags the
-// code has, at the level the code logs it. Run: node build/check/log-tags.mjs [--draft]
+// code has, at the level the code logs it, each row saying what it means and
+// what to do. Run: node build/check/log-tags.mjs [--draft]
 // --draft prints a table row (tag, level, message) for each tag in the code,
 // a start for documenting new tags.
 import { readFileSync } from 'node:fs';
@@ -126,9 +127,15 @@ function docTags() {
     if (start < 0) return { found, missingSection: true };
     for (let k = start + 1; k < lines.length && !/^#{1,2} /.test(lines[k]); k++) {
         const m = /^\|\s*`?(BFF\d{5})`?\s*\|([^|]*)\|/.exec(lines[k]);
-        if (m) found.push({ tag: m[1], level: levelSet(m[2]), line: k + 1 });
+        if (m) found.push({ tag: m[1], level: levelSet(m[2]), line: k + 1, cells: cells(lines[k]) });
     }
     return { found, missingSection: false };
+}
+
+// The cells of a table row ("\|" inside a cell is not a separator).
+function cells(row) {
+    return row.replace(/\\\|/g, '\u0000').split('|').slice(1, -1)
+        .map((c) => c.replace(/\u0000/g, '|').trim());
 }
 
 // "warn / error" -> "error/warn": levels compared as sets.
@@ -169,6 +176,10 @@ for (const d of found) {
         problems.push({ file: DOC, line: d.line, msg: `${d.tag} is listed twice (also at line ${inDoc.get(d.tag)})` });
     } else {
         inDoc.set(d.tag, d.line);
+    }
+    // Tag, level, message, what it means, what to do: the last two say something.
+    if (d.cells.length !== 5 || !d.cells[3] || !d.cells[4]) {
+        problems.push({ file: DOC, line: d.line, msg: `${d.tag}: a row has five cells (tag, level, message, what it means, what to do), none of the last two empty` });
     }
     if (!uses.has(d.tag)) {
         problems.push({ file: DOC, line: d.line, msg: `${d.tag} is documented but no message in the code has it; remove the row` });
