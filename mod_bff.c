@@ -167,7 +167,7 @@ static const command_rec bff_cmds[] = {
     AP_INIT_TAKE1(BFF_D_MAX_LIFETIME, bff_cmd_max_lifetime, NULL, RSRC_CONF,
                   "Absolute session lifetime (e.g. 8h). Default: 8h."),
     AP_INIT_TAKE1(BFF_D_REFRESH_BEFORE, bff_cmd_refresh_before, NULL, RSRC_CONF,
-                  "Refresh the access token this many seconds before it expires. Default: 60."),
+                  "Refresh the access token this long before it expires (60, 2m). Default: 60."),
     AP_INIT_TAKE1(BFF_D_POST_LOGOUT_URI, bff_cmd_post_logout_uri, NULL, RSRC_CONF,
                   "Where the provider sends the browser after logout. Default: the site's /."),
     AP_INIT_TAKE1(BFF_D_TOKEN_RELAY, bff_cmd_token_relay, NULL, RSRC_CONF | ACCESS_CONF,

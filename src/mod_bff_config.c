@@ -850,7 +850,7 @@ const char *bff_cmd_refresh_before(cmd_parms *cmd, void *dc, const char *arg)
         return err;
     }
     if (APR_SUCCESS != bff_util_parse_duration(arg, &secs) || secs < 0 || secs > 3600) {
-        return cmd_err(cmd, "expected seconds from 0 to 3600, e.g. 60");
+        return cmd_err(cmd, "expected a duration from 0 to 3600 seconds, e.g. 60 or 2m");
     }
     cmd_srv_conf(cmd)->refresh_before = secs;
     return NULL;
