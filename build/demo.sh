@@ -24,9 +24,13 @@ APACHE2=${APACHE2:-/usr/sbin/apache2}
 APXS=${APXS:-apxs}
 CLIENT_ID=${BFF_DEMO_CLIENT_ID:-bff-demo}
 SITE_URL=https://localhost:$PORT
+# The origin the browser uses: httpd itself, or a dev server that proxies
+# /bff and /api to it (docs/spa.md: BFF_DEMO_PUBLIC_URL=https://localhost:5173).
+PUBLIC_URL=${BFF_DEMO_PUBLIC_URL:-$SITE_URL}
+PUBLIC_URL=${PUBLIC_URL%/}
 PROVIDER_URL=${BFF_DEMO_PROVIDER_URL:-https://127.0.0.1:$PROVIDER_PORT}
 # The API as a resource server (RFC 8707): the audience of its tokens.
-API_RESOURCE=$SITE_URL/api/
+API_RESOURCE=$PUBLIC_URL/api/
 # Access tokens live this long, so the SPA sees a refresh within a minute.
 TOKEN_TTL=${BFF_DEMO_TOKEN_TTL:-60}
 MODULE=${BFF_MODULE:-}
@@ -224,6 +228,7 @@ write_conf() {
     sed -e "s|@DEMO_DIR@|$DEMO_DIR|g" \
         -e "s|@SITE_DIR@|$site|g" \
         -e "s|@PORT@|$PORT|g" \
+        -e "s|@PUBLIC_URL@|$PUBLIC_URL|g" \
         -e "s|@PROVIDER@|$PROVIDER_URL|g" \
         -e "s|@CLIENT_ID@|$CLIENT_ID|g" \
         -e "s|@MODULE@|$MODULE|g" \
@@ -250,8 +255,8 @@ start_provider() {
         --port "$PROVIDER_PORT" --host 127.0.0.1 \
         --cert "$DEMO_DIR/tls/server.pem" --key "$DEMO_DIR/tls/server.key" \
         --client-id "$CLIENT_ID" --client-secret "$secret" \
-        --redirect-uri "$SITE_URL/bff/callback" \
-        --post-logout-redirect-uri "$SITE_URL/" \
+        --redirect-uri "$PUBLIC_URL/bff/callback" \
+        --post-logout-redirect-uri "$PUBLIC_URL/" \
         --access-token-ttl "$TOKEN_TTL" --resource "$API_RESOURCE" \
         </dev/null >>"$log" 2>&1 &
     echo $! >"$PROVIDER_PIDFILE"
@@ -341,7 +346,7 @@ start_demo() {
 
 mod_bff demo is running.
 
-  Open      $SITE_URL/
+  Open      $PUBLIC_URL/$( [ "$PUBLIC_URL" = "$SITE_URL" ] || printf '\n            (your dev server, proxying /bff and /api to %s)' "$SITE_URL")
             Its certificate comes from a test CA: import $DEMO_DIR/tls/ca.pem
             into the browser (or accept the warning, on both $SITE_URL
             and the provider's login page at $PROVIDER_URL);

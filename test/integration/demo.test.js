@@ -12,7 +12,8 @@
 //     alice's, without mod_bff's cookies, and the page never held that token;
 //   - "Call it without X-CSRF": 403 csrf, the API never saw it;
 //   - "Wait for a token refresh": a token with a later iat;
-//   - "Log out" (confirmed at the provider): back on the SPA, the API 401.
+//   - "Log out" (confirmed at the provider): back on the SPA, the API 401;
+//   - bff.js: a 401 sends the browser to the login and back to the page.
 // Each step's screenshot goes to _build/artifacts/demo/ (or
 // $BFF_ARTIFACTS_DIR/demo/); the paths are printed.
 
@@ -71,6 +72,7 @@ class DemoHttpd extends Httpd {
                 BFF_DEMO_PROVIDER_URL: this.opts.providerUrl,
                 BFF_DEMO_API_PORT: String(this.opts.apiPort),
                 BFF_DEMO_CLIENT_ID: CLIENT_ID,
+                BFF_DEMO_PUBLIC_URL: '', // httpd's own origin
                 BFF_MODULE,
                 APACHE_MODDIR: MODDIR,
             },
@@ -138,7 +140,7 @@ async function tokenClaims(page) {
         rows.map((r) => [r.cells[0].textContent, r.cells[1].textContent])));
 }
 
-test('demo: log in, call the API, no-CSRF 403, a refresh, log out then 401, as seen on the page', async (t) => {
+test('demo: log in, call the API, no-CSRF 403, a refresh, log out then 401, as seen on the page; bff.js logs in on a 401', async (t) => {
     const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bff-chromium-'));
     const context = await chromium.launchPersistentContext(profileDir, {
         executablePath: EXECUTABLE, headless: true, args: ARGS, ignoreHTTPSErrors: true, timeout: 30000,
@@ -240,4 +242,19 @@ test('demo: log in, call the API, no-CSRF 403, a refresh, log out then 401, as s
     assert.ok(await page.isHidden('#api-view'));
     await shot('logged-out-api-401');
     assert.equal(shots.length, 8);
+
+    // 7. bff.js as an app uses it: a call that gets 401 starts a login that
+    // comes back to the page it was made on.
+    await page.goto(`${origin}/?from=bff-js`);
+    await page.waitForSelector('#anon', { state: 'visible' });
+    const loginRequest = page.waitForRequest((req) => new URL(req.url()).pathname === '/bff/login');
+    await page.evaluate(() => {
+        import('/bff.js').then((m) => m.bffFetch('/api/whoami')).catch(() => { /* BffLoginStarted */ });
+    });
+    assert.equal(new URL((await loginRequest).url()).searchParams.get('returnTo'), '/?from=bff-js');
+    await page.waitForURL((u) => u.origin === provider.issuer);
+    await page.fill('#username', 'alice');
+    await page.fill('#password', 'alice-pass');
+    await Promise.all([page.waitForURL(`${origin}/?from=bff-js`), page.click('#submit')]);
+    await page.waitForSelector('#user', { state: 'visible' });
 });
