@@ -10,8 +10,9 @@
 #                           (the browser test runs the demo's config this way)
 # Everything lives in $BFF_DEMO_DIR (default /var/tmp/mod_bff-demo); nothing
 # in /etc/apache2 or httpd's module directory is read or changed: httpd loads
-# mod_bff.so from the build tree. Root is needed only when build/deps.sh has
-# packages to install (BFF_DEMO_SKIP_DEPS=1 skips it).
+# mod_bff.so from the build tree. Root is needed only to install what is
+# missing: as root, start runs build/deps.sh; as another user it only checks
+# that what it runs is there (BFF_DEMO_SKIP_DEPS=1 skips both).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -137,6 +138,24 @@ wait_for() {
 }
 
 # ---- build ----------------------------------------------------------------
+
+# Without root: only look for what the demo runs; build/deps.sh (as root)
+# installs it.
+check_tools() {
+    local missing=() c
+    for c in "$APACHE2" node openssl curl setsid; do
+        command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+    done
+    if [ -z "$MODULE" ]; then
+        for c in make gcc "$APXS" autoreconf; do
+            command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+        done
+    fi
+    [ -d "$ROOT/test/node_modules/oidc-provider" ] || missing+=("test/node_modules (npm ci in test/)")
+    if [ "${#missing[@]}" -gt 0 ]; then
+        die "missing: ${missing[*]}; run build/deps.sh as root (or build/demo.sh as root once)"
+    fi
+}
 
 # Build the module out of tree; httpd loads it from there (MODULE).
 build_module() {
@@ -314,8 +333,14 @@ start_demo() {
         fi
     done
 
-    # Installs only what is missing (and needs root only then).
-    [ "${BFF_DEMO_SKIP_DEPS:-}" = 1 ] || bash "$ROOT/build/deps.sh"
+    if [ "${BFF_DEMO_SKIP_DEPS:-}" = 1 ]; then
+        :
+    elif [ "$(id -u)" -eq 0 ]; then
+        # Installs what is missing (and upgrades stale runtime libraries).
+        bash "$ROOT/build/deps.sh"
+    else
+        check_tools
+    fi
     if [ -n "$MODULE" ]; then
         [ -f "$MODULE" ] || die "BFF_MODULE=$MODULE does not exist"
     else
