@@ -13,6 +13,10 @@
 # mod_bff.so from the build tree. Root is needed only to install what is
 # missing: as root, start runs build/deps.sh; as another user it only checks
 # that what it runs is there (BFF_DEMO_SKIP_DEPS=1 skips both).
+# Settings: BFF_DEMO_PORT (8443), BFF_DEMO_PROVIDER_PORT (9443),
+# BFF_DEMO_API_PORT (9080), BFF_DEMO_TOKEN_TTL (access tokens' lifetime, 60 s),
+# BFF_DEMO_PUBLIC_URL (a dev server's origin in front of httpd, docs/spa.md),
+# BFF_MODULE (a mod_bff.so to use instead of building one).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -304,7 +308,10 @@ start_api() {
 # `config`: the config and site for a demo whose TLS files and secrets are
 # already in $DEMO_DIR (the browser test puts its own there).
 config_only() {
-    [ -n "$MODULE" ] || MODULE=$ROOT/_build/.libs/mod_bff.so
+    if [ -z "$MODULE" ]; then
+        MODULE=$ROOT/_build/.libs/mod_bff.so
+        [ -f "$ROOT/config.status" ] && MODULE=$ROOT/.libs/mod_bff.so # an in-tree build
+    fi
     [ -f "$MODULE" ] || die "module not found: $MODULE (set BFF_MODULE)"
     mkdir -p "$DEMO_DIR/logs" "$DEMO_DIR/run"
     write_conf
@@ -392,6 +399,6 @@ case "${1:-start}" in
     stop) stop_demo ;;
     status) status_demo ;;
     config) config_only ;;
-    -h|--help|help) sed -n '4,14p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h|--help|help) awk 'NR >= 4 && /^#/ { sub(/^# ?/, ""); print; next } NR >= 4 { exit }' "$0" ;;
     *) die "usage: build/demo.sh [start|stop|status|config]" ;;
 esac
