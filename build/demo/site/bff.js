@@ -67,7 +67,8 @@ function sameOrigin(input) {
 export async function bffFetch(input, init = {}) {
     const { loginOn401 = true, ...rest } = init;
     if (!sameOrigin(input)) return fetch(input, rest);
-    const headers = new Headers(rest.headers || {});
+    // A Request's own headers count unless init replaces them, as in fetch().
+    const headers = new Headers(rest.headers || (input instanceof Request ? input.headers : {}));
     headers.set(settings.csrfHeader, settings.csrfValue);
     const res = await fetch(input, { credentials: 'same-origin', ...rest, headers });
     if (res.status === 401 && loginOn401) {
