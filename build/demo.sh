@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 #
-# Run mod_bff in front of a sample single-page app, with a local OpenID
-# provider, on this machine:
-#   build/demo.sh           build + install the module, (re)start the demo
-#   build/demo.sh stop      stop the demo httpd and provider
+# Run mod_bff in front of a sample single-page app and a small API, with a
+# local OpenID provider, on this machine:
+#   build/demo.sh           build the module, (re)start the demo
+#   build/demo.sh stop      stop the demo httpd, API and provider
 #   build/demo.sh status    show whether they run
+#   build/demo.sh config    only write $BFF_DEMO_DIR/httpd.conf and the site
+#                           (the browser test runs the demo's config this way)
 # Everything lives in $BFF_DEMO_DIR (default /var/tmp/mod_bff-demo); nothing
-# in /etc/apache2 is read or changed. `make install` puts mod_bff.so into
-# httpd's module directory, so start needs root.
+# in /etc/apache2 or httpd's module directory is read or changed: httpd loads
+# mod_bff.so from the build tree. Root is needed only to install what is
+# missing: as root, start runs build/deps.sh; as another user it only checks
+# that what it runs is there (BFF_DEMO_SKIP_DEPS=1 skips both).
+# Settings: BFF_DEMO_PORT (8443), BFF_DEMO_PROVIDER_PORT (9443),
+# BFF_DEMO_API_PORT (9080), BFF_DEMO_TOKEN_TTL (access tokens' lifetime, 60 s),
+# BFF_DEMO_PUBLIC_URL (a dev server's origin in front of httpd, docs/spa.md),
+# BFF_MODULE (a mod_bff.so to use instead of building one).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,13 +24,24 @@ ROOT=$PWD
 DEMO_DIR=${BFF_DEMO_DIR:-/var/tmp/mod_bff-demo}
 PORT=${BFF_DEMO_PORT:-8443}
 PROVIDER_PORT=${BFF_DEMO_PROVIDER_PORT:-9443}
+API_PORT=${BFF_DEMO_API_PORT:-9080}
 APACHE2=${APACHE2:-/usr/sbin/apache2}
 APXS=${APXS:-apxs}
-CLIENT_ID=bff-demo
+CLIENT_ID=${BFF_DEMO_CLIENT_ID:-bff-demo}
 SITE_URL=https://localhost:$PORT
-PROVIDER_URL=https://127.0.0.1:$PROVIDER_PORT
+# The origin the browser uses: httpd itself, or a dev server that proxies
+# /bff and /api to it (docs/spa.md: BFF_DEMO_PUBLIC_URL=https://localhost:5173).
+PUBLIC_URL=${BFF_DEMO_PUBLIC_URL:-$SITE_URL}
+PUBLIC_URL=${PUBLIC_URL%/}
+PROVIDER_URL=${BFF_DEMO_PROVIDER_URL:-https://127.0.0.1:$PROVIDER_PORT}
+# The API as a resource server (RFC 8707): the audience of its tokens.
+API_RESOURCE=$PUBLIC_URL/api/
+# Access tokens live this long, so the SPA sees a refresh within a minute.
+TOKEN_TTL=${BFF_DEMO_TOKEN_TTL:-60}
+MODULE=${BFF_MODULE:-}
 CONF=$DEMO_DIR/httpd.conf
 PROVIDER_PIDFILE=$DEMO_DIR/provider.pid
+API_PIDFILE=$DEMO_DIR/api.pid
 HTTPD_PIDFILE=$DEMO_DIR/httpd.pid
 
 say() { printf 'demo: %s\n' "$*"; }
@@ -73,6 +92,7 @@ stop_one() {
 
 stop_demo() {
     stop_one httpd "$HTTPD_PIDFILE" "$CONF"
+    stop_one api "$API_PIDFILE" api.mjs
     stop_one provider "$PROVIDER_PIDFILE" provider.js
 }
 
@@ -87,6 +107,11 @@ status_demo() {
         say "provider runs (pid $pid): $PROVIDER_URL"
     else
         say "provider is not running"; rc=1
+    fi
+    if pid=$(live_pid "$API_PIDFILE" api.mjs); then
+        say "API runs (pid $pid): http://127.0.0.1:$API_PORT/"
+    else
+        say "API is not running"; rc=1
     fi
     return "$rc"
 }
@@ -118,7 +143,26 @@ wait_for() {
 
 # ---- build ----------------------------------------------------------------
 
-build_and_install() {
+# Without root: only look for what the demo runs; build/deps.sh (as root)
+# installs it.
+check_tools() {
+    local missing=() c
+    for c in "$APACHE2" node openssl curl setsid; do
+        command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+    done
+    if [ -z "$MODULE" ]; then
+        for c in make gcc "$APXS" autoreconf; do
+            command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+        done
+    fi
+    [ -d "$ROOT/test/node_modules/oidc-provider" ] || missing+=("test/node_modules (npm ci in test/)")
+    if [ "${#missing[@]}" -gt 0 ]; then
+        die "missing: ${missing[*]}; run build/deps.sh as root (or build/demo.sh as root once)"
+    fi
+}
+
+# Build the module out of tree; httpd loads it from there (MODULE).
+build_module() {
     local builddir
     if [ -f "$ROOT/config.status" ]; then
         # A developer's in-tree build: use it as it is.
@@ -137,11 +181,9 @@ build_and_install() {
     fi
     say "make (${builddir#"$ROOT"/})"
     make -C "$builddir" -s -j2
-    say "make install"
-    quiet make -C "$builddir" -s install
-    MODULE=$("$APXS" -q LIBEXECDIR)/mod_bff.so
-    [ -f "$MODULE" ] || die "make install did not produce $MODULE"
-    say "installed $MODULE"
+    MODULE=$builddir/.libs/mod_bff.so
+    [ -f "$MODULE" ] || die "make did not produce $MODULE"
+    say "module $MODULE"
 }
 
 # ---- files ----------------------------------------------------------------
@@ -209,10 +251,13 @@ write_conf() {
     sed -e "s|@DEMO_DIR@|$DEMO_DIR|g" \
         -e "s|@SITE_DIR@|$site|g" \
         -e "s|@PORT@|$PORT|g" \
+        -e "s|@PUBLIC_URL@|$PUBLIC_URL|g" \
         -e "s|@PROVIDER@|$PROVIDER_URL|g" \
         -e "s|@CLIENT_ID@|$CLIENT_ID|g" \
         -e "s|@MODULE@|$MODULE|g" \
-        -e "s|@APACHE_MODDIR@|$("$APXS" -q LIBEXECDIR)|g" \
+        -e "s|@API_PORT@|$API_PORT|g" \
+        -e "s|@API_RESOURCE@|$API_RESOURCE|g" \
+        -e "s|@APACHE_MODDIR@|${APACHE_MODDIR:-$("$APXS" -q LIBEXECDIR)}|g" \
         -e "s|@USER@|$user|g" \
         -e "s|@GROUP@|$group|g" \
         "$ROOT/build/demo/httpd.conf.in" >"$CONF"
@@ -233,13 +278,44 @@ start_provider() {
         --port "$PROVIDER_PORT" --host 127.0.0.1 \
         --cert "$DEMO_DIR/tls/server.pem" --key "$DEMO_DIR/tls/server.key" \
         --client-id "$CLIENT_ID" --client-secret "$secret" \
-        --redirect-uri "$SITE_URL/bff/callback" \
-        --post-logout-redirect-uri "$SITE_URL/" \
+        --redirect-uri "$PUBLIC_URL/bff/callback" \
+        --post-logout-redirect-uri "$PUBLIC_URL/" \
+        --access-token-ttl "$TOKEN_TTL" --resource "$API_RESOURCE" \
         </dev/null >>"$log" 2>&1 &
     echo $! >"$PROVIDER_PIDFILE"
     wait_for "$PROVIDER_URL/.well-known/openid-configuration" "$PROVIDER_PIDFILE" provider.js \
         provider "$log"
     say "provider runs (pid $(cat "$PROVIDER_PIDFILE")): $PROVIDER_URL"
+}
+
+start_api() {
+    local log=$DEMO_DIR/logs/api.log i
+    : >"$log"
+    setsid node "$ROOT/build/demo/api.mjs" --port "$API_PORT" </dev/null >>"$log" 2>&1 &
+    echo $! >"$API_PIDFILE"
+    for i in $(seq 1 50); do
+        if port_in_use "$API_PORT"; then
+            say "API runs (pid $(cat "$API_PIDFILE")): http://127.0.0.1:$API_PORT/"
+            return 0
+        fi
+        live_pid "$API_PIDFILE" api.mjs >/dev/null || break
+        sleep 0.2
+    done
+    tail -n 30 "$log" >&2 || true
+    die "the API did not start; see $log"
+}
+
+# `config`: the config and site for a demo whose TLS files and secrets are
+# already in $DEMO_DIR (the browser test puts its own there).
+config_only() {
+    if [ -z "$MODULE" ]; then
+        MODULE=$ROOT/_build/.libs/mod_bff.so
+        [ -f "$ROOT/config.status" ] && MODULE=$ROOT/.libs/mod_bff.so # an in-tree build
+    fi
+    [ -f "$MODULE" ] || die "module not found: $MODULE (set BFF_MODULE)"
+    mkdir -p "$DEMO_DIR/logs" "$DEMO_DIR/run"
+    write_conf
+    say "wrote $CONF"
 }
 
 start_httpd() {
@@ -255,18 +331,28 @@ start_httpd() {
 
 start_demo() {
     command -v node >/dev/null 2>&1 || die "node not found (build/deps.sh installs it)"
-    [ "$(id -u)" -eq 0 ] || die "start needs root ('make install' writes to httpd's module directory)"
 
     stop_demo
     local p
-    for p in "$PORT" "$PROVIDER_PORT"; do
+    for p in "$PORT" "$PROVIDER_PORT" "$API_PORT"; do
         if port_in_use "$p"; then
             die "port $p on 127.0.0.1 is in use by another program"
         fi
     done
 
-    bash "$ROOT/build/deps.sh"
-    build_and_install
+    if [ "${BFF_DEMO_SKIP_DEPS:-}" = 1 ]; then
+        :
+    elif [ "$(id -u)" -eq 0 ]; then
+        # Installs what is missing (and upgrades stale runtime libraries).
+        bash "$ROOT/build/deps.sh"
+    else
+        check_tools
+    fi
+    if [ -n "$MODULE" ]; then
+        [ -f "$MODULE" ] || die "BFF_MODULE=$MODULE does not exist"
+    else
+        build_module
+    fi
 
     mkdir -p "$DEMO_DIR/logs" "$DEMO_DIR/run"
     chmod 755 "$DEMO_DIR"
@@ -277,6 +363,7 @@ start_demo() {
     make_secrets
     write_conf
     start_provider
+    start_api
     start_httpd
 
     local user_status
@@ -291,13 +378,17 @@ start_demo() {
 
 mod_bff demo is running.
 
-  Open      $SITE_URL/
+  Open      $PUBLIC_URL/$( [ "$PUBLIC_URL" = "$SITE_URL" ] || printf '\n            (your dev server, proxying /bff and /api to %s)' "$SITE_URL")
             Its certificate comes from a test CA: import $DEMO_DIR/tls/ca.pem
             into the browser (or accept the warning, on both $SITE_URL
             and the provider's login page at $PROVIDER_URL);
             curl: --cacert $DEMO_DIR/tls/ca.pem
   Log in    alice / alice-pass
-  Logs      $DEMO_DIR/logs/error.log (LogLevel info), access.log, provider.log
+  Try       "Call the API" (the API's view: a Bearer token the browser never
+            saw), the call without X-CSRF (403), "Wait for a token refresh"
+            (tokens live ${TOKEN_TTL}s), "Log out" (then the API answers 401)
+  Module    $MODULE (loaded from the build tree)
+  Logs      $DEMO_DIR/logs/error.log (LogLevel info), access.log, provider.log, api.log
   Config    $CONF
   Stop      build/demo.sh stop
 EOF
@@ -307,6 +398,7 @@ case "${1:-start}" in
     start) start_demo ;;
     stop) stop_demo ;;
     status) status_demo ;;
-    -h|--help|help) sed -n '4,11p' "$0" | sed 's/^# \{0,1\}//' ;;
-    *) die "usage: build/demo.sh [start|stop|status]" ;;
+    config) config_only ;;
+    -h|--help|help) awk 'NR >= 4 && /^#/ { sub(/^# ?/, ""); print; next } NR >= 4 { exit }' "$0" ;;
+    *) die "usage: build/demo.sh [start|stop|status|config]" ;;
 esac

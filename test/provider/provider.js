@@ -868,7 +868,9 @@ const USAGE = `usage: node provider.js --port N [--host 127.0.0.1] --cert CERT.p
        --client-id ID --client-secret SECRET --redirect-uri URI
        [--post-logout-redirect-uri URI] [--backchannel-logout-uri URI] [--ca CA.pem]
        [--client-auth client_secret_basic|client_secret_post] [--rotate-refresh-token]
-       [--access-token-ttl SECONDS]`;
+       [--access-token-ttl SECONDS] [--resource URI]
+  --resource URI: resource indicators on (RFC 8707), URI a resource server with
+  scope "api" whose access tokens are JWTs (they live --access-token-ttl seconds too)`;
 
 async function main() {
     let a;
@@ -896,6 +898,11 @@ async function main() {
         backchannelLogoutUri: a.backchannelLogoutUri,
         rotateRefreshToken: Boolean(a.rotateRefreshToken),
         accessTokenTTL: a.accessTokenTtl ? Number(a.accessTokenTtl) : undefined,
+        // The demo's API (build/demo.sh): JWT access tokens it can show decoded.
+        ...(a.resource ? {
+            resourceServers: Object.fromEntries([a.resource].flat().map((r) => [r, { scope: 'api' }])),
+            scopes: ['api'],
+        } : {}),
         quiet: false,
     });
     console.log(op.issuer);
