@@ -2,8 +2,10 @@
 # Licensed under the Apache License, Version 2.0 (see LICENSE).
 #
 # Build the Debian package libapache2-mod-bff from the release tarball, the
-# way a packager would: unpack mod_bff-<version>.tar.xz, dpkg-buildpackage
-# -us -uc -b in it (debian/ is in the tarball). Prints the path of the .deb.
+# way a packager would: unpack mod_bff-<version>.tar.xz (debian/ is in it),
+# the tarball as libapache2-mod-bff_<version>.orig.tar.xz beside it, and
+# dpkg-buildpackage -us -uc there (source and binary packages, in
+# _build-deb/src/). Prints the path of the .deb.
 #
 #   build/package.sh [TARBALL]   (default: `make dist` in a fresh _build-deb/dist)
 #
@@ -52,7 +54,10 @@ srcdir=$(ls -d "$OUT"/src/mod_bff-*/)
 # Build profile nocheck as well, so cmocka and memcached need not be there.
 profiles=""
 case " $DEB_BUILD_OPTIONS " in *" nocheck "*) profiles="-Pnocheck" ;; esac
-(cd "$srcdir" && quiet dpkg-buildpackage -us -uc -b -j"$JOBS" $profiles)
+# The tarball is the upstream source of the Debian source package too.
+debver=$(cd "$srcdir" && dpkg-parsechangelog -S Version)
+ln -s "$(realpath "$tarball")" "$OUT/src/libapache2-mod-bff_${debver%-*}.orig.tar.xz"
+(cd "$srcdir" && quiet dpkg-buildpackage -us -uc -j"$JOBS" $profiles)
 
 deb=$(ls "$OUT"/src/libapache2-mod-bff_*.deb)
 mv "$deb" "$OUT"/
