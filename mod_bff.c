@@ -25,6 +25,7 @@
 #include "src/mod_bff_store.h"
 #include "src/bff_http.h"
 #include "src/bff_log.h"
+#include "src/bff_version.h"
 
 /* Core log lines go to the main server's error log. */
 static void core_log(void *baton, const char *file, int line, int level, apr_status_t rv,
@@ -57,6 +58,15 @@ static int bff_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     return OK;
 }
 
+/* One line per start and graceful restart (httpd reloads the module then, maybe
+ * a new build), naming the library versions actually loaded, which can differ
+ * from those mod_bff was built against. */
+static void log_versions(apr_pool_t *ptemp, server_rec *s)
+{
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "BFF00170: mod_bff/%s started (%s)", bff_version(),
+                 bff_version_libs(ptemp));
+}
+
 static int bff_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     /* httpd reads its configuration twice at start-up; the first pass only
@@ -69,6 +79,7 @@ static int bff_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     if (dry_run) {
         return OK;
     }
+    log_versions(ptemp, s);
     for (vs = s; vs; vs = vs->next) {
         bff_config_log_warnings(vs, bff_srv_conf(vs));
     }

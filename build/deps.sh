@@ -14,6 +14,7 @@ PACKAGES=(
     libssl-dev libcurl4-openssl-dev libjansson-dev libcmocka-dev
     memcached chromium openssl ca-certificates curl
     clang libclang-rt-14-dev clang-format valgrind
+    debhelper dpkg-dev  # build/package.sh; dh_apache2 comes with apache2-dev
 )
 
 # Libraries the module and the tests load at run time. Debian's packages ask

@@ -7,8 +7,10 @@
 #   1. unit tests (cmocka) built with ASan + UBSan, out of tree in _build-asan/
 #      then every fuzz seed corpus (test/fuzz/corpus/) replayed once under
 #      ASan + UBSan by the libFuzzer targets, built with clang in _build-fuzz/
-#   2. the module built normally with --enable-werror in _build/, then the
-#      integration tests (node --test, real httpd + provider + browser) against it.
+#   2. the module built normally with --enable-werror in _build/; the release
+#      tarball (make dist, its listing checked) and the Debian package built
+#      from it, installed into this machine's httpd, a login through it, purged;
+#      then the integration tests (node --test, real httpd + provider + browser).
 # Exits non-zero on any failure and ends with one summary line.
 set -euo pipefail
 
@@ -21,15 +23,16 @@ STATIC_SUMMARY="static checks: not run"
 UNIT_SUMMARY="unit: not run"
 FUZZ_SUMMARY="fuzz replay: not run"
 INTEG_SUMMARY="integration: not run"
+PKG_SUMMARY="package: not run"
 
 summary() {
     local rc=$? secs=$(( $(date +%s) - START ))
     if [ "$rc" -eq 0 ]; then
-        printf '\n== build/test.sh: PASS (%s; %s; %s) in %ss\n' "$STATIC_SUMMARY" \
-            "$UNIT_SUMMARY; $FUZZ_SUMMARY" "$INTEG_SUMMARY" "$secs"
+        printf '\n== build/test.sh: PASS (%s; %s; %s; %s) in %ss\n' "$STATIC_SUMMARY" \
+            "$UNIT_SUMMARY; $FUZZ_SUMMARY" "$PKG_SUMMARY" "$INTEG_SUMMARY" "$secs"
     else
-        printf '\n== build/test.sh: FAIL in stage "%s" (%s; %s; %s) after %ss, exit %s\n' \
-            "$STAGE" "$STATIC_SUMMARY" "$UNIT_SUMMARY; $FUZZ_SUMMARY" "$INTEG_SUMMARY" "$secs" "$rc"
+        printf '\n== build/test.sh: FAIL in stage "%s" (%s; %s; %s; %s) after %ss, exit %s\n' \
+            "$STAGE" "$STATIC_SUMMARY" "$UNIT_SUMMARY; $FUZZ_SUMMARY" "$PKG_SUMMARY" "$INTEG_SUMMARY" "$secs" "$rc"
     fi
 }
 trap summary EXIT
@@ -136,6 +139,41 @@ make -C _build -s -j"$JOBS"
 MODULE=$ROOT/_build/.libs/mod_bff.so
 [ -f "$MODULE" ] || { echo "module not built: $MODULE" >&2; exit 1; }
 echo "module: ${MODULE#"$ROOT"/}"
+
+# ---- 2a. release tarball and Debian package ----------------------------------
+# make dist and the tarball's listing (build/check/dist.sh); BFF_DISTCHECK=1
+# runs make distcheck instead (about 75 s more: another build, the unit tests,
+# install/uninstall). The .deb is built from that tarball (build/package.sh:
+# the module compiled once more, without the unit tests), then
+# test/package/ installs it into this machine's httpd (dpkg -i, a2enmod bff),
+# runs a login through the installed module and purges it. About 35 s.
+step "release tarball and Debian package (_build/, _build-deb/)"
+rm -f _build/mod_bff-*.tar.xz
+dist_target=dist
+if [ "${BFF_DISTCHECK:-0}" = 1 ]; then dist_target=distcheck; fi
+if ! make -C _build -s "$dist_target" >_build/dist.out 2>&1; then
+    cat _build/dist.out
+    PKG_SUMMARY="package: make $dist_target FAILED"
+    exit 1
+fi
+tarball=$(ls _build/mod_bff-*.tar.xz)
+bash build/check/dist.sh "$tarball" || { PKG_SUMMARY="package: tarball listing FAILED"; exit 1; }
+if ! deb=$(bash build/package.sh "$ROOT/$tarball"); then
+    PKG_SUMMARY="package: dpkg-buildpackage FAILED"
+    exit 1
+fi
+echo "package: ${deb#"$ROOT"/}"
+pkg_log=_build-deb/package-test.out
+set +e
+BFF_DEB=$deb timeout --kill-after=15 300 \
+    node --test --test-concurrency=1 test/package/ 2>&1 | tee "$pkg_log"
+pkg_rc=${PIPESTATUS[0]}
+set -e
+PKG_SUMMARY="make $dist_target, package: $(awk '/^# tests /{t=$3} /^# pass /{p=$3} END{if (t != "") printf "%s/%s passed", p, t; else printf "no result"}' "$pkg_log")"
+if [ "$pkg_rc" -ne 0 ]; then
+    PKG_SUMMARY="$PKG_SUMMARY, FAILED (exit $pkg_rc)"
+    exit 1
+fi
 
 step "integration tests (node --test test/integration/)"
 # The node runner's summary (# tests/# pass/# fail ...) stays in the output for CI.

@@ -18,11 +18,11 @@
 #include "bff_http.h"
 #include "bff_url.h"
 #include "bff_util.h"
+#include "bff_version.h"
 
 #define BFF_HTTP_DEF_CONNECT_MS 3000L
 #define BFF_HTTP_DEF_TIMEOUT_MS 10000L
 #define BFF_HTTP_DEF_MAX_BODY ((apr_size_t)1024 * 1024)
-#define BFF_HTTP_USER_AGENT "mod_bff/0.1"
 
 /* State of one transfer. The body grows in malloc'd memory so that
  * doubling does not leave dead copies in the pool; it is copied into the
@@ -408,7 +408,7 @@ static apr_status_t perform(apr_pool_t *p, const bff_http_opts_t *opts, const ch
     SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
     SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
     SETOPT(CURLOPT_ERRORBUFFER, errbuf);
-    SETOPT(CURLOPT_USERAGENT, BFF_HTTP_USER_AGENT);
+    SETOPT(CURLOPT_USERAGENT, bff_version_user_agent());
     SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
     SETOPT(CURLOPT_WRITEDATA, &x);
     /* Refuse early when Content-Length already says too much; the write

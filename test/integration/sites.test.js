@@ -9,9 +9,12 @@
 //     BFFCryptoKey (same origin and client: only the key tells them apart).
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { COOKIE, useEnv } from './lib/env.js';
-import { freePort } from './lib/httpd.js';
+import { freePort, REPO } from './lib/httpd.js';
 
 const portC = await freePort();
 let portD = await freePort();
@@ -46,6 +49,33 @@ test('start-up says which virtual hosts share a site, and only those', () => {
     assert.match(log, new RegExp(`BFF00160: virtual host 127\\.0\\.0\\.1:${portC} \\(\\S+:\\d+\\) has the same mod_bff settings as the main server`));
     assert.doesNotMatch(log, new RegExp(`BFF00160: virtual host 127\\.0\\.0\\.1:${portD} `), 'D sets a directive of its own');
     assert.doesNotMatch(log, new RegExp(`BFF00160: virtual host 127\\.0\\.0\\.1:${portE} `), 'E has its own key');
+});
+
+/** First line of a command's output (the version tools print). */
+function out(cmd, ...args) {
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout.split('\n')[0].trim();
+}
+
+function escapeRe(s) {
+    return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+test('start-up names the module version (configure.ac) and the library versions, once for all virtual hosts', () => {
+    const version = /AC_INIT\(\[mod_bff\],\s*\[([^\]]+)\]/
+        .exec(fs.readFileSync(path.join(REPO, 'configure.ac'), 'utf8'))[1];
+    const lines = env.httpd.errorLines().filter((l) => l.includes('BFF00170: '));
+    assert.equal(lines.length, 1, `one start-up line for four servers:\n${lines.join('\n')}`);
+    const [line] = lines;
+    assert.match(line, /:notice\]/);
+    assert.match(line, new RegExp(`BFF00170: mod_bff/${escapeRe(version)} started \\(`));
+    // The versions this machine's tools report for the same libraries.
+    const openssl = out('openssl', 'version').split(' ').slice(0, 2).join(' '); // "OpenSSL 3.0.x"
+    const curl = /libcurl\/(\S+)/.exec(out('curl', '--version'))[1];
+    const expected = [`${openssl} `, `libcurl ${curl},`, `jansson ${out('pkg-config', '--modversion', 'jansson')},`,
+        `APR ${out('apr-1-config', '--version')},`, `APR-util ${out('apu-1-config', '--version')})`];
+    for (const e of expected) assert.ok(line.includes(e), `${e} in ${line}`);
 });
 
 test('one provider cache per child for the servers of one site', async () => {

@@ -24,6 +24,7 @@
 
 #include <apr_time.h>
 
+#include "bff_config.h" /* PACKAGE_VERSION: configure.ac's AC_INIT */
 #include "unit.h"
 #include "bff_http.h"
 #include "http_srv.h"
@@ -50,7 +51,8 @@ static void http_get(void **state)
     assert_string_equal(r->body, "{\"a\": \"b\"}\n");
     assert_true(!strncmp(s->req, "GET /.well-known/x HTTP/1.1\r\n", 29));
     assert_non_null(find_ci(s->req, s->req_len, "\r\nAccept: application/json\r\n"));
-    assert_non_null(find_ci(s->req, s->req_len, "\r\nUser-Agent: mod_bff/0.1\r\n"));
+    assert_non_null(
+        find_ci(s->req, s->req_len, "\r\nUser-Agent: " PACKAGE_NAME "/" PACKAGE_VERSION "\r\n"));
     assert_null(find_ci(s->req, s->req_len, "Authorization:"));
 }
 

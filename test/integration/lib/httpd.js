@@ -134,6 +134,8 @@ const INDEX_HTML = `<!DOCTYPE html>
  *   bff: object of BFF* directives (server scope) or null to leave mod_bff out,
  *   bffLocation ('/bff'), extraServer: lines (array/string) in server scope,
  *   extraModules: names loaded from MODDIR, site: { 'file.html': text } extra files,
+ *   bffInclude: config files Included instead of `LoadModule bff_module $BFF_MODULE`
+ *   (an installed package's mods-enabled/bff.load and bff.conf),
  *   logLevel ('info ssl:warn').
  */
 export class Httpd {
@@ -185,7 +187,10 @@ export class Httpd {
                 .filter((m) => !builtinModules().has(m))
                 .map((m) => `LoadModule ${m}_module ${quoteArg(path.join(MODDIR, `mod_${m}.so`))}`),
         ];
-        if (o.bff !== null) {
+        if (o.bff !== null && o.bffInclude) {
+            // An installed package's files (bff.load names the module's path).
+            lines.push(...o.bffInclude.map((f) => `Include ${quoteArg(f)}`));
+        } else if (o.bff !== null) {
             lines.push(`LoadModule bff_module ${quoteArg(BFF_MODULE)}`);
         }
         if (process.getuid && process.getuid() === 0) {
@@ -254,7 +259,7 @@ export class Httpd {
 
     /** Start in the foreground as our child and wait until it accepts connections. */
     async start() {
-        if (this.opts.bff !== null && !moduleBuilt()) {
+        if (this.opts.bff !== null && !this.opts.bffInclude && !moduleBuilt()) {
             throw new Error(`mod_bff is not built: ${BFF_MODULE} does not exist (set BFF_MODULE)`);
         }
         await this.writeConfig();
