@@ -19,8 +19,6 @@
 #include "bff_url.h"
 #include "bff_util.h"
 
-#define BFF_HTTP_DEF_CONNECT_MS 3000L
-#define BFF_HTTP_DEF_TIMEOUT_MS 10000L
 #define BFF_HTTP_DEF_MAX_BODY ((apr_size_t)1024 * 1024)
 #define BFF_HTTP_USER_AGENT "mod_bff/0.1"
 

@@ -508,9 +508,9 @@ static int claim_attempt(request_rec *r, bff_site_t *site, callback_t *cb)
         return store_full(r);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, bff_respond_level(BFF_OUTCOME_STORE_DOWN), rv, r,
-                      "BFF00213: session "
-                      "store unavailable during callback");
+        BFF_RLOG_AT(bff_respond_level(BFF_OUTCOME_STORE_DOWN), rv, r,
+                    "BFF00213: session "
+                    "store unavailable during callback");
         return signin_fails(r, BFF_OUTCOME_STORE_DOWN, NULL);
     }
     return GO_ON;

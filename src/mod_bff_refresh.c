@@ -32,8 +32,8 @@
  * for another thread's refetch, which runs outside the provider mutex:
  * bff_provider_refresh_jwks_wait): about 4T = 41 s, plus a few
  * session store calls (each at most one memcache timeout, 0.5 s, twice).
- * The TTL is 6T, a 20 s margin; it only matters when the holder crashed. */
-#define REFRESH_LOCK_TTL (6 * BFF_PROVIDER_HTTP_TIMEOUT_S)
+ * The TTL is 6T, a 20 s margin; it only matters when the holder crashed.
+ * T is BFFProviderTimeout's total (bff_provider_lock_ttl: 6T, at least 60 s). */
 
 /* One refresh's bindings. */
 typedef struct {
@@ -222,7 +222,7 @@ static bff_outcome_e glue_refresh(request_rec *r, bff_site_t *site, bff_req_sess
     rf.ring = site->keyring;
     rf.site = site->binding;
     rf.refresh_before = site->refresh_before;
-    rf.lock_ttl = REFRESH_LOCK_TTL;
+    rf.lock_ttl = bff_provider_lock_ttl(site->provider);
     rf.session = &ops;
     rf.endpoint = &ep;
     rf.log = refresh_log;
