@@ -119,6 +119,9 @@ static apr_status_t verify_id_token(refresh_ctx_t *c, const bff_session_t *s,
                       err ? err : "invalid");
         return APR_EGENERAL;
     }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "BFF03238: refresh step verify_id_token: the refreshed ID token is valid and "
+                  "names the session's user");
     g->id_token = tok->id_token;
     /* The claims userinfo gave at login stay (BFFUserInfo). */
     bff_userinfo_carry(r->pool, s->claims, s->id_token, claims, &claims);
@@ -229,9 +232,17 @@ static bff_outcome_e glue_refresh(request_rec *r, bff_site_t *site, bff_req_sess
     rf.log_baton = r;
     rf.resource = resource;
     rf.scope = scope;
+    /* The handle is a hash of the session id; 8 digits tell sessions apart. */
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "BFF03230: refresh step start: the access token of session %.8s... is due "
+                  "(expires in %" APR_INT64_T_FMT " s; resource %s, scope %s)",
+                  rs->handle ? rs->handle : "-", s->at_expires - bff_util_now(),
+                  resource ? resource : "default", scope ? scope : "default");
     (void)bff_refresh_run(&rf, r->pool, rs->handle, &s, &outcome);
     rs->s = s;
     o = bff_refresh_outcome_general(outcome);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF03239: refresh step done: %s",
+                  bff_refresh_outcome_name(outcome));
     if (o == BFF_OUTCOME_SESSION_ENDED) {
         /* The session ended (here or by a logout): forget this request's view. */
         bff_glue_session_forget(r);

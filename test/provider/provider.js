@@ -427,6 +427,8 @@ export async function startProvider(opts = {}) {
                 // private_key_jwt: the signed client assertion (RFC 7523).
                 clientAssertion: params.client_assertion,
                 hasCodeVerifier: Boolean(params.code_verifier),
+                // The PKCE verifier itself, for "never logged" checks.
+                codeVerifier: params.code_verifier,
                 status: ctx.status,
                 // The refresh token presented (refresh_token grant), for reuse checks.
                 refreshToken: params.refresh_token,
