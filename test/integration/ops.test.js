@@ -37,7 +37,10 @@ test('httpd runs outside ServerRoot and signs in with a client secret read from 
     assert.notEqual(path.resolve(process.cwd()), path.resolve(env.httpd.dir));
     const { login } = await env.login();
     assert.ok(login.sessionCookie, 'signed in');
-    assert.equal(env.provider.tokenRequests.at(-1)?.grant_type ?? 'authorization_code', 'authorization_code');
+    // The provider accepted the secret from the file (a wrong one is invalid_client, 502).
+    const last = env.provider.tokenRequests.at(-1);
+    assert.equal(last.grantType, 'authorization_code');
+    assert.equal(last.status, 200);
 });
 
 test('a token endpoint that stalls past BFFProviderTimeout fails the sign-in with 504, the log naming the timeout', async () => {
