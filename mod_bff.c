@@ -19,6 +19,7 @@
 #include "src/mod_bff_auth.h"
 #include "src/mod_bff_config.h"
 #include "src/mod_bff_handler.h"
+#include "src/mod_bff_proxycheck.h"
 #include "src/mod_bff_relay.h"
 #include "src/mod_bff_respond.h"
 #include "src/mod_bff_site.h"
@@ -55,6 +56,11 @@ static int bff_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
+    /* A real start warns at post_config, into the error log; check_config
+     * runs twice then and would print it twice on the console. */
+    if (ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST) {
+        bff_proxycheck_run(ptemp, s);
+    }
     return OK;
 }
 
@@ -83,6 +89,7 @@ static int bff_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     for (vs = s; vs; vs = vs->next) {
         bff_config_log_warnings(vs, bff_srv_conf(vs));
     }
+    bff_proxycheck_run(ptemp, s);
     bff_glue_store_post_config(pconf);
     if (APR_SUCCESS != bff_http_global_init()) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "BFF00002: cannot initialise libcurl");
@@ -230,6 +237,9 @@ static const command_rec bff_cmds[] = {
     AP_INIT_TAKE1(BFF_D_TOKEN_RESOURCE, bff_cmd_token_resource, NULL, RSRC_CONF | ACCESS_CONF,
                   "Resource indicator (RFC 8707, an absolute URI) of the user's token relayed "
                   "from this location. Default: none (the login's token)."),
+    AP_INIT_TAKE2(BFF_D_PROVIDER_TIMEOUT, bff_cmd_provider_timeout, NULL, RSRC_CONF,
+                  "Connect timeout and whole-call timeout of every call to the provider "
+                  "(discovery, keys, token, userinfo, PAR, revocation). Default: 3s 10s."),
     { NULL }
 };
 

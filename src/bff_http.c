@@ -20,8 +20,6 @@
 #include "bff_util.h"
 #include "bff_version.h"
 
-#define BFF_HTTP_DEF_CONNECT_MS 3000L
-#define BFF_HTTP_DEF_TIMEOUT_MS 10000L
 #define BFF_HTTP_DEF_MAX_BODY ((apr_size_t)1024 * 1024)
 
 /* State of one transfer. The body grows in malloc'd memory so that

@@ -13,6 +13,11 @@
  * are not followed; only https is allowed, or http when allow_http is set
  * (loopback providers); every call is bounded by the timeouts and the body
  * size. */
+/* The timeouts of a call whose options leave them at 0 (also the defaults of
+ * BFFProviderTimeout). */
+#define BFF_HTTP_DEF_CONNECT_MS 3000L
+#define BFF_HTTP_DEF_TIMEOUT_MS 10000L
+
 typedef struct {
     const char *ca_file;     /* extra PEM CA certificates, or NULL */
     long connect_timeout_ms; /* default 3000 */

@@ -22,6 +22,17 @@ void bff_log_set_level(int level)
     log_level = level;
 }
 
+int bff_log_rate_level(bff_log_rate_t *slot, apr_uint32_t interval, apr_int64_t now, int level)
+{
+    apr_uint32_t t = (apr_uint32_t)now, prev = apr_atomic_read32(&slot->last);
+
+    /* prev 0: never yet (no real clock reads 0). */
+    if ((prev == 0 || t - prev >= interval) && apr_atomic_cas32(&slot->last, t, prev) == prev) {
+        return level;
+    }
+    return BFF_LOG_DEBUG;
+}
+
 int bff_log_is_level(int level)
 {
     return level <= log_level;

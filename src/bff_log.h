@@ -7,6 +7,7 @@
 
 #include <apr_pools.h>
 #include <apr_errno.h>
+#include <apr_atomic.h>
 
 /* Levels match httpd's APLOG_* numbers so the glue can pass them through. */
 #define BFF_LOG_EMERG 0
@@ -35,6 +36,17 @@ void bff_log_emit(const char *file, int line, int level, apr_status_t rv, const 
  * fn is not NULL, else through the bound hook with its level filter. */
 void bff_log_emit_to(bff_log_fn *fn, void *baton, const char *file, int line, int level,
                      apr_status_t rv, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+/* A rate limit for lines an outsider can cause as often as he likes: one
+ * slot per process and reason, zero-initialised (a static). */
+typedef struct {
+    volatile apr_uint32_t last; /* second of the last line let through */
+} bff_log_rate_t;
+
+/* level when at least interval seconds have passed since the last line this
+ * slot let through (now: seconds, e.g. bff_util_now()), else BFF_LOG_DEBUG.
+ * Lock-free: of threads racing for the same second, one wins. */
+int bff_log_rate_level(bff_log_rate_t *slot, apr_uint32_t interval, apr_int64_t now, int level);
 
 #define BFF_LOG(level, rv, ...) \
     do { \

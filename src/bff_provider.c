@@ -80,7 +80,7 @@ bff_pcache_t *bff_pcache_create(apr_pool_t *p, const char *issuer, const char *c
     pc->issuer = issuer;
     pc->clock = clock ? clock : bff_pcache_clock_real();
     pc->http.ca_file = ca_file;
-    pc->http.connect_timeout_ms = 3000;
+    pc->http.connect_timeout_ms = BFF_HTTP_DEF_CONNECT_MS;
     pc->http.timeout_ms = BFF_PCACHE_HTTP_TIMEOUT_S * 1000;
     pc->http.max_body = 1024 * 1024;
     pc->http.allow_http = APR_SUCCESS == bff_url_parse(p, issuer, &u) && !strcmp(u.scheme, "http")
@@ -91,6 +91,12 @@ bff_pcache_t *bff_pcache_create(apr_pool_t *p, const char *issuer, const char *c
 void bff_pcache_set_metadata_url(bff_pcache_t *pc, const char *url)
 {
     pc->metadata_url = url;
+}
+
+void bff_pcache_set_timeouts(bff_pcache_t *pc, long connect_ms, long total_ms)
+{
+    pc->http.connect_timeout_ms = connect_ms;
+    pc->http.timeout_ms = total_ms;
 }
 
 const bff_http_opts_t *bff_pcache_http(const bff_pcache_t *pc)
@@ -461,8 +467,8 @@ static int wait_refetch(bff_pcache_t *pc, apr_time_t deadline)
 apr_status_t bff_pcache_refresh_jwks_wait(bff_pcache_t *pc, apr_pool_t *p,
                                           const bff_pcache_log_t *log, bff_pcache_view_t *view)
 {
-    apr_time_t deadline = pc->clock->now(pc->clock->baton)
-                          + apr_time_from_sec(BFF_PCACHE_HTTP_TIMEOUT_S + 1);
+    apr_time_t deadline = pc->clock->now(pc->clock->baton) + apr_time_from_msec(pc->http.timeout_ms)
+                          + apr_time_from_sec(1);
     const void *before = view->jwks;
     apr_status_t rv = bff_pcache_refresh_jwks(pc, p, log, view);
 

@@ -39,7 +39,8 @@
 #define BFF_PCACHE_FAIL_RETRY 5        /* after a failed first fetch, wait before trying again */
 #define BFF_PCACHE_STALE_RETRY 60 /* after a failed hourly refetch, keep the old one this long */
 /* Every call to the provider ends within this many seconds, connecting
- * included (the glue's BFF_PROVIDER_HTTP_TIMEOUT_S). */
+ * included, unless bff_pcache_set_timeouts() says otherwise
+ * (BFFProviderTimeout; the glue's BFF_PROVIDER_HTTP_TIMEOUT_S). */
 #define BFF_PCACHE_HTTP_TIMEOUT_S 10
 
 typedef struct bff_pcache_t bff_pcache_t;
@@ -78,6 +79,11 @@ bff_pcache_t *bff_pcache_create(apr_pool_t *p, const char *issuer, const char *c
  * document's issuer must still equal the cache's issuer exactly. NULL: the
  * well-known URL. Before the first bff_pcache_get; url must outlive pc. */
 void bff_pcache_set_metadata_url(bff_pcache_t *pc, const char *url);
+
+/* The connect and whole-call timeouts of every call to this provider
+ * (discovery, JWKS, and the flows' calls through bff_pcache_http), in
+ * milliseconds, connect <= total. Before the first bff_pcache_get. */
+void bff_pcache_set_timeouts(bff_pcache_t *pc, long connect_ms, long total_ms);
 
 /* The mutex and condition of this process, in pchild. */
 apr_status_t bff_pcache_child_init(bff_pcache_t *pc, apr_pool_t *pchild);

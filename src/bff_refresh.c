@@ -244,9 +244,18 @@ static bff_refresh_outcome_e refresh_locked(const run_t *x, bff_session_t **s, a
     }
     *s = fresh;
     if (!needed(x, fresh)) {
+        RLOG(x, BFF_LOG_DEBUG, 0,
+             "BFF03232: refresh step reload: revision %" APR_UINT64_T_FMT " is no longer due "
+             "(another request refreshed it meanwhile)",
+             fresh->rev);
         return BFF_REFRESH_NOT_NEEDED; /* another request refreshed it meanwhile */
     }
     valid = still_valid(x, fresh);
+    RLOG(x, BFF_LOG_DEBUG, 0,
+         "BFF03233: refresh step reload: revision %" APR_UINT64_T_FMT " is due, its access "
+         "token %s, refresh token %s",
+         fresh->rev, valid ? "still valid" : "expired",
+         fresh->refresh_token ? "present" : "absent");
     if (!fresh->refresh_token && x->narrow) {
         /* Without a refresh token no narrower token can be had; the session
          * itself stays (its default token still serves elsewhere). */
@@ -276,6 +285,8 @@ static bff_refresh_outcome_e refresh_locked(const run_t *x, bff_session_t **s, a
         return marked;
     }
     memset(&g, 0, sizeof(g));
+    RLOG(x, BFF_LOG_DEBUG, 0, "BFF03234: refresh step call: presenting the refresh token at %s",
+         ep->where ? ep->where(ep->baton) : "the token endpoint");
     rv = ep->call(ep->baton, x->p, fresh, &g, &err);
     if (rv != APR_SUCCESS) {
         RLOG(x, valid ? BFF_LOG_WARNING : BFF_LOG_ERR, rv,
@@ -320,6 +331,10 @@ static bff_refresh_outcome_e refresh_locked(const run_t *x, bff_session_t **s, a
         *srv = rv;
         return BFF_REFRESH_STORE_DOWN;
     }
+    RLOG(x, BFF_LOG_DEBUG, 0,
+         "BFF03235: refresh step save: revision %" APR_UINT64_T_FMT " stored with the new "
+         "access token (expires in %" APR_INT64_T_FMT " s), refresh token %s",
+         fresh->rev, g.expires_in, g.refresh_token ? "rotated" : "kept");
     RLOG(x, BFF_LOG_DEBUG, 0, "BFF01406: access token refreshed");
     return BFF_REFRESH_REFRESHED;
 }
@@ -456,11 +471,18 @@ apr_status_t bff_refresh_run(const bff_refresh_t *rf, apr_pool_t *p, const char 
     for (attempt = 0; attempt < 2; ++attempt) {
         rv = bff_store_lock_until(rf->store, p, lk, now_sec(&x) + ttl, &owner);
         if (rv == APR_SUCCESS) {
+            RLOG(&x, BFF_LOG_DEBUG, 0,
+                 "BFF03231: refresh step lock: this request holds the session's refresh "
+                 "lock (for at most %" APR_INT64_T_FMT " s)",
+                 ttl);
             o = refresh_locked(&x, s, &store_rv);
             if (bff_store_unlock(rf->store, p, lk, owner) == APR_NOTFOUND) {
                 RLOG(&x, BFF_LOG_DEBUG, 0,
                      "BFF01470: the refresh lock was no longer this "
                      "request's (it outlived its TTL); left in place");
+            }
+            else {
+                RLOG(&x, BFF_LOG_DEBUG, 0, "BFF03236: refresh step unlock: lock released");
             }
             break;
         }
@@ -469,6 +491,9 @@ apr_status_t bff_refresh_run(const bff_refresh_t *rf, apr_pool_t *p, const char 
             store_rv = rv;
             break;
         }
+        RLOG(&x, BFF_LOG_DEBUG, 0,
+             "BFF03237: refresh step wait: another request holds the refresh lock; waiting "
+             "for its result");
         o = refresh_wait(&x, lk, s, deadline, &store_rv);
         if (o == OUTCOME_RETRY && ++turns < NARROW_TURNS) {
             --attempt; /* not a holder that vanished: our turn at the lock */

@@ -21,8 +21,8 @@
 
 /* The lock must outlive the longest fetch (discovery and JWKS, 2T, then
  * the token call, T, plus store calls), as the refresh lock does
- * (mod_bff_refresh.c): 6T. It only matters when the holder crashed. */
-#define CLIENT_TOKEN_LOCK_TTL (6 * BFF_PROVIDER_HTTP_TIMEOUT_S)
+ * (mod_bff_refresh.c): 6T (bff_provider_lock_ttl, T from BFFProviderTimeout).
+ * It only matters when the holder crashed. */
 
 typedef struct {
     request_rec *r;
@@ -99,16 +99,16 @@ bff_outcome_e bff_glue_client_token(request_rec *r, bff_site_t *site, const char
     ct.issuer = site->issuer;
     ct.scope = scope;
     ct.refresh_before = site->refresh_before;
-    ct.lock_ttl = CLIENT_TOKEN_LOCK_TTL;
+    ct.lock_ttl = bff_provider_lock_ttl(site->provider);
     ct.endpoint = &ep;
     ct.log = ctoken_log;
     ct.log_baton = r;
     memset(&tok, 0, sizeof(tok));
     if (APR_SUCCESS != (rv = bff_clienttoken_get(&ct, r->pool, &tok, &outcome))) {
         if (outcome == BFF_REFRESH_STORE_DOWN) {
-            ap_log_rerror(APLOG_MARK, bff_respond_level(BFF_OUTCOME_STORE_DOWN), rv, r,
-                          "BFF02211: session store (%s) unavailable for the client token",
-                          site->store->name);
+            BFF_RLOG_AT(bff_respond_level(BFF_OUTCOME_STORE_DOWN), rv, r,
+                        "BFF02211: session store (%s) unavailable for the client token",
+                        site->store->name);
         }
         else if (outcome == BFF_REFRESH_WAIT_TIMEOUT) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,

@@ -15,6 +15,7 @@
 #include "mod_bff.h"
 #include "mod_bff_config.h"
 #include "bff_cookie.h"
+#include "bff_http.h"
 #include "bff_jws_sign.h"
 #include "bff_url.h"
 #include "bff_util.h"
@@ -38,6 +39,8 @@ void *bff_config_create_server(apr_pool_t *p, server_rec *s)
     sc->login_params = -1;
     sc->pushed_authz = -1;
     sc->userinfo = -1;
+    sc->provider_connect = -1;
+    sc->provider_total = -1;
     return sc;
 }
 
@@ -74,6 +77,8 @@ void *bff_config_merge_server(apr_pool_t *p, void *basev, void *addv)
     sc->metadata_url = MERGE_PTR(metadata_url);
     sc->userinfo = MERGE_INT(userinfo);
     sc->user_claims = MERGE_PTR(user_claims);
+    sc->provider_connect = MERGE_INT(provider_connect);
+    sc->provider_total = MERGE_INT(provider_total);
     return sc;
 }
 
@@ -254,6 +259,22 @@ const char *bff_cmd_provider_ca(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* "file:<path>" with a relative path names a file under ServerRoot, like
+ * BFFProviderCAFile and httpd's own file directives, not under httpd's
+ * working directory (which is "/" for a daemon and anything for a test or a
+ * hand start). Anything else is returned as it is. NULL when the path is
+ * not valid (ap_server_root_relative refuses it). */
+static const char *server_root_file_arg(cmd_parms *cmd, const char *arg)
+{
+    const char *path;
+
+    if (strncmp(arg, "file:", 5) || !arg[5]) {
+        return arg;
+    }
+    path = ap_server_root_relative(cmd->pool, arg + 5);
+    return path ? apr_pstrcat(cmd->pool, "file:", path, NULL) : NULL;
+}
+
 const char *bff_cmd_client_id(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
@@ -282,6 +303,9 @@ const char *bff_cmd_client_secret(cmd_parms *cmd, void *dc, const char *arg)
 
     if (err) {
         return err;
+    }
+    if (!(arg = server_root_file_arg(cmd, arg))) {
+        return cmd_err(cmd, "the file: path is not valid");
     }
     if (APR_SUCCESS != bff_util_read_secret(cmd->pool, arg, &secret, &len, &why)) {
         return cmd_err(cmd, why ? why : "cannot read the secret");
@@ -324,6 +348,9 @@ const char *bff_cmd_client_key(cmd_parms *cmd, void *dc, const char *file, const
     if (strncmp(file, "file:", 5) || !file[5]) {
         return cmd_err(cmd, "expected file:/path/to/key.pem (a PEM private key: RSA of at "
                             "least 2048 bits or EC P-256) and an optional key id");
+    }
+    if (!(file = server_root_file_arg(cmd, file))) {
+        return cmd_err(cmd, "the file: path is not valid");
     }
     ck = apr_pcalloc(cmd->pool, sizeof(*ck));
     ck->path = file + 5;
@@ -452,6 +479,9 @@ const char *bff_cmd_crypto_key(cmd_parms *cmd, void *dc, const char *arg)
 
     if (err) {
         return err;
+    }
+    if (!(arg = server_root_file_arg(cmd, arg))) {
+        return cmd_err(cmd, "the file: path is not valid");
     }
     if (APR_SUCCESS != bff_util_read_secret(cmd->pool, arg, &secret, &len, &why)) {
         return cmd_err(cmd, why ? why : "cannot read the key");
@@ -1018,7 +1048,47 @@ int bff_conf_same(const bff_srv_conf_t *a, const bff_srv_conf_t *b)
            && same_array(a->trusted_aud, b->trusted_aud, same_str_at)
            && a->login_params == b->login_params && a->pushed_authz == b->pushed_authz
            && same_str(a->metadata_url, b->metadata_url) && a->userinfo == b->userinfo
-           && same_array(a->user_claims, b->user_claims, same_str_at);
+           && same_array(a->user_claims, b->user_claims, same_str_at)
+           && a->provider_connect == b->provider_connect && a->provider_total == b->provider_total;
+}
+
+/* ---- BFFProviderTimeout ------------------------------------------------- */
+
+/* The longest whole call: beyond a minute a user has long given up, and the
+ * refresh's waiters (12 s) answer without the holder anyway. */
+#define PROVIDER_TIMEOUT_MAX 60
+
+const char *bff_cmd_provider_timeout(cmd_parms *cmd, void *dc, const char *conn, const char *total)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    apr_int64_t c, t;
+
+    if (err) {
+        return err;
+    }
+    if (APR_SUCCESS != bff_util_parse_duration(conn, &c)
+        || APR_SUCCESS != bff_util_parse_duration(total, &t) || c < 1 || t < 1
+        || t > PROVIDER_TIMEOUT_MAX) {
+        return cmd_err(cmd, "expected two durations from 1s to 60s: the connect timeout and "
+                            "the whole call's, e.g. 3s 10s");
+    }
+    if (c > t) {
+        return cmd_err(cmd, "the connect timeout (first) must not be longer than the whole "
+                            "call's (second): connecting is part of the call");
+    }
+    cmd_srv_conf(cmd)->provider_connect = c;
+    cmd_srv_conf(cmd)->provider_total = t;
+    return NULL;
+}
+
+long bff_conf_provider_connect_ms(const bff_srv_conf_t *sc)
+{
+    return sc->provider_connect != -1 ? (long)sc->provider_connect * 1000 : BFF_HTTP_DEF_CONNECT_MS;
+}
+
+long bff_conf_provider_total_ms(const bff_srv_conf_t *sc)
+{
+    return sc->provider_total != -1 ? (long)sc->provider_total * 1000 : BFF_HTTP_DEF_TIMEOUT_MS;
 }
 
 /* ---- BFFLoginParams, BFFPushedAuthorization ----------------------------- */

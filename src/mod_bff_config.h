@@ -48,6 +48,7 @@
 #define BFF_D_USER_CLAIMS "BFFUserClaims"
 #define BFF_D_TOKEN_SCOPE "BFFTokenScope"
 #define BFF_D_TOKEN_RESOURCE "BFFTokenResource"
+#define BFF_D_PROVIDER_TIMEOUT "BFFProviderTimeout"
 
 /* The AuthType name. */
 #define BFF_AUTH_TYPE "bff"
@@ -120,6 +121,8 @@ typedef struct {
     const char *metadata_url;        /* BFFProviderMetadataURL, NULL unset */
     int userinfo;                    /* BFFUserInfo: -1 unset, 0 Off, 1 On */
     apr_array_header_t *user_claims; /* BFFUserClaims: const char *, NULL unset (all) */
+    apr_int64_t provider_connect;    /* BFFProviderTimeout: seconds, -1 unset */
+    apr_int64_t provider_total;      /* its whole-call timeout: seconds, -1 unset */
 } bff_srv_conf_t;
 
 /* BFFPushedAuthorization. */
@@ -185,6 +188,9 @@ int bff_conf_userinfo(const bff_srv_conf_t *sc);
 /* BFFUserClaims: the claim names /bff/user returns, NULL-terminated, or
  * NULL for all. */
 const char *const *bff_conf_user_claims(apr_pool_t *p, const bff_srv_conf_t *sc);
+/* BFFProviderTimeout in milliseconds (defaults: bff_http.h's). */
+long bff_conf_provider_connect_ms(const bff_srv_conf_t *sc);
+long bff_conf_provider_total_ms(const bff_srv_conf_t *sc);
 /* Two servers whose directive values are all equal share one bff_site_t. */
 int bff_conf_same(const bff_srv_conf_t *a, const bff_srv_conf_t *b);
 
@@ -245,6 +251,7 @@ const char *bff_cmd_userinfo(cmd_parms *cmd, void *dc, int on);
 const char *bff_cmd_user_claims(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_token_scope(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_token_resource(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_provider_timeout(cmd_parms *cmd, void *dc, const char *conn, const char *total);
 
 /* Cross-directive checks after merging (check_config, so `apachectl
  * configtest` sees them too). Returns an error message for the admin, or

@@ -258,7 +258,7 @@ int bff_login_start(request_rec *r, bff_site_t *site)
     login_params_t lp;
     bff_txn_t t;
     apr_status_t rv;
-    int answer;
+    int answer, par;
 
     if (GO_ON != (answer = read_return_to(r, &return_to))
         || GO_ON != (answer = read_login_params(r, site, &lp))) {
@@ -273,7 +273,7 @@ int bff_login_start(request_rec *r, bff_site_t *site)
     t.prompt = lp.prompt;
     t.max_age = lp.max_age;
     authz_request(r, site, &t, &lp, &az);
-    if (use_par(r, site, pv.meta)) {
+    if ((par = use_par(r, site, pv.meta))) {
         if (GO_ON != (answer = par_redirect(r, site, &pv, &az, &url))) {
             return answer;
         }
@@ -289,6 +289,11 @@ int bff_login_start(request_rec *r, bff_site_t *site)
     }
     /* Lax: the provider's redirect back is a cross-site top-level GET. */
     bff_respond_cookie(r, name, value, BFF_TXN_LIFETIME, BFF_SAMESITE_LAX);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "BFF03220: login step start: pending login sealed in cookie %s (expires in "
+                  "%d s), authorization request %s, prompt=none: %s, max_age: %s",
+                  name, BFF_TXN_LIFETIME, par ? "pushed (PAR)" : "in the redirect",
+                  bff_oidc_prompt_is_none(t.prompt) ? "yes" : "no", t.max_age ? "set" : "not set");
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                   "BFF00204: login started, redirecting to "
                   "the provider");
@@ -333,6 +338,12 @@ static int read_query(request_rec *r, callback_t *cb)
     if (!cb->state || !*cb->state || strlen(cb->state) > 256) {
         return refuse(r, "BFF00211: callback without state", SIGN_IN_AGAIN);
     }
+    /* Which parameters came, never their values. */
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "BFF03210: callback step read_query: state present, code %s, iss %s, "
+                  "error %s",
+                  cb->code ? "present" : "absent", cb->iss ? "present" : "absent",
+                  cb->error ? "present" : "absent");
     return GO_ON;
 }
 
@@ -371,6 +382,11 @@ static int take_pending(request_rec *r, const bff_site_t *site, callback_t *cb)
                       "Please sign in again.");
     }
     bff_pending_expire(r, name);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "BFF03211: callback step take_pending: the pending login in cookie %s "
+                  "matches the state (started %" APR_INT64_T_FMT " s ago); the cookie is "
+                  "cleared",
+                  name, bff_util_now() - (cb->t->expires - BFF_TXN_LIFETIME));
     return GO_ON;
 }
 
@@ -461,6 +477,10 @@ static int check_answer(request_rec *r, const bff_site_t *site, callback_t *cb)
     if (!cb->code || !*cb->code) {
         return refuse(r, "BFF00218: callback without code", SIGN_IN_AGAIN);
     }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "BFF03213: callback step check_answer: an authorization code from %s "
+                  "(iss parameter %s)",
+                  site->issuer, cb->iss ? "matches" : "not sent, not advertised");
     return GO_ON;
 }
 
@@ -508,11 +528,15 @@ static int claim_attempt(request_rec *r, bff_site_t *site, callback_t *cb)
         return store_full(r);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, bff_respond_level(BFF_OUTCOME_STORE_DOWN), rv, r,
-                      "BFF00213: session "
-                      "store unavailable during callback");
+        BFF_RLOG_AT(bff_respond_level(BFF_OUTCOME_STORE_DOWN), rv, r,
+                    "BFF00213: session "
+                    "store unavailable during callback");
         return signin_fails(r, BFF_OUTCOME_STORE_DOWN, NULL);
     }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "BFF03214: callback step claim_attempt: this login's single-use marker "
+                  "is taken (store %s)",
+                  site->store->name);
     return GO_ON;
 }
 
@@ -552,6 +576,13 @@ static int exchange_code(request_rec *r, const bff_site_t *site, callback_t *cb)
         return signin_fails(r, BFF_OUTCOME_PROVIDER_INVALID,
                             "The identity provider's answer was incomplete.");
     }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "BFF03215: callback step exchange_code: %s answered with tokens: type %s, "
+                  "access token expires in %" APR_INT64_T_FMT " s, refresh token %s, "
+                  "ID token present",
+                  cb->pv.meta->token_endpoint,
+                  cb->tok->token_type ? ap_escape_logitem(r->pool, cb->tok->token_type) : "-",
+                  cb->tok->expires_in, cb->tok->refresh_token ? "present" : "absent");
     return GO_ON;
 }
 
@@ -587,6 +618,12 @@ static int verify_id_token(request_rec *r, const bff_site_t *site, callback_t *c
                       err ? err : "invalid");
         return signin_fails(r, BFF_OUTCOME_PROVIDER_INVALID, NULL);
     }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "BFF03216: callback step verify_id_token: signature, issuer, audience, "
+                  "times and nonce verified%s, sub %s",
+                  ex.check_auth_time ? ", auth_time within max_age" : "",
+                  ap_escape_logitem(r->pool,
+                                    json_string_value(json_object_get(cb->claims, "sub"))));
     return GO_ON;
 }
 
@@ -616,6 +653,9 @@ static int fetch_userinfo(request_rec *r, const bff_site_t *site, callback_t *cb
     bff_outcome_e o;
 
     if (!site->userinfo || !endpoint) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "BFF03217: callback step fetch_userinfo: skipped (%s)",
+                      site->userinfo ? "the provider has no userinfo endpoint" : "BFFUserInfo Off");
         return GO_ON;
     }
     rv = bff_userinfo_fetch(r->pool, bff_provider_http(site->provider), endpoint,
@@ -624,6 +664,10 @@ static int fetch_userinfo(request_rec *r, const bff_site_t *site, callback_t *cb
         rv = bff_userinfo_merge(r->pool, cb->claims, ui, &merged, &err);
     }
     if (rv == APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "BFF03218: callback step fetch_userinfo: %s answered; %d claims in "
+                      "the session (ID token's first)",
+                      endpoint, (int)json_object_size(merged));
         cb->claims = merged;
         return GO_ON;
     }
@@ -670,6 +714,13 @@ static void fill_session(request_rec *r, const bff_site_t *site, callback_t *cb)
     s->created = now;
     s->last_access = now;
     s->expires = now + site->max_lifetime;
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "BFF03219: callback step fill_session: sub %s, sid %s, refresh token %s, "
+                  "access token expires in %" APR_INT64_T_FMT
+                  " s, session ends in %" APR_INT64_T_FMT " s at the latest",
+                  ap_escape_logitem(r->pool, s->sub ? s->sub : "-"), s->sid ? "present" : "absent",
+                  s->refresh_token ? "kept" : "none", s->at_expires ? s->at_expires - now : 0,
+                  s->expires - now);
 }
 
 /* A fresh identifier at every login: a cookie planted before the login
@@ -702,6 +753,15 @@ static int store_session(request_rec *r, bff_site_t *site, callback_t *cb)
         bff_glue_index_add(r, site, BFF_INDEX_SID, s->sid, cb->rs.handle, s->expires);
     }
     bff_glue_index_add(r, site, BFF_INDEX_SUB, s->sub, cb->rs.handle, s->expires);
+    /* The handle is a hash of the id; its first 8 digits tell lines apart. */
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "BFF03221: callback step store_session: new session %.8s... stored in %s "
+                  "and indexed by %s; %s",
+                  cb->rs.handle ? cb->rs.handle : "-", site->store->name,
+                  s->sid && *s->sid ? "sid and sub" : "sub",
+                  old ? "the session cookie the browser sent is replaced (and its session "
+                        "removed)"
+                      : "a new session cookie is set");
     return GO_ON;
 }
 
@@ -737,6 +797,9 @@ int bff_login_callback(request_rec *r, bff_site_t *site)
     if (APR_SUCCESS != (rv = bff_provider_get(site->provider, r, &cb.pv))) {
         return provider_unavailable(r, rv);
     }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "BFF03212: callback step provider: metadata and keys of %s at hand",
+                  site->issuer);
     if (GO_ON != (answer = check_answer(r, site, &cb))
         || GO_ON != (answer = claim_attempt(r, site, &cb))
         || GO_ON != (answer = exchange_code(r, site, &cb))

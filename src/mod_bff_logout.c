@@ -23,6 +23,7 @@
 #include "mod_bff_session.h"
 #include "bff_cookie.h"
 #include "bff_idtoken.h"
+#include "bff_log.h"
 #include "bff_ns.h"
 #include "bff_oidc.h"
 #include "bff_url.h"
@@ -150,10 +151,28 @@ int bff_logout_handle(request_rec *r, bff_site_t *site)
 
 /* ---- back-channel logout ------------------------------------------- */
 
-static int bc_error(request_rec *r, const char *msg)
+/* Why a back-channel logout was refused: each reason has its own log rate. */
+typedef enum {
+    BC_NOT_FORM, /* not a form POST */
+    BC_NO_TOKEN, /* no logout_token */
+    BC_REJECTED, /* the token did not verify */
+    BC_REPLAYED, /* its jti was seen */
+    BC_REASON_COUNT
+} bc_reason_e;
+
+/* Anyone can POST to the endpoint: a refusal is what an outsider causes, so
+ * it logs at the outcome's level (info, not warn: docs/security.md), at
+ * most once per BC_LOG_INTERVAL seconds per process and reason, debug
+ * otherwise. A provider misconfigured still shows within that time. */
+#define BC_LOG_INTERVAL 10
+
+static int bc_error(request_rec *r, bc_reason_e why, const char *msg)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "BFF01510: back-channel logout refused: %s",
-                  msg);
+    static bff_log_rate_t rate[BC_REASON_COUNT];
+
+    BFF_RLOG_AT(bff_log_rate_level(&rate[why], BC_LOG_INTERVAL, bff_util_now(),
+                                   bff_respond_level(BFF_OUTCOME_BAD_REQUEST)),
+                0, r, "BFF01510: back-channel logout refused: %s", msg);
     return bff_respond_outcome(r, BFF_OUTCOME_BAD_REQUEST, BFF_AS_PROVIDER, msg);
 }
 
@@ -223,19 +242,21 @@ int bff_logout_backchannel(request_rec *r, bff_site_t *site)
     int status, n;
 
     if (!ctype || strncasecmp(ctype, "application/x-www-form-urlencoded", 33)) {
-        return bc_error(r, "expected an application/x-www-form-urlencoded "
-                           "POST");
+        return bc_error(r, BC_NOT_FORM,
+                        "expected an application/x-www-form-urlencoded "
+                        "POST");
     }
     if (APR_SUCCESS != read_body(r, &body, &len)
         || APR_SUCCESS != bff_url_parse_query(r->pool, body, &form)
         || !(token = apr_table_get(form, "logout_token")) || !*token) {
-        return bc_error(r, "no logout_token in the request body");
+        return bc_error(r, BC_NO_TOKEN, "no logout_token in the request body");
     }
     status = verify_logout_token(r, site, token, &claims, &err);
     if (status != OK) {
         return status == HTTP_BAD_REQUEST
-                   ? bc_error(r, apr_psprintf(r->pool, "logout token rejected: %s",
-                                              err ? err : "invalid"))
+                   ? bc_error(r, BC_REJECTED,
+                              apr_psprintf(r->pool, "logout token rejected: %s",
+                                           err ? err : "invalid"))
                    : bff_respond_outcome(r, BFF_OUTCOME_PROVIDER_DOWN, BFF_AS_PROVIDER,
                                          "The provider's keys are not available.");
     }
@@ -245,11 +266,11 @@ int bff_logout_backchannel(request_rec *r, bff_site_t *site)
      * rolling key rotation leaves them with different first keys. */
     rv = bff_glue_replay_add(r, site, jti, LOGOUT_TOKEN_MAX_AGE + 2 * LOGOUT_TOKEN_LEEWAY);
     if (rv == APR_EEXIST) {
-        return bc_error(r, "logout token replayed (jti already seen)");
+        return bc_error(r, BC_REPLAYED, "logout token replayed (jti already seen)");
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, bff_respond_level(BFF_OUTCOME_STORE_DOWN), rv, r,
-                      "BFF01512: back-channel logout: the session store is unavailable");
+        BFF_RLOG_AT(bff_respond_level(BFF_OUTCOME_STORE_DOWN), rv, r,
+                    "BFF01512: back-channel logout: the session store is unavailable");
         return bff_respond_outcome(r, BFF_OUTCOME_STORE_DOWN, BFF_AS_PROVIDER, NULL);
     }
     sid = json_string_value(json_object_get(claims, "sid"));

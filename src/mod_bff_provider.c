@@ -30,6 +30,18 @@ void bff_provider_set_metadata_url(bff_provider_t *prov, const char *url)
     bff_pcache_set_metadata_url(prov->cache, url);
 }
 
+void bff_provider_set_timeouts(bff_provider_t *prov, long connect_ms, long total_ms)
+{
+    bff_pcache_set_timeouts(prov->cache, connect_ms, total_ms);
+}
+
+apr_int64_t bff_provider_lock_ttl(const bff_provider_t *prov)
+{
+    apr_int64_t total_s = (bff_pcache_http(prov->cache)->timeout_ms + 999) / 1000;
+
+    return 6 * (total_s > BFF_PROVIDER_HTTP_TIMEOUT_S ? total_s : BFF_PROVIDER_HTTP_TIMEOUT_S);
+}
+
 void bff_provider_child_init(bff_provider_t *prov, apr_pool_t *pchild)
 {
     apr_status_t rv = bff_pcache_child_init(prov->cache, pchild);

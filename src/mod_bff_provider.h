@@ -20,7 +20,8 @@
 typedef struct bff_provider_t bff_provider_t;
 
 /* Every call to the provider (discovery, JWKS, token, revocation) ends
- * within this many seconds, connecting included (sizes the refresh lock). */
+ * within this many seconds, connecting included, by default
+ * (BFFProviderTimeout changes it; bff_provider_lock_ttl). */
 #define BFF_PROVIDER_HTTP_TIMEOUT_S BFF_PCACHE_HTTP_TIMEOUT_S
 
 /* The metadata and keys of one snapshot. */
@@ -31,6 +32,14 @@ bff_provider_t *bff_provider_create(apr_pool_t *pconf, server_rec *s, const char
 /* Discovery from this URL (BFFProviderMetadataURL) instead of the
  * issuer's well-known one; before the first request. */
 void bff_provider_set_metadata_url(bff_provider_t *prov, const char *url);
+/* BFFProviderTimeout: connect and whole-call timeouts in milliseconds;
+ * before the first request. */
+void bff_provider_set_timeouts(bff_provider_t *prov, long connect_ms, long total_ms);
+/* Seconds a lock held across provider calls must live (the refresh and
+ * the client token lock): 6 times the whole-call timeout (4 calls of the
+ * worst path and a margin, mod_bff_refresh.c), never less than with the
+ * default timeout: only a crashed holder ever waits it out. */
+apr_int64_t bff_provider_lock_ttl(const bff_provider_t *prov);
 void bff_provider_child_init(bff_provider_t *prov, apr_pool_t *pchild);
 const bff_http_opts_t *bff_provider_http(const bff_provider_t *prov);
 

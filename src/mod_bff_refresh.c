@@ -32,8 +32,8 @@
  * for another thread's refetch, which runs outside the provider mutex:
  * bff_provider_refresh_jwks_wait): about 4T = 41 s, plus a few
  * session store calls (each at most one memcache timeout, 0.5 s, twice).
- * The TTL is 6T, a 20 s margin; it only matters when the holder crashed. */
-#define REFRESH_LOCK_TTL (6 * BFF_PROVIDER_HTTP_TIMEOUT_S)
+ * The TTL is 6T, a 20 s margin; it only matters when the holder crashed.
+ * T is BFFProviderTimeout's total (bff_provider_lock_ttl: 6T, at least 60 s). */
 
 /* One refresh's bindings. */
 typedef struct {
@@ -119,6 +119,9 @@ static apr_status_t verify_id_token(refresh_ctx_t *c, const bff_session_t *s,
                       err ? err : "invalid");
         return APR_EGENERAL;
     }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "BFF03238: refresh step verify_id_token: the refreshed ID token is valid and "
+                  "names the session's user");
     g->id_token = tok->id_token;
     /* The claims userinfo gave at login stay (BFFUserInfo). */
     bff_userinfo_carry(r->pool, s->claims, s->id_token, claims, &claims);
@@ -222,16 +225,24 @@ static bff_outcome_e glue_refresh(request_rec *r, bff_site_t *site, bff_req_sess
     rf.ring = site->keyring;
     rf.site = site->binding;
     rf.refresh_before = site->refresh_before;
-    rf.lock_ttl = REFRESH_LOCK_TTL;
+    rf.lock_ttl = bff_provider_lock_ttl(site->provider);
     rf.session = &ops;
     rf.endpoint = &ep;
     rf.log = refresh_log;
     rf.log_baton = r;
     rf.resource = resource;
     rf.scope = scope;
+    /* The handle is a hash of the session id; 8 digits tell sessions apart. */
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "BFF03230: refresh step start: the access token of session %.8s... is due "
+                  "(expires in %" APR_INT64_T_FMT " s; resource %s, scope %s)",
+                  rs->handle ? rs->handle : "-", s->at_expires - bff_util_now(),
+                  resource ? resource : "default", scope ? scope : "default");
     (void)bff_refresh_run(&rf, r->pool, rs->handle, &s, &outcome);
     rs->s = s;
     o = bff_refresh_outcome_general(outcome);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF03239: refresh step done: %s",
+                  bff_refresh_outcome_name(outcome));
     if (o == BFF_OUTCOME_SESSION_ENDED) {
         /* The session ended (here or by a logout): forget this request's view. */
         bff_glue_session_forget(r);

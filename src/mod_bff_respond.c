@@ -15,6 +15,7 @@
 
 #include "mod_bff.h"
 #include "mod_bff_respond.h"
+#include "bff_log.h"
 #include "bff_util.h"
 
 /* One row per outcome. The page title is "<Sign-in|Sign-out> <title>", or
@@ -110,13 +111,9 @@ static const outcome_row_t *row(bff_outcome_e o)
 
 static int store_down_level(void)
 {
-    static volatile apr_uint32_t last;
-    apr_uint32_t now = (apr_uint32_t)bff_util_now(), prev = apr_atomic_read32(&last);
+    static bff_log_rate_t slot;
 
-    if (now - prev >= STORE_LOG_INTERVAL && apr_atomic_cas32(&last, now, prev) == prev) {
-        return APLOG_ERR;
-    }
-    return APLOG_DEBUG;
+    return bff_log_rate_level(&slot, STORE_LOG_INTERVAL, bff_util_now(), APLOG_ERR);
 }
 
 int bff_respond_level(bff_outcome_e o)

@@ -31,6 +31,17 @@ int bff_respond_outcome(request_rec *r, bff_outcome_e o, bff_as_e as, const char
  * debug otherwise, so an outage does not flood the log. */
 int bff_respond_level(bff_outcome_e o);
 
+/* ap_log_rerror() with a level computed once. httpd's macro evaluates its
+ * level argument two or three times (the level check, then the call): a
+ * rate-limited level (STORE_DOWN's, bff_log_rate_level) is granted by the
+ * first evaluation and refused by the next, and the line never appears.
+ * Use this whenever the level is not a constant. */
+#define BFF_RLOG_AT(level, rv, r, ...) \
+    do { \
+        int bff_level_ = (level); \
+        ap_log_rerror(APLOG_MARK, bff_level_, (rv), (r), __VA_ARGS__); \
+    } while (0)
+
 /* The HTTP status of an outcome. */
 int bff_respond_status(bff_outcome_e o);
 

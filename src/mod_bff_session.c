@@ -110,10 +110,10 @@ static apr_status_t load_uncached(request_rec *r, bff_site_t *site, bff_req_sess
                       "live session (expired, logged out or never issued)");
         break;
     case BFF_SESSIONS_STORE_DOWN:
-        ap_log_rerror(APLOG_MARK, bff_respond_level(BFF_OUTCOME_STORE_DOWN), rv, r,
-                      "BFF01303: session "
-                      "store (%s) unavailable",
-                      site->store->name);
+        BFF_RLOG_AT(bff_respond_level(BFF_OUTCOME_STORE_DOWN), rv, r,
+                    "BFF01303: session "
+                    "store (%s) unavailable",
+                    site->store->name);
         break;
     case BFF_SESSIONS_UNREADABLE:
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,

@@ -146,6 +146,8 @@ static apr_status_t site_create(apr_pool_t *pconf, server_rec *s, const bff_srv_
     site->provider = bff_provider_create(pconf, s, sc->issuer, sc->ca_file);
     /* Only an explicit one: the BFF01901 line names the directive. */
     bff_provider_set_metadata_url(site->provider, sc->metadata_url);
+    bff_provider_set_timeouts(site->provider, bff_conf_provider_connect_ms(sc),
+                              bff_conf_provider_total_ms(sc));
     site->userinfo = bff_conf_userinfo(sc);
     site->user_claims = bff_conf_user_claims(pconf, sc);
     *out = site;

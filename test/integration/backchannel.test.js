@@ -175,14 +175,20 @@ test('invalid logout tokens and requests: 400 JSON, nothing ends', async () => {
         ['no logout_token', 'token=x&other=1'],
         ['empty body', ''],
     ];
+    // Refusals are what anyone can cause: info, rate-limited (one line per
+    // 10 s per process and reason, debug otherwise), never warn (issue 14).
+    const refusalLines = [];
     for (const [what, body] of variants) {
         const { result: r, lines } = await env.httpd.expectLog([/BFF01510/], () => post(body));
+        refusalLines.push(...lines.filter((l) => l.includes('BFF01510')));
         assert.equal(r.status, 400, `${what}: ${r.status} ${r.body}`);
         assert.match(r.headers['content-type'] || '', /^application\/json/, what);
         assert.match(r.headers['cache-control'] || '', /no-store/, what);
         assert.equal(JSON.parse(r.body).error, 'invalid_request', what);
-        assert.ok(lines.some((l) => /:warn\].*BFF01510/.test(l)), `${what}: logged`);
+        assert.ok(!lines.some((l) => /:warn\].*BFF01510/.test(l)), `${what}: not a warning`);
     }
+    assert.ok(refusalLines.length >= 1 && refusalLines.every((l) => /:info\]/.test(l)),
+        `refusals logged at info:\n${refusalLines.join('\n')}`);
     // The right token with the wrong content type, or none.
     for (const ct of ['application/json', 'text/plain', 'multipart/form-data; boundary=x', null]) {
         const { result: r } = await env.httpd.expectLog([/BFF01510/], () => post(form(valid), ct));

@@ -4,6 +4,7 @@
 // names, and httpd refuses bad values at config-test time, naming the directive.
 
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -100,6 +101,7 @@ test('valid spellings of every directive pass apache2 -t', async () => {
         BFFCookieSameSite: 'Lax',
         BFFSessionIdleTimeout: '15m',
         BFFSessionMaxLifetime: '1d',
+        BFFProviderTimeout: { raw: '2s 5s' },
     });
     assert.equal(r.status, 0, `apache2 -t failed:\n${r.stderr}${r.stdout}`);
 });
@@ -146,6 +148,11 @@ const BAD = [
     ['BFFTokenResource', '/orders/'],
     ['BFFTokenResource', 'https://api.example/#frag'],
     ['BFFTokenResource', 'https://api.example/\u00e9'],
+    ['BFFProviderTimeout', { raw: '5s' }],
+    ['BFFProviderTimeout', { raw: '10s 5s' }],
+    ['BFFProviderTimeout', { raw: '0 10s' }],
+    ['BFFProviderTimeout', { raw: '3s 2m' }],
+    ['BFFProviderTimeout', { raw: '3s soon' }],
 ];
 
 for (const [name, value] of BAD) {
@@ -166,4 +173,83 @@ test('apache2 -t refuses a URL with user information and does not echo the passw
     assert.notEqual(r.status, 0, `accepted: ${out}`);
     assert.match(out, /BFFProvider: URLs with user information/);
     assert.ok(!out.includes('s3cret-pw'), `the password is echoed: ${out}`);
+});
+
+// ---------------------------------------------------------------------------
+// A ProxyPass that covers the bff handler's location (issue 14): mod_proxy
+// maps the URL before <Location /bff>'s SetHandler applies, so the callback
+// would reach the upstream. apache2 -t warns (BFF03201) naming both.
+
+const PROXY = ['proxy', 'proxy_http'];
+
+async function proxyConfigTest(extraServer, extraModules = PROXY) {
+    const h = new Httpd({ pki, bff: VALID, extraModules, extraServer });
+    created.push(h);
+    const r = await h.configTest();
+    assert.equal(r.status, 0, `apache2 -t failed:\n${r.stderr}${r.stdout}`);
+    return `${r.stderr}${r.stdout}`;
+}
+
+test('apache2 -t warns when ProxyPass / comes before an exclusion of /bff', async () => {
+    needModule();
+    const out = await proxyConfigTest(['ProxyPass / http://127.0.0.1:9/']);
+    const line = out.split('\n').find((l) => l.includes('BFF03201')) || '';
+    assert.match(line, /:warn\]/, `a warning: ${out}`);
+    assert.match(line, /ProxyPass \/ http:\/\/127\.0\.0\.1:9\//, `names the ProxyPass: ${line}`);
+    assert.match(line, /\/bff\/callback/, `names the handler's location: ${line}`);
+    assert.match(line, /ProxyPass \/bff !/, `says what to add: ${line}`);
+});
+
+test('apache2 -t warns about ProxyPassMatch and <Location /> ProxyPass covering /bff', async () => {
+    needModule();
+    let out = await proxyConfigTest(['ProxyPassMatch ^/(.*)$ http://127.0.0.1:9/$1']);
+    assert.match(out, /BFF03201: ProxyPassMatch/, out);
+    out = await proxyConfigTest(['<Location />', '    ProxyPass http://127.0.0.1:9/', '</Location>']);
+    assert.match(out, /BFF03201: <Location \/> ProxyPass/, out);
+});
+
+test('apache2 -t does not warn when ProxyPass /bff ! comes first, or the ProxyPass misses /bff', async () => {
+    needModule();
+    for (const lines of [
+        ['ProxyPass /bff !', 'ProxyPass / http://127.0.0.1:9/'],
+        ['ProxyPass /api/ http://127.0.0.1:9/', 'ProxyPass /bffx http://127.0.0.1:9/'],
+        ['<Location />', '    ProxyPass http://127.0.0.1:9/', '</Location>',
+         '<Location /bff>', '    ProxyPass !', '</Location>'],
+    ]) {
+        const out = await proxyConfigTest(lines);
+        assert.ok(!out.includes('BFF03201'), `no warning for ${lines.join('; ')}: ${out}`);
+    }
+});
+
+test('apache2 -t does not warn without mod_proxy', async () => {
+    needModule();
+    const out = await proxyConfigTest([], []);
+    assert.ok(!out.includes('BFF03201'), out);
+});
+
+// ---------------------------------------------------------------------------
+// file: paths are relative to ServerRoot (issue 14), like BFFProviderCAFile:
+// apache2 -t runs here with the test's working directory, not ServerRoot.
+
+test('relative file: paths of BFFCryptoKey, BFFClientSecret and BFFClientKey are read from ServerRoot', async () => {
+    needModule();
+    const h = new Httpd({
+        pki,
+        bff: {
+            ...VALID,
+            BFFCryptoKey: 'file:secrets/crypto-key',
+            BFFClientSecret: 'file:secrets/client-secret',
+            BFFClientKey: 'file:secrets/client-key.pem',
+        },
+    });
+    created.push(h);
+    assert.notEqual(path.resolve(process.cwd()), path.resolve(h.dir), 'the test runs outside ServerRoot');
+    const dir = path.join(h.dir, 'secrets');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'crypto-key'), 'a-crypto-key-read-from-server-root!!\n');
+    fs.writeFileSync(path.join(dir, 'client-secret'), 'a-client-secret-from-server-root\n');
+    const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    fs.writeFileSync(path.join(dir, 'client-key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const r = await h.configTest();
+    assert.equal(r.status, 0, `apache2 -t failed:\n${r.stderr}${r.stdout}`);
 });

@@ -269,6 +269,9 @@ test('memcached killed: bounded 503s, no pile-up; restarted: 401, new logins wor
     const down = lines.filter((l) => /BFF01601/.test(l));
     assert.ok(down.length >= 1, `BFF01601 logged:\n${lines.join('\n')}`);
     assert.ok(down.every((l) => l.includes(mc.spec) && /:warn\]/.test(l)), down.join('\n'));
+    // The requests' own line: at error once per 10 s per process, debug
+    // otherwise (a rate-limited level must be computed once: BFF_RLOG_AT).
+    assert.ok(lines.some((l) => /:error\].*BFF01303/.test(l)), `BFF01303 at error:\n${lines.join('\n')}`);
 
     // Same port again: the data is gone, so the session ends (401, not 503).
     const mark = env.httpd.logMark();

@@ -428,6 +428,8 @@ export async function startProvider(opts = {}) {
                 clientAssertion: params.client_assertion,
                 hasCodeVerifier: Boolean(params.code_verifier),
                 userAgent: ctx.get('user-agent'),
+                // The PKCE verifier itself, for "never logged" checks.
+                codeVerifier: params.code_verifier,
                 status: ctx.status,
                 // The refresh token presented (refresh_token grant), for reuse checks.
                 refreshToken: params.refresh_token,

@@ -102,6 +102,26 @@ static void test_long_message_and_unbind(void **state)
     assert_int_equal(s.calls, 1);
 }
 
+/* The rate limit: the first line of a slot at its level, the next ones
+ * within the interval at debug, the first after it at the level again;
+ * slots are independent (one per reason). */
+static void test_rate_level(void **state)
+{
+    static bff_log_rate_t a, b;
+    apr_int64_t t0 = 1700000000;
+    int i, loud = 0;
+
+    assert_int_equal(bff_log_rate_level(&a, 10, t0, BFF_LOG_INFO), BFF_LOG_INFO);
+    for (i = 0; i < 50; ++i) {
+        loud += bff_log_rate_level(&a, 10, t0 + i / 10, BFF_LOG_INFO) == BFF_LOG_INFO;
+    }
+    assert_int_equal(loud, 0);
+    assert_int_equal(bff_log_rate_level(&b, 10, t0 + 1, BFF_LOG_ERR), BFF_LOG_ERR);
+    assert_int_equal(bff_log_rate_level(&a, 10, t0 + 9, BFF_LOG_INFO), BFF_LOG_DEBUG);
+    assert_int_equal(bff_log_rate_level(&a, 10, t0 + 10, BFF_LOG_INFO), BFF_LOG_INFO);
+    assert_int_equal(bff_log_rate_level(&a, 10, t0 + 11, BFF_LOG_INFO), BFF_LOG_DEBUG);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, unit_pool_setup, log_teardown)
 
 int main(void)
@@ -110,6 +130,7 @@ int main(void)
         T(test_hook_gets_the_line),
         T(test_level_filter),
         T(test_long_message_and_unbind),
+        T(test_rate_level),
     };
 
     return unit_run("log", tests);
