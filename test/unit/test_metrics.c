@@ -110,6 +110,40 @@ static void test_counted_errors(void **state)
     assert_int_equal(slot->nservers, 2);
 }
 
+static apr_int64_t fake_now;
+static apr_int64_t fake_clock(void *baton)
+{
+    (void)baton;
+    return fake_now;
+}
+
+/* The sessions gauge: live entries under "s:", not the other namespaces,
+ * not expired ones. */
+static void test_shm_sessions(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_t *st = shm_store(p);
+    const unsigned char *v = (const unsigned char *)"1";
+    apr_uint64_t n = 99;
+
+    fake_now = 1000000;
+    bff_store_shm_set_clock(st, fake_clock, NULL);
+    assert_int_equal(bff_store_shm_count_live(st, "s:", &n), APR_SUCCESS);
+    assert_int_equal(n, 0);
+    assert_int_equal(bff_store_add(st, p, "s:a", v, 1, fake_now + 1000), APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, "s:b", v, 1, fake_now + 10), APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, "u:s:c", v, 1, fake_now + 1000), APR_SUCCESS);
+    assert_int_equal(bff_store_add(st, p, "l:s:a", v, 1, fake_now + 1000), APR_SUCCESS);
+    assert_int_equal(bff_store_shm_count_live(st, "s:", &n), APR_SUCCESS);
+    assert_int_equal(n, 2);
+    fake_now += 100;
+    assert_int_equal(bff_store_shm_count_live(st, "s:", &n), APR_SUCCESS);
+    assert_int_equal(n, 1);
+    assert_int_equal(bff_store_remove(st, p, "s:a"), APR_SUCCESS);
+    assert_int_equal(bff_store_shm_count_live(st, "s:", &n), APR_SUCCESS);
+    assert_int_equal(n, 0);
+}
+
 /* A slot per distinct BFFSessionStore value, the same one when asked again
  * (a graceful restart), none past the last. */
 static void test_slots(void **state)
@@ -279,6 +313,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_counted_store, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_counted_errors, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_slots, unit_pool_setup, unit_pool_teardown),
+        cmocka_unit_test_setup_teardown(test_shm_sessions, unit_pool_setup, unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_shared_by_children, unit_pool_setup,
                                         unit_pool_teardown),
         cmocka_unit_test_setup_teardown(test_render_servers, unit_pool_setup, unit_pool_teardown),
