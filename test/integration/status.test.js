@@ -12,7 +12,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { useEnv } from './lib/env.js';
+import { getUser, startEnv, useEnv } from './lib/env.js';
+import { startMemcached } from './lib/memcached.js';
 import { startUpstream } from './lib/upstream.js';
 
 // A short delay at the upstream keeps the burst's requests in flight
@@ -294,4 +295,44 @@ test('GET and HEAD only; access is what Require says', async () => {
     const closed = await c.get(env.url('/status-closed'));
     assert.equal(closed.status, 403);
     assert.doesNotMatch(closed.body, /bff_/);
+});
+
+test('a memcache store: its calls under backend="memcache", failures as errors while memcached is down', async () => {
+    const mc = await startMemcached();
+    const menv = await startEnv({
+        bff: { BFFSessionStore: `memcache:${mc.spec}` },
+        httpd: {
+            extraModules: ['authz_host'],
+            extraServer: ['<Location /bff-status>', '    SetHandler bff-status', '    Require ip 127.0.0.1', '</Location>'],
+        },
+    });
+    let ok = false;
+    try {
+        const read = async () => parseProm((await menv.client().get(menv.url('/bff-status'))).body);
+        const { client } = await menv.login();
+        assert.equal((await getUser(client, menv)).status, 200);
+        const up = await read();
+        const okKey = 'bff_store_operations_total{backend="memcache",result="ok",server=""}';
+        const errKey = 'bff_store_operations_total{backend="memcache",result="error",server=""}';
+        assert.ok(up.values.get(okKey) >= 3, `calls counted: ${up.values.get(okKey)}`);
+        assert.equal(up.values.get(errKey), 0);
+        // The per-server rows name the servers as BFFSessionStore lists them.
+        assert.ok(up.values.has(`bff_memcache_server_operations_total{result="ok",server=${JSON.stringify(mc.spec)}}`),
+            [...up.values.keys()].filter((k) => k.includes('memcache')).join('\n'));
+        assert.ok(!up.families.has('bff_shm_store_sessions'), 'no shm gauges without an shm store');
+
+        await mc.stop();
+        assert.equal((await getUser(client, menv)).status, 503);
+        const down = await read();
+        assert.ok(down.values.get(errKey) >= 1, `the failed call counted as an error: ${down.values.get(errKey)}`);
+        ok = true;
+    } finally {
+        await menv.stop();
+        await mc.close();
+        if (ok) {
+            // The store-down lines this test provokes (as in memcache.test.js).
+            menv.httpd.assertCleanLog({ allow: [/BFF01601/, /BFF01303/] });
+            menv.httpd.cleanup();
+        }
+    }
 });
