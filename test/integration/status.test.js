@@ -6,7 +6,8 @@
 // relayed call, one CSRF refusal and one logout the counters moved by
 // exactly those amounts and nothing else did; counters are shared by the
 // children (a burst over several connections) and survive a graceful
-// restart; GET/HEAD only, no-store, access as the admin's Require says.
+// restart; GET/HEAD only, no-store, access as the admin's Require says; a
+// memcache store's calls and errors; a refresh by its outcome.
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -333,6 +334,44 @@ test('a memcache store: its calls under backend="memcache", failures as errors w
             // The store-down lines this test provokes (as in memcache.test.js).
             menv.httpd.assertCleanLog({ allow: [/BFF01601/, /BFF01303/] });
             menv.httpd.cleanup();
+        }
+    }
+});
+
+test('a refresh is counted by its outcome, and the waiters of a burst as waited', async () => {
+    const renv = await startEnv({
+        provider: { accessTokenTTL: 4 },
+        bff: { BFFRefreshBeforeExpiry: '2' },
+        httpd: {
+            extraModules: ['proxy', 'proxy_http', 'authz_host'],
+            extraServer: [
+                '<Location /api/>', `    ProxyPass http://127.0.0.1:${up.port}/api/`, '    BFFTokenRelay On', '</Location>',
+                '<Location /bff-status>', '    SetHandler bff-status', '    Require ip 127.0.0.1', '</Location>',
+            ],
+        },
+    });
+    let ok = false;
+    try {
+        const read = async () => parseProm((await renv.client().get(renv.url('/bff-status'))).body).values;
+        const { client } = await renv.login();
+        const before = await read();
+        // Due two seconds after the login (a 4 s token, refreshed 2 s before).
+        await new Promise((r) => { setTimeout(r, 2200); });
+        const burst = await Promise.all(Array.from({ length: 4 }, (_, i) =>
+            renv.client(client.jar).get(renv.url(`/api/r${i}`), { headers: { 'X-CSRF': '1' } })));
+        assert.deepEqual(burst.map((r) => r.status), [200, 200, 200, 200]);
+        const d = diff(before, await read(), storeSeries);
+        assert.equal(d['bff_refreshes_total{outcome="ok"}'], 1, `one refresh for the burst: ${JSON.stringify(d)}`);
+        // The others waited for it, found it done, or came after it.
+        const others = Object.keys(d).filter((k) => k.startsWith('bff_refreshes_total') && !k.includes('"ok"'));
+        assert.deepEqual(others.filter((k) => !/"(waited|not_needed)"/.test(k)), [], JSON.stringify(d));
+        assert.equal(d['bff_relay_requests_total{token="user"}'], 4);
+        ok = true;
+    } finally {
+        await renv.stop();
+        if (ok) {
+            renv.httpd.assertCleanLog({});
+            renv.httpd.cleanup();
         }
     }
 });
