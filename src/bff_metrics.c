@@ -54,9 +54,37 @@ static unsigned count_servers(const char *list)
     return n;
 }
 
+void bff_metrics_new_generation(bff_metrics_t *m)
+{
+    if (m) {
+        m->generation++;
+    }
+}
+
+/* A slot the last two start-ups did not use, the oldest: children of the
+ * one before may still be finishing their requests (a graceful restart)
+ * and count into the slots it used, but none of an older one is left. */
+static bff_metrics_store_t *reusable(bff_metrics_t *m)
+{
+    bff_metrics_store_t *best = NULL;
+    int i;
+
+    for (i = 0; i < BFF_METRICS_STORES; ++i) {
+        bff_metrics_store_t *s = &m->stores[i];
+        if (s->generation + 1 < m->generation && (!best || s->generation < best->generation)) {
+            best = s;
+        }
+    }
+    if (best) {
+        memset(best, 0, sizeof(*best));
+    }
+    return best;
+}
+
 /* At start-up only (the parent, before any child): no concurrency. */
 bff_metrics_store_t *bff_metrics_store_slot(bff_metrics_t *m, const bff_store_spec_t *spec)
 {
+    bff_metrics_store_t *s = NULL;
     char key[BFF_METRICS_SPEC_MAX];
     int i;
 
@@ -69,24 +97,29 @@ bff_metrics_store_t *bff_metrics_store_slot(bff_metrics_t *m, const bff_store_sp
     else {
         apr_snprintf(key, sizeof(key), "shm:%" APR_SIZE_T_FMT, spec->shm_size);
     }
-    for (i = 0; i < BFF_METRICS_STORES; ++i) {
+    for (i = 0; i < BFF_METRICS_STORES && !s; ++i) {
         if (!strcmp(m->stores[i].spec, key)) {
-            return &m->stores[i];
+            s = &m->stores[i];
         }
     }
-    for (i = 0; i < BFF_METRICS_STORES; ++i) {
-        bff_metrics_store_t *s = &m->stores[i];
-        if (!s->spec[0]) {
-            apr_cpystrn(s->spec, key, sizeof(s->spec));
-            s->kind = (apr_uint32_t)spec->kind;
-            s->nservers = spec->kind == BFF_STORE_MEMCACHE ? count_servers(spec->servers) : 0;
-            if (s->nservers > BFF_METRICS_SERVERS) {
-                s->nservers = BFF_METRICS_SERVERS;
-            }
-            return s;
+    for (i = 0; i < BFF_METRICS_STORES && !s; ++i) {
+        if (!m->stores[i].spec[0]) {
+            s = &m->stores[i];
         }
     }
-    return NULL;
+    if (!s && !(s = reusable(m))) {
+        return NULL;
+    }
+    if (!s->spec[0]) {
+        apr_cpystrn(s->spec, key, sizeof(s->spec));
+        s->kind = (apr_uint32_t)spec->kind;
+        s->nservers = spec->kind == BFF_STORE_MEMCACHE ? count_servers(spec->servers) : 0;
+        if (s->nservers > BFF_METRICS_SERVERS) {
+            s->nservers = BFF_METRICS_SERVERS;
+        }
+    }
+    s->generation = m->generation;
+    return s;
 }
 
 void bff_metrics_store_server(bff_metrics_store_t *slot, int server_index, int failed)

@@ -61,7 +61,8 @@ typedef struct {
     char spec[BFF_METRICS_SPEC_MAX]; /* "shm:<bytes>" or the memcache server list; "" free */
     apr_uint32_t kind;               /* bff_store_kind_e */
     apr_uint32_t nservers;           /* memcache: servers in spec */
-    char pad[BFF_METRICS_CACHE_LINE - 8];
+    apr_uint64_t generation;         /* the last start-up that used this slot */
+    char pad[BFF_METRICS_CACHE_LINE - 16];
     bff_metrics_line_t ops_ok;    /* every store call: written by every request */
     bff_metrics_line_t ops_error; /* calls that failed (the store was unavailable) */
     /* Per memcached server (index = position in the configured list),
@@ -78,8 +79,9 @@ typedef struct {
 typedef struct {
     apr_uint32_t magic, version;
     apr_uint64_t size;
-    apr_int64_t started; /* seconds since the epoch the block was made */
-    char pad0[BFF_METRICS_CACHE_LINE - 24];
+    apr_int64_t started;     /* seconds since the epoch the block was made */
+    apr_uint64_t generation; /* start-ups (bff_metrics_new_generation) */
+    char pad0[BFF_METRICS_CACHE_LINE - 32];
     bff_metrics_line_t relay[BFF_M_RELAY_COUNT];
     bff_metrics_line_t csrf_refusals;
     /* Rare events (logins, refreshes, logouts): one line for all is fine. */
@@ -104,7 +106,13 @@ apr_status_t bff_metrics_create(apr_pool_t *pool, bff_metrics_t **m);
 /* Whether a block kept from an earlier load has this build's layout. */
 int bff_metrics_compatible(const bff_metrics_t *m);
 
-/* The slot of the store spec (claimed when new); NULL when all are taken. */
+/* A start-up (httpd's post_config, in the parent): the slots that neither
+ * it nor the one before claim may be given to another store. */
+void bff_metrics_new_generation(bff_metrics_t *m);
+
+/* The slot of the store spec (claimed when new: a free slot, else the one
+ * unused for longest, if no start-up since the one before this used it,
+ * with its counters back at zero); NULL when all are in use. */
 bff_metrics_store_t *bff_metrics_store_slot(bff_metrics_t *m, const bff_store_spec_t *spec);
 
 /* A store that counts every call of inner into slot (ok / error) and

@@ -63,6 +63,7 @@ void bff_glue_status_post_config(server_rec *s)
         }
     }
     metrics = rm->m;
+    bff_metrics_new_generation(metrics);
 }
 
 /* ?json anywhere in the query (json, json=1, a=b&json). */

@@ -300,8 +300,9 @@ static void count_calls(apr_pool_t *pconf, server_rec *s, const bff_store_spec_t
     if (!slot) {
         if (bff_glue_metrics()) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                         "BFF03103: more than %d distinct BFFSessionStore values: the calls of "
-                         "this one are not counted on the status page",
+                         "BFF03103: more than %d distinct BFFSessionStore values in this and "
+                         "the previous start-up: the calls of this one are not counted on the "
+                         "status page",
                          BFF_METRICS_STORES);
         }
         return;

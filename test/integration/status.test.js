@@ -277,6 +277,9 @@ test('counters are shared by all children and survive a graceful restart', async
     const afterSnap = await counters();
     assert.deepEqual(diff(mid, afterSnap, storeSeries), {}, 'nothing reset or moved by the restart');
     assert.equal(afterSnap.get('bff_metrics_created_seconds{}'), before.get('bff_metrics_created_seconds{}'));
+    // The store's counters go on in the same slot (the store is the same).
+    const okKey = 'bff_store_operations_total{backend="shm",result="ok",server=""}';
+    assert.ok(afterSnap.get(okKey) >= mid.get(okKey), `${afterSnap.get(okKey)} >= ${mid.get(okKey)}`);
     // Still counting after the restart, in the same block.
     const again = await client.get(env.url('/api/after-restart'), { headers: { 'X-CSRF': '1' } });
     assert.equal(again.status, 200, again.body);

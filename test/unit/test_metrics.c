@@ -167,6 +167,27 @@ static void test_slots(void **state)
     {
         bff_store_spec_t s = { BFF_STORE_SHM, 99, NULL };
         assert_null(bff_metrics_store_slot(m, &s));
+        /* A graceful restart that uses a and b only: the others' slots
+         * stay theirs while children of the last start-up may count. */
+        bff_metrics_new_generation(m);
+        assert_ptr_equal(bff_metrics_store_slot(m, &a), sa);
+        assert_ptr_equal(bff_metrics_store_slot(m, &b), sb);
+        assert_null(bff_metrics_store_slot(m, &s));
+        /* One more: a slot none of the last two used goes to the new
+         * store, its counters from zero; a and b keep theirs. */
+        sa->ops_ok.v = 5;
+        bff_metrics_new_generation(m);
+        assert_ptr_equal(bff_metrics_store_slot(m, &a), sa);
+        assert_ptr_equal(bff_metrics_store_slot(m, &b), sb);
+        {
+            bff_metrics_store_t *ss = bff_metrics_store_slot(m, &s);
+            assert_non_null(ss);
+            assert_ptr_not_equal(ss, sa);
+            assert_ptr_not_equal(ss, sb);
+            assert_int_equal(ss->ops_ok.v, 0);
+            assert_string_equal(ss->spec, "shm:99");
+        }
+        assert_int_equal(sa->ops_ok.v, 5);
     }
     /* Without a block nothing is counted, nothing crashes. */
     assert_null(bff_metrics_store_slot(NULL, &a));
