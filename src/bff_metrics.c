@@ -3,7 +3,7 @@
  * Core: the counters of SetHandler bff-status in one shared block (relaxed atomic adds, no
  * lock), a store that counts the calls of another, and the page in Prometheus text or JSON.
  */
-#include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +16,12 @@
 #include "bff_util.h"
 
 /* ---- the block ------------------------------------------------------ */
+
+_Static_assert(sizeof(bff_metrics_line_t) == BFF_METRICS_CACHE_LINE, "one counter per line");
+_Static_assert(offsetof(bff_metrics_t, stores) % BFF_METRICS_CACHE_LINE == 0
+                   && offsetof(bff_metrics_store_t, ops_ok) % BFF_METRICS_CACHE_LINE == 0
+                   && sizeof(bff_metrics_store_t) % BFF_METRICS_CACHE_LINE == 0,
+               "the hot counters start cache lines");
 
 apr_status_t bff_metrics_create(apr_pool_t *pool, bff_metrics_t **m)
 {

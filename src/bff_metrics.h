@@ -46,9 +46,10 @@ typedef enum {
 
 /* A counter alone on its cache line: the relay's counters are written by
  * every worker of every child, and must not share a line with each other or
- * with the rarely written ones. */
+ * with the rarely written ones. Aligned, so whatever comes before it in a
+ * struct, it starts a line (the shm segment starts on a page). */
 typedef struct {
-    apr_uint64_t v;
+    _Alignas(BFF_METRICS_CACHE_LINE) apr_uint64_t v;
     char pad[BFF_METRICS_CACHE_LINE - sizeof(apr_uint64_t)];
 } bff_metrics_line_t;
 
