@@ -28,13 +28,19 @@ apr_status_t bff_metrics_create(apr_pool_t *pool, bff_metrics_t **m)
     apr_shm_t *shm;
     bff_metrics_t *b;
     apr_status_t rv;
+    apr_uintptr_t base;
 
     /* Anonymous: every child forked after this sees the same pages, at
-     * the same address, without a file anyone else could open. */
-    if (APR_SUCCESS != (rv = apr_shm_create(&shm, sizeof(*b), NULL, pool))) {
+     * the same address, without a file anyone else could open. APR keeps
+     * the size at the start of such a segment, so its base address is not
+     * on a cache line: a line more, and the block starts on the next one. */
+    if (APR_SUCCESS
+        != (rv = apr_shm_create(&shm, sizeof(*b) + BFF_METRICS_CACHE_LINE, NULL, pool))) {
         return rv;
     }
-    b = apr_shm_baseaddr_get(shm);
+    base = (apr_uintptr_t)apr_shm_baseaddr_get(shm);
+    b = (bff_metrics_t *)((base + BFF_METRICS_CACHE_LINE - 1)
+                          & ~(apr_uintptr_t)(BFF_METRICS_CACHE_LINE - 1));
     memset(b, 0, sizeof(*b));
     b->magic = BFF_METRICS_MAGIC;
     b->version = BFF_METRICS_VERSION;

@@ -47,7 +47,8 @@ typedef enum {
 /* A counter alone on its cache line: the relay's counters are written by
  * every worker of every child, and must not share a line with each other or
  * with the rarely written ones. Aligned, so whatever comes before it in a
- * struct, it starts a line (the shm segment starts on a page). */
+ * struct, it starts a line (bff_metrics_create puts the block on a line
+ * boundary). */
 typedef struct {
     _Alignas(BFF_METRICS_CACHE_LINE) apr_uint64_t v;
     char pad[BFF_METRICS_CACHE_LINE - sizeof(apr_uint64_t)];
