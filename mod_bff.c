@@ -23,6 +23,7 @@
 #include "src/mod_bff_relay.h"
 #include "src/mod_bff_respond.h"
 #include "src/mod_bff_site.h"
+#include "src/mod_bff_status.h"
 #include "src/mod_bff_store.h"
 #include "src/bff_http.h"
 #include "src/bff_log.h"
@@ -91,6 +92,8 @@ static int bff_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     }
     bff_proxycheck_run(ptemp, s);
     bff_glue_store_post_config(pconf);
+    /* Before the sites: their stores count into the block. */
+    bff_glue_status_post_config(s);
     if (APR_SUCCESS != bff_http_global_init()) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "BFF00002: cannot initialise libcurl");
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -131,6 +134,8 @@ static void bff_register_hooks(apr_pool_t *p)
     /* Answers only requests whose handler is "bff" (SetHandler bff), which
      * no other module claims: no relation to any of them. */
     ap_hook_handler(bff_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* SetHandler bff-status, likewise claimed by no other module. */
+    ap_hook_handler(bff_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
     /* Forged claim headers go before any module looks at the request. */
     ap_hook_post_read_request(bff_auth_strip_claim_headers, NULL, NULL, APR_HOOK_REALLY_FIRST);
     /* AuthType bff: only requests of that auth type, which no other module

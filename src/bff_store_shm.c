@@ -888,6 +888,32 @@ apr_status_t bff_store_shm_stats(bff_store_t *st, bff_store_shm_stats_t *stats)
     return APR_SUCCESS;
 }
 
+apr_status_t bff_store_shm_count_live(bff_store_t *st, const char *prefix, apr_uint64_t *n)
+{
+    shm_ctx_t *c = st->ctx;
+    apr_size_t plen = strlen(prefix);
+    apr_int64_t now = now_sec(c);
+    apr_uint32_t i, hwm;
+    apr_status_t rv;
+
+    *n = 0;
+    if (APR_SUCCESS != (rv = apr_global_mutex_lock(c->mutex))) {
+        return rv;
+    }
+    table_check(c);
+    /* By index up to the high-water mark, not along the lists: bounded
+     * whatever state the links are in. */
+    hwm = c->h->entry_hwm < c->entries_max ? c->h->entry_hwm : c->entries_max;
+    for (i = 0; i < hwm; ++i) {
+        const shm_entry_t *e = &c->entries[i];
+        if (e->in_use && !is_expired(e, now) && !strncmp(e->key, prefix, plen)) {
+            ++*n;
+        }
+    }
+    apr_global_mutex_unlock(c->mutex);
+    return APR_SUCCESS;
+}
+
 static int bit_test_set(unsigned char *map, apr_uint32_t i)
 {
     int was = map[i / 8] & (1u << (i % 8));

@@ -25,6 +25,7 @@
 #include "mod_bff_respond.h"
 #include "mod_bff_session.h"
 #include "mod_bff_site.h"
+#include "mod_bff_status.h"
 #include "bff_claims.h"
 #include "bff_session.h"
 #include "bff_url.h"
@@ -202,6 +203,7 @@ int bff_auth_check_authn(request_rec *r)
     }
     if (bff_dir_relay(dc) == BFF_RELAY_OFF && (why = bff_csrf_check_unsafe(r, site, dc))) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF00182: request refused: %s", why);
+        bff_metrics_csrf_refused(bff_glue_metrics());
         return answer(r, BFF_OUTCOME_CSRF, answer_form(dc),
                       "The request must come from this site.");
     }

@@ -11,6 +11,7 @@
 #include "mod_bff_site.h"
 #include "mod_bff_csrf.h"
 #include "mod_bff_respond.h"
+#include "mod_bff_status.h"
 
 static int is_websocket(request_rec *r)
 {
@@ -85,6 +86,7 @@ const char *bff_csrf_check_unsafe(request_rec *r, const bff_site_t *site, const 
 
 int bff_csrf_refuse(request_rec *r, const bff_dir_conf_t *dc)
 {
+    bff_metrics_csrf_refused(bff_glue_metrics());
     return bff_respond_outcome(r, BFF_OUTCOME_CSRF, BFF_AS_API,
                                apr_psprintf(r->pool,
                                             "The request must come from this site and carry "

@@ -25,6 +25,7 @@
 #include "mod_bff_provider.h"
 #include "mod_bff_respond.h"
 #include "mod_bff_session.h"
+#include "mod_bff_status.h"
 #include "bff_cookie.h"
 #include "bff_idtoken.h"
 #include "bff_ns.h"
@@ -43,8 +44,11 @@
 
 static const char *safe_error_code(const char *e);
 
+/* Every login that ends with an error answer passes here (bff-status
+ * counts it by outcome). */
 static int signin_fails(request_rec *r, bff_outcome_e o, const char *text)
 {
+    bff_metrics_login_failed(bff_glue_metrics(), o);
     return bff_respond_outcome(r, o, BFF_AS_SIGNIN, text);
 }
 
@@ -289,6 +293,7 @@ int bff_login_start(request_rec *r, bff_site_t *site)
     }
     /* Lax: the provider's redirect back is a cross-site top-level GET. */
     bff_respond_cookie(r, name, value, BFF_TXN_LIFETIME, BFF_SAMESITE_LAX);
+    bff_metrics_login_started(bff_glue_metrics());
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                   "BFF03220: login step start: pending login sealed in cookie %s (expires in "
                   "%d s), authorization request %s, prompt=none: %s, max_age: %s",
@@ -314,8 +319,10 @@ typedef struct {
     bff_session_t s;
 } callback_t;
 
-static int refuse(request_rec *r, const char *tag_msg, const char *user_msg)
+/* why: the reason bff-status counts the refused callback under. */
+static int refuse(request_rec *r, bff_m_callback_e why, const char *tag_msg, const char *user_msg)
 {
+    bff_metrics_callback_refused(bff_glue_metrics(), why);
     ap_log_rerror(APLOG_MARK, bff_respond_level(BFF_OUTCOME_BAD_REQUEST), 0, r, "%s", tag_msg);
     return signin_fails(r, BFF_OUTCOME_BAD_REQUEST, user_msg);
 }
@@ -329,14 +336,15 @@ static int read_query(request_rec *r, callback_t *cb)
     apr_table_t *q = NULL;
 
     if (!r->args || APR_SUCCESS != bff_url_parse_query(r->pool, r->args, &q)) {
-        return refuse(r, "BFF00210: callback without a valid query", SIGN_IN_AGAIN);
+        return refuse(r, BFF_M_CB_NO_QUERY, "BFF00210: callback without a valid query",
+                      SIGN_IN_AGAIN);
     }
     cb->state = apr_table_get(q, "state");
     cb->code = apr_table_get(q, "code");
     cb->iss = apr_table_get(q, "iss");
     cb->error = apr_table_get(q, "error");
     if (!cb->state || !*cb->state || strlen(cb->state) > 256) {
-        return refuse(r, "BFF00211: callback without state", SIGN_IN_AGAIN);
+        return refuse(r, BFF_M_CB_NO_STATE, "BFF00211: callback without state", SIGN_IN_AGAIN);
     }
     /* Which parameters came, never their values. */
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
@@ -356,7 +364,7 @@ static int take_pending(request_rec *r, const bff_site_t *site, callback_t *cb)
     apr_status_t rv = bff_pending_open(r, site, cb->state, &name, &cb->t);
 
     if (rv == APR_NOTFOUND) {
-        return refuse(r,
+        return refuse(r, BFF_M_CB_NOT_THIS_BROWSER,
                       "BFF00214: callback from a browser that "
                       "did not start this login, one that completed it, or one whose "
                       "later logins took its cookie (no login cookie holds this state)",
@@ -365,7 +373,7 @@ static int take_pending(request_rec *r, const bff_site_t *site, callback_t *cb)
     }
     if (rv == APR_TIMEUP) {
         bff_pending_expire(r, name);
-        return refuse(r,
+        return refuse(r, BFF_M_CB_EXPIRED,
                       "BFF00212: callback with an unknown, "
                       "expired or already used state",
                       EXPIRED_OR_USED);
@@ -373,7 +381,7 @@ static int take_pending(request_rec *r, const bff_site_t *site, callback_t *cb)
     if (rv != APR_SUCCESS) {
         /* Left alone: the site on another port of this host that sealed it
          * may still complete it. */
-        return refuse(r,
+        return refuse(r, BFF_M_CB_OTHER_SITE,
                       "BFF00251: callback whose state no login "
                       "cookie holds, and a login cookie that does not open here "
                       "(sealed for another site or client, with a key not in "
@@ -441,6 +449,7 @@ static int silent_answer(request_rec *r, const callback_t *cb, const char *e)
                   "BFF02007: silent login (prompt=none): the provider answered %s; the "
                   "browser goes back to its returnTo with bff_error",
                   code);
+    bff_metrics_login_failed(bff_glue_metrics(), BFF_OUTCOME_PROVIDER_DENIED);
     return bff_respond_redirect(r, url);
 }
 
@@ -452,7 +461,7 @@ static int check_answer(request_rec *r, const bff_site_t *site, callback_t *cb)
     int answer;
 
     if (cb->iss ? strcmp(cb->iss, site->issuer) != 0 : cb->pv.meta->iss_parameter_supported) {
-        return refuse(r,
+        return refuse(r, cb->iss ? BFF_M_CB_ISSUER_MISMATCH : BFF_M_CB_MISSING_ISS,
                       cb->iss ? "BFF00215: callback iss parameter "
                                 "does not match the provider (mix-up attack?)"
                               : "BFF00216: callback without the iss parameter the provider "
@@ -475,7 +484,7 @@ static int check_answer(request_rec *r, const bff_site_t *site, callback_t *cb)
                                          e));
     }
     if (!cb->code || !*cb->code) {
-        return refuse(r, "BFF00218: callback without code", SIGN_IN_AGAIN);
+        return refuse(r, BFF_M_CB_NO_CODE, "BFF00218: callback without code", SIGN_IN_AGAIN);
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                   "BFF03213: callback step check_answer: an authorization code from %s "
@@ -519,7 +528,7 @@ static int claim_attempt(request_rec *r, bff_site_t *site, callback_t *cb)
 {
     apr_status_t rv = bff_glue_mark_used(r, site, cb->state, cb->t->expires, &cb->used);
     if (rv == APR_EEXIST) {
-        return refuse(r,
+        return refuse(r, BFF_M_CB_REPLAYED,
                       "BFF00254: callback with a state that "
                       "was already used (a replayed or twice-delivered callback)",
                       EXPIRED_OR_USED);
@@ -812,6 +821,7 @@ int bff_login_callback(request_rec *r, bff_site_t *site)
         return answer;
     }
     bff_respond_cookie(r, site->cookie_name, cb.rs.id, -1, (bff_samesite_e)site->samesite);
+    bff_metrics_login_completed(bff_glue_metrics());
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF00223: login completed for sub %s",
                   ap_escape_logitem(r->pool, cb.s.sub));
     return signed_in_page(r, cb.t->return_to);

@@ -21,6 +21,7 @@
 #include "mod_bff_provider.h"
 #include "mod_bff_respond.h"
 #include "mod_bff_session.h"
+#include "mod_bff_status.h"
 #include "bff_cookie.h"
 #include "bff_idtoken.h"
 #include "bff_log.h"
@@ -144,6 +145,7 @@ int bff_logout_handle(request_rec *r, bff_site_t *site)
                                        site->post_logout_uri);
     }
     expire_cookie(r, site);
+    bff_metrics_logout(bff_glue_metrics());
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "BFF01503: logout of sub %s",
                   ap_escape_logitem(r->pool, rs->s->sub));
     return bff_respond_redirect(r, url ? url : site->post_logout_uri);
@@ -168,6 +170,7 @@ typedef enum {
 
 static int bc_error(request_rec *r, bc_reason_e why, const char *msg)
 {
+    bff_metrics_backchannel_refused(bff_glue_metrics(), BFF_OUTCOME_BAD_REQUEST);
     static bff_log_rate_t rate[BC_REASON_COUNT];
 
     BFF_RLOG_AT(bff_log_rate_level(&rate[why], BC_LOG_INTERVAL, bff_util_now(),
@@ -252,6 +255,9 @@ int bff_logout_backchannel(request_rec *r, bff_site_t *site)
         return bc_error(r, BC_NO_TOKEN, "no logout_token in the request body");
     }
     status = verify_logout_token(r, site, token, &claims, &err);
+    if (status != OK && status != HTTP_BAD_REQUEST) {
+        bff_metrics_backchannel_refused(bff_glue_metrics(), BFF_OUTCOME_PROVIDER_DOWN);
+    }
     if (status != OK) {
         return status == HTTP_BAD_REQUEST
                    ? bc_error(r, BC_REJECTED,
@@ -271,6 +277,7 @@ int bff_logout_backchannel(request_rec *r, bff_site_t *site)
     if (rv != APR_SUCCESS) {
         BFF_RLOG_AT(bff_respond_level(BFF_OUTCOME_STORE_DOWN), rv, r,
                     "BFF01512: back-channel logout: the session store is unavailable");
+        bff_metrics_backchannel_refused(bff_glue_metrics(), BFF_OUTCOME_STORE_DOWN);
         return bff_respond_outcome(r, BFF_OUTCOME_STORE_DOWN, BFF_AS_PROVIDER, NULL);
     }
     sid = json_string_value(json_object_get(claims, "sid"));
@@ -281,6 +288,7 @@ int bff_logout_backchannel(request_rec *r, bff_site_t *site)
                   "BFF01511: back-channel logout by %s "
                   "(sub %s) ended %d session(s)",
                   sid && *sid ? "sid" : "sub", sub ? ap_escape_logitem(r->pool, sub) : "-", n);
+    bff_metrics_backchannel_ended(bff_glue_metrics(), n);
     bff_respond_no_store(r);
     r->status = HTTP_OK;
     ap_set_content_length(r, 0);

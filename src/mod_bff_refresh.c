@@ -17,6 +17,7 @@
 #include "mod_bff_provider.h"
 #include "mod_bff_refresh.h"
 #include "mod_bff_session.h"
+#include "mod_bff_status.h"
 #include "bff_idtoken.h"
 #include "bff_oidc.h"
 #include "bff_refresh.h"
@@ -240,6 +241,7 @@ static bff_outcome_e glue_refresh(request_rec *r, bff_site_t *site, bff_req_sess
                   resource ? resource : "default", scope ? scope : "default");
     (void)bff_refresh_run(&rf, r->pool, rs->handle, &s, &outcome);
     rs->s = s;
+    bff_metrics_refresh(bff_glue_metrics(), outcome);
     o = bff_refresh_outcome_general(outcome);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "BFF03239: refresh step done: %s",
                   bff_refresh_outcome_name(outcome));

@@ -25,6 +25,7 @@
 #include "mod_bff_relay.h"
 #include "mod_bff_respond.h"
 #include "mod_bff_session.h"
+#include "mod_bff_status.h"
 #include "bff_cookie.h"
 #include "bff_refresh.h"
 #include "bff_util.h"
@@ -126,10 +127,12 @@ static int not_relayed(request_rec *r, const bff_dir_conf_t *dc)
 /* Authorization: Bearer <token> on the forwarded request. The value is
  * remembered in the pool that outlives the redirects and subrequests, so
  * that requests derived from this one can tell our value from a client's. */
-static int relay_bearer(request_rec *r, const char *token)
+static int relay_bearer(request_rec *r, const char *token, bff_m_relay_e kind)
 {
     const char *bearer = apr_pstrcat(r->pool, "Bearer ", token, NULL);
     request_rec *first = initial_req(r);
+
+    bff_metrics_relay(bff_glue_metrics(), kind);
 
     apr_table_setn(r->headers_in, "Authorization", bearer);
     apr_pool_userdata_set(apr_pstrdup(first->pool, bearer), RELAYED_KEY, NULL, first->pool);
@@ -162,7 +165,7 @@ static int relay_client(request_rec *r, bff_site_t *site, const bff_dir_conf_t *
     if (BFF_OUTCOME_OK != (o = bff_glue_client_token(r, site, bff_dir_token_scope(dc), &token))) {
         return answer(r, o);
     }
-    return relay_bearer(r, token);
+    return relay_bearer(r, token, BFF_M_RELAY_CLIENT);
 }
 
 /* BFFTokenResource and/or BFFTokenScope in a user-token location: the
@@ -194,7 +197,7 @@ static int relay_narrow(request_rec *r, bff_site_t *site, bff_req_session_t *rs,
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                   "BFF02302: relaying the session's token for resource %s, scope %s",
                   resource ? resource : "(none)", scope ? scope : "(none)");
-    return relay_bearer(r, t->access_token);
+    return relay_bearer(r, t->access_token, BFF_M_RELAY_USER);
 }
 
 int bff_relay_handler(request_rec *r)
@@ -231,6 +234,7 @@ int bff_relay_handler(request_rec *r)
     strip_own_cookies(r, site);
     if (rv == APR_NOTFOUND) {
         if (mode == BFF_RELAY_OPTIONAL) {
+            bff_metrics_relay(bff_glue_metrics(), BFF_M_RELAY_NONE);
             return DECLINED;
         }
         if (mode == BFF_RELAY_USER_OR_CLIENT) {
@@ -259,5 +263,5 @@ int bff_relay_handler(request_rec *r)
     if (!rs->s->access_token) {
         return answer(r, BFF_OUTCOME_SESSION_ENDED);
     }
-    return relay_bearer(r, rs->s->access_token);
+    return relay_bearer(r, rs->s->access_token, BFF_M_RELAY_USER);
 }

@@ -16,6 +16,8 @@
 #include "mod_bff.h"
 #include "mod_bff_site.h"
 #include "mod_bff_store.h"
+#include "mod_bff_status.h"
+#include "bff_metrics.h"
 #include "bff_ns.h"
 #include "bff_store_memcache.h"
 #include "bff_store_shm.h"
@@ -265,10 +267,21 @@ static apr_status_t memcache_store_get(apr_pool_t *pconf, server_rec *s,
     return APR_SUCCESS;
 }
 
+/* This generation's counted stores (one per distinct BFFSessionStore), for
+ * the status page. */
+typedef struct counted_store_t {
+    struct counted_store_t *next;
+    bff_metrics_store_t *slot;
+    bff_store_t *inner;
+    const bff_store_spec_t *spec;
+} counted_store_t;
+static counted_store_t *generation_counted;
+
 static apr_status_t generation_reset(void *data)
 {
     generation_stores = NULL;
     generation_shm = NULL;
+    generation_counted = NULL;
     return APR_SUCCESS;
 }
 
@@ -276,7 +289,39 @@ void bff_glue_store_post_config(apr_pool_t *pconf)
 {
     generation_stores = NULL;
     generation_shm = NULL;
+    generation_counted = NULL;
     apr_pool_cleanup_register(pconf, NULL, generation_reset, apr_pool_cleanup_null);
+}
+
+/* The site's store counts its calls (bff-status) into the slot of its
+ * BFFSessionStore value, the same slot after a graceful restart. */
+static void count_calls(apr_pool_t *pconf, server_rec *s, const bff_store_spec_t *spec,
+                        bff_site_t *site)
+{
+    bff_metrics_store_t *slot = bff_metrics_store_slot(bff_glue_metrics(), spec);
+    counted_store_t *c;
+
+    if (!slot) {
+        if (bff_glue_metrics()) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                         "BFF03103: more than %d distinct BFFSessionStore values in this and "
+                         "the previous start-up: the calls of this one are not counted on the "
+                         "status page",
+                         BFF_METRICS_STORES);
+        }
+        return;
+    }
+    for (c = generation_counted; c && c->slot != slot; c = c->next) {
+    }
+    if (!c) {
+        c = apr_pcalloc(pconf, sizeof(*c));
+        c->slot = slot;
+        c->inner = site->store;
+        c->spec = spec;
+        c->next = generation_counted;
+        generation_counted = c;
+    }
+    site->store = bff_metrics_store_counted(pconf, site->store, slot);
 }
 
 apr_status_t bff_glue_store_setup(apr_pool_t *pconf, server_rec *s, bff_site_t *site)
@@ -291,9 +336,44 @@ apr_status_t bff_glue_store_setup(apr_pool_t *pconf, server_rec *s, bff_site_t *
         return rv;
     }
     if (spec->kind == BFF_STORE_MEMCACHE) {
-        return memcache_store_get(pconf, s, spec, &site->store);
+        rv = memcache_store_get(pconf, s, spec, &site->store);
     }
-    return shm_store_get(pconf, s, spec, &site->store);
+    else {
+        rv = shm_store_get(pconf, s, spec, &site->store);
+    }
+    if (rv == APR_SUCCESS) {
+        count_calls(pconf, s, spec, site);
+    }
+    return rv;
+}
+
+void bff_glue_store_views(apr_pool_t *p, bff_metrics_store_view_t **views, int *n)
+{
+    const counted_store_t *c;
+    bff_metrics_store_view_t *v;
+    int i = 0;
+
+    for (c = generation_counted; c; c = c->next) {
+        ++i;
+    }
+    *views = v = apr_pcalloc(p, sizeof(*v) * (apr_size_t)(i ? i : 1));
+    for (c = generation_counted; c; c = c->next, ++v) {
+        bff_store_shm_stats_t st;
+        v->slot = c->slot;
+        v->servers = c->spec->servers;
+        if (c->spec->kind == BFF_STORE_SHM && APR_SUCCESS == bff_store_shm_stats(c->inner, &st)
+            && APR_SUCCESS == bff_store_shm_count_live(c->inner, "s:", &v->sessions)) {
+            v->has_shm = 1;
+            v->shm_size = st.size;
+            v->entries_used = st.entries_used;
+            v->entries_max = st.entries_max;
+            v->blocks_used = st.blocks_used;
+            v->blocks_max = st.blocks_max;
+            v->evictions = st.evictions;
+            v->expired = st.expired;
+        }
+    }
+    *n = i;
 }
 
 void bff_glue_store_child_init(apr_pool_t *pchild, server_rec *s)

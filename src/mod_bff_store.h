@@ -9,6 +9,7 @@
 #include <httpd.h>
 
 #include "mod_bff_config.h"
+#include "bff_metrics.h"
 
 /* Register the global mutex type (pre_config). */
 apr_status_t bff_glue_store_pre_config(apr_pool_t *pconf);
@@ -21,6 +22,10 @@ void bff_glue_store_post_config(apr_pool_t *pconf);
  * survive a graceful restart. */
 struct bff_site_t;
 apr_status_t bff_glue_store_setup(apr_pool_t *pconf, server_rec *s, struct bff_site_t *site);
+
+/* The stores of this generation as the status page shows them (shm
+ * statistics read now, under the store's lock), in p. */
+void bff_glue_store_views(apr_pool_t *p, bff_metrics_store_view_t **views, int *n);
 
 /* Re-attach mutexes in each child. */
 void bff_glue_store_child_init(apr_pool_t *pchild, server_rec *s);
