@@ -221,6 +221,12 @@ static apr_status_t keyring_setup(apr_pool_t *pconf, server_rec *s, bff_site_t *
  * to keep, and each child opens its own connections. */
 static retained_store_t *generation_stores;
 
+/* The memcache backend's observer: per-server rows of the status page. */
+static void observe_server(void *baton, int server, int failed)
+{
+    bff_metrics_store_server(baton, server, failed);
+}
+
 static apr_status_t memcache_store_get(apr_pool_t *pconf, server_rec *s,
                                        const bff_store_spec_t *spec, bff_store_t **st)
 {
@@ -238,6 +244,9 @@ static apr_status_t memcache_store_get(apr_pool_t *pconf, server_rec *s,
     }
     bff_store_memcache_opts_default(&o);
     o.replicas = spec->replicas;
+    /* The slot of this spec, as count_calls finds it (the same one). */
+    o.observe_baton = bff_metrics_store_slot(bff_glue_metrics(), spec);
+    o.observe = o.observe_baton ? observe_server : NULL;
     /* memcached's 1m item limit also counts the key and the item header. */
     o.max_item = 1024 * 1024 - 4096;
     /* One connection per worker thread and server is enough never to wait. */

@@ -324,11 +324,19 @@ test('a memcache store: its calls under backend="memcache", failures as errors w
         assert.ok(up.values.has(`bff_memcache_server_operations_total{result="ok",server=${JSON.stringify(mc.spec)}}`),
             [...up.values.keys()].filter((k) => k.includes('memcache')).join('\n'));
         assert.ok(!up.families.has('bff_shm_store_sessions'), 'no shm gauges without an shm store');
+        // The backend reports each call per server (its observer), and the server as up.
+        const srvOk = `bff_memcache_server_operations_total{result="ok",server=${JSON.stringify(mc.spec)}}`;
+        const srvErr = `bff_memcache_server_operations_total{result="error",server=${JSON.stringify(mc.spec)}}`;
+        const srvUp = `bff_memcache_server_up{server=${JSON.stringify(mc.spec)}}`;
+        assert.ok(up.values.get(srvOk) >= 3, `per-server calls counted: ${up.values.get(srvOk)}`);
+        assert.equal(up.values.get(srvUp), 1);
 
         await mc.stop();
         assert.equal((await getUser(client, menv)).status, 503);
         const down = await read();
         assert.ok(down.values.get(errKey) >= 1, `the failed call counted as an error: ${down.values.get(errKey)}`);
+        assert.ok(down.values.get(srvErr) >= 1, `and against its server: ${down.values.get(srvErr)}`);
+        assert.equal(down.values.get(srvUp), 0, 'the server shows as down');
         ok = true;
     } finally {
         await menv.stop();
