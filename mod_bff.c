@@ -152,9 +152,9 @@ static const command_rec bff_cmds[] = {
                   "Scopes to request (must include openid). Default: \"openid profile email\"."),
     AP_INIT_RAW_ARGS(BFF_D_AUTH_PARAMS, bff_cmd_auth_params, NULL, RSRC_CONF,
                      "Extra authorization request parameters as name=value pairs. Default: none."),
-    AP_INIT_TAKE1(BFF_D_SESSION_STORE, bff_cmd_session_store, NULL, RSRC_CONF,
-                  "shm, shm:<size> (e.g. shm:256M) or memcache:host:port[,host:port...]. "
-                  "Default: shm (100M, over 10,000 sessions)."),
+    AP_INIT_TAKE12(BFF_D_SESSION_STORE, bff_cmd_session_store, NULL, RSRC_CONF,
+                   "shm, shm:<size> (e.g. shm:256M) or memcache:host:port[,host:port...] "
+                   "[replicas=N]. Default: shm (100M, over 10,000 sessions); replicas=1."),
     AP_INIT_TAKE1(BFF_D_CRYPTO_KEY, bff_cmd_crypto_key, NULL, RSRC_CONF,
                   "Session encryption key material (>= 16 bytes) or file:/path; repeat for "
                   "rotation, the first encrypts. Default: a random key per start."),

@@ -3,6 +3,8 @@
  * Core: backend-independent store code: locks with owner tokens over add, and the
  * BFFSessionStore value parser.
  */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <apr_lib.h>
@@ -102,6 +104,7 @@ static apr_status_t servers_parse(apr_pool_t *p, const char *list, bff_store_spe
     const char *s = list, *comma;
     apr_size_t len;
     apr_status_t rv;
+    int n = 0;
 
     if (!*list) {
         *err = "memcache: needs at least one server: " SPEC_EXPECTED;
@@ -117,6 +120,7 @@ static apr_status_t servers_parse(apr_pool_t *p, const char *list, bff_store_spe
         if (APR_SUCCESS != (rv = bff_store_server_parse(p, s, len, NULL, NULL, NULL, err))) {
             return rv;
         }
+        n++;
         if (!comma) {
             break;
         }
@@ -124,6 +128,8 @@ static apr_status_t servers_parse(apr_pool_t *p, const char *list, bff_store_spe
     }
     spec->kind = BFF_STORE_MEMCACHE;
     spec->servers = apr_pstrdup(p, list);
+    spec->nservers = n;
+    spec->replicas = 1;
     spec->shm_size = 0;
     return APR_SUCCESS;
 }
@@ -221,4 +227,30 @@ apr_status_t bff_store_spec_parse(apr_pool_t *p, const char *arg, bff_store_spec
     }
     *err = apr_psprintf(p, "unknown session store '%s': " SPEC_EXPECTED, arg);
     return APR_EINVAL;
+}
+
+apr_status_t bff_store_spec_option(apr_pool_t *p, const char *opt, bff_store_spec_t *spec,
+                                   const char **err)
+{
+    char *end = NULL;
+    long n;
+
+    if (spec->kind != BFF_STORE_MEMCACHE || strncasecmp(opt, "replicas=", 9) != 0) {
+        *err = apr_psprintf(p,
+                            "unknown session store option '%s': expected replicas=N after a "
+                            "memcache server list",
+                            opt);
+        return APR_EINVAL;
+    }
+    errno = 0;
+    n = strtol(opt + 9, &end, 10);
+    if (errno || !apr_isdigit(opt[9]) || *end || n < 1 || n > spec->nservers) {
+        *err = apr_psprintf(p,
+                            "replicas='%s': expected a number from 1 to the number of "
+                            "servers listed (%d)",
+                            opt + 9, spec->nservers);
+        return APR_EINVAL;
+    }
+    spec->replicas = (int)n;
+    return APR_SUCCESS;
 }

@@ -88,6 +88,8 @@ typedef struct {
     bff_store_kind_e kind;
     apr_size_t shm_size; /* bytes, for shm */
     const char *servers; /* "host:port,host:port" for memcache */
+    int nservers;        /* how many, for memcache */
+    int replicas;        /* servers per key, for memcache (1 .. nservers) */
 } bff_store_spec_t;
 
 /* Default shm size: room for at least 10,000 sessions of 8 KB. */
@@ -102,5 +104,10 @@ apr_status_t bff_store_server_parse(apr_pool_t *p, const char *s, apr_size_t len
 /* "shm", "shm:64M", "memcache:h:p[,h:p...]". *err explains a refusal. */
 apr_status_t bff_store_spec_parse(apr_pool_t *p, const char *arg, bff_store_spec_t *spec,
                                   const char **err);
+
+/* The optional second argument after a parsed spec: "replicas=N" (memcache
+ * only, N from 1 to the number of servers). */
+apr_status_t bff_store_spec_option(apr_pool_t *p, const char *opt, bff_store_spec_t *spec,
+                                   const char **err);
 
 #endif /* BFF_STORE_H */

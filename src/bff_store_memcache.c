@@ -23,6 +23,7 @@
 #include <apu_version.h>
 
 #include "bff_log.h"
+#include "bff_store_ketama.h"
 #include "bff_store_memcache.h"
 
 #if !APR_HAS_THREADS
@@ -53,7 +54,25 @@
  *   so a restart costs no failed request. */
 
 #define KEY_MAX 128 /* bytes, NUL included, as the shm store */
-#define SERVERS_MAX 64
+#define SERVERS_MAX BFF_KETAMA_SERVERS_MAX
+/* With replicas, a removed key leaves a tombstone "!" + hex(MD5(key)) (see
+ * rep_remove). */
+#define TOMB_PREFIX '!'
+/* With replicas, every value starts with a header: magic, then the entry's
+ * absolute expiry (8 bytes, big-endian), so that a copy written back to a
+ * replica that lost it keeps its expiry (apr_memcache's flags are 16 bits). */
+#define HDR_LEN 11
+#define HDR_MAGIC0 0xFE
+#define HDR_MAGIC1 'B'
+#define HDR_MAGIC2 'F'
+/* A copy of an entry without a header (written before replicas were turned
+ * on) has no known expiry: a tombstone for it lives this long. */
+#define TOMB_TTL_UNKNOWN (24 * 3600)
+/* Writes a server missed while this process saw it down, replayed as
+ * deletes when it answers again (see dirty_flush). */
+#define DIRTY_MAX 256
+/* How often a server's eviction counter is read (per server and process). */
+#define STATS_EVERY apr_time_from_sec(60)
 #define REL_TTL_MAX (30 * 24 * 3600)        /* memcached: above is absolute time */
 #define EXPTIME_MAX APR_INT64_C(2147483647) /* memcached parses exptime as int32 */
 #define ITEM_MAX ((apr_size_t)1024 * 1024 * 1024)
@@ -79,12 +98,15 @@ typedef struct {
     const char *name; /* "host:port" for log lines */
 } mc_addr_t;
 
+typedef char mc_key_t[KEY_MAX];
+
 typedef struct mc_ctx_t mc_ctx_t;
 
 typedef struct {
     mc_ctx_t *c;
+    int index; /* in the configured list */
     const mc_addr_t *addr;
-    apr_memcache_t *mc;
+    apr_memcache_t *mc; /* a client of this server alone */
     apr_memcache_server_t *ms;
     apr_reslist_t *factory;   /* apr_memcache's own list: connects and closes */
     apr_reslist_t *conns;     /* ours, installed as ms->conns */
@@ -96,12 +118,17 @@ typedef struct {
     apr_time_t next_try;
     apr_time_t last_warn;
     apr_status_t last_rv;
+    mc_key_t *dirty; /* keys of writes missed while down (replicas only) */
+    int ndirty;
+    int dirty_lost; /* missed writes that did not fit into dirty */
+    apr_time_t next_stats;
+    apr_uint64_t evictions; /* last value read, for the growth */
+    int stats_read;
 } mc_server_t;
 
 typedef struct {
     mc_ctx_t *c;
     unsigned long process; /* process_id() of the process that made it */
-    apr_memcache_t *mc;
     mc_server_t *servers;
 } mc_proc_t;
 
@@ -110,6 +137,7 @@ struct mc_ctx_t {
     bff_store_memcache_opts_t o;
     mc_addr_t *addrs;
     int naddrs;
+    bff_ketama_t *ring;
     apr_thread_mutex_t *init_lock;
     mc_proc_t *proc; /* this process's client (atomic pointer) */
 };
@@ -120,6 +148,7 @@ typedef struct {
     mc_op_e kind;
     apr_pool_t *p;
     const char *key;
+    apr_size_t klen;
     char *data; /* in for set/add/replace, out for get */
     apr_size_t len;
     apr_uint32_t exptime;
@@ -137,13 +166,14 @@ void bff_store_memcache_opts_default(bff_store_memcache_opts_t *o)
     o->op_timeout = apr_time_from_msec(500);
     o->retry_after = apr_time_from_sec(5);
     o->max_item = (apr_size_t)1024 * 1024;
+    o->replicas = 1;
 }
 
 /* ---- keys and values ---- */
 
-static apr_status_t key_check(const char *key, apr_size_t *klen)
+static apr_status_t key_check(const mc_ctx_t *c, const char *key, apr_size_t *klen)
 {
-    apr_size_t i;
+    apr_size_t max = KEY_MAX - 1, i;
 
     if (!key) {
         return APR_EINVAL;
@@ -151,7 +181,7 @@ static apr_status_t key_check(const char *key, apr_size_t *klen)
     /* memcached's text protocol ends a key at whitespace and a line at
      * CRLF: anything else could inject a second command. */
     for (i = 0; key[i]; i++) {
-        if (i >= KEY_MAX - 1 || (unsigned char)key[i] <= 0x20 || (unsigned char)key[i] >= 0x7f) {
+        if (i >= max || (unsigned char)key[i] <= 0x20 || (unsigned char)key[i] >= 0x7f) {
             return APR_EINVAL;
         }
     }
@@ -347,24 +377,52 @@ static void server_ok(mc_server_t *s)
 
 /* ---- per-process client ---- */
 
-/* apr_memcache's own selection skips dead servers (see top of file). */
+/* Each server has a client of its own, holding only that server: the ring
+ * (bff_store_ketama) chooses servers, and apr_memcache's selection, which
+ * skips servers it marked dead, must not. */
 static apr_memcache_server_t *pick_server(void *baton, apr_memcache_t *mc, const apr_uint32_t hash)
 {
-    return mc->ntotal ? mc->live_servers[hash % mc->ntotal] : NULL;
+    return mc->ntotal ? mc->live_servers[0] : NULL;
 }
 
-static apr_status_t server_make(mc_proc_t *pr, mc_server_t *s, const mc_addr_t *a, apr_pool_t *pool)
+/* apr_memcache hashes every key to choose a server; there is one. */
+static apr_uint32_t no_hash(void *baton, const char *data, const apr_size_t len)
+{
+    return 0;
+}
+
+static apr_status_t server_client(mc_server_t *s, apr_pool_t *pool)
+{
+    apr_status_t rv = apr_memcache_create(pool, 1, 0, &s->mc);
+
+    if (rv == APR_SUCCESS) {
+        s->mc->hash_func = no_hash;
+        s->mc->hash_baton = NULL;
+        s->mc->server_func = pick_server;
+        s->mc->server_baton = s;
+    }
+    return rv;
+}
+
+static apr_status_t server_make(mc_proc_t *pr, mc_server_t *s, int index, apr_pool_t *pool)
 {
     const bff_store_memcache_opts_t *o = &pr->c->o;
     apr_pool_t *lpool;
     apr_status_t rv;
 
     s->c = pr->c;
-    s->addr = a;
-    s->mc = pr->mc;
+    s->index = index;
+    s->addr = &pr->c->addrs[index];
+    if (o->replicas > 1) {
+        s->dirty = apr_pcalloc(pool, sizeof(*s->dirty) * DIRTY_MAX);
+    }
+    if (APR_SUCCESS != (rv = server_client(s, pool))) {
+        return rv;
+    }
     /* The factory never keeps idle connections (ours does), so no ttl. */
-    rv = apr_memcache_server_create(pool, a->host, a->port, 0, (apr_uint32_t)o->conn_max,
-                                    (apr_uint32_t)o->conn_max, 0, &s->ms);
+    rv = apr_memcache_server_create(pool, s->addr->host, s->addr->port, 0,
+                                    (apr_uint32_t)o->conn_max, (apr_uint32_t)o->conn_max, 0,
+                                    &s->ms);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -392,7 +450,7 @@ static apr_status_t server_make(mc_proc_t *pr, mc_server_t *s, const mc_addr_t *
     /* A full list waits for a connection at most op_timeout (APR_EAGAIN). */
     apr_reslist_timeout_set(s->conns, o->op_timeout);
     s->ms->conns = s->conns;
-    return apr_memcache_add_server(pr->mc, s->ms);
+    return apr_memcache_add_server(s->mc, s->ms);
 }
 
 /* Which process this is, without a getpid() system call on every store
@@ -441,16 +499,9 @@ static apr_status_t proc_make(mc_ctx_t *c, apr_pool_t *parent, mc_proc_t **out)
     pr = apr_pcalloc(pool, sizeof(*pr));
     pr->c = c;
     pr->process = process_id();
-    if (APR_SUCCESS != (rv = apr_memcache_create(pool, (apr_uint16_t)c->naddrs, 0, &pr->mc))) {
-        goto fail;
-    }
-    pr->mc->hash_func = NULL;
-    pr->mc->hash_baton = NULL;
-    pr->mc->server_func = pick_server;
-    pr->mc->server_baton = pr;
     pr->servers = apr_pcalloc(pool, sizeof(*pr->servers) * (apr_size_t)c->naddrs);
     for (i = 0; i < c->naddrs; i++) {
-        if (APR_SUCCESS != (rv = server_make(pr, &pr->servers[i], &c->addrs[i], pool))) {
+        if (APR_SUCCESS != (rv = server_make(pr, &pr->servers[i], i, pool))) {
             goto fail;
         }
     }
@@ -499,7 +550,7 @@ static apr_status_t mc_child_init(bff_store_t *st, apr_pool_t *pchild)
     return proc_install(st->ctx, pchild, 1, NULL);
 }
 
-/* ---- operations ---- */
+/* ---- memcached commands ---- */
 
 static apr_status_t op_exec(apr_memcache_t *mc, mc_op_t *op)
 {
@@ -526,34 +577,163 @@ static apr_status_t op_exec(apr_memcache_t *mc, mc_op_t *op)
     return APR_EINVAL;
 }
 
-static apr_status_t mc_run(mc_ctx_t *c, mc_op_t *op, apr_size_t klen)
+/* ---- one server ---- */
+
+static int is_write(mc_op_e kind)
 {
-    mc_proc_t *pr;
-    mc_server_t *s;
+    return kind != OP_GET;
+}
+
+/* A write this process could not make on a server it saw down: noted, to be
+ * undone (the key deleted there) when the server answers again, so that it
+ * does not serve what it held before (an old token, an ended session). Only
+ * with replicas: the other replicas hold the current entry. */
+static void dirty_note(mc_server_t *s, const char *key)
+{
+    if (!s->dirty) {
+        return;
+    }
+    apr_thread_mutex_lock(s->lock);
+    if (s->ndirty < DIRTY_MAX) {
+        apr_cpystrn(s->dirty[s->ndirty++], key, KEY_MAX);
+    }
+    else {
+        s->dirty_lost++;
+    }
+    apr_thread_mutex_unlock(s->lock);
+}
+
+static apr_status_t dirty_flush(mc_server_t *s, apr_pool_t *p)
+{
+    mc_key_t *keys;
+    int n, lost, i;
+    apr_status_t rv;
+
+    if (!s->dirty) {
+        return APR_SUCCESS;
+    }
+    apr_thread_mutex_lock(s->lock);
+    n = s->ndirty;
+    lost = s->dirty_lost;
+    keys = n ? apr_pmemdup(p, s->dirty, sizeof(*keys) * (apr_size_t)n) : NULL;
+    s->ndirty = s->dirty_lost = 0;
+    apr_thread_mutex_unlock(s->lock);
+    for (i = 0; i < n; i++) {
+        rv = apr_memcache_delete(s->mc, keys[i], 0);
+        if (!is_answer(rv)) {
+            /* Still away: keep what is left for the next attempt. */
+            for (; i < n; i++) {
+                dirty_note(s, keys[i]);
+            }
+            return rv;
+        }
+    }
+    if (lost) {
+        BFF_LOG(BFF_LOG_WARNING, APR_SUCCESS,
+                "BFF01605: memcached server %s answers again, but this process missed more "
+                "writes to it (%d) than it could note: it may serve outdated session entries "
+                "(old tokens, sessions that ended while it was away) until they expire; "
+                "restart it empty to be sure (docs/deployment.md)",
+                s->addr->name, lost + n);
+    }
+    return APR_SUCCESS;
+}
+
+/* memcached evicts the least recently used items of a slab class when it is
+ * full: a session then vanishes like a logged-out one. Read the server's
+ * eviction counter now and then (after a miss, at most every STATS_EVERY)
+ * and say so when it grew. */
+static void evictions_check(mc_server_t *s, apr_pool_t *p)
+{
+    apr_memcache_stats_t *st = NULL;
+    apr_uint64_t before;
+    apr_time_t now = apr_time_now();
+    apr_pool_t *tp;
+    int first;
+
+    apr_thread_mutex_lock(s->lock);
+    if (now < s->next_stats) {
+        apr_thread_mutex_unlock(s->lock);
+        return;
+    }
+    s->next_stats = now + STATS_EVERY;
+    apr_thread_mutex_unlock(s->lock);
+    if (APR_SUCCESS != apr_pool_create(&tp, p)) {
+        return;
+    }
+    if (APR_SUCCESS == apr_memcache_stats(s->ms, tp, &st) && st) {
+        apr_thread_mutex_lock(s->lock);
+        before = s->evictions;
+        first = !s->stats_read;
+        s->evictions = st->evictions;
+        s->stats_read = 1;
+        apr_thread_mutex_unlock(s->lock);
+        if (st->evictions > before || (first && st->evictions > 0)) {
+            BFF_LOG(BFF_LOG_WARNING, APR_SUCCESS,
+                    "BFF01604: memcached server %s is evicting: %" APR_UINT64_T_FMT
+                    " evictions since it started, %" APR_UINT64_T_FMT
+                    " since this process last looked; sessions stored on it are lost "
+                    "(the users get 401 and sign in again): give memcached more memory "
+                    "(-m, see docs/deployment.md)",
+                    s->addr->name, st->evictions, first ? st->evictions : st->evictions - before);
+        }
+    }
+    apr_pool_destroy(tp);
+}
+
+static void observe(mc_server_t *s, int failed)
+{
+    const bff_store_memcache_opts_t *o = &s->c->o;
+
+    if (o->observe) {
+        o->observe(o->observe_baton, s->index, failed);
+    }
+}
+
+/* One operation on one server: fail fast while it is down, retry once on a
+ * fresh connection, track its state. */
+static apr_status_t srv_run(mc_server_t *s, mc_op_t *op)
+{
     apr_status_t rv;
     int probe;
 
-    if (APR_SUCCESS != (rv = proc_get(c, &pr))) {
-        return unavailable(rv);
-    }
-    s = &pr->servers[apr_memcache_hash(pr->mc, op->key, klen) % (apr_uint32_t)c->naddrs];
     if (APR_SUCCESS != (rv = server_admit(s, &probe))) {
+        if (is_write(op->kind)) {
+            dirty_note(s, op->key);
+        }
         return rv;
     }
     if (probe) {
         conns_drain(s);
+        /* Before anything is read from it: undo what it missed. */
+        if (APR_SUCCESS != (rv = dirty_flush(s, op->p))) {
+            server_failed(s, rv);
+            observe(s, 1);
+            if (is_write(op->kind)) {
+                dirty_note(s, op->key);
+            }
+            return unavailable(rv);
+        }
     }
-    rv = op_exec(pr->mc, op);
+    rv = op_exec(s->mc, op);
     if (!is_answer(rv) && !probe && !APR_STATUS_IS_TIMEUP(rv) && !APR_STATUS_IS_EAGAIN(rv)) {
         /* Perhaps a stale connection: once more on a fresh one. Not after a
          * timeout, which would double the wait; a request that timed out may
          * have been executed, and its connection is closed anyway. */
         conns_drain(s);
-        rv = op_exec(pr->mc, op);
+        rv = op_exec(s->mc, op);
     }
     if (is_answer(rv)) {
         server_ok(s);
+        observe(s, 0);
+        if (rv == APR_NOTFOUND && op->kind == OP_GET) {
+            evictions_check(s, op->p);
+        }
         return rv;
+    }
+    observe(s, 1);
+    if (is_write(op->kind)) {
+        dirty_note(s, op->key);
     }
     /* APR_EGENERAL is an answer we did not expect (e.g. SERVER_ERROR): the
      * server is up, only this request failed. */
@@ -562,6 +742,8 @@ static apr_status_t mc_run(mc_ctx_t *c, mc_op_t *op, apr_size_t klen)
     }
     return unavailable(rv);
 }
+
+/* ---- values ---- */
 
 /* memcached exptime for an absolute expires; 0 when already past. */
 static apr_uint32_t exptime_for(apr_int64_t expires)
@@ -580,25 +762,378 @@ static apr_uint32_t exptime_for(apr_int64_t expires)
     return (apr_uint32_t)(expires + 1 > EXPTIME_MAX ? EXPTIME_MAX : expires + 1);
 }
 
+static char *hdr_wrap(apr_pool_t *p, const char *val, apr_size_t len, apr_int64_t expires)
+{
+    unsigned char *b = apr_palloc(p, len + HDR_LEN);
+    apr_uint64_t e = (apr_uint64_t)expires;
+    int i;
+
+    b[0] = HDR_MAGIC0;
+    b[1] = HDR_MAGIC1;
+    b[2] = HDR_MAGIC2;
+    for (i = 0; i < 8; i++) {
+        b[3 + i] = (unsigned char)(e >> (56 - 8 * i));
+    }
+    memcpy(b + HDR_LEN, val, len);
+    return (char *)b;
+}
+
+/* The expiry in a value's header, 0 for a value without one. */
+static apr_int64_t hdr_expires(const char *v, apr_size_t len)
+{
+    const unsigned char *b = (const unsigned char *)v;
+    apr_uint64_t e = 0;
+    int i;
+
+    if (!v || len < HDR_LEN || b[0] != HDR_MAGIC0 || b[1] != HDR_MAGIC1 || b[2] != HDR_MAGIC2) {
+        return 0;
+    }
+    for (i = 0; i < 8; i++) {
+        e = e << 8 | b[3 + i];
+    }
+    return (apr_int64_t)e;
+}
+
+/* The caller's value: without the header, if there is one (also without
+ * replicas: a node may read what a node with replicas wrote). */
+static void hdr_strip(mc_op_t *op)
+{
+    if (hdr_expires(op->data, op->len)) {
+        op->data += HDR_LEN;
+        op->len -= HDR_LEN;
+    }
+}
+
+/* ---- replicas ---- */
+
+/* The key's replicas in ring order: the first c->o.replicas distinct servers. */
+typedef struct {
+    int n;
+    mc_server_t *s[SERVERS_MAX];
+} mc_reps_t;
+
+static void reps_of(mc_ctx_t *c, mc_proc_t *pr, const mc_op_t *op, mc_reps_t *r)
+{
+    int idx[SERVERS_MAX], i;
+
+    r->n = bff_ketama_servers(c->ring, op->key, op->klen, c->o.replicas, idx);
+    for (i = 0; i < r->n; i++) {
+        r->s[i] = &pr->servers[idx[i]];
+    }
+}
+
+static apr_status_t srv_do(mc_server_t *s, const mc_op_t *tmpl, mc_op_e kind, const char *key)
+{
+    mc_op_t op = *tmpl;
+
+    op.kind = kind;
+    op.key = key;
+    return srv_run(s, &op);
+}
+
+/* "!" and the key's MD5 in hex: fits whatever the key's length. */
+static const char *tomb_key(const mc_op_t *op)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char d[16];
+    char *t = apr_palloc(op->p, 34);
+    int i;
+
+    bff_ketama_digest(op->key, op->klen, d);
+    t[0] = TOMB_PREFIX;
+    for (i = 0; i < 16; i++) {
+        t[1 + 2 * i] = hex[d[i] >> 4];
+        t[2 + 2 * i] = hex[d[i] & 15];
+    }
+    t[33] = '\0';
+    return t;
+}
+
+/* A tombstone on any replica that answers: the key was removed. */
+static int tomb_seen(const mc_reps_t *r, const mc_op_t *op)
+{
+    mc_op_t g = *op;
+    int i;
+
+    g.key = tomb_key(op);
+    for (i = 0; i < r->n; i++) {
+        g.kind = OP_GET;
+        if (srv_run(r->s[i], &g) == APR_SUCCESS) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void tombs_clear(const mc_reps_t *r, const mc_op_t *op)
+{
+    const char *tk = tomb_key(op);
+    int i;
+
+    for (i = 0; i < r->n; i++) {
+        srv_do(r->s[i], op, OP_DEL, tk);
+    }
+}
+
+static void del_all(const mc_reps_t *r, const mc_op_t *op)
+{
+    int i;
+
+    for (i = r->n - 1; i >= 0; i--) {
+        srv_do(r->s[i], op, OP_DEL, op->key);
+    }
+}
+
+/* Write back the stored bytes op->data (header included) to the replicas in
+ * miss[] that answered "not found" while another holds the entry: they were
+ * restarted empty, evicted it, or were down when it was written. overwrite:
+ * this is a newer value (a replace), which replaces a copy written back
+ * meanwhile. The write-back must not bring back a removed entry: a removal
+ * sets tombstones on every replica before it deletes (rep_remove), and the
+ * tombstones are checked after the write-back, so either the removal's
+ * deletes come after the write-back, or the check sees a tombstone and
+ * undoes it. APR_NOTFOUND: the entry was removed (all copies deleted). */
+static apr_status_t repair(const mc_reps_t *r, const mc_op_t *op, const int *miss, int nmiss,
+                           int overwrite)
+{
+    mc_op_t w = *op;
+    int added = 0, i;
+    apr_status_t rv;
+
+    w.exptime = exptime_for(hdr_expires(op->data, op->len));
+    if (!w.exptime) {
+        return APR_SUCCESS; /* no header (older entry) or expired: leave it */
+    }
+    for (i = 0; i < nmiss; i++) {
+        w.kind = OP_ADD;
+        rv = srv_run(r->s[miss[i]], &w);
+        if (rv == APR_EEXIST && overwrite) {
+            w.kind = OP_REPLACE;
+            rv = srv_run(r->s[miss[i]], &w);
+        }
+        added += rv == APR_SUCCESS;
+    }
+    if (added && tomb_seen(r, op)) {
+        del_all(r, op);
+        return APR_NOTFOUND;
+    }
+    return APR_SUCCESS;
+}
+
+/* Read from the first replica that has the entry: one round trip while the
+ * first replica is up and holds it. */
+static apr_status_t rep_get(const mc_reps_t *r, mc_op_t *op)
+{
+    int miss[SERVERS_MAX], nmiss = 0, i;
+    apr_status_t rv, failed = APR_EGENERAL;
+
+    for (i = 0; i < r->n; i++) {
+        op->kind = OP_GET;
+        rv = srv_run(r->s[i], op);
+        if (rv == APR_SUCCESS) {
+            return nmiss ? repair(r, op, miss, nmiss, 0) : APR_SUCCESS;
+        }
+        if (rv == APR_NOTFOUND) {
+            miss[nmiss++] = i;
+        }
+        else {
+            failed = rv;
+        }
+    }
+    return nmiss ? APR_NOTFOUND : failed;
+}
+
+/* add: taken only if every replica that answers takes it, so that two nodes
+ * never both hold a lock or both use a single-use entry while they reach a
+ * common replica. A replica that already holds the key (the others lost it)
+ * makes it taken: ours are undone. */
+static apr_status_t rep_add(const mc_reps_t *r, mc_op_t *op)
+{
+    int done[SERVERS_MAX], ndone = 0, i;
+    apr_status_t rv, failed = APR_EGENERAL;
+
+    for (i = 0; i < r->n; i++) {
+        op->kind = OP_ADD;
+        rv = srv_run(r->s[i], op);
+        if (rv == APR_SUCCESS) {
+            done[ndone++] = i;
+        }
+        else if (rv == APR_EEXIST) {
+            while (ndone > 0) {
+                srv_do(r->s[done[--ndone]], op, OP_DEL, op->key);
+            }
+            return APR_EEXIST;
+        }
+        else {
+            failed = rv;
+        }
+    }
+    if (!ndone) {
+        return failed;
+    }
+    /* A new entry under a removed key (a lock taken again) is not removed. */
+    tombs_clear(r, op);
+    return APR_SUCCESS;
+}
+
+static apr_status_t rep_set(const mc_reps_t *r, mc_op_t *op)
+{
+    int ok = 0, i;
+    apr_status_t rv, failed = APR_EGENERAL;
+
+    for (i = 0; i < r->n; i++) {
+        op->kind = OP_SET;
+        rv = srv_run(r->s[i], op);
+        if (rv == APR_SUCCESS) {
+            ok++;
+        }
+        else {
+            failed = rv;
+        }
+    }
+    if (!ok) {
+        return failed;
+    }
+    tombs_clear(r, op);
+    return APR_SUCCESS;
+}
+
+/* replace: on every replica in ring order. A replica that answers "not found"
+ * while a later one replaced lost the entry (a removal deletes the later
+ * replicas first, so it cannot be one); one that answers "not found" after
+ * an earlier one replaced may be a removal under way: the write-back's
+ * tombstone check tells (repair). */
+static apr_status_t rep_replace(const mc_reps_t *r, mc_op_t *op)
+{
+    int miss[SERVERS_MAX], nmiss = 0, ok = 0, i;
+    apr_status_t rv, failed = APR_EGENERAL;
+
+    for (i = 0; i < r->n; i++) {
+        op->kind = OP_REPLACE;
+        rv = srv_run(r->s[i], op);
+        if (rv == APR_SUCCESS) {
+            ok++;
+        }
+        else if (rv == APR_NOTFOUND) {
+            miss[nmiss++] = i;
+        }
+        else {
+            failed = rv;
+        }
+    }
+    if (!ok) {
+        return nmiss ? APR_NOTFOUND : failed;
+    }
+    return nmiss ? repair(r, op, miss, nmiss, 1) : APR_SUCCESS;
+}
+
+/* remove: a tombstone on every replica (as long as the entry would have
+ * lived), then delete, last replica first. */
+static apr_status_t rep_remove(const mc_reps_t *r, mc_op_t *op)
+{
+    mc_op_t t = *op;
+    apr_int64_t expires;
+    int found = 0, answered = 0, i;
+    apr_status_t rv, failed = APR_EGENERAL;
+
+    if (rep_get(r, &t) == APR_SUCCESS) {
+        expires = hdr_expires(t.data, t.len);
+        t.exptime = expires ? exptime_for(expires) : TOMB_TTL_UNKNOWN;
+        t.key = tomb_key(op);
+        t.data = (char *)(uintptr_t) "1";
+        t.len = 1;
+        for (i = 0; t.exptime && i < r->n; i++) {
+            t.kind = OP_SET;
+            srv_run(r->s[i], &t);
+        }
+    }
+    for (i = r->n - 1; i >= 0; i--) {
+        op->kind = OP_DEL;
+        rv = srv_run(r->s[i], op);
+        found += rv == APR_SUCCESS;
+        answered += is_answer(rv);
+        if (!is_answer(rv)) {
+            failed = rv;
+        }
+    }
+    return found ? APR_SUCCESS : answered ? APR_NOTFOUND : failed;
+}
+
+/* ---- operations ---- */
+
+static apr_status_t mc_run(mc_ctx_t *c, mc_op_t *op)
+{
+    mc_proc_t *pr;
+    mc_reps_t r;
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = proc_get(c, &pr))) {
+        return unavailable(rv);
+    }
+    reps_of(c, pr, op, &r);
+    if (r.n == 1) {
+        return srv_run(r.s[0], op);
+    }
+    switch (op->kind) {
+    case OP_GET:
+        rv = rep_get(&r, op);
+        break;
+    case OP_SET:
+        rv = rep_set(&r, op);
+        break;
+    case OP_ADD:
+        rv = rep_add(&r, op);
+        break;
+    case OP_REPLACE:
+        rv = rep_replace(&r, op);
+        break;
+    case OP_DEL:
+        rv = rep_remove(&r, op);
+        break;
+    default:
+        rv = APR_EINVAL;
+    }
+    return is_answer(rv) ? rv : unavailable(rv);
+}
+
 static apr_status_t mc_get(bff_store_t *st, apr_pool_t *p, const char *key, unsigned char **val,
                            apr_size_t *len)
 {
-    mc_op_t op = { OP_GET, p, key, NULL, 0, 0 };
-    apr_size_t klen;
+    mc_op_t op = { OP_GET, p, key, 0, NULL, 0, 0 };
     apr_status_t rv;
 
     *val = NULL;
     *len = 0;
-    if (APR_SUCCESS != (rv = key_check(key, &klen))) {
+    if (APR_SUCCESS != (rv = key_check(st->ctx, key, &op.klen))) {
         return rv;
     }
-    if (APR_SUCCESS != (rv = mc_run(st->ctx, &op, klen))) {
+    if (APR_SUCCESS != (rv = mc_run(st->ctx, &op))) {
         return rv;
     }
+    hdr_strip(&op);
     /* apr_memcache gives NULL for an empty value. */
     *val = op.data ? (unsigned char *)op.data : apr_pcalloc(p, 1);
     *len = op.len;
     return APR_SUCCESS;
+}
+
+/* A write whose expires has passed: memcached would take exptime 0 as
+ * "never expires", so store nothing. A set ends the existing entry, a
+ * replace too (reporting whether one lived); an add only reports whether
+ * one lives. */
+static apr_status_t put_expired(mc_ctx_t *c, mc_op_t *op, mc_op_e kind)
+{
+    apr_status_t rv;
+
+    op->kind = kind == OP_ADD ? OP_GET : OP_DEL;
+    rv = mc_run(c, op);
+    if (kind == OP_SET) {
+        return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
+    }
+    if (kind == OP_REPLACE) {
+        return rv;
+    }
+    return rv == APR_SUCCESS ? APR_EEXIST : rv == APR_NOTFOUND ? APR_SUCCESS : rv;
 }
 
 static apr_status_t mc_put(bff_store_t *st, apr_pool_t *p, const char *key,
@@ -606,34 +1141,26 @@ static apr_status_t mc_put(bff_store_t *st, apr_pool_t *p, const char *key,
                            mc_op_e kind)
 {
     mc_ctx_t *c = st->ctx;
-    mc_op_t op = { kind, p, key, NULL, len, 0 };
-    apr_size_t klen;
+    mc_op_t op = { kind, p, key, 0, NULL, len, 0 };
     apr_status_t rv;
 
-    if (APR_SUCCESS != (rv = key_check(key, &klen)) || (!val && len)) {
+    if (APR_SUCCESS != (rv = key_check(c, key, &op.klen)) || (!val && len)) {
         return APR_EINVAL;
     }
-    if (len > c->o.max_item) {
+    if (len > c->o.max_item || (c->o.replicas > 1 && len > c->o.max_item - HDR_LEN)) {
         return APR_ENOSPC;
     }
     /* apr_memcache takes char * but only sends the bytes. */
     op.data = (char *)(uintptr_t)(val ? val : (const unsigned char *)"");
     op.exptime = exptime_for(expires);
     if (op.exptime == 0) {
-        /* memcached would take 0 as "never expires": store nothing. A set
-         * ends the existing entry, a replace too (reporting whether one
-         * lived); an add only reports whether one lives. */
-        op.kind = kind == OP_ADD ? OP_GET : OP_DEL;
-        rv = mc_run(c, &op, klen);
-        if (kind == OP_SET) {
-            return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
-        }
-        if (kind == OP_REPLACE) {
-            return rv;
-        }
-        return rv == APR_SUCCESS ? APR_EEXIST : rv == APR_NOTFOUND ? APR_SUCCESS : rv;
+        return put_expired(c, &op, kind);
     }
-    return mc_run(c, &op, klen);
+    if (c->o.replicas > 1) {
+        op.data = hdr_wrap(p, op.data, len, expires);
+        op.len = len + HDR_LEN;
+    }
+    return mc_run(c, &op);
 }
 
 static apr_status_t mc_set(bff_store_t *st, apr_pool_t *p, const char *key,
@@ -656,26 +1183,60 @@ static apr_status_t mc_replace(bff_store_t *st, apr_pool_t *p, const char *key,
 
 static apr_status_t mc_remove(bff_store_t *st, apr_pool_t *p, const char *key)
 {
-    mc_op_t op = { OP_DEL, p, key, NULL, 0, 0 };
-    apr_size_t klen;
+    mc_op_t op = { OP_DEL, p, key, 0, NULL, 0, 0 };
     apr_status_t rv;
 
-    if (APR_SUCCESS != (rv = key_check(key, &klen))) {
+    if (APR_SUCCESS != (rv = key_check(st->ctx, key, &op.klen))) {
         return rv;
     }
-    return mc_run(st->ctx, &op, klen);
+    return mc_run(st->ctx, &op);
 }
 
 int bff_store_memcache_server_index(bff_store_t *st, const char *key)
 {
     mc_ctx_t *c = st->ctx;
     apr_size_t klen;
+    int idx[SERVERS_MAX];
 
-    if (APR_SUCCESS != key_check(key, &klen)) {
+    if (APR_SUCCESS != key_check(c, key, &klen)) {
         return -1;
     }
-    /* What apr_memcache_hash() computes when no hash_func is set. */
-    return (int)(apr_memcache_hash_default(NULL, key, klen) % (apr_uint32_t)c->naddrs);
+    return bff_ketama_servers(c->ring, key, klen, 1, idx) == 1 ? idx[0] : -1;
+}
+
+int bff_store_memcache_replica_servers(bff_store_t *st, const char *key, int *out)
+{
+    mc_ctx_t *c = st->ctx;
+    apr_size_t klen;
+
+    if (APR_SUCCESS != key_check(c, key, &klen)) {
+        return 0;
+    }
+    return bff_ketama_servers(c->ring, key, klen, c->o.replicas, out);
+}
+
+int bff_store_memcache_server_count(bff_store_t *st)
+{
+    return ((mc_ctx_t *)st->ctx)->naddrs;
+}
+
+const char *bff_store_memcache_server_name(bff_store_t *st, int i)
+{
+    mc_ctx_t *c = st->ctx;
+
+    return i >= 0 && i < c->naddrs ? c->addrs[i].name : NULL;
+}
+
+int bff_store_memcache_server_up(bff_store_t *st, int i)
+{
+    mc_ctx_t *c = st->ctx;
+    mc_proc_t *pr = __atomic_load_n(&c->proc, __ATOMIC_ACQUIRE);
+
+    if (i < 0 || i >= c->naddrs) {
+        return -1;
+    }
+    /* Not used yet in this process: not known to be down. */
+    return !pr || !__atomic_load_n(&pr->servers[i].down, __ATOMIC_ACQUIRE);
 }
 
 /* ---- creation ---- */
@@ -705,7 +1266,7 @@ static apr_status_t addrs_parse(apr_pool_t *p, const char *list, mc_ctx_t *c, co
     const char *s = list, *comma;
     apr_size_t len;
     apr_status_t rv;
-    int n = 1, i;
+    int n = 1, i, j;
 
     for (comma = list; (comma = strchr(comma, ',')); comma++) {
         n++;
@@ -725,9 +1286,39 @@ static apr_status_t addrs_parse(apr_pool_t *p, const char *list, mc_ctx_t *c, co
         if (APR_SUCCESS != (rv = addr_parse(p, s, len, &c->addrs[i], err))) {
             return rv;
         }
+        for (j = 0; j < i; j++) {
+            if (!strcmp(c->addrs[j].name, c->addrs[i].name)) {
+                *err = apr_psprintf(p, "memcache: server %s is listed twice", c->addrs[i].name);
+                return APR_EINVAL;
+            }
+        }
         s = comma ? comma + 1 : s + len;
     }
     c->naddrs = n;
+    return APR_SUCCESS;
+}
+
+static apr_status_t ring_make(apr_pool_t *p, mc_ctx_t *c, const char **err)
+{
+    const char **hosts = apr_pcalloc(p, sizeof(*hosts) * (apr_size_t)c->naddrs);
+    const char **names = apr_pcalloc(p, sizeof(*names) * (apr_size_t)c->naddrs);
+    apr_port_t *ports = apr_pcalloc(p, sizeof(*ports) * (apr_size_t)c->naddrs);
+    int i;
+
+    if (c->o.replicas < 1 || c->o.replicas > c->naddrs) {
+        *err = apr_psprintf(p, "memcache: replicas=%d: expected 1 to the number of servers (%d)",
+                            c->o.replicas, c->naddrs);
+        return APR_EINVAL;
+    }
+    for (i = 0; i < c->naddrs; i++) {
+        hosts[i] = c->addrs[i].host;
+        ports[i] = c->addrs[i].port;
+        names[i] = c->addrs[i].name;
+    }
+    if (APR_SUCCESS != bff_ketama_create(p, c->naddrs, hosts, ports, names, &c->ring)) {
+        *err = "memcache: cannot build the hash ring (is MD5 available in OpenSSL?)";
+        return APR_EGENERAL;
+    }
     return APR_SUCCESS;
 }
 
@@ -789,7 +1380,8 @@ apr_status_t bff_store_memcache_create(apr_pool_t *pool, const char *servers,
         bff_store_memcache_opts_default(&c->o);
     }
     if (APR_SUCCESS != (rv = opts_check(&c->o, err))
-        || APR_SUCCESS != (rv = addrs_parse(pool, servers, c, err))) {
+        || APR_SUCCESS != (rv = addrs_parse(pool, servers, c, err))
+        || APR_SUCCESS != (rv = ring_make(pool, c, err))) {
         return rv;
     }
     if (APR_SUCCESS

@@ -12,12 +12,33 @@
 /* Session store on one or more memcached servers, through APR-util's
  * apr_memcache client, so that several httpd nodes share sessions.
  *
- * Keys are spread over the servers by apr_memcache's hash, in the order the
- * servers are listed: every node must list the same servers in the same
- * order. A key always goes to its own server; there is no fail-over to
- * another one (that would answer "no session" for a live session and split
- * writes), so while a server is down only its keys fail, with a status that
- * is never APR_NOTFOUND (the caller answers 503, not 401).
+ * Keys are placed on the servers by consistent hashing (bff_store_ketama.h):
+ * adding or removing one of N servers moves about 1/N of the keys, and the
+ * order in which the servers are listed does not matter (their names do:
+ * every node must name them alike). With replicas = 1 a key lives on its
+ * own server only; there is no fail-over to another one (that would answer
+ * "no session" for a live session and split writes), so while a server is
+ * down only its keys fail, with a status that is never APR_NOTFOUND (the
+ * caller answers 503, not 401).
+ *
+ * With replicas = R > 1 a key lives on its first R distinct servers on the
+ * ring (its replicas), and every value carries an 11-byte header with its
+ * expiry. Servers that are down are skipped (not replaced). The protocol
+ * (docs/deployment.md, "Replicas"):
+ *   get      the first replica that has it (one round trip when the first
+ *            replica is up and holds it); replicas before it that answered
+ *            "not found" get it written back, unless a tombstone says it was
+ *            removed meanwhile;
+ *   add      on every replica in ring order; taken only if every replica
+ *            that answers takes it (else ours are undone: APR_EEXIST);
+ *   set      on every replica;
+ *   replace  on every replica in ring order; replicas that lost the entry get
+ *            the new value written back (same tombstone check);
+ *   remove   a tombstone "!" + hex(MD5(key)) on every replica, as long as the entry
+ *            would have lived, then delete on every replica, last first.
+ * A write that a server misses while this process sees it down is noted
+ * (up to 256 keys per server and process) and deleted there when it answers
+ * again, before anything is read from it (BFF01605 when more were missed).
  *
  * Bounded waits: every connection gets op_timeout as its socket timeout
  * (each read or write waits at most that long; apr-util itself waits up to
@@ -62,10 +83,16 @@ typedef struct {
     apr_interval_time_t op_timeout;  /* per read or write on a connection, > 0 */
     apr_interval_time_t retry_after; /* a failed server is skipped this long */
     apr_size_t max_item;             /* largest value, bytes */
+    int replicas;                    /* servers per key, 1 .. number of servers */
+    /* Optional: called after every operation on a server (its index in the
+     * list; failed: it did not answer). From any thread: must not block. */
+    void (*observe)(void *baton, int server, int failed);
+    void *observe_baton;
 } bff_store_memcache_opts_t;
 
 /* op_timeout 500 ms, retry_after 5 s, max_item 1 MiB, conn_ttl 15 s,
- * conn_min 0, conn_smax = conn_max = 25 (one per httpd worker thread). */
+ * conn_min 0, conn_smax = conn_max = 25 (one per httpd worker thread),
+ * replicas 1, no observer. */
 void bff_store_memcache_opts_default(bff_store_memcache_opts_t *o);
 
 /* servers: "host:port[,host:port...]" as bff_store_spec_parse stores it.
@@ -76,8 +103,18 @@ apr_status_t bff_store_memcache_create(apr_pool_t *pool, const char *servers,
                                        const bff_store_memcache_opts_t *o, bff_store_t **st,
                                        const char **err);
 
-/* Index in the server list of the server that holds key, -1 for an invalid
- * key (tests, diagnostics). */
+/* Index in the server list of the server that holds key (its first
+ * replica), -1 for an invalid key (tests, diagnostics). */
 int bff_store_memcache_server_index(bff_store_t *st, const char *key);
+
+/* The key's replicas (indexes, ring order) into out (room for 64); their
+ * number, 0 for an invalid key. */
+int bff_store_memcache_replica_servers(bff_store_t *st, const char *key, int *out);
+
+/* For status pages: the number of servers, the i-th one's "host:port", and
+ * whether this process sees it up (1), down (0), or i is out of range (-1). */
+int bff_store_memcache_server_count(bff_store_t *st);
+const char *bff_store_memcache_server_name(bff_store_t *st, int i);
+int bff_store_memcache_server_up(bff_store_t *st, int i);
 
 #endif /* BFF_STORE_MEMCACHE_H */

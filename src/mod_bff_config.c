@@ -426,7 +426,7 @@ const char *bff_cmd_auth_params(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-const char *bff_cmd_session_store(cmd_parms *cmd, void *dc, const char *arg)
+const char *bff_cmd_session_store(cmd_parms *cmd, void *dc, const char *arg, const char *opt)
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
     bff_srv_conf_t *sc = cmd_srv_conf(cmd);
@@ -438,7 +438,11 @@ const char *bff_cmd_session_store(cmd_parms *cmd, void *dc, const char *arg)
     if (APR_SUCCESS != bff_store_spec_parse(cmd->pool, arg, &sc->store_spec, &why)) {
         return cmd_err(cmd, why ? why : "expected shm or shm:<size>");
     }
-    sc->store_arg = arg;
+    if (opt && APR_SUCCESS != bff_store_spec_option(cmd->pool, opt, &sc->store_spec, &why)) {
+        return cmd_err(cmd, why);
+    }
+    /* Compared whole by bff_conf_same: the option is part of the store. */
+    sc->store_arg = opt ? apr_pstrcat(cmd->pool, arg, " ", opt, NULL) : arg;
     return NULL;
 }
 

@@ -221,7 +221,7 @@ const char *bff_cmd_client_key(cmd_parms *cmd, void *dc, const char *file, const
 const char *bff_cmd_redirect_uri(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_scope(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_auth_params(cmd_parms *cmd, void *dc, const char *arg);
-const char *bff_cmd_session_store(cmd_parms *cmd, void *dc, const char *arg);
+const char *bff_cmd_session_store(cmd_parms *cmd, void *dc, const char *arg, const char *opt);
 const char *bff_cmd_crypto_key(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_cookie_name(cmd_parms *cmd, void *dc, const char *arg);
 const char *bff_cmd_cookie_samesite(cmd_parms *cmd, void *dc, const char *arg);

@@ -29,6 +29,7 @@
 typedef struct retained_store_t {
     struct retained_store_t *next;
     const char *spec;
+    int replicas;
     bff_store_t *store;
 } retained_store_t;
 
@@ -228,12 +229,13 @@ static apr_status_t memcache_store_get(apr_pool_t *pconf, server_rec *s,
     apr_status_t rv;
 
     for (e = generation_stores; e; e = e->next) {
-        if (!strcmp(e->spec, spec->servers)) {
+        if (!strcmp(e->spec, spec->servers) && e->replicas == spec->replicas) {
             *st = e->store;
             return APR_SUCCESS;
         }
     }
     bff_store_memcache_opts_default(&o);
+    o.replicas = spec->replicas;
     /* memcached's 1m item limit also counts the key and the item header. */
     o.max_item = 1024 * 1024 - 4096;
     /* One connection per worker thread and server is enough never to wait. */
@@ -253,11 +255,13 @@ static apr_status_t memcache_store_get(apr_pool_t *pconf, server_rec *s,
     }
     e = apr_pcalloc(pconf, sizeof(*e));
     e->spec = spec->servers;
+    e->replicas = spec->replicas;
     e->store = *st;
     e->next = generation_stores;
     generation_stores = e;
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "BFF00409: memcache session store on %s",
-                 spec->servers);
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                 "BFF00409: memcache session store on %s, %d replica(s) per entry", spec->servers,
+                 spec->replicas);
     return APR_SUCCESS;
 }
 
