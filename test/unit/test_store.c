@@ -42,6 +42,32 @@ static void test_spec_parse_ok(void **state)
     assert_string_equal(spec.servers, "mc1.example.com:1,mc-2:65535,[::1]:11211");
 }
 
+static void test_spec_option(void **state)
+{
+    apr_pool_t *p = *state;
+    static const char *const bad[] = { "replicas=0", "replicas=4", "replicas=", "replicas=2x",
+                                       "replicas=-1", "replicas= 2", "replica=2", "weight=2" };
+    bff_store_spec_t spec;
+    const char *err = NULL;
+    size_t i;
+
+    assert_int_equal(bff_store_spec_parse(p, "memcache:a:1,b:2,c:3", &spec, &err), APR_SUCCESS);
+    assert_int_equal(spec.nservers, 3);
+    assert_int_equal(spec.replicas, 1);
+    assert_int_equal(bff_store_spec_option(p, "replicas=2", &spec, &err), APR_SUCCESS);
+    assert_int_equal(spec.replicas, 2);
+    assert_int_equal(bff_store_spec_option(p, "REPLICAS=3", &spec, &err), APR_SUCCESS);
+    assert_int_equal(spec.replicas, 3);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err = NULL;
+        assert_int_equal(bff_store_spec_option(p, bad[i], &spec, &err), APR_EINVAL);
+        assert_non_null(err);
+    }
+    /* not for shm */
+    assert_int_equal(bff_store_spec_parse(p, "shm", &spec, &err), APR_SUCCESS);
+    assert_int_equal(bff_store_spec_option(p, "replicas=1", &spec, &err), APR_EINVAL);
+}
+
 static void test_spec_parse_bad(void **state)
 {
     apr_pool_t *p = *state;
@@ -211,6 +237,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_spec_parse_ok),
         T(test_spec_parse_bad),
+        T(test_spec_option),
         T(test_server_parse),
         T(test_lock_store_failures),
     };

@@ -21,6 +21,7 @@
 
 #include "bff_log.h"
 #include "bff_store.h"
+#include "bff_store_ketama.h"
 #include "bff_store_memcache.h"
 #include "log_capture.h"
 #include "store_contract.h"
@@ -157,7 +158,7 @@ static long stat_of(int port, const char *name)
     return strtol(s + strlen(pat), NULL, 10);
 }
 
-static void mcd_start(mcd_t *m, int port)
+static void mcd_start_mem(mcd_t *m, int port, const char *mem_mb)
 {
     char portstr[16], buf[256];
     int i, devnull;
@@ -177,11 +178,11 @@ static void mcd_start(mcd_t *m, int port)
         dup2(devnull, 2);
         /* memcached refuses to run as root without -u. */
         if (geteuid() == 0) {
-            execl(MEMCACHED, "memcached", "-l", "127.0.0.1", "-p", portstr, "-U", "0", "-m", "64",
+            execl(MEMCACHED, "memcached", "-l", "127.0.0.1", "-p", portstr, "-U", "0", "-m", mem_mb,
                   "-t", "2", "-u", "root", (char *)NULL);
         }
         else {
-            execl(MEMCACHED, "memcached", "-l", "127.0.0.1", "-p", portstr, "-U", "0", "-m", "64",
+            execl(MEMCACHED, "memcached", "-l", "127.0.0.1", "-p", portstr, "-U", "0", "-m", mem_mb,
                   "-t", "2", (char *)NULL);
         }
         _exit(127);
@@ -200,6 +201,11 @@ static void mcd_start(mcd_t *m, int port)
         apr_sleep(apr_time_from_msec(10));
     }
     fail_msg("memcached did not answer on port %d", m->port);
+}
+
+static void mcd_start(mcd_t *m, int port)
+{
+    mcd_start_mem(m, port, "64");
 }
 
 /* Returns once the process is really stopped: kill() alone may return
@@ -835,6 +841,313 @@ static void test_threads(void **state)
     mcd_stop(&b, SIGKILL);
 }
 
+/* ---- replicas ---- */
+
+static bff_store_t *mkstore_r(apr_pool_t *p, const char *servers, int replicas)
+{
+    bff_store_memcache_opts_t o;
+    bff_store_t *st;
+
+    test_opts(&o);
+    o.replicas = replicas;
+    st = mkstore(p, servers, &o);
+    assert_int_equal(st->child_init(st, p), APR_SUCCESS);
+    return st;
+}
+
+static const char *servers3(apr_pool_t *p, const mcd_t *m)
+{
+    return apr_psprintf(p, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", m[0].port, m[1].port,
+                        m[2].port);
+}
+
+/* Whether a server holds key, asked over memcached's own protocol. */
+static int raw_has(int port, const char *key)
+{
+    char cmd[256], buf[4096];
+
+    apr_snprintf(cmd, sizeof(cmd), "get %s\r\n", key);
+    assert_int_equal(raw_cmd(port, cmd, "END\r\n", buf, sizeof(buf)), 0);
+    return !strncmp(buf, "VALUE ", 6);
+}
+
+static void raw_ok(int port, const char *cmd, const char *end)
+{
+    char buf[256];
+
+    assert_int_equal(raw_cmd(port, cmd, end, buf, sizeof(buf)), 0);
+}
+
+static void raw_del(int port, const char *key)
+{
+    char cmd[256], buf[64];
+
+    apr_snprintf(cmd, sizeof(cmd), "delete %s\r\n", key);
+    assert_int_equal(raw_cmd(port, cmd, "\r\n", buf, sizeof(buf)), 0);
+}
+
+/* What a removal leaves on a replica: "!" + hex(MD5(key)). */
+static const char *tomb_of(apr_pool_t *p, const char *key)
+{
+    unsigned char d[16];
+    char *t = apr_palloc(p, 34);
+    int i;
+
+    bff_ketama_digest(key, strlen(key), d);
+    t[0] = '!';
+    for (i = 0; i < 16; i++) {
+        apr_snprintf(t + 1 + 2 * i, 3, "%02x", d[i]);
+    }
+    return t;
+}
+
+static int first_replica(bff_store_t *st, const char *key, int *second)
+{
+    int idx[64];
+
+    assert_int_equal(bff_store_memcache_replica_servers(st, key, idx), 2);
+    if (second) {
+        *second = idx[1];
+    }
+    return idx[0];
+}
+
+/* Every write lands on both replicas and on no other server. */
+static void test_replicas_placement(void **state)
+{
+    apr_pool_t *p = *state;
+    mcd_t m[3];
+    bff_store_t *st;
+    int i, j, a, b;
+
+    for (i = 0; i < 3; i++) {
+        mcd_start(&m[i], 0);
+    }
+    st = mkstore_r(p, servers3(p, m), 2);
+    for (i = 0; i < NKEYS; i++) {
+        set_ok(st, p, key_n(p, i), key_n(p, i));
+    }
+    for (i = 0; i < NKEYS; i++) {
+        a = first_replica(st, key_n(p, i), &b);
+        for (j = 0; j < 3; j++) {
+            assert_int_equal(raw_has(m[j].port, key_n(p, i)), j == a || j == b);
+        }
+    }
+    assert_int_equal(stat_of(m[0].port, "curr_items") + stat_of(m[1].port, "curr_items")
+                         + stat_of(m[2].port, "curr_items"),
+                     2 * NKEYS);
+    /* a reader with the servers listed in another order finds them all */
+    {
+        bff_store_t *other = mkstore_r(p,
+                                       apr_psprintf(p, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d",
+                                                    m[2].port, m[0].port, m[1].port),
+                                       2);
+        for (i = 0; i < NKEYS; i++) {
+            store_expect_val(other, p, key_n(p, i), key_n(p, i), strlen(key_n(p, i)));
+        }
+    }
+}
+
+/* Any one server killed: every entry is still there; restarted empty, it
+ * gets its entries back as they are read (first replica) or written. */
+static void test_replicas_kill_restart(void **state)
+{
+    apr_pool_t *p = *state;
+    mcd_t m[3];
+    bff_store_t *st;
+    int i, x, a, b, back, wrote;
+
+    for (i = 0; i < 3; i++) {
+        mcd_start(&m[i], 0);
+    }
+    st = mkstore_r(p, servers3(p, m), 2);
+    for (i = 0; i < NKEYS; i++) {
+        set_ok(st, p, key_n(p, i), key_n(p, i));
+    }
+    for (x = 0; x < 3; x++) {
+        mcd_stop(&m[x], SIGKILL);
+        for (i = 0; i < NKEYS; i++) {
+            store_expect_val(st, p, key_n(p, i), key_n(p, i), strlen(key_n(p, i)));
+            assert_int_equal(bff_store_add(st, p, key_n(p, i), (const unsigned char *)"y", 1,
+                                           store_now() + 60),
+                             APR_EEXIST);
+        }
+        mcd_start(&m[x], m[x].port);
+        apr_sleep(apr_time_from_msec(RETRY_MS + 100));
+        back = wrote = 0;
+        for (i = 0; i < NKEYS; i++) {
+            store_expect_val(st, p, key_n(p, i), key_n(p, i), strlen(key_n(p, i)));
+            a = first_replica(st, key_n(p, i), &b);
+            if (a == x) {
+                assert_true(raw_has(m[x].port, key_n(p, i)));
+                back++;
+            }
+            else if (b == x) {
+                /* second replica: not read, so not written back yet */
+                assert_false(raw_has(m[x].port, key_n(p, i)));
+                assert_int_equal(bff_store_replace(st, p, key_n(p, i),
+                                                   (const unsigned char *)key_n(p, i),
+                                                   strlen(key_n(p, i)), store_now() + 3600),
+                                 APR_SUCCESS);
+                assert_true(raw_has(m[x].port, key_n(p, i)));
+                wrote++;
+            }
+        }
+        print_message("    server %d restarted empty: %d entries back by reads, %d by writes\n", x,
+                      back, wrote);
+        assert_true(back > 0 && wrote > 0);
+    }
+}
+
+/* A removal is not undone by a replica that lost the entry, nor by one that
+ * kept it while it was away. */
+static void test_replicas_remove_stays(void **state)
+{
+    apr_pool_t *p = *state;
+    mcd_t m[3];
+    bff_store_t *st;
+    const char *k = "s:logout-stays";
+    int a, b;
+
+    for (a = 0; a < 3; a++) {
+        mcd_start(&m[a], 0);
+    }
+    st = mkstore_r(p, servers3(p, m), 2);
+    a = first_replica(st, k, &b);
+
+    /* removed, then a replica killed and back empty */
+    set_ok(st, p, k, "v1");
+    assert_int_equal(bff_store_remove(st, p, k), APR_SUCCESS);
+    mcd_stop(&m[b], SIGKILL);
+    mcd_start(&m[b], m[b].port);
+    apr_sleep(apr_time_from_msec(RETRY_MS + 100));
+    store_expect_gone(st, p, k);
+
+    /* removed while the first replica was down (killed), back empty */
+    set_ok(st, p, k, "v2");
+    mcd_stop(&m[a], SIGKILL);
+    assert_int_equal(bff_store_remove(st, p, k), APR_SUCCESS);
+    mcd_start(&m[a], m[a].port);
+    apr_sleep(apr_time_from_msec(RETRY_MS + 100));
+    store_expect_gone(st, p, k);
+    assert_false(raw_has(m[b].port, k));
+
+    /* removed while the first replica did not answer but kept its data
+     * (stopped, as in a network split): it must not serve it again */
+    set_ok(st, p, k, "v3");
+    log_start();
+    mcd_pause(&m[a]);
+    assert_int_equal(bff_store_remove(st, p, k), APR_SUCCESS);
+    kill(m[a].pid, SIGCONT);
+    assert_true(raw_has(m[a].port, k)); /* it still holds it */
+    apr_sleep(apr_time_from_msec(RETRY_MS + 100));
+    store_expect_gone(st, p, k);
+    assert_false(raw_has(m[a].port, k));
+    assert_int_equal(log_has("BFF01602", ""), 1);
+    assert_int_equal(log_has("BFF01605", ""), 0);
+    log_stop();
+}
+
+/* A write-back that races with a removal is undone by the tombstone. */
+static void test_replicas_tombstone(void **state)
+{
+    apr_pool_t *p = *state;
+    mcd_t m[3];
+    bff_store_t *st;
+    const char *k = "s:racing", *cmd;
+    int a, b;
+
+    for (a = 0; a < 3; a++) {
+        mcd_start(&m[a], 0);
+    }
+    st = mkstore_r(p, servers3(p, m), 2);
+    a = first_replica(st, k, &b);
+
+    /* lost on the first replica: read from the second, written back */
+    set_ok(st, p, k, "v1");
+    raw_del(m[a].port, k);
+    store_expect_val(st, p, k, "v1", 2);
+    assert_true(raw_has(m[a].port, k));
+
+    /* a removal half done: tombstones set, the first replica deleted, the
+     * second not yet. A reader must not bring the entry back. */
+    cmd = apr_psprintf(p, "set %s 0 60 1\r\n1\r\n", tomb_of(p, k));
+    raw_ok(m[a].port, cmd, "STORED\r\n");
+    raw_ok(m[b].port, cmd, "STORED\r\n");
+    raw_del(m[a].port, k);
+    store_expect_gone(st, p, k);
+    assert_false(raw_has(m[a].port, k));
+    assert_false(raw_has(m[b].port, k));
+
+    /* a new entry under that key (a lock taken again) is not removed */
+    assert_int_equal(bff_store_add(st, p, k, (const unsigned char *)"v2", 2, store_now() + 60),
+                     APR_SUCCESS);
+    assert_false(raw_has(m[a].port, tomb_of(p, k)));
+    raw_del(m[a].port, k);
+    store_expect_val(st, p, k, "v2", 2);
+}
+
+/* Locks over replicas: two nodes never both hold one while they reach a
+ * common replica; a replica that kept a lock the other lost still holds it. */
+static void test_replicas_lock(void **state)
+{
+    apr_pool_t *p = *state;
+    mcd_t m[3];
+    bff_store_t *n1, *n2;
+    const char *k = "l:refresh", *o1 = NULL, *o2 = NULL;
+    int a, b;
+
+    for (a = 0; a < 3; a++) {
+        mcd_start(&m[a], 0);
+    }
+    n1 = mkstore_r(p, servers3(p, m), 2);
+    n2 = mkstore_r(p, servers3(p, m), 2);
+    a = first_replica(n1, k, &b);
+
+    assert_int_equal(bff_store_lock(n1, p, k, 60, &o1), APR_SUCCESS);
+    assert_int_equal(bff_store_lock(n2, p, k, 60, &o2), APR_EEXIST);
+    /* the first replica lost it (restarted): still held, nothing left behind */
+    raw_del(m[a].port, k);
+    assert_int_equal(bff_store_lock(n2, p, k, 60, &o2), APR_EEXIST);
+    assert_false(raw_has(m[a].port, k));
+    /* the second replica killed: still held (the first got it back on read) */
+    store_expect_val(n1, p, k, o1, strlen(o1));
+    mcd_stop(&m[b], SIGKILL);
+    assert_int_equal(bff_store_lock(n2, p, k, 60, &o2), APR_EEXIST);
+    assert_int_equal(bff_store_unlock(n2, p, k, "not-the-owner"), APR_NOTFOUND);
+    assert_int_equal(bff_store_unlock(n1, p, k, o1), APR_SUCCESS);
+    assert_int_equal(bff_store_lock(n2, p, k, 60, &o2), APR_SUCCESS);
+    assert_int_equal(bff_store_lock(n1, p, k, 60, &o1), APR_EEXIST);
+}
+
+/* memcached full: the store says it is evicting, once per check. */
+static void test_evictions(void **state)
+{
+    apr_pool_t *p = *state;
+    mcd_t a;
+    bff_store_t *st;
+    unsigned char *big = store_pattern(p, 3000, 7);
+    int i;
+
+    mcd_start_mem(&a, 0, "2");
+    st = mkstore_r(p, servers1(p, &a), 1);
+    /* the same size as the filler: memcached evicts within a slab class */
+    assert_int_equal(bff_store_set(st, p, "s:first", big, 3000, store_now() + 3600), APR_SUCCESS);
+    for (i = 0; i < 3000; i++) {
+        assert_int_equal(bff_store_set(st, p, key_n(p, i), big, 3000, store_now() + 3600),
+                         APR_SUCCESS);
+    }
+    assert_true(stat_of(a.port, "evictions") > 0);
+    log_start();
+    store_expect_gone(st, p, "s:first");
+    assert_int_equal(log_has("BFF01604", "evictions"), 1);
+    assert_int_equal(log_has("BFF01604", apr_psprintf(p, ":%d", a.port)), 1);
+    /* at most one line per check interval */
+    store_expect_gone(st, p, "s:first");
+    assert_int_equal(log_count, 1);
+    log_stop();
+}
+
 /* ---- the store contract ---- */
 
 #define CONTRACT_MAX_ITEM 1000
@@ -860,6 +1173,33 @@ static apr_size_t contract_max_value(bff_store_t *st)
     return CONTRACT_MAX_ITEM;
 }
 
+/* The same contract over three servers with two replicas per entry. */
+static bff_store_t *contract_open_r2(apr_pool_t *p, int small)
+{
+    bff_store_memcache_opts_t o;
+    bff_store_t *st;
+    mcd_t m[3];
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        mcd_start(&m[i], 0);
+    }
+    test_opts(&o);
+    o.replicas = 2;
+    if (small) {
+        o.max_item = CONTRACT_MAX_ITEM;
+    }
+    st = mkstore(p, servers3(p, m), &o);
+    assert_int_equal(st->child_init(st, p), APR_SUCCESS);
+    return st;
+}
+
+/* The header with the expiry takes 11 bytes of an item. */
+static apr_size_t contract_max_value_r2(bff_store_t *st)
+{
+    return CONTRACT_MAX_ITEM - 11;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -874,16 +1214,28 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_server_at_start, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_fork, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_threads, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_replicas_placement, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_replicas_kill_restart, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_replicas_remove_stays, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_replicas_tombstone, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_replicas_lock, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_evictions, test_setup, test_teardown),
     };
 
     /* httpd ignores SIGPIPE; a write to a killed memcached must not kill us. */
     signal(SIGPIPE, SIG_IGN);
     /* An unbounded wait is the bug these tests look for: fail, not hang. */
-    alarm(60);
+    alarm(120);
     static const store_contract_t contract = { .name = "memcache",
                                                .open = contract_open,
                                                .max_value = contract_max_value,
                                                .close = mcd_reap_all };
 
-    return unit_run("store_memcache", tests) + store_contract_run(&contract);
+    static const store_contract_t contract_r2 = { .name = "memcache_replicas",
+                                                  .open = contract_open_r2,
+                                                  .max_value = contract_max_value_r2,
+                                                  .close = mcd_reap_all };
+
+    return unit_run("store_memcache", tests) + store_contract_run(&contract)
+           + store_contract_run(&contract_r2);
 }
