@@ -310,22 +310,23 @@ test('replicas=2: a server restarted empty: its sessions keep working and are wr
         cl.ttl.access = 600;
     }
     const expires = Date.now() + TTL * 1000;
+    const hot = await shortSession(cl.B, cl.A);
     const where = await assertPlacement(servers, 2, (k) => k.startsWith('s:'));
     const onV = Object.keys(where).filter((k) => where[k].includes(V.spec));
     const first = onV.filter((k) => ketamaServers(k, servers, 2)[0] === V.spec);
     const second = onV.filter((k) => ketamaServers(k, servers, 2)[1] === V.spec);
-    t.diagnostic(`${onV.length} of 30 session records on ${V.spec}: ${first.length} as first replica, ${second.length} as second`);
+    t.diagnostic(`${onV.length} of 31 session records on ${V.spec}: ${first.length} as first replica, ${second.length} as second`);
     assert.ok(first.length > 0 && second.length > 0, 'the restarted server is first replica of some sessions, second of others');
 
     await expectBoth([/BFF01601/], async () => {
         await V.kill();
         await V.start();
         assert.deepEqual(await sessionKeys(V), [], 'restarted empty');
-        await allWork(sessions, `${V.spec} restarted empty`, { slide: false });
+        await allWork([...sessions, hot], `${V.spec} restarted empty`, { slide: false });
         // A child that saw the old connection fail skips the server for a
         // while; after that every read tries it first again.
         await sleep(RETRY_MS + 300);
-        await allWork(sessions, `${V.spec} restarted empty, after the retry interval`, { slide: false });
+        await allWork([...sessions, hot], `${V.spec} restarted empty, after the retry interval`, { slide: false });
     });
     // A read writes a record back where the restarted server is the first
     // replica (it missed there, the second replica had it).
@@ -340,8 +341,14 @@ test('replicas=2: a server restarted empty: its sessions keep working and are wr
     }
     // Where it is the second replica, the read is served by the first one
     // (one round trip): the record comes back with the session's next write.
-    const wait = expires + 300 - Date.now();
+    const wait = Math.max(expires, hot.expires) + 300 - Date.now();
     if (wait > 0) await sleep(wait);
+    // Every server up again: a refresh race over both nodes makes one grant.
+    const b = await burst(hot);
+    t.diagnostic(`all servers up: 50 requests at expiry over A and B: ${b.grants} refresh_token grant(s)`);
+    assert.deepEqual(b.res.map((x) => x.status), b.res.map(() => 200));
+    assert.equal(b.grants, 1, 'exactly one refresh across both nodes');
+    assert.deepEqual(b.tokens, b.issued, 'every request relayed the new token');
     const grants = cl.provider.tokenCalls.refresh_token;
     const r = await Promise.all(sessions.map((s, i) => cl.relay(i % 2 ? cl.A : cl.B, s)));
     assert.deepEqual(r.map((x) => x.status), r.map(() => 200));
