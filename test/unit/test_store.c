@@ -45,7 +45,7 @@ static void test_spec_parse_ok(void **state)
 static void test_spec_option(void **state)
 {
     apr_pool_t *p = *state;
-    static const char *const bad[] = { "replicas=0", "replicas=4", "replicas=", "replicas=2x",
+    static const char *const bad[] = { "replicas=0",  "replicas=4",  "replicas=", "replicas=2x",
                                        "replicas=-1", "replicas= 2", "replica=2", "weight=2" };
     bff_store_spec_t spec;
     const char *err = NULL;
@@ -235,11 +235,8 @@ static void test_lock_store_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_spec_parse_ok),
-        T(test_spec_parse_bad),
-        T(test_spec_option),
-        T(test_server_parse),
-        T(test_lock_store_failures),
+        T(test_spec_parse_ok), T(test_spec_parse_bad),      T(test_spec_option),
+        T(test_server_parse),  T(test_lock_store_failures),
     };
 
     return unit_run("store", tests);
