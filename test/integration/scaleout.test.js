@@ -16,7 +16,8 @@
 //   - the same two servers listed in opposite order on A and B: every
 //     session works on both nodes;
 //   - replicas=2 on 3 servers, each server killed in turn (SIGKILL): every
-//     session works on both nodes, a burst of 50 relayed requests at expiry
+//     session works on both nodes (read and relayed with its own user's
+//     token), a burst of 50 relayed requests at expiry
 //     split over both nodes makes one refresh_token grant, a login started
 //     before the kill completes once and its replay is refused (also once the
 //     server is back empty), a logout before the kill stays a logout;
@@ -202,6 +203,8 @@ test('the same two servers listed in opposite order on A and B: every session wo
     // Relayed on the other node than the one whose callback made it.
     const r = await Promise.all(sessions.map((s, i) => cl.relay(i % 2 ? cl.B : cl.A, s)));
     assert.deepEqual(r.map((x) => x.status), r.map(() => 200));
+    // The token relayed is one the provider issued to this session's user.
+    assert.deepEqual(r.map((x) => cl.provider.owners.get(x.token)), sessions.map((s) => s.username));
     await assertPlacement([m0, m1]);
     const [k0, k1] = [await sessionKeys(m0), await sessionKeys(m1)];
     assert.ok(k0.length && k1.length, 'sessions on both servers');
@@ -256,6 +259,9 @@ for (const victim of [0, 1, 2]) {
         const down = await expectBoth([/BFF01601/, /BFF0021\d/], async () => {
             await V.kill();
             await allWork([...sessions, race], `${V.spec} killed`);
+            const rel = await Promise.all(sessions.map((s, i) => cl.relay(i % 2 ? cl.B : cl.A, s)));
+            assert.deepEqual(rel.map((x) => x.status), rel.map(() => 200), `relayed with ${V.spec} killed`);
+            assert.deepEqual(rel.map((x) => cl.provider.owners.get(x.token)), sessions.map((s) => s.username));
 
             // The refresh race, after expiry, over both nodes.
             const wait = race.expires + 300 - Date.now();
