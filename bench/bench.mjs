@@ -17,9 +17,9 @@ import { createPki } from '../test/integration/lib/pki.js';
 import { parseCallgrind, top } from './lib/callgrind.mjs';
 import { machineInfo, median, percentile, segmentResidency, versions } from './lib/measure.mjs';
 import { writeReport } from './lib/report.mjs';
-import { APACHE, Httpd, freePort, run, sleep, startMemcached } from './lib/servers.mjs';
+import { APACHE, Httpd, freePort, memcachedStats, run, sleep, startMemcached } from './lib/servers.mjs';
 import {
-    API_PATH, BFF_COOKIE, freshLogin, loginBff, redirectUriFor, upstreamAccesses, upstreamHttpd,
+    API_PATH, BFF_COOKIE, MEMCACHE_SETS, freshLogin, loginBff, redirectUriFor, upstreamAccesses, upstreamHttpd,
     variantDefs,
 } from './lib/variants.mjs';
 import { ROTATE_LUA, wrk } from './lib/wrk.mjs';
@@ -51,6 +51,8 @@ const CFG = {
     scaleConnections: 64,
     callgrindRequests: num('BENCH_CALLGRIND_REQUESTS', QUICK ? 200 : 2000),
     phases: new Set((env.BENCH_PHASES || 'micro,throughput,logins,refresh,scale,callgrind').split(',')),
+    // Only these front-end variants (plain, the ratios' reference, always runs).
+    variants: env.BENCH_VARIANTS ? new Set(['plain', ...env.BENCH_VARIANTS.split(',').map((x) => x.trim())]) : null,
     bffModule: env.BFF_MODULE,
     baselineModule: env.BENCH_BASELINE_MODULE,
     resultsDir: env.BENCH_RESULTS_DIR || path.join(HERE, 'results'),
@@ -122,10 +124,11 @@ async function main() {
     const started = new Date();
     const baseDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bff-bench-'));
     fs.chmodSync(baseDir, 0o755);
-    log(`config: ${JSON.stringify({ ...CFG, phases: [...CFG.phases] })}`);
+    log(`config: ${JSON.stringify({ ...CFG, phases: [...CFG.phases], variants: CFG.variants && [...CFG.variants] })}`);
     log(`work directory: ${baseDir}`);
     const results = {
-        started: started.toISOString(), cfg: { ...CFG, phases: [...CFG.phases] },
+        started: started.toISOString(),
+        cfg: { ...CFG, phases: [...CFG.phases], variants: CFG.variants && [...CFG.variants] },
         machine: machineInfo(), versions: { mod_bff: moduleSource(), ...versions(APACHE) },
         notRun: [], failures: [], warnings: [],
         variants: [], runs: [], logins: [], refresh: [], burst: [], scale: null, callgrind: [],
@@ -182,7 +185,12 @@ async function benchmark(baseDir, results, cleanups, fail) {
     // Ports first: the provider must know every redirect URI.
     const upstreamPort = await freePort();
     const providerPort = await freePort();
-    const memcachePorts = { bff: await freePort(), openidc: await freePort() };
+    const memcachePorts = {};
+    for (const [name, n] of Object.entries(MEMCACHE_SETS)) {
+        const ports = [];
+        for (let i = 0; i < n; i += 1) ports.push(await freePort());
+        memcachePorts[name] = n === 1 ? ports[0] : ports;
+    }
     const scalePort = await freePort();
     const cgPort = await freePort();
     const ctx = {
@@ -190,7 +198,10 @@ async function benchmark(baseDir, results, cleanups, fail) {
         baselineModule: CFG.baselineModule,
         provider: { issuer: `https://127.0.0.1:${providerPort}` },
     };
-    const defs = variantDefs(ctx);
+    const allDefs = variantDefs(ctx);
+    const unknown = [...(CFG.variants || [])].filter((k) => !allDefs.some((d) => d.key === k));
+    if (unknown.length) throw new Error(`BENCH_VARIANTS: no variant ${unknown.join(', ')}`);
+    const defs = allDefs.filter((d) => !CFG.variants || CFG.variants.has(d.key));
     for (const d of defs) d.port = await freePort();
     const redirectUris = [
         ...defs.map((d) => redirectUriFor(d.kind, d.port)).filter(Boolean),
@@ -213,10 +224,15 @@ async function benchmark(baseDir, results, cleanups, fail) {
     cleanups.push(() => upstream.stop());
     log(`upstream http://127.0.0.1:${upstreamPort}`);
 
+    // The memcached servers of the variants that run, each set its own.
     const memcached = {};
-    for (const [k, port] of Object.entries(memcachePorts)) {
-        memcached[k] = await startMemcached(port);
-        cleanups.push(() => memcached[k].stop());
+    for (const k of new Set(defs.map((d) => d.memcache).filter(Boolean))) {
+        memcached[k] = [];
+        for (const port of [].concat(memcachePorts[k])) {
+            const m = await startMemcached(port);
+            memcached[k].push(m);
+            cleanups.push(() => m.stop());
+        }
     }
 
     // Variants: a config test first; the memcache store of mod_bff may not exist yet.
@@ -227,10 +243,12 @@ async function benchmark(baseDir, results, cleanups, fail) {
         if (!t.ok) {
             const why = t.output.split('\n').filter((l) => l.trim() && !/Syntax error on line/.test(l)).join(' ')
                 || t.output;
-            const msg = d.key === 'bff-memcache'
-                ? `memcache store not available (apache2 -t: ${why.trim()})`
+            // mod_bff's memcache variants wait for the store's features (issue 13: replicas).
+            const storeMissing = d.kind === 'bff' && Boolean(d.memcache);
+            const msg = storeMissing
+                ? `${d.key}: memcache store not available (apache2 -t: ${why.trim()})`
                 : `${d.key}: apache2 -t failed: ${t.output}`;
-            if (d.key === 'bff-memcache') {
+            if (storeMissing) {
                 results.notRun.push(msg);
                 console.log(`\n*** NOT RUN: ${msg} ***\n`);
             } else {
@@ -269,7 +287,7 @@ async function benchmark(baseDir, results, cleanups, fail) {
         await scale(ctx, results, pki, scalePort, cleanups, fail, upstreamPort);
     }
     if (CFG.phases.has('callgrind')) {
-        await callgrind(ctx, results, pki, cgPort, defs, fail);
+        await callgrind(ctx, results, pki, cgPort, allDefs, fail);
     }
 }
 
@@ -360,9 +378,23 @@ function cpuPerRequest(a, b, requests) {
 
 function cpuParts(v, ctx) {
     const parts = { front: () => v.httpd.pids(), upstream: () => ctx.upstream.pids() };
-    const mc = v.key === 'bff-memcache' ? ctx.memcached.bff : v.key === 'openidc-memcache' ? ctx.memcached.openidc : null;
-    if (mc) parts.memcached = () => [mc.pid];
+    const mcs = v.memcache ? ctx.memcached[v.memcache] : null;
+    if (mcs) parts.memcached = () => mcs.map((m) => m.pid);
     return parts;
+}
+
+/** Operation counters summed over a variant's memcached servers ({ get, set, ... } from stats). */
+async function memcacheOps(mcs) {
+    // cmd_set counts set, add, replace and cas.
+    const sum = { get: 0, set: 0, delete: 0, touch: 0 };
+    for (const m of mcs) {
+        const st = await memcachedStats(m.port);
+        sum.get += Number(st.cmd_get || 0);
+        sum.set += Number(st.cmd_set || 0);
+        sum.touch += Number(st.cmd_touch || 0);
+        sum.delete += Number(st.delete_hits || 0) + Number(st.delete_misses || 0);
+    }
+    return sum;
 }
 
 async function throughput(variants, results, fail, upstreamPort, ctxParts) {
@@ -378,10 +410,20 @@ async function throughput(variants, results, fail, upstreamPort, ctxParts) {
             // Round robin, a different first variant each repeat.
             const order = variants.map((_, i) => variants[(i + rep) % variants.length]);
             for (const v of order) {
+                const mcs = v.memcache ? ctxParts.memcached[v.memcache] : null;
+                const ops0 = mcs ? await memcacheOps(mcs) : null;
                 const r = await measuredRun(v, conns, CFG.seconds, upstreamPort, { parts: cpuParts(v, ctxParts) });
+                // memcached commands per relayed request (all of the variant's
+                // servers): replicas=2 must not read more than replicas=1.
+                if (mcs) {
+                    const ops1 = await memcacheOps(mcs);
+                    r.mcOps = Object.fromEntries(Object.keys(ops1).map((k) => [k,
+                        r.requests ? (ops1[k] - ops0[k]) / r.requests : null]));
+                }
                 const run = {
                     variant: v.key, conns, rep, rps: r.rps, requests: r.requests, p50: r.p50, p99: r.p99, cpu: r.cpu,
                     non2xx: r.non2xx, socketErrors: r.socketErrors, upstream: r.upstream, upstreamOk: r.upstreamOk,
+                    mcOps: r.mcOps || null,
                 };
                 results.runs.push(run);
                 log(`rep ${rep + 1}/${CFG.repeats} c=${conns} ${v.key.padEnd(16)} ${r.rps.toFixed(0).padStart(7)} req/s ` +

@@ -8,6 +8,7 @@
 #
 #   bench/run.sh                  full run (about 15 minutes on 2 cores)
 #   BENCH_QUICK=1 bench/run.sh    1 repeat of 3 s, small counts (a few minutes)
+#   BENCH_VARIANTS=bff-memcache,bff-memcache-3 bench/run.sh   those variants and plain only
 #
 # Module: $BFF_MODULE if set, else built out of tree from this checkout into
 # $BENCH_BUILD_DIR (default /tmp/mod_bff-bench-build).

@@ -38,6 +38,7 @@ export function summarise(results) {
                 p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)),
                 non2xx: runs.reduce((a, r) => a + r.non2xx, 0), n: runs.length,
                 cpu: cpuMedians(runs),
+                mcOps: opsMedians(runs),
             });
         }
     }
@@ -55,6 +56,15 @@ function cpuMedians(runs) {
     return out;
 }
 
+/** memcached commands per relayed request, median over the runs that counted them; null without. */
+function opsMedians(runs) {
+    const withOps = runs.filter((r) => r.mcOps);
+    if (!withOps.length) return null;
+    const out = {};
+    for (const k of Object.keys(withOps[0].mcOps)) out[k] = median(withOps.map((r) => r.mcOps[k]));
+    return out;
+}
+
 /** Target checks: [{ what, ok, detail }]. */
 export function targets(results, rows) {
     const out = [];
@@ -62,6 +72,17 @@ export function targets(results, rows) {
         const t = TARGETS[r.variant];
         if (t !== undefined && r.ratio !== null) {
             out.push({ what: `${r.variant} c=${r.conns} >= ${t} of mod_proxy`, ok: r.ratio >= t, detail: f3(r.ratio) });
+        }
+    }
+    // Issue 13: with every server up, replicas=2 reads from one server, as replicas=1 does.
+    for (const r of rows.filter((x) => x.variant === 'bff-memcache-3r2' && x.mcOps)) {
+        const one = rows.find((x) => x.variant === 'bff-memcache-3' && x.conns === r.conns && x.mcOps);
+        if (one) {
+            out.push({
+                what: `bff-memcache-3r2 c=${r.conns}: memcached gets per request no more than bff-memcache-3's`,
+                ok: r.mcOps.get <= one.mcOps.get * 1.01 + 0.001,
+                detail: `${f3(r.mcOps.get)} vs ${f3(one.mcOps.get)}`,
+            });
         }
     }
     for (const store of ['shm', 'memcache']) {
@@ -148,6 +169,17 @@ export function render(results) {
             return [r.variant, r.conns, f1(r.cpu.front), f1(r.cpu.upstream), r.cpu.memcached === null ? '–'
                 : f1(r.cpu.memcached), f1(r.cpu.machine), p && r.variant !== 'plain' ? f1(r.cpu.machine - p.machine) : '–'];
         })));
+        L.push('');
+    }
+    if (rows.some((r) => r.mcOps)) {
+        L.push('## memcached commands per relayed request', '');
+        L.push('Counted by the variant\'s memcached servers (`stats`: cmd_get, cmd_set, cmd_touch, ' +
+            'delete hits + misses; all of the variant\'s servers summed) around each run, divided by the ' +
+            'requests wrk counted; median over the repeats. Every request reads its session once; with ' +
+            '`replicas=2` and every server up a read goes to one server only, writes to two.', '');
+        L.push(table(['variant', 'connections', 'get', 'set', 'touch', 'delete'],
+            rows.filter((r) => r.mcOps).map((r) => [r.variant, r.conns, f3(r.mcOps.get), f3(r.mcOps.set),
+                f3(r.mcOps.touch), f3(r.mcOps.delete)])));
         L.push('');
     }
     if (tg.length) {
@@ -261,12 +293,14 @@ export function writeReport(results, dir) {
     const text = render(results);
     const stamp = results.started.slice(0, 10);
     const host = (results.machine.host || 'host').replace(/[^A-Za-z0-9._-]/g, '_');
-    const stem = path.join(dir, `${stamp}-${host}${results.cfg.quick ? '-quick' : ''}`);
+    // A run of some variants only (BENCH_VARIANTS) is not the reference run either.
+    const partial = results.cfg.quick || results.cfg.variants;
+    const stem = path.join(dir, `${stamp}-${host}${results.cfg.quick ? '-quick' : ''}${results.cfg.variants ? '-variants' : ''}`);
     const json = `${JSON.stringify(results, null, 2)}\n`;
     fs.writeFileSync(`${stem}.md`, text);
     fs.writeFileSync(`${stem}.json`, json);
     const files = [`${stem}.md`, `${stem}.json`];
-    if (!results.cfg.quick) {
+    if (!partial) {
         fs.writeFileSync(path.join(dir, 'latest.md'), text);
         files.push(path.join(dir, 'latest.md'));
     }

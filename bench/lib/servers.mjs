@@ -288,6 +288,33 @@ export async function startMemcached(port, { threads = 2, megabytes = 2048 } = {
     throw new Error(`memcached did not start on ${port}: ${h.out}`);
 }
 
+/** `stats` of the memcached on 127.0.0.1:port, as an object of strings. */
+export function memcachedStats(port, timeoutMs = 5000) {
+    return new Promise((resolve, reject) => {
+        const s = net.connect({ port, host: '127.0.0.1' });
+        let buf = '';
+        const t = setTimeout(() => {
+            s.destroy();
+            reject(new Error(`memcached ${port}: no stats within ${timeoutMs} ms`));
+        }, timeoutMs);
+        s.on('data', (d) => {
+            buf += d.toString('latin1');
+            if (/(^|\n)END\r\n$/.test(buf)) {
+                clearTimeout(t);
+                s.end();
+                const st = {};
+                for (const m of buf.matchAll(/^STAT (\S+) (.*)\r$/gm)) st[m[1]] = m[2];
+                resolve(st);
+            }
+        });
+        s.on('error', (e) => {
+            clearTimeout(t);
+            reject(e);
+        });
+        s.write('stats\r\n');
+    });
+}
+
 /** Run a bounded command; resolves { code, signal, stdout, stderr }. */
 export function run(cmd, args, { timeoutMs = 120000, input } = {}) {
     return new Promise((resolve, reject) => {

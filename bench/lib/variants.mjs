@@ -1,6 +1,6 @@
 // Licensed under the Apache License, Version 2.0 (see LICENSE).
 //
-// The upstream and the five front-end variants, configured alike: same MPM,
+// The upstream and the front-end variants, configured alike: same MPM,
 // same TLS, same mod_proxy location, keep-alive on. Only the auth part
 // differs. Also the scripted logins for mod_bff and mod_auth_openidc.
 
@@ -79,9 +79,22 @@ function proxyLocation(upPort, upPath, extra = []) {
 }
 
 /**
+ * The memcached servers of the benchmark: name -> number of servers. Each
+ * variant that uses memcached has its own (variant.memcache names them), so
+ * its memcached CPU time and operation counts are its own.
+ */
+export const MEMCACHE_SETS = { bff: 1, bff3: 3, bff3r2: 3, openidc: 1 };
+
+/** "127.0.0.1:P,127.0.0.1:Q,..." of a memcached set (ctx.memcachePorts[name]: a port or a list). */
+function memcacheList(ctx, name) {
+    return [].concat(ctx.memcachePorts[name]).map((p) => `127.0.0.1:${p}`).join(',');
+}
+
+/**
  * Variant definitions. ctx: { baseDir, pki, provider, clientId,
- * clientSecret, upstreamPort, bffModule, baselineModule (optional), memcachePorts: { bff, openidc } }.
- * Each: { key, label, kind: 'plain'|'bff'|'openidc', cookieName, store, make(port) }.
+ * clientSecret, upstreamPort, bffModule, baselineModule (optional),
+ * memcachePorts: { bff, bff3: [3 ports], bff3r2: [3 ports], openidc } }.
+ * Each: { key, label, kind: 'plain'|'bff'|'openidc', cookieName, memcache (set name), make(port) }.
  */
 export function variantDefs(ctx) {
     const { pki, provider, upstreamPort } = ctx;
@@ -104,7 +117,8 @@ export function variantDefs(ctx) {
             `BFFRedirectURI ${q(`https://localhost:${port}/bff/callback`)}`,
             `BFFCryptoKey ${q(crypto.randomBytes(32).toString('base64url'))}`,
             'BFFScope "openid profile email"',
-            `BFFSessionStore ${q(store)}`,
+            // store: one argument, or a list (memcache:... replicas=N).
+            `BFFSessionStore ${[].concat(store).map(q).join(' ')}`,
             'BFFSessionIdleTimeout 30m',
             'BFFSessionMaxLifetime 8h',
             'BFFRefreshBeforeExpiry 60',
@@ -173,8 +187,20 @@ export function variantDefs(ctx) {
             make: bff('bff-shm-authn', 'shm', true),
         },
         {
-            key: 'bff-memcache', label: 'mod_bff, memcache', kind: 'bff', cookieName: BFF_COOKIE,
-            make: (port) => bff('bff-memcache', `memcache:127.0.0.1:${ctx.memcachePorts.bff}`)(port),
+            key: 'bff-memcache', label: 'mod_bff, memcache (1 server)', kind: 'bff', cookieName: BFF_COOKIE, memcache: 'bff',
+            make: (port) => bff('bff-memcache', `memcache:${memcacheList(ctx, 'bff')}`)(port),
+        },
+        // Consistent hashing over 3 servers (issue 13): every key on one of them...
+        {
+            key: 'bff-memcache-3', label: 'mod_bff, memcache, 3 servers', kind: 'bff', cookieName: BFF_COOKIE,
+            memcache: 'bff3',
+            make: (port) => bff('bff-memcache-3', `memcache:${memcacheList(ctx, 'bff3')}`)(port),
+        },
+        // ...and on two of them (writes to both, a read from the first that answers).
+        {
+            key: 'bff-memcache-3r2', label: 'mod_bff, memcache, 3 servers, replicas=2', kind: 'bff',
+            cookieName: BFF_COOKIE, memcache: 'bff3r2',
+            make: (port) => bff('bff-memcache-3r2', [`memcache:${memcacheList(ctx, 'bff3r2')}`, 'replicas=2'])(port),
         },
         // BENCH_BASELINE_MODULE: an earlier build measured in the same run,
         // interleaved, for a before/after ratio under the same load.
@@ -188,6 +214,7 @@ export function variantDefs(ctx) {
         },
         {
             key: 'openidc-memcache', label: 'mod_auth_openidc, memcache', kind: 'openidc', cookieName: OIDC_COOKIE,
+            memcache: 'openidc',
             make: openidc('openidc-memcache', 'memcache'),
         },
     ];

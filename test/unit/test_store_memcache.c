@@ -1152,20 +1152,30 @@ static void test_evictions(void **state)
 
 #define CONTRACT_MAX_ITEM 1000
 
-static bff_store_t *contract_open(apr_pool_t *p, int small)
+/* n fresh servers, replicas per entry. */
+static bff_store_t *contract_open_n(apr_pool_t *p, int small, int n, int replicas)
 {
     bff_store_memcache_opts_t o;
     bff_store_t *st;
-    mcd_t a;
+    mcd_t m[3];
+    int i;
 
-    mcd_start(&a, 0);
+    for (i = 0; i < n; i++) {
+        mcd_start(&m[i], 0);
+    }
     test_opts(&o);
+    o.replicas = replicas;
     if (small) {
         o.max_item = CONTRACT_MAX_ITEM;
     }
-    st = mkstore(p, servers1(p, &a), &o);
+    st = mkstore(p, n == 1 ? servers1(p, &m[0]) : servers3(p, m), &o);
     assert_int_equal(st->child_init(st, p), APR_SUCCESS);
     return st;
+}
+
+static bff_store_t *contract_open(apr_pool_t *p, int small)
+{
+    return contract_open_n(p, small, 1, 1);
 }
 
 static apr_size_t contract_max_value(bff_store_t *st)
@@ -1176,22 +1186,7 @@ static apr_size_t contract_max_value(bff_store_t *st)
 /* The same contract over three servers with two replicas per entry. */
 static bff_store_t *contract_open_r2(apr_pool_t *p, int small)
 {
-    bff_store_memcache_opts_t o;
-    bff_store_t *st;
-    mcd_t m[3];
-    int i;
-
-    for (i = 0; i < 3; i++) {
-        mcd_start(&m[i], 0);
-    }
-    test_opts(&o);
-    o.replicas = 2;
-    if (small) {
-        o.max_item = CONTRACT_MAX_ITEM;
-    }
-    st = mkstore(p, servers3(p, m), &o);
-    assert_int_equal(st->child_init(st, p), APR_SUCCESS);
-    return st;
+    return contract_open_n(p, small, 3, 2);
 }
 
 /* The header with the expiry takes 11 bytes of an item. */

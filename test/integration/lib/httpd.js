@@ -314,6 +314,16 @@ export class Httpd {
     }
 
     /**
+     * Change BFF* directives (name: value, null removes one), rewrite the
+     * config and restart gracefully, as an operator changes a running node.
+     */
+    async reconfigure(bffChanges) {
+        this.opts.bff = { ...this.opts.bff, ...bffChanges };
+        await this.writeConfig();
+        await this.graceful();
+    }
+
+    /**
      * Stop httpd: graceful-stop (SIGWINCH), wait until its children have
      * exited, then SIGTERM, which ends the parent's one-second wait at once
      * (it only reaps its children then; none is signalled).
