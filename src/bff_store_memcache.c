@@ -23,6 +23,7 @@
 #include <apu_version.h>
 
 #include "bff_log.h"
+#include "bff_store_journal.h"
 #include "bff_store_ketama.h"
 #include "bff_store_memcache.h"
 
@@ -54,6 +55,9 @@
  *   so a restart costs no failed request. */
 
 #define KEY_MAX 128 /* bytes, NUL included, as the shm store */
+#if KEY_MAX > BFF_STORE_JOURNAL_KEY_MAX
+#error "the journal must hold every key"
+#endif
 #define SERVERS_MAX BFF_KETAMA_SERVERS_MAX
 /* With replicas, a removed key leaves a tombstone "!" + hex(MD5(key)) (see
  * rep_remove). */
@@ -68,9 +72,10 @@
 /* A copy of an entry without a header (written before replicas were turned
  * on) has no known expiry: a tombstone for it lives this long. */
 #define TOMB_TTL_UNKNOWN (24 * 3600)
-/* Writes a server missed while this process saw it down, replayed as
- * deletes when it answers again (see dirty_flush). */
-#define DIRTY_MAX 256
+/* Notes of missed writes replayed per journal take, and at most per
+ * replay (the rest waits for the next operation on the server). */
+#define REPLAY_BATCH 64
+#define REPLAY_MAX (4 * BFF_STORE_JOURNAL_KEYS)
 /* How often a server's eviction counter is read (per server and process). */
 #define STATS_EVERY apr_time_from_sec(60)
 #define REL_TTL_MAX (30 * 24 * 3600)        /* memcached: above is absolute time */
@@ -98,8 +103,6 @@ typedef struct {
     const char *name; /* "host:port" for log lines */
 } mc_addr_t;
 
-typedef char mc_key_t[KEY_MAX];
-
 typedef struct mc_ctx_t mc_ctx_t;
 
 typedef struct {
@@ -118,9 +121,6 @@ typedef struct {
     apr_time_t next_try;
     apr_time_t last_warn;
     apr_status_t last_rv;
-    mc_key_t *dirty; /* keys of writes missed while down (replicas only) */
-    int ndirty;
-    int dirty_lost; /* missed writes that did not fit into dirty */
     apr_time_t next_stats;
     apr_uint64_t evictions; /* last value read, for the growth */
     int stats_read;
@@ -138,6 +138,7 @@ struct mc_ctx_t {
     mc_addr_t *addrs;
     int naddrs;
     bff_ketama_t *ring;
+    bff_store_journal_t *journal; /* replicas only */
     apr_thread_mutex_t *init_lock;
     mc_proc_t *proc; /* this process's client (atomic pointer) */
 };
@@ -413,9 +414,6 @@ static apr_status_t server_make(mc_proc_t *pr, mc_server_t *s, int index, apr_po
     s->c = pr->c;
     s->index = index;
     s->addr = &pr->c->addrs[index];
-    if (o->replicas > 1) {
-        s->dirty = apr_pcalloc(pool, sizeof(*s->dirty) * DIRTY_MAX);
-    }
     if (APR_SUCCESS != (rv = server_client(s, pool))) {
         return rv;
     }
@@ -547,7 +545,13 @@ static apr_status_t proc_get(mc_ctx_t *c, mc_proc_t **out)
 
 static apr_status_t mc_child_init(bff_store_t *st, apr_pool_t *pchild)
 {
-    return proc_install(st->ctx, pchild, 1, NULL);
+    mc_ctx_t *c = st->ctx;
+    apr_status_t rv;
+
+    if (c->journal && APR_SUCCESS != (rv = bff_store_journal_child_init(c->journal, pchild))) {
+        return rv;
+    }
+    return proc_install(c, pchild, 1, NULL);
 }
 
 /* ---- memcached commands ---- */
@@ -584,59 +588,76 @@ static int is_write(mc_op_e kind)
     return kind != OP_GET;
 }
 
-/* A write this process could not make on a server it saw down: noted, to be
- * undone (the key deleted there) when the server answers again, so that it
+/* A write that could not be made on a server (it did not answer, or its
+ * journal was being replayed): noted in the node's journal, to be undone
+ * (the key deleted there) before anything is read from it again, so that it
  * does not serve what it held before (an old token, an ended session). Only
  * with replicas: the other replicas hold the current entry. */
 static void dirty_note(mc_server_t *s, const char *key)
 {
-    if (!s->dirty) {
-        return;
+    if (s->c->journal) {
+        bff_store_journal_note(s->c->journal, s->index, key);
     }
-    apr_thread_mutex_lock(s->lock);
-    if (s->ndirty < DIRTY_MAX) {
-        apr_cpystrn(s->dirty[s->ndirty++], key, KEY_MAX);
-    }
-    else {
-        s->dirty_lost++;
-    }
-    apr_thread_mutex_unlock(s->lock);
 }
 
-static apr_status_t dirty_flush(mc_server_t *s, apr_pool_t *p)
+static void replay_lost(mc_server_t *s, int lost)
 {
-    mc_key_t *keys;
-    int n, lost, i;
-    apr_status_t rv;
+    BFF_LOG(BFF_LOG_WARNING, APR_SUCCESS,
+            "BFF01605: memcached server %s answers again, but this node missed more "
+            "writes to it (%d) than its journal holds: it may serve outdated session entries "
+            "(old tokens, sessions that ended while it was away) until they expire; "
+            "restart it empty to be sure (docs/deployment.md)",
+            s->addr->name, lost);
+}
 
-    if (!s->dirty) {
-        return APR_SUCCESS;
+/* Deletes on s the keys of the writes it missed, noted by any process of
+ * this node (one replays, see bff_store_journal.h). APR_SUCCESS: nothing
+ * left to undo (or the rest is for the next operation); APR_EBUSY: another
+ * process replays; otherwise s failed. */
+static apr_status_t journal_replay(mc_server_t *s, apr_pool_t *p)
+{
+    bff_store_journal_t *j = s->c->journal;
+    char(*keys)[BFF_STORE_JOURNAL_KEY_MAX];
+    int n, lost, i, total = 0;
+    apr_pool_t *tp;
+    apr_status_t rv = APR_SUCCESS;
+
+    if (APR_SUCCESS != bff_store_journal_claim(j, s->index)) {
+        return APR_EBUSY;
     }
-    apr_thread_mutex_lock(s->lock);
-    n = s->ndirty;
-    lost = s->dirty_lost;
-    keys = n ? apr_pmemdup(p, s->dirty, sizeof(*keys) * (apr_size_t)n) : NULL;
-    s->ndirty = s->dirty_lost = 0;
-    apr_thread_mutex_unlock(s->lock);
-    for (i = 0; i < n; i++) {
-        rv = apr_memcache_delete(s->mc, keys[i], 0);
-        if (!is_answer(rv)) {
-            /* Still away: keep what is left for the next attempt. */
-            for (; i < n; i++) {
-                dirty_note(s, keys[i]);
-            }
-            return rv;
+    if (APR_SUCCESS != (rv = apr_pool_create(&tp, p))) {
+        bff_store_journal_release(j, s->index);
+        return rv;
+    }
+    while (total < REPLAY_MAX) {
+        apr_pool_clear(tp);
+        bff_store_journal_take(j, s->index, tp, REPLAY_BATCH, &keys, &n, &lost);
+        for (i = 0; i < n && is_answer(rv = apr_memcache_delete(s->mc, keys[i], 0)); i++) {
+        }
+        total += i;
+        if (i < n) {
+            /* Still away: what is left waits for the next attempt. */
+            bff_store_journal_done(j, s->index, i, 0);
+            break;
+        }
+        rv = APR_SUCCESS;
+        bff_store_journal_done(j, s->index, n, lost);
+        if (lost) {
+            replay_lost(s, lost + n);
+        }
+        if (n < REPLAY_BATCH) {
+            break;
         }
     }
-    if (lost) {
-        BFF_LOG(BFF_LOG_WARNING, APR_SUCCESS,
-                "BFF01605: memcached server %s answers again, but this process missed more "
-                "writes to it (%d) than it could note: it may serve outdated session entries "
-                "(old tokens, sessions that ended while it was away) until they expire; "
-                "restart it empty to be sure (docs/deployment.md)",
-                s->addr->name, lost + n);
+    bff_store_journal_release(j, s->index);
+    apr_pool_destroy(tp);
+    if (total) {
+        BFF_LOG(BFF_LOG_INFO, APR_SUCCESS,
+                "BFF01606: memcached server %s: %d entries it held while writes missed it "
+                "deleted on it, before it serves reads again",
+                s->addr->name, total);
     }
-    return APR_SUCCESS;
+    return rv;
 }
 
 /* memcached evicts the least recently used items of a slab class when it is
@@ -705,15 +726,18 @@ static apr_status_t srv_run(mc_server_t *s, mc_op_t *op)
     }
     if (probe) {
         conns_drain(s);
-        /* Before anything is read from it: undo what it missed. */
-        if (APR_SUCCESS != (rv = dirty_flush(s, op->p))) {
+    }
+    /* Before anything is read from it: undo what it missed. */
+    if (s->c->journal && bff_store_journal_pending(s->c->journal, s->index)
+        && APR_SUCCESS != (rv = journal_replay(s, op->p))) {
+        if (rv != APR_EBUSY) {
             server_failed(s, rv);
             observe(s, 1);
-            if (is_write(op->kind)) {
-                dirty_note(s, op->key);
-            }
-            return unavailable(rv);
         }
+        if (is_write(op->kind)) {
+            dirty_note(s, op->key);
+        }
+        return unavailable(rv);
     }
     rv = op_exec(s->mc, op);
     if (!is_answer(rv) && !probe && !APR_STATUS_IS_TIMEUP(rv) && !APR_STATUS_IS_EAGAIN(rv)) {
@@ -1348,6 +1372,29 @@ static apr_status_t opts_check(const bff_store_memcache_opts_t *o, const char **
     return APR_SUCCESS;
 }
 
+/* With replicas: the caller's journal (shared by a node's processes), else
+ * one of this store's own (this process and its forks). */
+static apr_status_t journal_attach(apr_pool_t *pool, mc_ctx_t *c, const char **err)
+{
+    apr_status_t rv;
+
+    if (c->o.replicas < 2) {
+        return APR_SUCCESS;
+    }
+    if (c->o.journal) {
+        if (bff_store_journal_servers(c->o.journal) != c->naddrs) {
+            *err = "memcache: the journal is for another number of servers";
+            return APR_EINVAL;
+        }
+        c->journal = c->o.journal;
+        return APR_SUCCESS;
+    }
+    if (APR_SUCCESS != (rv = bff_store_journal_create(pool, c->naddrs, NULL, &c->journal))) {
+        *err = "memcache: cannot create the journal of missed writes";
+    }
+    return rv;
+}
+
 apr_status_t bff_store_memcache_create(apr_pool_t *pool, const char *servers,
                                        const bff_store_memcache_opts_t *o, bff_store_t **st,
                                        const char **err)
@@ -1387,6 +1434,9 @@ apr_status_t bff_store_memcache_create(apr_pool_t *pool, const char *servers,
     if (APR_SUCCESS
         != (rv = apr_thread_mutex_create(&c->init_lock, APR_THREAD_MUTEX_DEFAULT, pool))) {
         *err = "memcache: cannot create a mutex";
+        return rv;
+    }
+    if (APR_SUCCESS != (rv = journal_attach(pool, c, err))) {
         return rv;
     }
     s = apr_pcalloc(pool, sizeof(*s));

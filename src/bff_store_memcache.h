@@ -88,6 +88,10 @@ typedef struct {
      * list; failed: it did not answer). From any thread: must not block. */
     void (*observe)(void *baton, int server, int failed);
     void *observe_baton;
+    /* With replicas: the journal of missed writes (bff_store_journal.h) for
+     * the servers as listed, shared by the node's processes and kept across
+     * restarts by the caller; NULL: one of the store's own. */
+    struct bff_store_journal_t *journal;
 } bff_store_memcache_opts_t;
 
 /* op_timeout 500 ms, retry_after 5 s, max_item 1 MiB, conn_ttl 15 s,

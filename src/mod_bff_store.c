@@ -19,6 +19,7 @@
 #include "mod_bff_status.h"
 #include "bff_metrics.h"
 #include "bff_ns.h"
+#include "bff_store_journal.h"
 #include "bff_store_memcache.h"
 #include "bff_store_shm.h"
 #include "bff_util.h"
@@ -35,8 +36,18 @@ typedef struct retained_store_t {
     bff_store_t *store;
 } retained_store_t;
 
+/* A memcache store's journal of missed writes (replicas only): in shared
+ * memory, kept across restarts like the shm store's segment, so that what a
+ * server missed is undone also by the next generation of children. */
+typedef struct retained_journal_t {
+    struct retained_journal_t *next;
+    const char *spec; /* servers as listed, and the replicas */
+    bff_store_journal_t *journal;
+} retained_journal_t;
+
 typedef struct {
     retained_store_t *stores;
+    retained_journal_t *journals;
 } retained_stores_t;
 
 typedef struct {
@@ -86,12 +97,13 @@ static int mutex_named(apr_pool_t *p, const ap_directive_t *d, const char *type)
  * so unless a Mutex directive names bff-shm itself it takes APR's default
  * mechanism (process-shared pthread mutex on Linux) rather than the
  * server-wide default. */
-static apr_status_t store_mutex_create(server_rec *s, apr_pool_t *pp, apr_global_mutex_t **m)
+static apr_status_t store_mutex_create(server_rec *s, apr_pool_t *pp, const char *instance,
+                                       apr_global_mutex_t **m)
 {
     apr_status_t rv;
 
     if (mutex_named(pp, ap_conftree, BFF_MUTEX_TYPE)) {
-        return ap_global_mutex_create(m, NULL, BFF_MUTEX_TYPE, NULL, s, pp, 0);
+        return ap_global_mutex_create(m, NULL, BFF_MUTEX_TYPE, instance, s, pp, 0);
     }
     if (APR_SUCCESS != (rv = apr_global_mutex_create(m, NULL, APR_LOCK_DEFAULT, pp))) {
         return rv;
@@ -142,7 +154,7 @@ static apr_status_t shm_store_get(apr_pool_t *pconf, server_rec *s, const bff_st
             return shm_bound(pconf, e, st);
         }
     }
-    rv = store_mutex_create(s, pp, &mutex);
+    rv = store_mutex_create(s, pp, NULL, &mutex);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
                      "BFF00401: cannot create the session "
@@ -221,6 +233,49 @@ static apr_status_t keyring_setup(apr_pool_t *pconf, server_rec *s, bff_site_t *
  * to keep, and each child opens its own connections. */
 static retained_store_t *generation_stores;
 
+static int servers_listed(const char *servers)
+{
+    int n = 1;
+
+    for (; *servers; servers++) {
+        n += *servers == ',';
+    }
+    return n;
+}
+
+static apr_status_t journal_get(server_rec *s, const bff_store_spec_t *spec,
+                                bff_store_journal_t **out)
+{
+    retained_stores_t *rs = retained_stores();
+    apr_pool_t *pp = s->process->pool;
+    const char *key = apr_psprintf(pp, "%s replicas=%d", spec->servers, spec->replicas);
+    retained_journal_t *e;
+    apr_global_mutex_t *mutex;
+    apr_status_t rv;
+
+    for (e = rs->journals; e; e = e->next) {
+        if (!strcmp(e->spec, key)) {
+            *out = e->journal;
+            return APR_SUCCESS;
+        }
+    }
+    if (APR_SUCCESS != (rv = store_mutex_create(s, pp, "journal", &mutex))
+        || APR_SUCCESS
+               != (rv = bff_store_journal_create(pp, servers_listed(spec->servers), mutex, out))) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     "BFF00411: cannot create the journal of missed writes (shared memory and "
+                     "a mutex) for the memcache session store %s",
+                     spec->servers);
+        return rv;
+    }
+    e = apr_pcalloc(pp, sizeof(*e));
+    e->spec = key;
+    e->journal = *out;
+    e->next = rs->journals;
+    rs->journals = e;
+    return APR_SUCCESS;
+}
+
 /* The memcache backend's observer: per-server rows of the status page. */
 static void observe_server(void *baton, int server, int failed)
 {
@@ -247,6 +302,9 @@ static apr_status_t memcache_store_get(apr_pool_t *pconf, server_rec *s,
     /* The slot of this spec, as count_calls finds it (the same one). */
     o.observe_baton = bff_metrics_store_slot(bff_glue_metrics(), spec);
     o.observe = o.observe_baton ? observe_server : NULL;
+    if (spec->replicas > 1 && APR_SUCCESS != (rv = journal_get(s, spec, &o.journal))) {
+        return rv;
+    }
     /* memcached's 1m item limit also counts the key and the item header. */
     o.max_item = 1024 * 1024 - 4096;
     /* One connection per worker thread and server is enough never to wait. */

@@ -22,6 +22,7 @@
 #include "bff_log.h"
 #include "bff_store.h"
 #include "bff_store_ketama.h"
+#include "bff_store_journal.h"
 #include "bff_store_memcache.h"
 #include "log_capture.h"
 #include "store_contract.h"
@@ -1048,6 +1049,69 @@ static void test_replicas_remove_stays(void **state)
     log_stop();
 }
 
+/* What a server missed while it did not answer but kept its data (stopped)
+ * is undone before anything is read from it, also by a process that never
+ * saw it fail: the stores here share the journal, as a node's children and
+ * its next generation after a restart do. While one replays, the others
+ * read the other replica. */
+static void test_replicas_journal(void **state)
+{
+    apr_pool_t *p = *state;
+    bff_store_memcache_opts_t o;
+    bff_store_journal_t *j = NULL;
+    bff_store_t *st, *other;
+    const char *gone = "s:gone-while-away", *hot = NULL;
+    mcd_t m[3];
+    int a, b, i, x;
+
+    for (a = 0; a < 3; a++) {
+        mcd_start(&m[a], 0);
+    }
+    assert_int_equal(bff_store_journal_create(p, 3, NULL, &j), APR_SUCCESS);
+    test_opts(&o);
+    o.replicas = 2;
+    o.journal = j;
+    st = mkstore(p, servers3(p, m), &o);
+    other = mkstore(p, servers3(p, m), &o);
+    a = first_replica(st, gone, &b);
+    for (i = 0; !hot; i++) {
+        if (first_replica(st, key_n(p, i), NULL) == a) {
+            hot = key_n(p, i);
+        }
+    }
+    set_ok(st, p, gone, "v1");
+    set_ok(st, p, hot, "v1");
+    store_expect_val(other, p, hot, "v1", 2);
+
+    log_start();
+    mcd_pause(&m[a]);
+    assert_int_equal(bff_store_remove(st, p, gone), APR_SUCCESS);
+    assert_int_equal(bff_store_replace(st, p, hot, (const unsigned char *)"v2", 2,
+                                       store_now() + 3600),
+                     APR_SUCCESS);
+    kill(m[a].pid, SIGCONT);
+    assert_true(raw_has(m[a].port, gone)); /* it still holds the old entries */
+
+    /* Another process is replaying: this one reads the second replica. */
+    assert_int_equal(bff_store_journal_claim(j, a), APR_SUCCESS);
+    store_expect_val(other, p, hot, "v2", 2);
+    store_expect_gone(other, p, gone);
+    assert_true(raw_has(m[a].port, gone));
+    bff_store_journal_release(j, a);
+
+    /* other never saw the server fail: its next operation replays first */
+    store_expect_gone(other, p, gone);
+    assert_false(raw_has(m[a].port, gone));
+    store_expect_val(other, p, hot, "v2", 2);
+    x = raw_has(m[a].port, hot); /* written back by the read */
+    assert_true(x);
+    assert_false(bff_store_journal_pending(j, a));
+    assert_int_equal(log_has("BFF01606", ""), 1);
+    assert_int_equal(log_has("BFF01605", ""), 0);
+    log_stop();
+    (void)b;
+}
+
 /* A write-back that races with a removal is undone by the tombstone. */
 static void test_replicas_tombstone(void **state)
 {
@@ -1212,6 +1276,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replicas_placement, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_replicas_kill_restart, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_replicas_remove_stays, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_replicas_journal, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_replicas_tombstone, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_replicas_lock, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_evictions, test_setup, test_teardown),
