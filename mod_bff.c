@@ -101,6 +101,9 @@ static int bff_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     if (APR_SUCCESS != bff_sites_build(pconf, ptemp, s)) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (APR_SUCCESS != bff_glue_store_watchdog(pconf, s)) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     return OK;
 }
 

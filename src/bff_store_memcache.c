@@ -1239,6 +1239,48 @@ int bff_store_memcache_replica_servers(bff_store_t *st, const char *key, int *ou
     return bff_ketama_servers(c->ring, key, klen, c->o.replicas, out);
 }
 
+apr_status_t bff_store_memcache_tend(bff_store_t *st, apr_pool_t *p)
+{
+    mc_ctx_t *c = st->ctx;
+    mc_proc_t *pr;
+    mc_server_t *s;
+    apr_status_t rv, ret = APR_SUCCESS;
+    int i;
+
+    if (!c->journal) {
+        return APR_SUCCESS;
+    }
+    for (i = 0; i < c->naddrs && !bff_store_journal_pending(c->journal, i); i++) {
+    }
+    if (i == c->naddrs) {
+        return APR_SUCCESS; /* the usual case: one load per server */
+    }
+    if (APR_SUCCESS != (rv = proc_get(c, &pr))) {
+        return rv;
+    }
+    for (; i < c->naddrs; i++) {
+        s = &pr->servers[i];
+        if (!bff_store_journal_pending(c->journal, i)) {
+            continue;
+        }
+        /* Not held back by the retry interval: no request waits here. */
+        if (__atomic_load_n(&s->down, __ATOMIC_ACQUIRE)) {
+            conns_drain(s);
+        }
+        rv = journal_replay(s, p);
+        if (rv == APR_SUCCESS) {
+            server_ok(s);
+            observe(s, 0);
+        }
+        else if (rv != APR_EBUSY) {
+            server_failed(s, rv);
+            observe(s, 1);
+            ret = rv;
+        }
+    }
+    return ret;
+}
+
 int bff_store_memcache_server_count(bff_store_t *st)
 {
     return ((mc_ctx_t *)st->ctx)->naddrs;

@@ -115,6 +115,12 @@ int bff_store_memcache_server_index(bff_store_t *st, const char *key);
  * number, 0 for an invalid key. */
 int bff_store_memcache_replica_servers(bff_store_t *st, const char *key, int *out);
 
+/* With replicas: replays the journal of missed writes on every server that
+ * has notes and answers (retry interval or not), so that a server back from
+ * an outage is cleaned even if this node sends it nothing. For a background
+ * thread, every second or so; cheap when nothing is noted. */
+apr_status_t bff_store_memcache_tend(bff_store_t *st, apr_pool_t *p);
+
 /* For status pages: the number of servers, the i-th one's "host:port", and
  * whether this process sees it up (1), down (0), or i is out of range (-1). */
 int bff_store_memcache_server_count(bff_store_t *st);

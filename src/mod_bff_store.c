@@ -12,6 +12,7 @@
 #include <ap_mpm.h>
 #include <util_mutex.h>
 #include <unixd.h>
+#include <mod_watchdog.h>
 
 #include "mod_bff.h"
 #include "mod_bff_site.h"
@@ -26,6 +27,7 @@
 
 #define BFF_MUTEX_TYPE "bff-shm"
 #define BFF_RETAINED_STORES "mod_bff-stores"
+#define BFF_WATCHDOG_NAME "_bff_journal_"
 #define BFF_RETAINED_KEY "mod_bff-random-key"
 
 /* One store per distinct spec, kept across restarts in the process pool. */
@@ -441,6 +443,61 @@ void bff_glue_store_views(apr_pool_t *p, bff_metrics_store_view_t **views, int *
         }
     }
     *n = i;
+}
+
+/* With replicas, what a memcached server missed is undone on it before this
+ * node reads it again; a node that sends it nothing would never do it, and
+ * the other nodes could read the old copies. A watchdog thread (in one child
+ * of the node) tends this generation's journals every second. */
+static apr_status_t journal_tend(int state, void *data, apr_pool_t *pool)
+{
+    retained_store_t *e;
+
+    if (state != AP_WATCHDOG_STATE_RUNNING) {
+        return APR_SUCCESS;
+    }
+    for (e = data; e; e = e->next) {
+        if (e->replicas > 1) {
+            bff_store_memcache_tend(e->store, pool);
+        }
+    }
+    /* Anything else would stop the callbacks for good. */
+    return APR_SUCCESS;
+}
+
+apr_status_t bff_glue_store_watchdog(apr_pool_t *pconf, server_rec *s)
+{
+    APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) * get_instance;
+    APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) * register_callback;
+    ap_watchdog_t *wd;
+    retained_store_t *e;
+    apr_status_t rv;
+
+    for (e = generation_stores; e && e->replicas < 2; e = e->next) {
+    }
+    if (!e) {
+        return APR_SUCCESS;
+    }
+    get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
+    register_callback = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
+    if (!get_instance || !register_callback) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "BFF00412: mod_watchdog is not loaded: with replicas, a memcached server "
+                     "back from an outage is cleaned of what it missed only when this node "
+                     "next uses it (other nodes may read old copies meanwhile); load "
+                     "mod_watchdog (docs/deployment.md)");
+        return APR_SUCCESS;
+    }
+    if (APR_SUCCESS != (rv = get_instance(&wd, BFF_WATCHDOG_NAME, 0, 1, pconf))
+        || APR_SUCCESS
+               != (rv = register_callback(wd, apr_time_from_sec(1), generation_stores,
+                                          journal_tend))) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     "BFF00413: cannot start the watchdog that tends the memcache store's "
+                     "journal of missed writes");
+        return rv;
+    }
+    return APR_SUCCESS;
 }
 
 void bff_glue_store_child_init(apr_pool_t *pchild, server_rec *s)

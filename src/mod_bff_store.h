@@ -27,6 +27,10 @@ apr_status_t bff_glue_store_setup(apr_pool_t *pconf, server_rec *s, struct bff_s
  * statistics read now, under the store's lock), in p. */
 void bff_glue_store_views(apr_pool_t *p, bff_metrics_store_view_t **views, int *n);
 
+/* After the sites are built: the watchdog that tends the journals of this
+ * generation's memcache stores with replicas (bff_store_memcache_tend). */
+apr_status_t bff_glue_store_watchdog(apr_pool_t *pconf, server_rec *s);
+
 /* Re-attach mutexes in each child. */
 void bff_glue_store_child_init(apr_pool_t *pchild, server_rec *s);
 

@@ -25,6 +25,12 @@
 //     writes a session back where the restarted server is its first replica,
 //     the next write (a refresh) where it is the second; the copies are the
 //     same bytes; a refresh race with every server up makes one grant;
+//   - replicas=2, a server stopped (SIGSTOP: it keeps its data) while node A
+//     logs a session out and refreshes another, A restarted (graceful), the
+//     server continued: with no request to either node, A's watchdog deletes
+//     the old copies on it (the journal outlived A's children); then the
+//     logout and the refresh hold on B, which never saw the server fail, and
+//     on A;
 //   - replicas=2, a server added, and (separately) one replaced, as
 //     docs/deployment.md says, one node after the other: every session works
 //     on both nodes at each step;
@@ -367,6 +373,92 @@ test('replicas=2: a server restarted empty: its sessions keep working and are wr
     const where2 = await assertPlacement(servers, 2, (k) => k.startsWith('s:'));
     assert.ok(Object.values(where2).every((on) => on.length === 2), 'every session record on its 2 servers again');
     await allWork(sessions, 'after the refresh', { slide: false });
+});
+
+/** Session keys on any of servers. */
+async function allSessionKeys(servers) {
+    const all = new Set();
+    for (const m of servers) for (const k of await sessionKeys(m)) all.add(k);
+    return all;
+}
+
+/** Log in with login() until a session whose record's first replica is V: { ...session, key }. */
+async function sessionFirstOn(V, servers, login) {
+    for (let i = 0; i < 30; i += 1) {
+        const before = await allSessionKeys(servers);
+        const s = await login();
+        const made = [...await allSessionKeys(servers)].filter((k) => !before.has(k));
+        assert.equal(made.length, 1, `one session record per login: ${made}`);
+        if (ketamaServers(made[0], servers, 2)[0] === V.spec) return { ...s, key: made[0] };
+    }
+    assert.fail(`no session record with ${V.spec} as first replica in 30 logins`);
+}
+
+/** Poll until none of keys is on m (at most ms); returns the keys still there. */
+async function goneFrom(m, keys, ms) {
+    const until = Date.now() + ms;
+    let left = keys;
+    for (;;) {
+        const there = await Promise.all(left.map((k) => m.get(k)));
+        left = left.filter((_, i) => there[i] !== null);
+        if (!left.length || Date.now() > until) return left;
+        await sleep(200);
+    }
+}
+
+test('replicas=2: a server that stopped answering comes back with its data: a logout and a refresh made meanwhile hold, across a graceful restart, on both nodes, with no traffic to it', async (t) => {
+    const servers = M.slice(3, 6);
+    const V = servers[1];
+    for (const m of servers) {
+        if (m.paused) m.resume();
+        if (!m.running) await m.start();
+        await m.flushAll();
+    }
+    await cl.reconfigure({ BFFSessionStore: store(servers, 2) });
+    const gone = await sessionFirstOn(V, servers, () => cl.login(cl.A, cl.B, users(1)[0]));
+    const hot = await sessionFirstOn(V, servers, () => shortSession(cl.B, cl.A));
+    const others = await cl.loginMany(users(6));
+    await allWork([gone, hot, ...others], 'before', { slide: false });
+
+    const grants = cl.provider.tokenCalls.refresh_token;
+    const seen = await expectBoth([/BFF01601/, /BFF01602/, /BFF01606/], async () => {
+        V.pause(); // SIGSTOP: it keeps its data, and its connections stay open
+        assert.equal(await cl.logout(cl.A, gone), 302);
+        assert.equal((await cl.user(cl.A, gone)).status, 401, 'logged out while the server is stopped');
+        const wait = hot.expires + 300 - Date.now();
+        if (wait > 0) await sleep(wait);
+        const r = await cl.relay(cl.A, hot);
+        assert.equal(r.status, 200, r.body);
+        assert.equal(cl.provider.tokenCalls.refresh_token - grants, 1, 'refreshed while the server is stopped');
+        // New children on A (graceful restart) while it is still stopped:
+        // what it missed is known to the node, not to the children that noted it.
+        await cl.reconfigure({}, [cl.A]);
+        V.resume();
+        // No request reaches either node now: A's watchdog cleans the server.
+        const left = await goneFrom(V, [gone.key, hot.key], 8000);
+        assert.deepEqual(left, [], `the old copies deleted on ${V.spec} without traffic`);
+        // B never saw the server fail; it reads it as the first replica.
+        for (let i = 0; i < 3; i += 1) {
+            assert.equal((await cl.user(cl.B, gone)).status, 401, 'the logout holds on B');
+        }
+        const onB = await cl.relay(cl.B, hot);
+        assert.equal(onB.status, 200, onB.body);
+        assert.equal(onB.token, r.token, 'B relays the refreshed token, not the one before');
+        for (let i = 0; i < 3; i += 1) {
+            assert.equal((await cl.user(cl.A, gone)).status, 401, 'the logout holds on A');
+        }
+        const onA = await cl.relay(cl.A, hot);
+        assert.equal(onA.status, 200);
+        assert.equal(onA.token, r.token);
+        await allWork(others, 'the others, after the stop', { slide: false });
+        return r;
+    });
+    assert.equal(cl.provider.tokenCalls.refresh_token - grants, 1, 'one refresh in all');
+    const refresh = cl.provider.tokenRequests.filter((x) => x.grantType === 'refresh_token').map((x) => x.refreshToken);
+    assert.equal(new Set(refresh).size, refresh.length, 'no refresh token presented twice');
+    const replayed = seen.A.filter((l) => /BFF01606/.test(l));
+    t.diagnostic(replayed.join('\n'));
+    assert.ok(replayed.length >= 1 && replayed.every((l) => l.includes(V.spec)), 'A replayed what the server missed');
 });
 
 test('replicas=2: a server added, then one replaced, one node after the other: every session keeps working', async (t) => {
