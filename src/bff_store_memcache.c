@@ -4,6 +4,7 @@
  * server, fast failure of a server that is down.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -76,6 +77,9 @@
  * replay (the rest waits for the next operation on the server). */
 #define REPLAY_BATCH 64
 #define REPLAY_MAX (4 * BFF_STORE_JOURNAL_KEYS)
+/* Keys this process copied to their replicas after a change of the server
+ * list (a cache: a collision only costs one more copy attempt). */
+#define REHOMED_SLOTS 4096
 /* How often a server's eviction counter is read (per server and process). */
 #define STATS_EVERY apr_time_from_sec(60)
 #define REL_TTL_MAX (30 * 24 * 3600)        /* memcached: above is absolute time */
@@ -130,6 +134,7 @@ typedef struct {
     mc_ctx_t *c;
     unsigned long process; /* process_id() of the process that made it */
     mc_server_t *servers;
+    apr_uint64_t *rehomed; /* replicas only: see rehome_due */
 } mc_proc_t;
 
 struct mc_ctx_t {
@@ -139,6 +144,7 @@ struct mc_ctx_t {
     int naddrs;
     bff_ketama_t *ring;
     bff_store_journal_t *journal; /* replicas only */
+    apr_uint16_t ring_id;         /* replicas only: see ring_id_of */
     apr_thread_mutex_t *init_lock;
     mc_proc_t *proc; /* this process's client (atomic pointer) */
 };
@@ -153,6 +159,7 @@ typedef struct {
     char *data; /* in for set/add/replace, out for get */
     apr_size_t len;
     apr_uint32_t exptime;
+    apr_uint16_t flags; /* with replicas: the ring id it was written under */
 } mc_op_t;
 
 static int layout_logged;
@@ -498,6 +505,9 @@ static apr_status_t proc_make(mc_ctx_t *c, apr_pool_t *parent, mc_proc_t **out)
     pr->c = c;
     pr->process = process_id();
     pr->servers = apr_pcalloc(pool, sizeof(*pr->servers) * (apr_size_t)c->naddrs);
+    if (c->o.replicas > 1) {
+        pr->rehomed = apr_pcalloc(pool, sizeof(*pr->rehomed) * REHOMED_SLOTS);
+    }
     for (i = 0; i < c->naddrs; i++) {
         if (APR_SUCCESS != (rv = server_make(pr, &pr->servers[i], i, pool))) {
             goto fail;
@@ -564,16 +574,17 @@ static apr_status_t op_exec(apr_memcache_t *mc, mc_op_t *op)
     case OP_GET:
         op->data = NULL;
         op->len = 0;
-        return apr_memcache_getp(mc, op->p, op->key, &op->data, &op->len, NULL);
+        op->flags = 0;
+        return apr_memcache_getp(mc, op->p, op->key, &op->data, &op->len, &op->flags);
     case OP_SET:
-        rv = apr_memcache_set(mc, op->key, op->data, op->len, op->exptime, 0);
+        rv = apr_memcache_set(mc, op->key, op->data, op->len, op->exptime, op->flags);
         /* NOT_STORED for a set is no answer we expect. */
         return rv == APR_EEXIST ? APR_EGENERAL : rv;
     case OP_ADD:
-        return apr_memcache_add(mc, op->key, op->data, op->len, op->exptime, 0);
+        return apr_memcache_add(mc, op->key, op->data, op->len, op->exptime, op->flags);
     case OP_REPLACE:
         /* memcached's replace: NOT_STORED (APR_EEXIST here) means no item. */
-        rv = apr_memcache_replace(mc, op->key, op->data, op->len, op->exptime, 0);
+        rv = apr_memcache_replace(mc, op->key, op->data, op->len, op->exptime, op->flags);
         return rv == APR_EEXIST ? APR_NOTFOUND : rv;
     case OP_DEL:
         return apr_memcache_delete(mc, op->key, 0);
@@ -832,6 +843,8 @@ static void hdr_strip(mc_op_t *op)
 
 /* The key's replicas in ring order: the first c->o.replicas distinct servers. */
 typedef struct {
+    mc_ctx_t *c;
+    mc_proc_t *pr;
     int n;
     mc_server_t *s[SERVERS_MAX];
 } mc_reps_t;
@@ -840,6 +853,8 @@ static void reps_of(mc_ctx_t *c, mc_proc_t *pr, const mc_op_t *op, mc_reps_t *r)
 {
     int idx[SERVERS_MAX], i;
 
+    r->c = c;
+    r->pr = pr;
     r->n = bff_ketama_servers(c->ring, op->key, op->klen, c->o.replicas, idx);
     for (i = 0; i < r->n; i++) {
         r->s[i] = &pr->servers[idx[i]];
@@ -944,6 +959,45 @@ static apr_status_t repair(const mc_reps_t *r, const mc_op_t *op, const int *mis
     return APR_SUCCESS;
 }
 
+/* After a change of the server list, an entry's replicas may be other servers
+ * than those it was written to: the first that holds it is read (a single
+ * change keeps one of them, docs/deployment.md), the others get their copy
+ * at its next write -- or, so that a second change soon after loses nothing
+ * that was used in between, when it is first read under the new list. An
+ * entry carries the ring id it was written under (in memcached's flags: 0,
+ * an entry without one, is left alone). */
+static apr_uint64_t rehome_slot(const mc_op_t *op, apr_uint64_t **slot, const mc_reps_t *r)
+{
+    unsigned char d[16];
+    apr_uint64_t h = 0;
+    int i;
+
+    bff_ketama_digest(op->key, op->klen, d);
+    for (i = 0; i < 8; i++) {
+        h = h << 8 | d[i];
+    }
+    *slot = &r->pr->rehomed[h % REHOMED_SLOTS];
+    return h ? h : 1;
+}
+
+static int rehome_due(const mc_reps_t *r, const mc_op_t *op)
+{
+    apr_uint64_t *slot, h;
+
+    if (!op->flags || op->flags == r->c->ring_id || !r->pr->rehomed) {
+        return 0;
+    }
+    h = rehome_slot(op, &slot, r);
+    return __atomic_load_n(slot, __ATOMIC_RELAXED) != h;
+}
+
+static void rehome_done(const mc_reps_t *r, const mc_op_t *op)
+{
+    apr_uint64_t *slot, h = rehome_slot(op, &slot, r);
+
+    __atomic_store_n(slot, h, __ATOMIC_RELAXED);
+}
+
 /* Read from the first replica that has the entry: one round trip while the
  * first replica is up and holds it. */
 static apr_status_t rep_get(const mc_reps_t *r, mc_op_t *op)
@@ -954,6 +1008,15 @@ static apr_status_t rep_get(const mc_reps_t *r, mc_op_t *op)
     for (i = 0; i < r->n; i++) {
         op->kind = OP_GET;
         rv = srv_run(r->s[i], op);
+        if (rv == APR_SUCCESS && rehome_due(r, op)) {
+            while (++i < r->n) {
+                miss[nmiss++] = i;
+            }
+            if (APR_SUCCESS == (rv = repair(r, op, miss, nmiss, 0))) {
+                rehome_done(r, op);
+            }
+            return rv;
+        }
         if (rv == APR_SUCCESS) {
             return nmiss ? repair(r, op, miss, nmiss, 0) : APR_SUCCESS;
         }
@@ -1123,7 +1186,7 @@ static apr_status_t mc_run(mc_ctx_t *c, mc_op_t *op)
 static apr_status_t mc_get(bff_store_t *st, apr_pool_t *p, const char *key, unsigned char **val,
                            apr_size_t *len)
 {
-    mc_op_t op = { OP_GET, p, key, 0, NULL, 0, 0 };
+    mc_op_t op = { OP_GET, p, key, 0, NULL, 0, 0, 0 };
     apr_status_t rv;
 
     *val = NULL;
@@ -1165,7 +1228,7 @@ static apr_status_t mc_put(bff_store_t *st, apr_pool_t *p, const char *key,
                            mc_op_e kind)
 {
     mc_ctx_t *c = st->ctx;
-    mc_op_t op = { kind, p, key, 0, NULL, len, 0 };
+    mc_op_t op = { kind, p, key, 0, NULL, len, 0, c->ring_id };
     apr_status_t rv;
 
     if (APR_SUCCESS != (rv = key_check(c, key, &op.klen)) || (!val && len)) {
@@ -1207,7 +1270,7 @@ static apr_status_t mc_replace(bff_store_t *st, apr_pool_t *p, const char *key,
 
 static apr_status_t mc_remove(bff_store_t *st, apr_pool_t *p, const char *key)
 {
-    mc_op_t op = { OP_DEL, p, key, 0, NULL, 0, 0 };
+    mc_op_t op = { OP_DEL, p, key, 0, NULL, 0, 0, 0 };
     apr_status_t rv;
 
     if (APR_SUCCESS != (rv = key_check(st->ctx, key, &op.klen))) {
@@ -1364,6 +1427,32 @@ static apr_status_t addrs_parse(apr_pool_t *p, const char *list, mc_ctx_t *c, co
     return APR_SUCCESS;
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* 16 bits of MD5 over the server names, sorted (the listing order does not
+ * place keys, so it must not change the id either), and the replicas; never
+ * 0. Nodes with the same list agree on it; a change of the list changes it
+ * (but for one in 65535). */
+static apr_uint16_t ring_id_of(apr_pool_t *p, const char **names, int n, int replicas)
+{
+    const char **sorted = apr_pmemdup(p, names, sizeof(*names) * (apr_size_t)n);
+    const char *all = apr_psprintf(p, "replicas=%d", replicas);
+    unsigned char d[16];
+    apr_uint16_t id;
+    int i;
+
+    qsort(sorted, (size_t)n, sizeof(*sorted), name_cmp);
+    for (i = 0; i < n; i++) {
+        all = apr_pstrcat(p, all, "\n", sorted[i], NULL);
+    }
+    bff_ketama_digest(all, strlen(all), d);
+    id = (apr_uint16_t)(d[0] << 8 | d[1]);
+    return id ? id : 1;
+}
+
 static apr_status_t ring_make(apr_pool_t *p, mc_ctx_t *c, const char **err)
 {
     const char **hosts = apr_pcalloc(p, sizeof(*hosts) * (apr_size_t)c->naddrs);
@@ -1384,6 +1473,9 @@ static apr_status_t ring_make(apr_pool_t *p, mc_ctx_t *c, const char **err)
     if (APR_SUCCESS != bff_ketama_create(p, c->naddrs, hosts, ports, names, &c->ring)) {
         *err = "memcache: cannot build the hash ring (is MD5 available in OpenSSL?)";
         return APR_EGENERAL;
+    }
+    if (c->o.replicas > 1) {
+        c->ring_id = ring_id_of(p, names, c->naddrs, c->o.replicas);
     }
     return APR_SUCCESS;
 }

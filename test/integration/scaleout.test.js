@@ -31,6 +31,9 @@
 //     the old copies on it (the journal outlived A's children); then the
 //     logout and the refresh hold on B, which never saw the server fail, and
 //     on A;
+//   - replicas=2, two changes in a row (d added to a,b,c; then b replaced by
+//     e): the sessions used between the changes all work after the second
+//     (their first read under a new list copies them to its replicas);
 //   - replicas=2, a server added, and (separately) one replaced, as
 //     docs/deployment.md says, one node after the other: every session works
 //     on both nodes at each step;
@@ -466,10 +469,8 @@ test('replicas=2: a server added, then one replaced, one node after the other: e
     // docs/deployment.md, "Adding a cache server" and "Replacing a cache
     // server": a key's new replicas always include one of its old ones, so
     // after one such change every session still has a copy where it is read.
-    // (Not after two in a row: a key whose second replica is the added server
-    // has one copy among its replicas until it is written, and replacing
-    // that one next loses it. Each step below starts with sessions made on
-    // the servers of the step before.)
+    // (Two in a row: the next test. Each step below starts with sessions
+    // made on the servers of the step before.)
     const steps = [['c added', [a, b], [a, b, c]], ['b replaced by d', [a, b, c], [a, c, d]]];
     for (const [what, before, servers] of steps) {
         for (const m of [a, b, c, d]) await m.flushAll();
@@ -490,6 +491,34 @@ test('replicas=2: a server added, then one replaced, one node after the other: e
         assert.deepEqual(missing, [], 'every session record on its first replica');
         const n = (await sessionKeys(servers.at(-1))).length;
         t.diagnostic(`${what}: every session works on both nodes; ${n} session records written back to ${servers.at(-1).spec}`);
+    }
+});
+
+test('replicas=2: two changes in a row (a server added, then another replaced at once): every session used in between keeps working', async (t) => {
+    const [a, b, c, d, e] = [M[3], M[4], M[5], M[0], M[1]];
+    for (const m of [a, b, c, d, e]) {
+        if (m.paused) m.resume();
+        if (!m.running) await m.start();
+        await m.flushAll();
+    }
+    const rings = [[a, b, c], [a, b, c, d], [a, c, d, e]];
+    await cl.reconfigure({ BFFSessionStore: store(rings[0], 2) });
+    const sessions = await cl.loginMany(users(60));
+    await cl.reconfigure({ BFFSessionStore: store(rings[1], 2) });
+    // Used on both nodes under the new list: each record read once per child.
+    await allWork(sessions, 'd added', { slide: false });
+    // Without the copies made by those reads, these would have no copy on
+    // their replicas after the next change.
+    const keys = [...await allSessionKeys(rings[0])];
+    const atRisk = keys.filter((k) => {
+        const had = ketamaServers(k, rings[0], 2);
+        return !ketamaServers(k, rings[2], 2).some((s) => had.includes(s));
+    });
+    await cl.reconfigure({ BFFSessionStore: store(rings[2], 2) });
+    t.diagnostic(`${atRisk.length} of ${keys.length} session records kept only by the copies made after the first change`);
+    await allWork(sessions, 'b replaced by e right after', { slide: false });
+    for (const k of atRisk) {
+        assert.ok(await d.get(k) !== null || await e.get(k) !== null, `${k} copied to its new replicas`);
     }
 });
 

@@ -1112,6 +1112,83 @@ static void test_replicas_journal(void **state)
     (void)b;
 }
 
+static const char *list_of(apr_pool_t *p, const mcd_t *m, const int *which, int n)
+{
+    const char *l = "";
+    int i;
+
+    for (i = 0; i < n; i++) {
+        l = apr_psprintf(p, "%s%s127.0.0.1:%d", l, i ? "," : "", m[which[i]].port);
+    }
+    return l;
+}
+
+static long sets_of(const mcd_t *m, int n)
+{
+    long t = 0;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        t += stat_of(m[i].port, "cmd_set");
+    }
+    return t;
+}
+
+/* After a change of the server list, the first read of an entry copies it
+ * to its new replicas, so that a second change right after loses nothing
+ * that was read in between; with an unchanged list (in any order) a read
+ * writes nothing. */
+static void test_replicas_rehome(void **state)
+{
+    apr_pool_t *p = *state;
+    static const int ring1[] = { 0, 1, 2 }, ring1b[] = { 2, 0, 1 }, ring2[] = { 0, 1, 2, 3 },
+                     ring3[] = { 0, 2, 3, 4 };
+    const int nkeys = 200;
+    bff_store_t *st1, *st1b, *st2, *st3;
+    mcd_t m[5];
+    long sets;
+    int i, lost = 0;
+
+    for (i = 0; i < 5; i++) {
+        mcd_start(&m[i], 0);
+    }
+    st1 = mkstore_r(p, list_of(p, m, ring1, 3), 2);
+    st1b = mkstore_r(p, list_of(p, m, ring1b, 3), 2);
+    for (i = 0; i < nkeys; i++) {
+        set_ok(st1, p, apr_psprintf(p, "s:rehome-%d", i), "v");
+    }
+    sets = sets_of(m, 5);
+    for (i = 0; i < nkeys; i++) {
+        store_expect_val(st1b, p, apr_psprintf(p, "s:rehome-%d", i), "v", 1);
+    }
+    assert_int_equal(sets_of(m, 5), sets); /* the same list: nothing written */
+
+    st2 = mkstore_r(p, list_of(p, m, ring2, 4), 2); /* server 3 added */
+    for (i = 0; i < nkeys; i++) {
+        store_expect_val(st2, p, apr_psprintf(p, "s:rehome-%d", i), "v", 1);
+    }
+    print_message("    server added: %ld copy attempts (add) by the first reads\n",
+                  sets_of(m, 5) - sets);
+    sets = sets_of(m, 5);
+    for (i = 0; i < nkeys; i++) {
+        store_expect_val(st2, p, apr_psprintf(p, "s:rehome-%d", i), "v", 1);
+    }
+    /* Once per entry and process, but for collisions in the process's cache
+     * of entries copied (4096 slots: about 5 of 200 keys). */
+    print_message("    read again: %ld copy attempts\n", sets_of(m, 5) - sets);
+    assert_true(sets_of(m, 5) - sets <= nkeys / 10);
+
+    /* then server 1 replaced by server 4: without the copies, about 6% of
+     * the entries would have none on their new replicas */
+    st3 = mkstore_r(p, list_of(p, m, ring3, 4), 2);
+    for (i = 0; i < nkeys; i++) {
+        unsigned char *v;
+        apr_size_t len;
+        lost += bff_store_get(st3, p, apr_psprintf(p, "s:rehome-%d", i), &v, &len) != APR_SUCCESS;
+    }
+    assert_int_equal(lost, 0);
+}
+
 /* A write-back that races with a removal is undone by the tombstone. */
 static void test_replicas_tombstone(void **state)
 {
@@ -1277,6 +1354,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replicas_kill_restart, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_replicas_remove_stays, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_replicas_journal, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_replicas_rehome, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_replicas_tombstone, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_replicas_lock, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_evictions, test_setup, test_teardown),
