@@ -3,7 +3,10 @@
  * Core: the journal of writes that memcached servers missed while they were
  * away, shared by the processes of one node and kept across restarts.
  */
+#include <errno.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <apr_shm.h>
 #include <apr_strings.h>
@@ -11,15 +14,18 @@
 
 #include "bff_store_journal.h"
 
-/* A claim outlives any replay (at most KEYS deletes of bounded wait, stopped
- * at the first failure); one still there after this belongs to a process
- * that died while replaying. */
-#define CLAIM_TTL apr_time_from_sec(30)
+/* A claim outlives any replay (at most a few thousand deletes, stopped at
+ * the first failure, which waits at most the store's operation timeout).
+ * A process that exits while it replays (a child stopped by a restart, its
+ * watchdog thread in the middle of a replay) leaves its claim: taken over at
+ * once when that process is gone, else after this. */
+#define CLAIM_TTL apr_time_from_sec(10)
 
 typedef struct {
     apr_uint32_t pending; /* keys noted (atomic: read without the mutex) */
     apr_uint32_t lost;    /* writes missed with no room left to note them */
     apr_time_t claimed;   /* end of the current claim, 0 when none (atomic) */
+    pid_t claimer;        /* the process that holds it */
     char keys[BFF_STORE_JOURNAL_KEYS][BFF_STORE_JOURNAL_KEY_MAX];
 } slot_t;
 
@@ -129,23 +135,33 @@ int bff_store_journal_pending(bff_store_journal_t *j, int server)
                || __atomic_load_n(&sl->lost, __ATOMIC_RELAXED));
 }
 
-apr_status_t bff_store_journal_claim(bff_store_journal_t *j, int server)
+/* Is the holder of a claim gone? (EPERM: a process of another user lives.) */
+static int claimer_gone(pid_t pid)
+{
+    return pid > 0 && kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+apr_status_t bff_store_journal_claim(bff_store_journal_t *j, int server, apr_time_t *claim)
 {
     slot_t *sl = slot_of(j, server);
     apr_time_t now = apr_time_now();
-    apr_time_t cur;
+    apr_time_t cur, mine;
 
     if (!sl) {
         return APR_EINVAL;
     }
     cur = __atomic_load_n(&sl->claimed, __ATOMIC_ACQUIRE);
-    if (cur > now) {
+    if (cur > now && !claimer_gone(__atomic_load_n(&sl->claimer, __ATOMIC_RELAXED))) {
         return APR_EBUSY;
     }
-    if (!__atomic_compare_exchange_n(&sl->claimed, &cur, now + CLAIM_TTL, 0, __ATOMIC_ACQ_REL,
+    /* Unique per claim: a later claim never has the value of an earlier one. */
+    mine = (cur >= now + CLAIM_TTL ? cur : now + CLAIM_TTL) + 1;
+    if (!__atomic_compare_exchange_n(&sl->claimed, &cur, mine, 0, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE)) {
         return APR_EBUSY;
     }
+    __atomic_store_n(&sl->claimer, getpid(), __ATOMIC_RELAXED);
+    *claim = mine;
     return APR_SUCCESS;
 }
 
@@ -169,7 +185,7 @@ void bff_store_journal_take(bff_store_journal_t *j, int server, apr_pool_t *p, i
     apr_global_mutex_unlock(j->mutex);
 }
 
-void bff_store_journal_done(bff_store_journal_t *j, int server, int n, int lost)
+void bff_store_journal_done(bff_store_journal_t *j, int server, apr_time_t claim, int n, int lost)
 {
     slot_t *sl = slot_of(j, server);
     apr_uint32_t left;
@@ -177,7 +193,13 @@ void bff_store_journal_done(bff_store_journal_t *j, int server, int n, int lost)
     if (!sl || APR_SUCCESS != apr_global_mutex_lock(j->mutex)) {
         return;
     }
-    /* Only the claim holder removes notes: the first n are still ours. */
+    /* Only the claim holder removes notes, so the first n are still the ones
+     * it took. A claim taken over meanwhile (this one was thought dead) makes
+     * this a no-op: the new holder deletes them again. */
+    if (__atomic_load_n(&sl->claimed, __ATOMIC_ACQUIRE) != claim) {
+        apr_global_mutex_unlock(j->mutex);
+        return;
+    }
     if (n > 0 && (apr_uint32_t)n <= sl->pending) {
         left = sl->pending - (apr_uint32_t)n;
         memmove(sl->keys, sl->keys[n], sizeof(sl->keys[0]) * left);
@@ -189,11 +211,12 @@ void bff_store_journal_done(bff_store_journal_t *j, int server, int n, int lost)
     apr_global_mutex_unlock(j->mutex);
 }
 
-void bff_store_journal_release(bff_store_journal_t *j, int server)
+void bff_store_journal_release(bff_store_journal_t *j, int server, apr_time_t claim)
 {
     slot_t *sl = slot_of(j, server);
 
     if (sl) {
-        __atomic_store_n(&sl->claimed, 0, __ATOMIC_RELEASE);
+        /* Not one taken over meanwhile. */
+        __atomic_compare_exchange_n(&sl->claimed, &claim, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
     }
 }

@@ -7,6 +7,7 @@
 #define BFF_STORE_JOURNAL_H
 
 #include <apr_global_mutex.h>
+#include <apr_time.h>
 #include <apr_pools.h>
 #include <apr_errno.h>
 
@@ -46,19 +47,19 @@ void bff_store_journal_note(bff_store_journal_t *j, int server, const char *key)
 int bff_store_journal_pending(bff_store_journal_t *j, int server);
 
 /* Replaying the notes of server, one process at a time:
- *   claim    -> APR_SUCCESS: this caller replays (until release); APR_EBUSY:
- *               another process does (a claim older than 30 s is taken over:
- *               its process died);
+ *   claim    -> APR_SUCCESS: this caller replays (until release), *claim
+ *               identifies its claim; APR_EBUSY: another process does (a
+ *               claim is taken over when its process is gone, or after 10 s);
  *   take     -> a copy of up to max keys noted first (*n of them), in p;
  *               *lost: writes not noted for want of room since the last done;
  *   done     -> the first n keys were deleted on the server, and the lost
  *               count that take gave was reported: forget them (notes made
- *               meanwhile stay);
+ *               meanwhile stay); nothing if the claim was taken over;
  *   release  -> the claim ends (after a failure, the keys stay noted). */
-apr_status_t bff_store_journal_claim(bff_store_journal_t *j, int server);
+apr_status_t bff_store_journal_claim(bff_store_journal_t *j, int server, apr_time_t *claim);
 void bff_store_journal_take(bff_store_journal_t *j, int server, apr_pool_t *p, int max,
                             char (**keys)[BFF_STORE_JOURNAL_KEY_MAX], int *n, int *lost);
-void bff_store_journal_done(bff_store_journal_t *j, int server, int n, int lost);
-void bff_store_journal_release(bff_store_journal_t *j, int server);
+void bff_store_journal_done(bff_store_journal_t *j, int server, apr_time_t claim, int n, int lost);
+void bff_store_journal_release(bff_store_journal_t *j, int server, apr_time_t claim);
 
 #endif /* BFF_STORE_JOURNAL_H */

@@ -146,6 +146,10 @@ struct mc_ctx_t {
     bff_store_journal_t *journal; /* replicas only */
     apr_uint16_t ring_id;         /* replicas only: see ring_id_of */
     apr_thread_mutex_t *init_lock;
+    /* Held by bff_store_memcache_tend (a watchdog thread) while it uses the
+     * process's client, and by proc_cleanup: the child's pool is not
+     * destroyed under a running tend. */
+    apr_thread_mutex_t *tend_lock;
     mc_proc_t *proc; /* this process's client (atomic pointer) */
 };
 
@@ -484,8 +488,10 @@ static apr_status_t proc_cleanup(void *data)
     mc_proc_t *pr = data;
     mc_proc_t *expected = pr;
 
+    apr_thread_mutex_lock(pr->c->tend_lock);
     __atomic_compare_exchange_n(&pr->c->proc, &expected, NULL, 0, __ATOMIC_ACQ_REL,
                                 __ATOMIC_ACQUIRE);
+    apr_thread_mutex_unlock(pr->c->tend_lock);
     return APR_SUCCESS;
 }
 
@@ -630,14 +636,15 @@ static apr_status_t journal_replay(mc_server_t *s, apr_pool_t *p)
     bff_store_journal_t *j = s->c->journal;
     char(*keys)[BFF_STORE_JOURNAL_KEY_MAX];
     int n, lost, i, total = 0;
+    apr_time_t claim;
     apr_pool_t *tp;
     apr_status_t rv = APR_SUCCESS;
 
-    if (APR_SUCCESS != bff_store_journal_claim(j, s->index)) {
+    if (APR_SUCCESS != bff_store_journal_claim(j, s->index, &claim)) {
         return APR_EBUSY;
     }
     if (APR_SUCCESS != (rv = apr_pool_create(&tp, p))) {
-        bff_store_journal_release(j, s->index);
+        bff_store_journal_release(j, s->index, claim);
         return rv;
     }
     while (total < REPLAY_MAX) {
@@ -648,11 +655,11 @@ static apr_status_t journal_replay(mc_server_t *s, apr_pool_t *p)
         total += i;
         if (i < n) {
             /* Still away: what is left waits for the next attempt. */
-            bff_store_journal_done(j, s->index, i, 0);
+            bff_store_journal_done(j, s->index, claim, i, 0);
             break;
         }
         rv = APR_SUCCESS;
-        bff_store_journal_done(j, s->index, n, lost);
+        bff_store_journal_done(j, s->index, claim, n, lost);
         if (lost) {
             replay_lost(s, lost + n);
         }
@@ -660,7 +667,7 @@ static apr_status_t journal_replay(mc_server_t *s, apr_pool_t *p)
             break;
         }
     }
-    bff_store_journal_release(j, s->index);
+    bff_store_journal_release(j, s->index, claim);
     apr_pool_destroy(tp);
     if (total) {
         BFF_LOG(BFF_LOG_INFO, APR_SUCCESS,
@@ -1318,10 +1325,10 @@ apr_status_t bff_store_memcache_tend(bff_store_t *st, apr_pool_t *p)
     if (i == c->naddrs) {
         return APR_SUCCESS; /* the usual case: one load per server */
     }
-    if (APR_SUCCESS != (rv = proc_get(c, &pr))) {
-        return rv;
-    }
-    for (; i < c->naddrs; i++) {
+    apr_thread_mutex_lock(c->tend_lock);
+    pr = __atomic_load_n(&c->proc, __ATOMIC_ACQUIRE);
+    /* None made in this process yet (child_init to come), or it is going. */
+    for (; pr && pr->process == process_id() && i < c->naddrs; i++) {
         s = &pr->servers[i];
         if (!bff_store_journal_pending(c->journal, i)) {
             continue;
@@ -1341,6 +1348,7 @@ apr_status_t bff_store_memcache_tend(bff_store_t *st, apr_pool_t *p)
             ret = rv;
         }
     }
+    apr_thread_mutex_unlock(c->tend_lock);
     return ret;
 }
 
@@ -1565,8 +1573,9 @@ apr_status_t bff_store_memcache_create(apr_pool_t *pool, const char *servers,
         || APR_SUCCESS != (rv = ring_make(pool, c, err))) {
         return rv;
     }
-    if (APR_SUCCESS
-        != (rv = apr_thread_mutex_create(&c->init_lock, APR_THREAD_MUTEX_DEFAULT, pool))) {
+    if (APR_SUCCESS != (rv = apr_thread_mutex_create(&c->init_lock, APR_THREAD_MUTEX_DEFAULT, pool))
+        || APR_SUCCESS
+               != (rv = apr_thread_mutex_create(&c->tend_lock, APR_THREAD_MUTEX_DEFAULT, pool))) {
         *err = "memcache: cannot create a mutex";
         return rv;
     }

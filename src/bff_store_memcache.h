@@ -118,7 +118,9 @@ int bff_store_memcache_replica_servers(bff_store_t *st, const char *key, int *ou
 /* With replicas: replays the journal of missed writes on every server that
  * has notes and answers (retry interval or not), so that a server back from
  * an outage is cleaned even if this node sends it nothing. For a background
- * thread, every second or so; cheap when nothing is noted. */
+ * thread, every second or so; cheap when nothing is noted. Uses the client
+ * this process made (after child_init or a first operation), never makes
+ * one, and holds it while it works: the child's pool cleanup waits. */
 apr_status_t bff_store_memcache_tend(bff_store_t *st, apr_pool_t *p);
 
 /* For status pages: the number of servers, the i-th one's "host:port", and

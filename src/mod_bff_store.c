@@ -447,8 +447,11 @@ void bff_glue_store_views(apr_pool_t *p, bff_metrics_store_view_t **views, int *
 
 /* With replicas, what a memcached server missed is undone on it before this
  * node reads it again; a node that sends it nothing would never do it, and
- * the other nodes could read the old copies. A watchdog thread (in one child
- * of the node) tends this generation's journals every second. */
+ * the other nodes could read the old copies. A watchdog thread in every child
+ * tends this generation's journals every second (one replays at a time, see
+ * bff_store_journal_claim). Not mod_watchdog's singleton: behind a file-based
+ * Mutex (Debian's default) the next generation's singleton waits for the old
+ * one's child to exit, then 10 s more, after every graceful restart. */
 static apr_status_t journal_tend(int state, void *data, apr_pool_t *pool)
 {
     retained_store_t *e;
@@ -488,7 +491,7 @@ apr_status_t bff_glue_store_watchdog(apr_pool_t *pconf, server_rec *s)
                      "mod_watchdog (docs/deployment.md)");
         return APR_SUCCESS;
     }
-    if (APR_SUCCESS != (rv = get_instance(&wd, BFF_WATCHDOG_NAME, 0, 1, pconf))
+    if (APR_SUCCESS != (rv = get_instance(&wd, BFF_WATCHDOG_NAME, 0, 0, pconf))
         || APR_SUCCESS
                != (rv = register_callback(wd, apr_time_from_sec(1), generation_stores,
                                           journal_tend))) {

@@ -1061,6 +1061,7 @@ static void test_replicas_journal(void **state)
     bff_store_journal_t *j = NULL;
     bff_store_t *st, *other;
     const char *gone = "s:gone-while-away", *hot = NULL;
+    apr_time_t claim;
     mcd_t m[3];
     int a, b, i, x;
 
@@ -1093,11 +1094,11 @@ static void test_replicas_journal(void **state)
     assert_true(raw_has(m[a].port, gone)); /* it still holds the old entries */
 
     /* Another process is replaying: this one reads the second replica. */
-    assert_int_equal(bff_store_journal_claim(j, a), APR_SUCCESS);
+    assert_int_equal(bff_store_journal_claim(j, a, &claim), APR_SUCCESS);
     store_expect_val(other, p, hot, "v2", 2);
     store_expect_gone(other, p, gone);
     assert_true(raw_has(m[a].port, gone));
-    bff_store_journal_release(j, a);
+    bff_store_journal_release(j, a, claim);
 
     /* other never saw the server fail: its next operation replays first */
     store_expect_gone(other, p, gone);
@@ -1109,6 +1110,19 @@ static void test_replicas_journal(void **state)
     assert_int_equal(log_has("BFF01606", ""), 1);
     assert_int_equal(log_has("BFF01605", ""), 0);
     log_stop();
+
+    /* With no operation at all: the watchdog's tend replays. */
+    set_ok(other, p, gone, "v3"); /* st still skips the server for a while */
+    assert_true(raw_has(m[a].port, gone));
+    assert_int_equal(bff_store_memcache_tend(other, p), APR_SUCCESS); /* nothing noted */
+    mcd_pause(&m[a]);
+    assert_int_equal(bff_store_remove(st, p, gone), APR_SUCCESS);
+    kill(m[a].pid, SIGCONT);
+    assert_true(raw_has(m[a].port, gone));
+    assert_true(bff_store_journal_pending(j, a));
+    assert_int_equal(bff_store_memcache_tend(other, p), APR_SUCCESS);
+    assert_false(raw_has(m[a].port, gone));
+    assert_false(bff_store_journal_pending(j, a));
     (void)b;
 }
 
