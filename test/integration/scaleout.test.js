@@ -51,7 +51,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ketamaServers, ketamaShares, Memcached, specOf, startMemcacheds } from './lib/memcached.js';
 import { startNodes, userNames } from './lib/nodes.js';
 
-const USERS = userNames(400);
+const USERS = userNames(500);
 let nextUser = 0;
 /** n users not logged in before in this file. */
 function users(n) {
