@@ -73,10 +73,13 @@
 /* A copy of an entry without a header (written before replicas were turned
  * on) has no known expiry: a tombstone for it lives this long. */
 #define TOMB_TTL_UNKNOWN (24 * 3600)
-/* Notes of missed writes replayed per journal take, and at most per
- * replay (the rest waits for the next operation on the server). */
+/* Notes of missed writes replayed per journal take (and by a request, which
+ * leaves the rest to the watchdog or the next request), at most per replay
+ * of the watchdog, and how long a request waits for another process's
+ * replay before it takes the server as busy. */
 #define REPLAY_BATCH 64
 #define REPLAY_MAX (4 * BFF_STORE_JOURNAL_KEYS)
+#define REPLAY_WAIT apr_time_from_msec(100)
 /* Keys this process copied to their replicas after a change of the server
  * list (a cache: a collision only costs one more copy attempt). */
 #define REHOMED_SLOTS 4096
@@ -144,6 +147,7 @@ struct mc_ctx_t {
     int naddrs;
     bff_ketama_t *ring;
     bff_store_journal_t *journal; /* replicas only */
+    int *jslot;                   /* each server's slot in it, -1: none */
     apr_uint16_t ring_id;         /* replicas only: see ring_id_of */
     apr_thread_mutex_t *init_lock;
     /* Held by bff_store_memcache_tend (a watchdog thread) while it uses the
@@ -605,6 +609,12 @@ static int is_write(mc_op_e kind)
     return kind != OP_GET;
 }
 
+/* The server's slot in the journal, -1 without one. */
+static int jslot(const mc_server_t *s)
+{
+    return s->c->journal ? s->c->jslot[s->index] : -1;
+}
+
 /* A write that could not be made on a server (it did not answer, or its
  * journal was being replayed): noted in the node's journal, to be undone
  * (the key deleted there) before anything is read from it again, so that it
@@ -613,8 +623,13 @@ static int is_write(mc_op_e kind)
 static void dirty_note(mc_server_t *s, const char *key)
 {
     if (s->c->journal) {
-        bff_store_journal_note(s->c->journal, s->index, key);
+        bff_store_journal_note(s->c->journal, jslot(s), key);
     }
+}
+
+static int dirty(mc_server_t *s)
+{
+    return s->c->journal && bff_store_journal_pending(s->c->journal, jslot(s));
 }
 
 static void replay_lost(mc_server_t *s, int lost)
@@ -627,55 +642,99 @@ static void replay_lost(mc_server_t *s, int lost)
             s->addr->name, lost);
 }
 
-/* Deletes on s the keys of the writes it missed, noted by any process of
- * this node (one replays, see bff_store_journal.h). APR_SUCCESS: nothing
- * left to undo (or the rest is for the next operation); APR_EBUSY: another
- * process replays; otherwise s failed. */
-static apr_status_t journal_replay(mc_server_t *s, apr_pool_t *p)
+/* One claim's work: up to budget deletes of noted keys on s, *deleted of
+ * them done. APR_SUCCESS: a batch went through; APR_EBUSY: the claim was
+ * taken over; otherwise s failed. */
+static apr_status_t replay_batches(mc_server_t *s, apr_uint64_t claim, apr_pool_t *tp, int budget,
+                                   int *deleted)
 {
     bff_store_journal_t *j = s->c->journal;
     char(*keys)[BFF_STORE_JOURNAL_KEY_MAX];
-    int n, lost, i, total = 0;
-    apr_time_t claim;
-    apr_pool_t *tp;
+    int n, lost, i;
     apr_status_t rv = APR_SUCCESS;
 
-    if (APR_SUCCESS != bff_store_journal_claim(j, s->index, &claim)) {
-        return APR_EBUSY;
-    }
-    if (APR_SUCCESS != (rv = apr_pool_create(&tp, p))) {
-        bff_store_journal_release(j, s->index, claim);
-        return rv;
-    }
-    while (total < REPLAY_MAX) {
+    while (*deleted < budget) {
         apr_pool_clear(tp);
-        bff_store_journal_take(j, s->index, tp, REPLAY_BATCH, &keys, &n, &lost);
+        if (APR_SUCCESS
+            != (rv = bff_store_journal_take(j, jslot(s), claim, tp, REPLAY_BATCH, &keys, &n,
+                                            &lost))) {
+            return rv;
+        }
         for (i = 0; i < n && is_answer(rv = apr_memcache_delete(s->mc, keys[i], 0)); i++) {
         }
-        total += i;
+        *deleted += i;
         if (i < n) {
             /* Still away: what is left waits for the next attempt. */
-            bff_store_journal_done(j, s->index, claim, i, 0);
-            break;
+            bff_store_journal_done(j, jslot(s), claim, i, 0);
+            return rv;
         }
-        rv = APR_SUCCESS;
-        bff_store_journal_done(j, s->index, claim, n, lost);
+        if (APR_SUCCESS != (rv = bff_store_journal_done(j, jslot(s), claim, n, lost))) {
+            return rv;
+        }
         if (lost) {
             replay_lost(s, lost + n);
         }
-        if (n < REPLAY_BATCH) {
+        if (!n) {
             break;
         }
     }
-    bff_store_journal_release(j, s->index, claim);
-    apr_pool_destroy(tp);
-    if (total) {
+    return APR_SUCCESS;
+}
+
+/* Deletes on s the keys of the writes it missed, noted by any process of
+ * this node (one replays, see bff_store_journal.h), at most budget of them.
+ * APR_SUCCESS: nothing is left to undo; APR_EBUSY: another process replays,
+ * or some is left (the budget of a request, notes made meanwhile);
+ * otherwise s failed. */
+static apr_status_t journal_replay(mc_server_t *s, apr_pool_t *p, int budget, int *deleted)
+{
+    bff_store_journal_t *j = s->c->journal;
+    apr_uint64_t claim;
+    apr_pool_t *tp;
+    apr_status_t rv;
+
+    *deleted = 0;
+    if (APR_SUCCESS != bff_store_journal_claim(j, jslot(s), &claim)) {
+        return APR_EBUSY;
+    }
+    if (APR_SUCCESS == (rv = apr_pool_create(&tp, p))) {
+        rv = replay_batches(s, claim, tp, budget, deleted);
+        apr_pool_destroy(tp);
+    }
+    bff_store_journal_release(j, jslot(s), claim);
+    if (*deleted) {
         BFF_LOG(BFF_LOG_INFO, APR_SUCCESS,
                 "BFF01606: memcached server %s: %d entries it held while writes missed it "
                 "deleted on it, before it serves reads again",
-                s->addr->name, total);
+                s->addr->name, *deleted);
+    }
+    if (rv == APR_SUCCESS && dirty(s)) {
+        rv = APR_EBUSY;
     }
     return rv;
+}
+
+/* Before a request uses s: its notes replayed, by this request (a batch) or
+ * another process; waits up to REPLAY_WAIT for the other one. APR_SUCCESS:
+ * s may be used; APR_EBUSY: still not (s is busy, not down); otherwise s
+ * failed. */
+static apr_status_t journal_clear(mc_server_t *s, apr_pool_t *p)
+{
+    apr_time_t until = apr_time_now() + REPLAY_WAIT;
+    apr_status_t rv;
+    int deleted;
+
+    while (dirty(s)) {
+        rv = journal_replay(s, p, REPLAY_BATCH, &deleted);
+        if (rv != APR_EBUSY) {
+            return rv;
+        }
+        if (apr_time_now() >= until) {
+            return APR_EBUSY;
+        }
+        apr_sleep(apr_time_from_msec(2));
+    }
+    return APR_SUCCESS;
 }
 
 /* memcached evicts the least recently used items of a slab class when it is
@@ -746,8 +805,7 @@ static apr_status_t srv_run(mc_server_t *s, mc_op_t *op)
         conns_drain(s);
     }
     /* Before anything is read from it: undo what it missed. */
-    if (s->c->journal && bff_store_journal_pending(s->c->journal, s->index)
-        && APR_SUCCESS != (rv = journal_replay(s, op->p))) {
+    if (dirty(s) && APR_SUCCESS != (rv = journal_clear(s, op->p))) {
         if (rv != APR_EBUSY) {
             server_failed(s, rv);
             observe(s, 1);
@@ -939,13 +997,14 @@ static void del_all(const mc_reps_t *r, const mc_op_t *op)
  * tombstones are checked after the write-back, so either the removal's
  * deletes come after the write-back, or the check sees a tombstone and
  * undoes it. APR_NOTFOUND: the entry was removed (all copies deleted). */
-static apr_status_t repair(const mc_reps_t *r, const mc_op_t *op, const int *miss, int nmiss,
-                           int overwrite)
+static apr_status_t repair_some(const mc_reps_t *r, const mc_op_t *op, const int *miss, int nmiss,
+                                int overwrite, int *complete)
 {
     mc_op_t w = *op;
     int added = 0, i;
     apr_status_t rv;
 
+    *complete = 1;
     w.exptime = exptime_for(hdr_expires(op->data, op->len));
     if (!w.exptime) {
         return APR_SUCCESS; /* no header (older entry) or expired: leave it */
@@ -958,12 +1017,21 @@ static apr_status_t repair(const mc_reps_t *r, const mc_op_t *op, const int *mis
             rv = srv_run(r->s[miss[i]], &w);
         }
         added += rv == APR_SUCCESS;
+        *complete &= rv == APR_SUCCESS || rv == APR_EEXIST;
     }
     if (added && tomb_seen(r, op)) {
         del_all(r, op);
         return APR_NOTFOUND;
     }
     return APR_SUCCESS;
+}
+
+static apr_status_t repair(const mc_reps_t *r, const mc_op_t *op, const int *miss, int nmiss,
+                           int overwrite)
+{
+    int complete;
+
+    return repair_some(r, op, miss, nmiss, overwrite, &complete);
 }
 
 /* After a change of the server list, an entry's replicas may be other servers
@@ -1006,12 +1074,14 @@ static void rehome_done(const mc_reps_t *r, const mc_op_t *op)
 }
 
 /* Read from the first replica that has the entry: one round trip while the
- * first replica is up and holds it. */
-static apr_status_t rep_get(const mc_reps_t *r, mc_op_t *op)
+ * first replica is up and holds it. *unanswered: replicas that did not
+ * answer (down, or busy with their journal). */
+static apr_status_t rep_read(const mc_reps_t *r, mc_op_t *op, int *unanswered)
 {
-    int miss[SERVERS_MAX], nmiss = 0, i;
+    int miss[SERVERS_MAX], nmiss = 0, complete, i;
     apr_status_t rv, failed = APR_EGENERAL;
 
+    *unanswered = 0;
     for (i = 0; i < r->n; i++) {
         op->kind = OP_GET;
         rv = srv_run(r->s[i], op);
@@ -1019,7 +1089,8 @@ static apr_status_t rep_get(const mc_reps_t *r, mc_op_t *op)
             while (++i < r->n) {
                 miss[nmiss++] = i;
             }
-            if (APR_SUCCESS == (rv = repair(r, op, miss, nmiss, 0))) {
+            rv = repair_some(r, op, miss, nmiss, 0, &complete);
+            if (rv == APR_SUCCESS && complete) {
                 rehome_done(r, op);
             }
             return rv;
@@ -1032,9 +1103,17 @@ static apr_status_t rep_get(const mc_reps_t *r, mc_op_t *op)
         }
         else {
             failed = rv;
+            ++*unanswered;
         }
     }
     return nmiss ? APR_NOTFOUND : failed;
+}
+
+static apr_status_t rep_get(const mc_reps_t *r, mc_op_t *op)
+{
+    int unanswered;
+
+    return rep_read(r, op, &unanswered);
 }
 
 /* add: taken only if every replica that answers takes it, so that two nodes
@@ -1122,16 +1201,21 @@ static apr_status_t rep_replace(const mc_reps_t *r, mc_op_t *op)
 }
 
 /* remove: a tombstone on every replica (as long as the entry would have
- * lived), then delete, last replica first. */
+ * lived), then delete, last replica first. Also when no replica that
+ * answered had it but one did not answer: that one may hold the only copy
+ * (after a change of the server list) and serve it for a moment when it
+ * answers again, before the journal's replay deletes it there; a reader
+ * that copies it to another replica meanwhile then finds the tombstone. */
 static apr_status_t rep_remove(const mc_reps_t *r, mc_op_t *op)
 {
     mc_op_t t = *op;
     apr_int64_t expires;
-    int found = 0, answered = 0, i;
+    int found = 0, answered = 0, unanswered, i;
     apr_status_t rv, failed = APR_EGENERAL;
 
-    if (rep_get(r, &t) == APR_SUCCESS) {
-        expires = hdr_expires(t.data, t.len);
+    rv = rep_read(r, &t, &unanswered);
+    if (rv == APR_SUCCESS || unanswered) {
+        expires = rv == APR_SUCCESS ? hdr_expires(t.data, t.len) : 0;
         t.exptime = expires ? exptime_for(expires) : TOMB_TTL_UNKNOWN;
         t.key = tomb_key(op);
         t.data = (char *)(uintptr_t) "1";
@@ -1315,12 +1399,12 @@ apr_status_t bff_store_memcache_tend(bff_store_t *st, apr_pool_t *p)
     mc_proc_t *pr;
     mc_server_t *s;
     apr_status_t rv, ret = APR_SUCCESS;
-    int i;
+    int i, deleted;
 
     if (!c->journal) {
         return APR_SUCCESS;
     }
-    for (i = 0; i < c->naddrs && !bff_store_journal_pending(c->journal, i); i++) {
+    for (i = 0; i < c->naddrs && !bff_store_journal_pending(c->journal, c->jslot[i]); i++) {
     }
     if (i == c->naddrs) {
         return APR_SUCCESS; /* the usual case: one load per server */
@@ -1330,19 +1414,20 @@ apr_status_t bff_store_memcache_tend(bff_store_t *st, apr_pool_t *p)
     /* None made in this process yet (child_init to come), or it is going. */
     for (; pr && pr->process == process_id() && i < c->naddrs; i++) {
         s = &pr->servers[i];
-        if (!bff_store_journal_pending(c->journal, i)) {
+        if (!dirty(s)) {
             continue;
         }
         /* Not held back by the retry interval: no request waits here. */
         if (__atomic_load_n(&s->down, __ATOMIC_ACQUIRE)) {
             conns_drain(s);
         }
-        rv = journal_replay(s, p);
-        if (rv == APR_SUCCESS) {
-            server_ok(s);
+        rv = journal_replay(s, p, REPLAY_MAX, &deleted);
+        if (deleted) {
+            server_ok(s); /* it answered */
             observe(s, 0);
         }
-        else if (rv != APR_EBUSY) {
+        /* Busy: another process replays, or no connection was free. */
+        if (rv != APR_SUCCESS && rv != APR_EBUSY && !APR_STATUS_IS_EAGAIN(rv)) {
             server_failed(s, rv);
             observe(s, 1);
             ret = rv;
@@ -1519,22 +1604,24 @@ static apr_status_t opts_check(const bff_store_memcache_opts_t *o, const char **
 static apr_status_t journal_attach(apr_pool_t *pool, mc_ctx_t *c, const char **err)
 {
     apr_status_t rv;
+    int i;
 
     if (c->o.replicas < 2) {
         return APR_SUCCESS;
     }
-    if (c->o.journal) {
-        if (bff_store_journal_servers(c->o.journal) != c->naddrs) {
-            *err = "memcache: the journal is for another number of servers";
-            return APR_EINVAL;
-        }
-        c->journal = c->o.journal;
-        return APR_SUCCESS;
-    }
-    if (APR_SUCCESS != (rv = bff_store_journal_create(pool, c->naddrs, NULL, &c->journal))) {
+    c->journal = c->o.journal;
+    if (!c->journal
+        && APR_SUCCESS != (rv = bff_store_journal_create(pool, c->naddrs, NULL, &c->journal))) {
         *err = "memcache: cannot create the journal of missed writes";
+        return rv;
     }
-    return rv;
+    c->jslot = apr_palloc(pool, sizeof(*c->jslot) * (apr_size_t)c->naddrs);
+    for (i = 0; i < c->naddrs; i++) {
+        /* -1 (a node-wide journal full of other servers' notes): its
+         * missed writes are not noted, as when the journal overflows. */
+        c->jslot[i] = bff_store_journal_slot(c->journal, c->addrs[i].name);
+    }
+    return APR_SUCCESS;
 }
 
 apr_status_t bff_store_memcache_create(apr_pool_t *pool, const char *servers,

@@ -21,6 +21,7 @@
 #include "bff_metrics.h"
 #include "bff_ns.h"
 #include "bff_store_journal.h"
+#include "bff_store_ketama.h"
 #include "bff_store_memcache.h"
 #include "bff_store_shm.h"
 #include "bff_util.h"
@@ -38,18 +39,12 @@ typedef struct retained_store_t {
     bff_store_t *store;
 } retained_store_t;
 
-/* A memcache store's journal of missed writes (replicas only): in shared
- * memory, kept across restarts like the shm store's segment, so that what a
- * server missed is undone also by the next generation of children. */
-typedef struct retained_journal_t {
-    struct retained_journal_t *next;
-    const char *spec; /* servers as listed, and the replicas */
-    bff_store_journal_t *journal;
-} retained_journal_t;
-
 typedef struct {
     retained_store_t *stores;
-    retained_journal_t *journals;
+    /* The memcache stores' journal of missed writes (replicas only): in
+     * shared memory, kept across restarts like the shm store's segment, so
+     * that what a server missed is undone also by the next generation. */
+    bff_store_journal_t *journal;
 } retained_stores_t;
 
 typedef struct {
@@ -235,46 +230,30 @@ static apr_status_t keyring_setup(apr_pool_t *pconf, server_rec *s, bff_site_t *
  * to keep, and each child opens its own connections. */
 static retained_store_t *generation_stores;
 
-static int servers_listed(const char *servers)
-{
-    int n = 1;
-
-    for (; *servers; servers++) {
-        n += *servers == ',';
-    }
-    return n;
-}
-
+/* The node's journal: one for every memcache store with replicas, its slots
+ * named after the servers, so that what a server missed is still undone after
+ * the server list changed. */
 static apr_status_t journal_get(server_rec *s, const bff_store_spec_t *spec,
                                 bff_store_journal_t **out)
 {
     retained_stores_t *rs = retained_stores();
     apr_pool_t *pp = s->process->pool;
-    const char *key = apr_psprintf(pp, "%s replicas=%d", spec->servers, spec->replicas);
-    retained_journal_t *e;
     apr_global_mutex_t *mutex;
     apr_status_t rv;
 
-    for (e = rs->journals; e; e = e->next) {
-        if (!strcmp(e->spec, key)) {
-            *out = e->journal;
-            return APR_SUCCESS;
-        }
+    if (rs->journal) {
+        *out = rs->journal;
+        return APR_SUCCESS;
     }
     if (APR_SUCCESS != (rv = store_mutex_create(s, pp, "journal", &mutex))
-        || APR_SUCCESS
-               != (rv = bff_store_journal_create(pp, servers_listed(spec->servers), mutex, out))) {
+        || APR_SUCCESS != (rv = bff_store_journal_create(pp, BFF_KETAMA_SERVERS_MAX, mutex, out))) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
                      "BFF00411: cannot create the journal of missed writes (shared memory and "
                      "a mutex) for the memcache session store %s",
                      spec->servers);
         return rv;
     }
-    e = apr_pcalloc(pp, sizeof(*e));
-    e->spec = key;
-    e->journal = *out;
-    e->next = rs->journals;
-    rs->journals = e;
+    rs->journal = *out;
     return APR_SUCCESS;
 }
 
@@ -311,10 +290,11 @@ static apr_status_t memcache_store_get(apr_pool_t *pconf, server_rec *s,
     o.max_item = 1024 * 1024 - 4096;
     /* One connection per worker thread and server is enough never to wait. */
     if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) == APR_SUCCESS && threads > 0) {
-        o.conn_smax = o.conn_max = threads;
+        /* and, with replicas, one for the journal's watchdog thread */
+        o.conn_smax = o.conn_max = threads + (spec->replicas > 1);
     }
     else {
-        o.conn_smax = o.conn_max = 1;
+        o.conn_smax = o.conn_max = 1 + (spec->replicas > 1);
     }
     rv = bff_store_memcache_create(pconf, spec->servers, &o, st, &err);
     if (rv != APR_SUCCESS) {
