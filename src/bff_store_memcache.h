@@ -88,9 +88,9 @@ typedef struct {
      * list; failed: it did not answer). From any thread: must not block. */
     void (*observe)(void *baton, int server, int failed);
     void *observe_baton;
-    /* With replicas: the journal of missed writes (bff_store_journal.h) for
-     * the servers as listed, shared by the node's processes and kept across
-     * restarts by the caller; NULL: one of the store's own. */
+    /* With replicas: the journal of missed writes (bff_store_journal.h),
+     * shared by the node's processes and kept across restarts by the caller;
+     * the store takes a slot per server, by name. NULL: one of its own. */
     struct bff_store_journal_t *journal;
 } bff_store_memcache_opts_t;
 

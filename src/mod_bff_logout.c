@@ -170,9 +170,9 @@ typedef enum {
 
 static int bc_error(request_rec *r, bc_reason_e why, const char *msg)
 {
-    bff_metrics_backchannel_refused(bff_glue_metrics(), BFF_OUTCOME_BAD_REQUEST);
     static bff_log_rate_t rate[BC_REASON_COUNT];
 
+    bff_metrics_backchannel_refused(bff_glue_metrics(), BFF_OUTCOME_BAD_REQUEST);
     BFF_RLOG_AT(bff_log_rate_level(&rate[why], BC_LOG_INTERVAL, bff_util_now(),
                                    bff_respond_level(BFF_OUTCOME_BAD_REQUEST)),
                 0, r, "BFF01510: back-channel logout refused: %s", msg);
